@@ -1,0 +1,152 @@
+//! Client commands that talk to a running daemon over its HTTP API.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::config::{Config, schema::DEFAULT_LISTEN};
+
+/// Where the daemon is and how to authenticate to it.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `url` wins; else the config's listen address; else the default address.
+    pub fn new(url: Option<String>, config: Option<&Config>) -> anyhow::Result<Self> {
+        let base = match (url, config) {
+            (Some(u), _) => u,
+            (None, Some(c)) => format!("http://{}", c.file.server.listen),
+            (None, None) => format!("http://{DEFAULT_LISTEN}"),
+        };
+        let token = config.and_then(|c| c.hook_auth.bearer.as_ref().map(|s| s.expose().to_string()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach tocsin at {}: is it running? (set --url or --config)",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error message");
+            bail!("tocsin answered {status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    pub async fn incidents(&self, state: Option<&str>) -> anyhow::Result<Value> {
+        let url = match state {
+            Some(s) => format!("{}/api/v1/incidents?state={s}", self.base),
+            None => format!("{}/api/v1/incidents", self.base),
+        };
+        self.call(self.http.get(url)).await
+    }
+
+    pub async fn incident(&self, id: u64) -> anyhow::Result<Value> {
+        self.call(self.http.get(format!("{}/api/v1/incidents/{id}", self.base)))
+            .await
+    }
+
+    /// `action` is ack, unack, resolve or snooze (which needs `duration`).
+    pub async fn act(
+        &self,
+        id: u64,
+        action: &str,
+        by: &str,
+        duration: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut body = json!({ "by": by });
+        if let Some(d) = duration {
+            body["for"] = json!(d);
+        }
+        self.call(
+            self.http
+                .post(format!("{}/api/v1/incidents/{id}/{action}", self.base))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn status(&self) -> anyhow::Result<Value> {
+        self.call(self.http.get(format!("{}/api/v1/status", self.base)))
+            .await
+    }
+}
+
+/// Incidents as an aligned table, newest first.
+pub fn incidents_table(v: &Value) -> String {
+    let mut rows = vec![[
+        "ID".to_string(),
+        "STATE".to_string(),
+        "STEP".to_string(),
+        "ACKED BY".to_string(),
+        "CREATED".to_string(),
+        "TITLE".to_string(),
+    ]];
+    for i in v["incidents"].as_array().into_iter().flatten() {
+        rows.push([
+            i["id"].to_string(),
+            i["state"].as_str().unwrap_or("").to_string(),
+            i["step"].to_string(),
+            i["acked_by"].as_str().unwrap_or("-").to_string(),
+            i["created_at"].as_str().unwrap_or("").to_string(),
+            i["title"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    if rows.len() == 1 {
+        return "no incidents\n".to_string();
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, w) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<w$}  ", r[c], w = w));
+        }
+        out.push_str(&r[5]);
+        out.push('\n');
+    }
+    out
+}
+
+/// A few lines about the daemon.
+pub fn status_text(v: &Value) -> String {
+    format!(
+        "tocsin {} up {}s, engine {} (last tick {})\nincidents: {} triggered, {} acknowledged, {} resolved\n",
+        v["version"].as_str().unwrap_or("?"),
+        v["uptime_seconds"],
+        if v["engine"]["healthy"].as_bool() == Some(true) {
+            "healthy"
+        } else {
+            "STALLED"
+        },
+        v["engine"]["last_tick"].as_str().unwrap_or("?"),
+        v["incidents"]["triggered"],
+        v["incidents"]["acknowledged"],
+        v["incidents"]["resolved"],
+    )
+}

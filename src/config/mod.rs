@@ -1,0 +1,84 @@
+//! `alerts.toml`: schema, loading, and validation that reports every error at once.
+//!
+//! `schema.rs` is the file's shape (pure serde data), `types.rs` the human-written value
+//! types, `load.rs` turns text into a validated [`Config`] or a list of [`ConfigError`]s
+//! with key paths and line numbers.
+
+mod load;
+pub mod schema;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use load::{ConfigError, ConfigErrors, load_file, load_str};
+pub use schema::*;
+pub use types::{ByteSize, HumanDuration, Secret};
+
+use crate::engine::Matcher;
+
+/// A config that passed every check: references resolve, secrets are read, matchers parse.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file as written (after defaults).
+    pub file: ConfigFile,
+    /// Where it was read from, for reload and messages.
+    pub path: Option<PathBuf>,
+    /// Credentials `/hooks/*` accept; `None` means open (bind to loopback then).
+    pub hook_auth: HookAuth,
+    /// Bearer tokens of `webhook` notifiers, by notifier name.
+    pub notifier_tokens: BTreeMap<String, Secret>,
+    /// `routes` with their matchers parsed, in file order.
+    pub routes: Vec<Route>,
+}
+
+/// What a caller of `/hooks/*` (and of state-changing API calls) must present.
+#[derive(Debug, Clone, Default)]
+pub struct HookAuth {
+    pub bearer: Option<Secret>,
+    pub basic: Option<(String, Secret)>,
+}
+
+impl HookAuth {
+    pub fn is_open(&self) -> bool {
+        self.bearer.is_none() && self.basic.is_none()
+    }
+}
+
+/// A route with parsed matchers.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub matchers: Vec<Matcher>,
+    pub policy: String,
+}
+
+impl Config {
+    /// One line per section, for `check-config` and the startup log.
+    pub fn summary(&self) -> String {
+        let f = &self.file;
+        let names = |m: Vec<&String>| {
+            m.into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let notifiers: Vec<String> = f
+            .notifiers
+            .iter()
+            .map(|(n, c)| format!("{n} ({})", c.type_name()))
+            .collect();
+        format!(
+            "contacts: {} [{}]\nnotifiers: {} [{}]\npolicies: {} [{}]\nroutes: {}\nlisten: {}  data_dir: {}  ack_timeout: {:?}",
+            f.contacts.len(),
+            names(f.contacts.keys().collect()),
+            f.notifiers.len(),
+            notifiers.join(", "),
+            f.policies.len(),
+            names(f.policies.keys().collect()),
+            f.routes.len(),
+            f.server.listen,
+            f.storage.data_dir.display(),
+            f.defaults.ack_timeout,
+        )
+    }
+}

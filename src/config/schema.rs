@@ -1,0 +1,251 @@
+//! The shape of `alerts.toml`: pure data, `deny_unknown_fields` everywhere.
+//!
+//! Doc comments here are the user documentation of each key; `alerts.toml` at the repo
+//! root shows every one of them. Cross-references (policy names, notifier names) are
+//! checked in `validate.rs`, not here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::types::{ByteSize, HumanDuration};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub defaults: DefaultsConfig,
+    /// Named notifiers: how a page is delivered (`type` picks the implementation).
+    #[serde(default)]
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Named people and how to reach them.
+    #[serde(default)]
+    pub contacts: BTreeMap<String, ContactConfig>,
+    /// Named escalation policies.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
+    /// Which policy an incident gets; first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the one HTTP listener (webhook, API, ack pages, metrics).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL people reach tocsin at; ack links in pages start with it.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// File holding the bearer token that `/hooks/*` and state-changing API calls require.
+    pub auth_token_file: Option<PathBuf>,
+    /// Environment variable holding that bearer token.
+    pub auth_token_env: Option<String>,
+    /// Basic auth accepted on `/hooks/*` instead of the bearer token (Alertmanager's `basic_auth`).
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// Largest request body accepted; larger ones get 413 and are never read past the cap.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            auth_token_file: None,
+            auth_token_env: None,
+            basic_auth: None,
+            max_body: default_max_body(),
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_public_url() -> String {
+    format!("http://{DEFAULT_LISTEN}")
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the SQLite database; `tocsin run --data-dir` overrides it.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("tocsin-data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsConfig {
+    /// How long an ack holds before the incident re-triggers from step 1 ("0s" = forever).
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: HumanDuration,
+}
+
+impl Default for DefaultsConfig {
+    fn default() -> Self {
+        DefaultsConfig {
+            ack_timeout: default_ack_timeout(),
+        }
+    }
+}
+
+fn default_ack_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30 * 60)
+}
+
+/// One notifier; `type` selects the implementation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotifierConfig {
+    /// Prints pages to stderr: a fresh install pages somewhere with no servers.
+    Log {},
+    /// POSTs a JSON page to `url`.
+    Webhook(WebhookNotifierConfig),
+}
+
+impl NotifierConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NotifierConfig::Log {} => "log",
+            NotifierConfig::Webhook(_) => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotifierConfig {
+    pub url: String,
+    /// Per-request timeout (connect + send + response).
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: HumanDuration,
+    /// How many attempts a transient failure (timeout, 5xx, 429) gets before the page fails.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+    /// File holding a bearer token sent as `Authorization: Bearer ...`.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding that bearer token.
+    pub bearer_token_env: Option<String>,
+}
+
+fn default_webhook_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_webhook_attempts() -> u32 {
+    3
+}
+
+/// A person.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactConfig {
+    /// IRC services account that may ack as this contact.
+    pub irc_account: Option<String>,
+    /// Ways to reach them, tried in order.
+    #[serde(default)]
+    pub methods: Vec<ContactMethodConfig>,
+}
+
+/// One way to reach a contact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactMethodConfig {
+    /// The notifier that delivers it.
+    pub notifier: String,
+    /// Delay after the contact is paged before this method is tried (if nobody acked).
+    #[serde(default)]
+    pub after: HumanDuration,
+    /// Address for the notifier: an email address, a phone number, a nick.
+    pub to: Option<String>,
+    /// Topic for push notifiers.
+    pub topic: Option<String>,
+}
+
+/// An escalation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// How many more times the steps run after the first pass; then it stays on the last step.
+    #[serde(default)]
+    pub repeat: u32,
+    /// Gap between the last step and the next pass; defaults to the last step's `after`.
+    pub repeat_after: Option<HumanDuration>,
+    pub steps: Vec<StepConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// When this step fires, measured from the start of the pass (the incident's trigger).
+    #[serde(default)]
+    pub after: HumanDuration,
+    /// Contacts and notifiers to page.
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Alertmanager matchers (`=`, `!=`, `=~`, `!~`) on the incident's common labels; all must match.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    pub policy: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    pub alertmanager: Option<AlertmanagerSourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerSourceConfig {
+    /// The always-firing alert that proves the pipeline works; it never opens an incident.
+    pub heartbeat: Option<HeartbeatConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    pub alertname: String,
+    /// Its absence for this long is an outage of the alert path.
+    pub within: HumanDuration,
+}

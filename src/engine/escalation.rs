@@ -1,0 +1,674 @@
+//! One open incident and how time, people and alerts move it.
+//!
+//! Steps fire at offsets from the start of a pass; a contact's methods fire at offsets
+//! from when the contact was paged; a method that fails for good hands over to the next
+//! method at once. Ack stops it all until the ack expires; snooze holds it for a while;
+//! both end by starting again from step 1.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::incidents::{dur, fingerprint_key};
+use super::model::*;
+use super::policy::{MethodSnapshot, PolicySnapshot, Target};
+use crate::time::Timestamp;
+
+/// A deadline met later than this is reported as late (tocsin was down or stalled).
+pub const LATE_AFTER: Duration = Duration::from_secs(1);
+
+/// What an incident needs from the engine while it changes.
+pub(crate) struct Ctx<'a> {
+    pub now: Timestamp,
+    pub ack_timeout: Duration,
+    pub next_page_id: &'a mut PageId,
+    pub fx: &'a mut Vec<Effect>,
+}
+
+impl Ctx<'_> {
+    fn event(&mut self, id: IncidentId, kind: &str, actor: Option<&Actor>, detail: String) {
+        let ev = match actor {
+            Some(a) => HistoryEvent::new(id, self.now, kind, a, detail),
+            None => HistoryEvent::by_engine(id, self.now, kind, detail),
+        };
+        self.fx.push(Effect::Event(ev));
+    }
+
+    fn page_id(&mut self) -> PageId {
+        let id = *self.next_page_id;
+        *self.next_page_id += 1;
+        id
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AlertKey {
+    pub starts_at: Timestamp,
+    pub firing: bool,
+}
+
+/// An open incident, as the engine keeps it in memory.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub id: IncidentId,
+    /// Source + group key.
+    pub group: String,
+    pub state: IncidentState,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub policy: Arc<PolicySnapshot>,
+    pub esc: Escalation,
+    pub alerts: HashMap<u64, AlertKey>,
+    pub firing: usize,
+    /// The deadline under which it sits in the engine's timer index.
+    pub wake: Option<Timestamp>,
+}
+
+fn page_kind(step: u32, cycle: u32) -> PageKind {
+    match (cycle, step) {
+        (0, 1) => PageKind::Triggered,
+        (0, _) => PageKind::Escalated,
+        _ => PageKind::Reminder,
+    }
+}
+
+fn late(now: Timestamp, due: Timestamp) -> Option<u64> {
+    let l = now.since(due);
+    (l > LATE_AFTER).then_some(l.as_millis() as u64)
+}
+
+impl Live {
+    pub fn open(id: IncidentId, group: String, policy: Arc<PolicySnapshot>, now: Timestamp) -> Self {
+        let first = policy.steps.first().map(|s| now.plus(s.after));
+        Live {
+            id,
+            group,
+            state: IncidentState::Triggered,
+            acked_by: None,
+            acked_at: None,
+            resolved_at: None,
+            policy,
+            esc: Escalation {
+                pass_start: now,
+                next_step_at: first,
+                ..Escalation::default()
+            },
+            alerts: HashMap::new(),
+            firing: 0,
+            wake: None,
+        }
+    }
+
+    pub fn restored(r: RestoredIncident, group: String, policy: Arc<PolicySnapshot>) -> Self {
+        let alerts: HashMap<u64, AlertKey> = r
+            .alerts
+            .iter()
+            .map(|(fp, st, s)| {
+                (
+                    fingerprint_key(fp),
+                    AlertKey {
+                        starts_at: *s,
+                        firing: *st == AlertStatus::Firing,
+                    },
+                )
+            })
+            .collect();
+        let firing = alerts.values().filter(|a| a.firing).count();
+        Live {
+            id: r.id,
+            group,
+            state: r.state,
+            acked_by: r.acked_by,
+            acked_at: r.acked_at,
+            resolved_at: r.resolved_at,
+            policy,
+            esc: r.escalation,
+            alerts,
+            firing,
+            wake: None,
+        }
+    }
+
+    pub fn status(&self, now: Timestamp) -> IncidentStatus {
+        IncidentStatus {
+            id: self.id,
+            state: self.state,
+            updated_at: now,
+            resolved_at: self.resolved_at,
+            acked_by: self.acked_by.clone(),
+            acked_at: self.acked_at,
+            wake_at: self.wake_time(),
+            escalation: self.esc.clone(),
+        }
+    }
+
+    /// The next moment something can happen to this incident without outside input.
+    pub fn wake_time(&self) -> Option<Timestamp> {
+        match self.state {
+            IncidentState::Resolved => None,
+            IncidentState::Acknowledged => self.esc.snoozed_until.or(self.esc.ack_expires_at),
+            IncidentState::Triggered => {
+                let methods = self
+                    .esc
+                    .chains
+                    .iter()
+                    .filter_map(|c| self.method_due(c));
+                self.esc.next_step_at.into_iter().chain(methods).min()
+            }
+        }
+    }
+
+    fn methods_of(&self, contact: &str) -> &[MethodSnapshot] {
+        self.policy
+            .steps
+            .iter()
+            .flat_map(|s| s.targets.iter())
+            .find_map(|t| match t {
+                Target::Contact { name, methods } if name == contact => Some(methods.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
+    fn method_due(&self, c: &MethodChain) -> Option<Timestamp> {
+        self.methods_of(&c.contact)
+            .get(c.next_method)
+            .map(|m| c.paged_at.plus(m.after))
+    }
+
+    /// Fires everything that is due at `now`: expired acks and snoozes, steps, methods.
+    pub fn advance(&mut self, cx: &mut Ctx<'_>) {
+        if self.state == IncidentState::Acknowledged {
+            let who = self.acked_by.clone().unwrap_or_default();
+            if let Some(until) = self.esc.snoozed_until {
+                if until > cx.now {
+                    return;
+                }
+                self.retrigger(cx, "snooze_ended", None, format!("the snooze by {who} ended"));
+            } else if let Some(exp) = self.esc.ack_expires_at {
+                if exp > cx.now {
+                    return;
+                }
+                self.retrigger(
+                    cx,
+                    "ack_expired",
+                    None,
+                    format!("the ack by {who} expired after {}", dur(cx.ack_timeout)),
+                );
+            } else {
+                return;
+            }
+        }
+        if self.state != IncidentState::Triggered {
+            return;
+        }
+        // Methods already due came due before any step due now (or together with it).
+        self.fire_due_methods(cx);
+        self.fire_due_steps(cx);
+    }
+
+    /// Moves the step pointer to the next occurrence: the next step of this pass, the
+    /// first step of the next pass, or nothing when the repeats are used up.
+    fn step_pointer_forward(&mut self) {
+        let steps = &self.policy.steps;
+        self.esc.next_step += 1;
+        if self.esc.next_step < steps.len() {
+            self.esc.next_step_at = Some(self.esc.pass_start.plus(steps[self.esc.next_step].after));
+        } else if self.esc.cycle < self.policy.repeat {
+            self.esc.cycle += 1;
+            self.esc.pass_start = self.esc.pass_start.plus(self.policy.pass_length());
+            self.esc.next_step = 0;
+            self.esc.next_step_at = Some(self.esc.pass_start.plus(steps[0].after));
+        } else {
+            self.esc.next_step_at = None;
+        }
+    }
+
+    fn fire_due_steps(&mut self, cx: &mut Ctx<'_>) {
+        // Collect every occurrence that is due. Normally that is one; after downtime it can
+        // be several passes' worth, and each step then fires once, for its latest pass.
+        let mut due: Vec<(usize, u32, Timestamp)> = Vec::new();
+        while let Some(at) = self.esc.next_step_at {
+            if at > cx.now {
+                break;
+            }
+            due.push((self.esc.next_step, self.esc.cycle, at));
+            self.step_pointer_forward();
+        }
+        if due.is_empty() {
+            return;
+        }
+        let occurrences = due.len();
+        let mut latest: Vec<(usize, u32, Timestamp)> = Vec::new();
+        for d in due.into_iter().rev() {
+            if !latest.iter().any(|l| l.0 == d.0) {
+                latest.push(d);
+            }
+        }
+        latest.reverse();
+        if latest.len() < occurrences {
+            cx.event(
+                self.id,
+                "catch_up",
+                None,
+                format!(
+                    "{} step occurrence(s) came due while tocsin was not running; each step fires once, for its latest pass",
+                    occurrences
+                ),
+            );
+        }
+        for (idx, cycle, at) in latest {
+            self.fire_step(cx, idx, cycle, at);
+        }
+    }
+
+    fn fire_step(&mut self, cx: &mut Ctx<'_>, idx: usize, cycle: u32, due: Timestamp) {
+        let policy = self.policy.clone();
+        let step = &policy.steps[idx];
+        let number = idx as u32 + 1;
+        self.esc.step = number;
+        let late_by = late(cx.now, due);
+        let names: Vec<&str> = step.targets.iter().map(Target::name).collect();
+        let mut detail = format!(
+            "step {number}/{} of policy {} (pass {}/{}): paging {}",
+            policy.steps.len(),
+            policy.name,
+            cycle + 1,
+            policy.repeat + 1,
+            names.join(", ")
+        );
+        if let Some(ms) = late_by {
+            detail.push_str(&format!(
+                "; {} late, tocsin was not running when it came due",
+                dur(Duration::from_millis(ms))
+            ));
+        }
+        cx.event(self.id, "step", None, detail);
+        let reason = format!("step {number} of policy {}", policy.name);
+        for t in &step.targets {
+            match t {
+                Target::Notifier { name } => {
+                    let page = Page {
+                        id: cx.page_id(),
+                        incident: self.id,
+                        at: cx.now,
+                        kind: page_kind(number, cycle),
+                        step: number,
+                        cycle,
+                        target: name.clone(),
+                        contact: None,
+                        notifier: name.clone(),
+                        method: None,
+                        to: None,
+                        topic: None,
+                        late_by_ms: late_by,
+                        reason: reason.clone(),
+                    };
+                    cx.fx.push(Effect::Page(page));
+                    if !self.esc.announced.contains(name) {
+                        self.esc.announced.push(name.clone());
+                    }
+                }
+                Target::Contact { name, methods } => {
+                    if methods.is_empty() {
+                        cx.event(
+                            self.id,
+                            "unreachable",
+                            None,
+                            format!("contact {name} has no contact methods; nobody was paged for them"),
+                        );
+                        continue;
+                    }
+                    // A contact paged again restarts their chain from the first method.
+                    self.esc.chains.retain(|c| &c.contact != name);
+                    self.esc.chains.push(MethodChain {
+                        contact: name.clone(),
+                        step: number,
+                        cycle,
+                        paged_at: cx.now,
+                        next_method: 0,
+                        late_by_ms: late_by,
+                    });
+                    // Pages go out in the order the step lists its targets.
+                    let last = self.esc.chains.len() - 1;
+                    self.fire_chain(cx, last);
+                }
+            }
+        }
+    }
+
+    fn fire_due_methods(&mut self, cx: &mut Ctx<'_>) {
+        let mut i = 0;
+        while i < self.esc.chains.len() {
+            if self.fire_chain(cx, i) {
+                i += 1;
+            }
+        }
+    }
+
+    /// Sends every method of chain `i` that is due; drops the chain once all have gone
+    /// out. Returns whether the chain is still there.
+    fn fire_chain(&mut self, cx: &mut Ctx<'_>, i: usize) -> bool {
+        loop {
+            let chain = &self.esc.chains[i];
+            let Some(due) = self.method_due(chain) else { break };
+            if due > cx.now {
+                break;
+            }
+            let reason = if chain.next_method == 0 {
+                format!("step {} of policy {}", chain.step, self.policy.name)
+            } else {
+                format!(
+                    "step {} of policy {}: method {} of {}, nobody acked",
+                    chain.step,
+                    self.policy.name,
+                    chain.next_method + 1,
+                    chain.contact
+                )
+            };
+            let late_by = if chain.next_method == 0 {
+                chain.late_by_ms
+            } else {
+                late(cx.now, due)
+            };
+            self.page_method(cx, i, late_by, reason);
+        }
+        if self.method_due(&self.esc.chains[i]).is_none() {
+            self.esc.chains.remove(i);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Sends the next method of chain `i` and moves the chain on.
+    fn page_method(&mut self, cx: &mut Ctx<'_>, i: usize, late_by: Option<u64>, reason: String) {
+        let chain = self.esc.chains[i].clone();
+        let m = self.methods_of(&chain.contact)[chain.next_method].clone();
+        let page = Page {
+            id: cx.page_id(),
+            incident: self.id,
+            at: cx.now,
+            kind: page_kind(chain.step, chain.cycle),
+            step: chain.step,
+            cycle: chain.cycle,
+            target: chain.contact.clone(),
+            contact: Some(chain.contact.clone()),
+            notifier: m.notifier,
+            method: Some(chain.next_method as u32),
+            to: m.to,
+            topic: m.topic,
+            late_by_ms: late_by,
+            reason,
+        };
+        cx.fx.push(Effect::Page(page));
+        self.esc.chains[i].next_method += 1;
+    }
+
+    /// A page failed for good: if it was a contact's method and the next method has not
+    /// gone out yet, send it now instead of waiting for its `after`.
+    pub fn failover(&mut self, cx: &mut Ctx<'_>, failed: &Page, error: &str) -> bool {
+        if self.state != IncidentState::Triggered {
+            return false;
+        }
+        let (Some(contact), Some(method)) = (&failed.contact, failed.method) else {
+            return false;
+        };
+        let Some(i) = self.esc.chains.iter().position(|c| {
+            &c.contact == contact
+                && c.step == failed.step
+                && c.cycle == failed.cycle
+                && c.next_method == method as usize + 1
+        }) else {
+            return false;
+        };
+        let next = self.methods_of(contact)[method as usize + 1].clone();
+        cx.event(
+            self.id,
+            "failover",
+            None,
+            format!(
+                "{} could not reach {contact} ({error}); trying {} now instead of after {}",
+                failed.notifier,
+                next.notifier,
+                dur(next.after)
+            ),
+        );
+        let reason = format!(
+            "failover for {contact}: {} failed ({error})",
+            failed.notifier
+        );
+        self.page_method(cx, i, None, reason);
+        if self.method_due(&self.esc.chains[i]).is_none() {
+            self.esc.chains.remove(i);
+        }
+        true
+    }
+
+    fn retrigger(&mut self, cx: &mut Ctx<'_>, kind: &str, actor: Option<&Actor>, why: String) {
+        self.state = IncidentState::Triggered;
+        self.acked_by = None;
+        self.acked_at = None;
+        self.esc.ack_expires_at = None;
+        self.esc.snoozed_until = None;
+        self.esc.pass_start = cx.now;
+        self.esc.cycle = 0;
+        self.esc.next_step = 0;
+        self.esc.next_step_at = self.policy.steps.first().map(|s| cx.now.plus(s.after));
+        self.esc.chains.clear();
+        cx.event(self.id, kind, actor, format!("{why}; escalation starts again from step 1"));
+    }
+
+    /// Status updates (ack, resolve) go to the notifiers the incident was announced on.
+    fn announce(&mut self, cx: &mut Ctx<'_>, kind: PageKind, reason: &str) {
+        for name in self.esc.announced.clone() {
+            let page = Page {
+                id: cx.page_id(),
+                incident: self.id,
+                at: cx.now,
+                kind,
+                step: 0,
+                cycle: self.esc.cycle,
+                target: name.clone(),
+                contact: None,
+                notifier: name,
+                method: None,
+                to: None,
+                topic: None,
+                late_by_ms: None,
+                reason: reason.to_string(),
+            };
+            cx.fx.push(Effect::Page(page));
+        }
+    }
+
+    fn stop_paging(&mut self) {
+        self.esc.chains.clear();
+        self.esc.next_step_at = None;
+    }
+
+    pub fn ack(&mut self, cx: &mut Ctx<'_>, by: &Actor) {
+        self.state = IncidentState::Acknowledged;
+        self.acked_by = Some(by.name.clone());
+        self.acked_at = Some(cx.now);
+        self.esc.snoozed_until = None;
+        self.esc.ack_expires_at =
+            (!cx.ack_timeout.is_zero()).then(|| cx.now.plus(cx.ack_timeout));
+        self.stop_paging();
+        let detail = match self.esc.ack_expires_at {
+            Some(t) => format!(
+                "acknowledged; escalation stopped until the ack expires at {t} ({})",
+                dur(cx.ack_timeout)
+            ),
+            None => "acknowledged; escalation stopped (acks do not expire)".to_string(),
+        };
+        cx.event(self.id, "acked", Some(by), detail);
+        self.announce(cx, PageKind::Acknowledged, &format!("acknowledged by {}", by.name));
+    }
+
+    pub fn unack(&mut self, cx: &mut Ctx<'_>, by: &Actor) -> Result<(), Refusal> {
+        if self.state != IncidentState::Acknowledged {
+            return Err(Refusal::NotAcked(self.id));
+        }
+        self.retrigger(cx, "unacked", Some(by), "unacknowledged".to_string());
+        Ok(())
+    }
+
+    pub fn snooze(&mut self, cx: &mut Ctx<'_>, by: &Actor, d: Duration) {
+        self.state = IncidentState::Acknowledged;
+        self.acked_by = Some(by.name.clone());
+        self.acked_at = Some(cx.now);
+        self.esc.ack_expires_at = None;
+        let until = cx.now.plus(d);
+        self.esc.snoozed_until = Some(until);
+        self.stop_paging();
+        cx.event(
+            self.id,
+            "snoozed",
+            Some(by),
+            format!("snoozed for {} (paging holds until {until})", dur(d)),
+        );
+        self.announce(
+            cx,
+            PageKind::Acknowledged,
+            &format!("snoozed by {} for {}", by.name, dur(d)),
+        );
+    }
+
+    pub fn resolve(&mut self, cx: &mut Ctx<'_>, by: &Actor, why: String) {
+        self.resolve_as(cx, Some(by), why);
+    }
+
+    fn resolve_as(&mut self, cx: &mut Ctx<'_>, by: Option<&Actor>, why: String) {
+        self.state = IncidentState::Resolved;
+        self.resolved_at = Some(cx.now);
+        self.esc.ack_expires_at = None;
+        self.esc.snoozed_until = None;
+        self.stop_paging();
+        let reason = match by {
+            Some(a) => format!("resolved by {}", a.name),
+            None => why.clone(),
+        };
+        cx.event(self.id, "resolved", by, why);
+        self.announce(cx, PageKind::Resolved, &reason);
+    }
+
+    /// The first alerts of a new incident.
+    pub fn add_fresh(&mut self, cx: &mut Ctx<'_>, fresh: Vec<AlertIn>, truncated: u64) {
+        for a in fresh {
+            let key = fingerprint_key(&a.fingerprint);
+            if self
+                .alerts
+                .insert(
+                    key,
+                    AlertKey {
+                        starts_at: a.starts_at,
+                        firing: true,
+                    },
+                )
+                .is_none()
+            {
+                self.firing += 1;
+            }
+            cx.fx.push(Effect::Alert(AlertRecord {
+                incident: self.id,
+                received_at: cx.now,
+                alert: a,
+            }));
+        }
+        self.note_truncated(cx, truncated);
+    }
+
+    fn note_truncated(&mut self, cx: &mut Ctx<'_>, truncated: u64) {
+        if truncated > 0 {
+            cx.event(
+                self.id,
+                "truncated",
+                None,
+                format!(
+                    "the sender dropped {truncated} alert(s) from this notification (Alertmanager max_alerts); they are not listed here"
+                ),
+            );
+        }
+    }
+
+    /// Alerts for an incident that is already open. Returns whether anything changed;
+    /// a byte-identical redelivery changes nothing.
+    pub fn merge_alerts(&mut self, cx: &mut Ctx<'_>, batch: AlertBatch) -> bool {
+        let (mut new_firing, mut resolved) = (0usize, 0usize);
+        for a in batch.alerts {
+            let key = fingerprint_key(&a.fingerprint);
+            let known = self.alerts.get(&key).copied();
+            let record = match (a.status, known) {
+                // Same alert instance again, or an older instance arriving late.
+                (AlertStatus::Firing, Some(k)) if a.starts_at < k.starts_at => false,
+                (AlertStatus::Firing, Some(k)) if k.firing && a.starts_at == k.starts_at => false,
+                (AlertStatus::Firing, _) => {
+                    if !known.is_some_and(|k| k.firing) {
+                        self.firing += 1;
+                        new_firing += 1;
+                    }
+                    self.alerts.insert(
+                        key,
+                        AlertKey {
+                            starts_at: a.starts_at,
+                            firing: true,
+                        },
+                    );
+                    true
+                }
+                (AlertStatus::Resolved, Some(k)) if k.firing && a.starts_at >= k.starts_at => {
+                    self.firing -= 1;
+                    resolved += 1;
+                    self.alerts.insert(
+                        key,
+                        AlertKey {
+                            starts_at: a.starts_at,
+                            firing: false,
+                        },
+                    );
+                    true
+                }
+                (AlertStatus::Resolved, Some(_)) => false,
+                // Resolved before we ever saw it fire: keep it for the record.
+                (AlertStatus::Resolved, None) => {
+                    self.alerts.insert(
+                        key,
+                        AlertKey {
+                            starts_at: a.starts_at,
+                            firing: false,
+                        },
+                    );
+                    true
+                }
+            };
+            if record {
+                cx.fx.push(Effect::Alert(AlertRecord {
+                    incident: self.id,
+                    received_at: cx.now,
+                    alert: a,
+                }));
+            }
+        }
+        let changed = new_firing + resolved > 0 || batch.truncated > 0;
+        if new_firing + resolved > 0 {
+            cx.event(
+                self.id,
+                "received",
+                None,
+                format!(
+                    "{new_firing} alert(s) newly firing, {resolved} resolved; {} of {} firing",
+                    self.firing,
+                    self.alerts.len()
+                ),
+            );
+        }
+        self.note_truncated(cx, batch.truncated);
+        if self.firing == 0 && self.state != IncidentState::Resolved {
+            let n = self.alerts.len();
+            self.resolve_as(cx, None, format!("all {n} alert(s) resolved"));
+        }
+        changed
+    }
+}

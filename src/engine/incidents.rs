@@ -1,0 +1,442 @@
+//! The engine: open incidents, their alerts, and the deadlines that move them.
+//!
+//! Memory holds only what decisions need (alert keys, escalation state, deadlines);
+//! labels, annotations and history go straight to the store as effects. That keeps a
+//! storm of 100,000 alerts at a few megabytes.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::escalation::{Ctx, Live};
+use super::model::*;
+use super::policy::{EscalationConfig, PolicySnapshot};
+use crate::time::{Timestamp, human};
+
+/// How long a resolved incident's alerts are remembered, so that a late duplicate of a
+/// firing notification (an HA Alertmanager peer, a retry) does not open a new incident.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Incidents that opened but matched no route get this policy: no steps, so nobody is
+/// paged, and the history says why.
+const UNROUTED: &str = "unrouted";
+
+pub struct Engine {
+    cfg: Arc<EscalationConfig>,
+    /// Open (triggered or acknowledged) incidents by id.
+    open: HashMap<IncidentId, Live>,
+    /// Open incident of each alert group.
+    by_group: HashMap<String, IncidentId>,
+    /// Alerts of recently resolved incidents, by group.
+    recent: HashMap<String, Recent>,
+    /// Resolution order of `recent`, for pruning.
+    recent_order: VecDeque<(Timestamp, String, IncidentId)>,
+    /// Every open incident's next deadline.
+    timers: BTreeSet<(Timestamp, IncidentId)>,
+    next_incident_id: IncidentId,
+    next_page_id: PageId,
+}
+
+struct Recent {
+    incident: IncidentId,
+    /// fingerprint → startsAt of alerts that were part of it.
+    alerts: HashMap<u64, Timestamp>,
+}
+
+/// Alerts are grouped per source, so an IRC group can never join an Alertmanager one.
+fn group_id(source: &str, group_key: &str) -> String {
+    let mut s = String::with_capacity(source.len() + 1 + group_key.len());
+    s.push_str(source);
+    s.push('\u{1f}');
+    s.push_str(group_key);
+    s
+}
+
+/// Alertmanager fingerprints are 16 hex digits; anything else is hashed (FNV-1a).
+pub(crate) fn fingerprint_key(fp: &str) -> u64 {
+    if fp.len() == 16
+        && let Ok(v) = u64::from_str_radix(fp, 16)
+    {
+        return v;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in fp.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<EscalationConfig>) -> Self {
+        Engine {
+            cfg,
+            open: HashMap::new(),
+            by_group: HashMap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            timers: BTreeSet::new(),
+            next_incident_id: 1,
+            next_page_id: 1,
+        }
+    }
+
+    /// Rebuilds the engine from stored state. Nothing fires here: the first `Tick` after
+    /// this fires whatever came due while tocsin was down, once, and says how late.
+    pub fn restore(
+        cfg: Arc<EscalationConfig>,
+        next_incident_id: IncidentId,
+        next_page_id: PageId,
+        open: Vec<RestoredIncident>,
+        recent_resolved: Vec<RestoredIncident>,
+    ) -> Self {
+        let mut e = Engine::new(cfg);
+        e.next_incident_id = next_incident_id.max(1);
+        e.next_page_id = next_page_id.max(1);
+        // Incidents mostly share a handful of policies: keep one copy of each.
+        let mut interned: Vec<Arc<PolicySnapshot>> = Vec::new();
+        let mut intern = |p: PolicySnapshot| -> Arc<PolicySnapshot> {
+            if let Some(a) = interned.iter().find(|a| ***a == p) {
+                return a.clone();
+            }
+            let a = Arc::new(p);
+            interned.push(a.clone());
+            a
+        };
+        let mut resolved = recent_resolved;
+        resolved.sort_by_key(|r| r.resolved_at);
+        for r in resolved {
+            let at = r.resolved_at.unwrap_or(r.created_at);
+            let alerts = r
+                .alerts
+                .iter()
+                .map(|(fp, _, s)| (fingerprint_key(fp), *s))
+                .collect();
+            e.remember_resolved(group_id(&r.source, &r.group_key), r.id, at, alerts);
+        }
+        for r in open {
+            let gid = group_id(&r.source, &r.group_key);
+            let policy = intern(r.policy.clone());
+            let live = Live::restored(r, gid.clone(), policy);
+            let id = live.id;
+            e.by_group.insert(gid, id);
+            e.open.insert(id, live);
+            e.reindex(id);
+        }
+        e
+    }
+
+    /// Ids handed out so far; the next incident gets this one.
+    pub fn next_incident_id(&self) -> IncidentId {
+        self.next_incident_id
+    }
+
+    /// The earliest deadline of any incident: when the runtime must send a `Tick`.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Number of open incidents (triggered or acknowledged).
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Swaps the routes and policies used for incidents that open from now on. Open
+    /// incidents keep the policy they opened with.
+    pub fn set_config(&mut self, cfg: Arc<EscalationConfig>) {
+        self.cfg = cfg;
+    }
+
+    /// Applies one input at `now`. On refusal nothing changed.
+    pub fn apply(&mut self, now: Timestamp, input: Input) -> Result<Vec<Effect>, Refusal> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Alerts(batch) => self.on_alerts(now, batch, &mut fx),
+            Input::Ack { id, by } => self.with_open(now, id, &mut fx, |l, cx| {
+                l.ack(cx, &by);
+                Ok(())
+            })?,
+            Input::Unack { id, by } => self.with_open(now, id, &mut fx, |l, cx| l.unack(cx, &by))?,
+            Input::Snooze { id, by, duration } => {
+                if duration.is_zero() {
+                    return Err(Refusal::ZeroSnooze);
+                }
+                self.with_open(now, id, &mut fx, |l, cx| {
+                    l.snooze(cx, &by, duration);
+                    Ok(())
+                })?
+            }
+            Input::Resolve { id, by } => self.with_open(now, id, &mut fx, |l, cx| {
+                l.resolve(cx, &by, "resolved by hand".to_string());
+                Ok(())
+            })?,
+            Input::Tick => self.on_tick(now, &mut fx),
+            Input::PageOutcome { page, outcome } => self.on_outcome(now, page, outcome, &mut fx),
+        }
+        self.prune_recent(now);
+        Ok(fx)
+    }
+
+    fn ctx<'a>(&'a mut self, now: Timestamp, fx: &'a mut Vec<Effect>) -> Ctx<'a> {
+        Ctx {
+            now,
+            ack_timeout: self.cfg.ack_timeout,
+            next_page_id: &mut self.next_page_id,
+            fx,
+        }
+    }
+
+    fn refusal_for_missing(&self, id: IncidentId) -> Refusal {
+        if id >= 1 && id < self.next_incident_id {
+            Refusal::Resolved(id)
+        } else {
+            Refusal::NotFound(id)
+        }
+    }
+
+    /// Runs `f` on an open incident, then writes its status and moves its deadline.
+    fn with_open(
+        &mut self,
+        now: Timestamp,
+        id: IncidentId,
+        fx: &mut Vec<Effect>,
+        f: impl FnOnce(&mut Live, &mut Ctx<'_>) -> Result<(), Refusal>,
+    ) -> Result<(), Refusal> {
+        let Some(mut live) = self.open.remove(&id) else {
+            return Err(self.refusal_for_missing(id));
+        };
+        let mark = fx.len();
+        let res = {
+            let mut cx = self.ctx(now, fx);
+            let r = f(&mut live, &mut cx);
+            if r.is_ok() {
+                live.advance(&mut cx);
+            }
+            r
+        };
+        if res.is_err() {
+            fx.truncate(mark);
+        }
+        self.put_back(now, live, fx);
+        res
+    }
+
+    /// Returns an incident to the maps (or retires it when resolved) and records its status.
+    fn put_back(&mut self, now: Timestamp, live: Live, fx: &mut Vec<Effect>) {
+        let id = live.id;
+        fx.push(Effect::Status(live.status(now)));
+        self.unindex(id, live.wake);
+        if live.state == IncidentState::Resolved {
+            let gid = live.group.clone();
+            if self.by_group.get(&gid) == Some(&id) {
+                self.by_group.remove(&gid);
+            }
+            let alerts = live.alerts.iter().map(|(k, a)| (*k, a.starts_at)).collect();
+            self.remember_resolved(gid, id, now, alerts);
+        } else {
+            self.open.insert(id, live);
+            self.reindex(id);
+        }
+    }
+
+    fn unindex(&mut self, id: IncidentId, wake: Option<Timestamp>) {
+        if let Some(t) = wake {
+            self.timers.remove(&(t, id));
+        }
+    }
+
+    fn reindex(&mut self, id: IncidentId) {
+        if let Some(live) = self.open.get_mut(&id) {
+            if let Some(t) = live.wake {
+                self.timers.remove(&(t, id));
+            }
+            live.wake = live.wake_time();
+            if let Some(t) = live.wake {
+                self.timers.insert((t, id));
+            }
+        }
+    }
+
+    fn remember_resolved(
+        &mut self,
+        gid: String,
+        id: IncidentId,
+        at: Timestamp,
+        alerts: HashMap<u64, Timestamp>,
+    ) {
+        self.recent_order.push_back((at, gid.clone(), id));
+        self.recent.insert(gid, Recent { incident: id, alerts });
+    }
+
+    fn prune_recent(&mut self, now: Timestamp) {
+        while let Some((at, _, _)) = self.recent_order.front() {
+            if now.since(*at) <= RECENT_WINDOW {
+                break;
+            }
+            let (_, gid, id) = self.recent_order.pop_front().expect("front exists");
+            if self.recent.get(&gid).is_some_and(|r| r.incident == id) {
+                self.recent.remove(&gid);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, fx: &mut Vec<Effect>) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(mut live) = self.open.remove(&id) else {
+                continue;
+            };
+            live.wake = None;
+            {
+                let mut cx = self.ctx(now, fx);
+                live.advance(&mut cx);
+            }
+            self.put_back(now, live, fx);
+        }
+    }
+
+    fn on_outcome(&mut self, now: Timestamp, page: Page, outcome: Outcome, fx: &mut Vec<Effect>) {
+        fx.push(Effect::PageDone {
+            page: page.id,
+            at: now,
+            outcome: outcome.clone(),
+        });
+        let dest = match &page.to {
+            Some(to) => format!("{} via {} ({to})", page.target, page.notifier),
+            None => format!("{} via {}", page.target, page.notifier),
+        };
+        let (kind, detail) = match &outcome {
+            Outcome::Delivered { attempts } => (
+                "page_delivered",
+                format!("{} page to {dest} delivered (attempt {attempts})", page.kind.as_str()),
+            ),
+            Outcome::Failed {
+                attempts,
+                permanent,
+                error,
+            } => (
+                "page_failed",
+                format!(
+                    "{} page to {dest} failed after {attempts} attempt(s){}: {error}",
+                    page.kind.as_str(),
+                    if *permanent { " (permanent)" } else { "" }
+                ),
+            ),
+        };
+        fx.push(Effect::Event(HistoryEvent::by_engine(page.incident, now, kind, detail)));
+        if let Outcome::Failed { error, .. } = &outcome
+            && let Some(mut live) = self.open.remove(&page.incident)
+        {
+            let changed = {
+                let mut cx = self.ctx(now, fx);
+                live.failover(&mut cx, &page, error)
+            };
+            if changed {
+                self.put_back(now, live, fx);
+            } else {
+                self.open.insert(live.id, live);
+            }
+        }
+    }
+
+    fn on_alerts(&mut self, now: Timestamp, batch: AlertBatch, fx: &mut Vec<Effect>) {
+        let gid = group_id(&batch.source, &batch.group_key);
+        if let Some(&id) = self.by_group.get(&gid) {
+            let mut live = self.open.remove(&id).expect("by_group points at an open incident");
+            let changed = {
+                let mut cx = self.ctx(now, fx);
+                live.merge_alerts(&mut cx, batch)
+            };
+            if changed {
+                self.put_back(now, live, fx);
+            } else {
+                self.open.insert(id, live);
+            }
+            return;
+        }
+
+        // No open incident: only alerts that are firing and not a late copy of something
+        // already resolved may open one.
+        let recent = self.recent.get(&gid);
+        let fresh: Vec<AlertIn> = batch
+            .alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .filter(|a| {
+                recent
+                    .and_then(|r| r.alerts.get(&fingerprint_key(&a.fingerprint)))
+                    .is_none_or(|seen| a.starts_at > *seen)
+            })
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let id = self.next_incident_id;
+        self.next_incident_id += 1;
+        let (policy, routed) = match self.cfg.route(&batch.labels) {
+            Some(p) => (p, true),
+            None => (
+                Arc::new(PolicySnapshot {
+                    name: UNROUTED.to_string(),
+                    repeat: 0,
+                    repeat_after: Duration::ZERO,
+                    steps: Vec::new(),
+                }),
+                false,
+            ),
+        };
+        fx.push(Effect::Opened(IncidentOpened {
+            id,
+            source: batch.source.clone(),
+            group_key: batch.group_key.clone(),
+            title: batch.title.clone(),
+            labels: batch.labels.clone(),
+            created_at: now,
+            policy: policy.clone(),
+        }));
+        let detail = if routed {
+            format!(
+                "opened with {} firing alert(s); policy {} ({} step(s), repeat {})",
+                fresh.len(),
+                policy.name,
+                policy.steps.len(),
+                policy.repeat
+            )
+        } else {
+            format!(
+                "opened with {} firing alert(s); no route matched its labels, so nobody is paged: add a route without matchers as the last route",
+                fresh.len()
+            )
+        };
+        fx.push(Effect::Event(HistoryEvent::by_engine(id, now, "opened", detail)));
+        let mut live = Live::open(id, gid.clone(), policy, now);
+        let truncated = batch.truncated;
+        {
+            let mut cx = self.ctx(now, fx);
+            live.add_fresh(&mut cx, fresh, truncated);
+            live.advance(&mut cx);
+        }
+        self.by_group.insert(gid, id);
+        self.put_back(now, live, fx);
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("open", &self.open.len())
+            .field("recent", &self.recent.len())
+            .field("timers", &self.timers.len())
+            .field("next_incident_id", &self.next_incident_id)
+            .finish()
+    }
+}
+
+/// Short text for a duration in history lines.
+pub(crate) fn dur(d: Duration) -> String {
+    human(d)
+}

@@ -1,0 +1,15 @@
+//! The escalation state machine. Pure: `apply(now, input) -> effects`, no IO, no clock.
+
+mod escalation;
+mod incidents;
+mod matcher;
+mod model;
+mod policy;
+
+pub use incidents::{Engine, RECENT_WINDOW};
+pub use matcher::Matcher;
+pub use model::*;
+pub use policy::{EscalationConfig, MethodSnapshot, PolicySnapshot, StepSnapshot, Target};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,380 @@
+//! What goes into the engine and what comes out of it.
+//!
+//! Inputs are facts (alerts arrived, someone acked, time passed, a page was delivered);
+//! effects are what must become durable (incident rows, alert rows, history) and what
+//! must be sent (pages). The runtime commits every effect of a batch in one transaction
+//! and only then sends the pages and answers the callers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::PolicySnapshot;
+use crate::time::Timestamp;
+
+pub type IncidentId = u64;
+pub type PageId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    Triggered,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Triggered => "triggered",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "triggered" => Some(IncidentState::Triggered),
+            "acknowledged" => Some(IncidentState::Acknowledged),
+            "resolved" => Some(IncidentState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as a source delivered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertIn {
+    /// Alertmanager's label-set hash (16 hex digits), or a hash of IRC captures.
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    pub starts_at: Timestamp,
+    /// `None` for firing alerts (Alertmanager sends Go's zero time).
+    pub ends_at: Option<Timestamp>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub generator_url: String,
+}
+
+/// One delivery from a source: the alerts of one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertBatch {
+    /// Which source delivered it (`alertmanager`, `irc`).
+    pub source: String,
+    /// Alerts group into incidents by this key (Alertmanager `groupKey`).
+    pub group_key: String,
+    /// Labels the route matchers see (Alertmanager `commonLabels`).
+    pub labels: BTreeMap<String, String>,
+    /// A short human title for a new incident ("DiskFull: Disk almost full on db1").
+    pub title: String,
+    pub alerts: Vec<AlertIn>,
+    /// Alerts the sender dropped (`truncatedAlerts`).
+    pub truncated: u64,
+}
+
+/// Who did something, and through which channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    /// `api`, `cli`, `irc`, `sms`, `link`, ...
+    pub via: String,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, via: impl Into<String>) -> Self {
+        Actor {
+            name: name.into(),
+            via: via.into(),
+        }
+    }
+
+    fn system() -> Self {
+        Actor::new("tocsin", "engine")
+    }
+}
+
+/// Everything that can happen to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Alerts(AlertBatch),
+    Ack {
+        id: IncidentId,
+        by: Actor,
+    },
+    Unack {
+        id: IncidentId,
+        by: Actor,
+    },
+    Resolve {
+        id: IncidentId,
+        by: Actor,
+    },
+    Snooze {
+        id: IncidentId,
+        by: Actor,
+        duration: Duration,
+    },
+    /// Time passed: fire whatever came due.
+    Tick,
+    /// A notifier finished with a page (the page comes back so the engine needs no lookup).
+    PageOutcome { page: Page, outcome: Outcome },
+}
+
+/// How a send ended, after the notifier's own retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Delivered { attempts: u32 },
+    Failed {
+        attempts: u32,
+        /// No retry can help (4xx, bad address): the contact's next method goes at once.
+        permanent: bool,
+        error: String,
+    },
+}
+
+/// Why a page is being sent; the `event` field of webhook pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    Triggered,
+    Escalated,
+    Reminder,
+    Acknowledged,
+    Resolved,
+    Test,
+}
+
+impl PageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageKind::Triggered => "triggered",
+            PageKind::Escalated => "escalated",
+            PageKind::Reminder => "reminder",
+            PageKind::Acknowledged => "acknowledged",
+            PageKind::Resolved => "resolved",
+            PageKind::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "triggered" => PageKind::Triggered,
+            "escalated" => PageKind::Escalated,
+            "reminder" => PageKind::Reminder,
+            "acknowledged" => PageKind::Acknowledged,
+            "resolved" => PageKind::Resolved,
+            "test" => PageKind::Test,
+            _ => return None,
+        })
+    }
+}
+
+/// One message to one destination. Recorded as an intent before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Unique and stable: a page re-sent after a crash keeps its id, so receivers can dedup.
+    pub id: PageId,
+    pub incident: IncidentId,
+    pub at: Timestamp,
+    pub kind: PageKind,
+    /// 1-based step that caused it; 0 for status updates.
+    pub step: u32,
+    /// 0-based pass through the policy.
+    pub cycle: u32,
+    /// The contact or notifier named in the policy.
+    pub target: String,
+    /// Set when the target is a contact.
+    pub contact: Option<String>,
+    /// The notifier that delivers it.
+    pub notifier: String,
+    /// Index of the contact method used.
+    pub method: Option<u32>,
+    pub to: Option<String>,
+    pub topic: Option<String>,
+    /// How late the step fired (tocsin was down when it came due).
+    pub late_by_ms: Option<u64>,
+    /// Human reason, e.g. "step 2 of policy default" or "failover: push failed permanently".
+    pub reason: String,
+}
+
+/// The durable fields of a new incident that never change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentOpened {
+    pub id: IncidentId,
+    pub source: String,
+    pub group_key: String,
+    pub title: String,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    pub policy: Arc<PolicySnapshot>,
+}
+
+/// Where an incident's escalation stands; persisted whole (as JSON) and restored on start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Escalation {
+    /// When the current pass through the steps started.
+    pub pass_start: Timestamp,
+    /// 0-based pass number; passes beyond `repeat` do not happen.
+    pub cycle: u32,
+    /// Index of the next step to fire.
+    pub next_step: usize,
+    /// When it fires; `None` when the policy is exhausted or the incident is acked.
+    pub next_step_at: Option<Timestamp>,
+    /// Contacts whose methods are still being worked through.
+    pub chains: Vec<MethodChain>,
+    /// When the current ack expires and the incident re-triggers.
+    pub ack_expires_at: Option<Timestamp>,
+    /// When the current snooze ends.
+    pub snoozed_until: Option<Timestamp>,
+    /// Notifier targets (not contacts) paged so far: they get the ack/resolve updates.
+    pub announced: Vec<String>,
+    /// 1-based number of the last step fired (0 before the first).
+    pub step: u32,
+}
+
+/// A contact being paged: its methods go out in order, each at its `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodChain {
+    /// Index into the step's targets is not stable across passes; the name is.
+    pub contact: String,
+    pub step: u32,
+    pub cycle: u32,
+    pub paged_at: Timestamp,
+    /// Index of the next method to try.
+    pub next_method: usize,
+    /// How late the step that paged them fired; the first method's page says so.
+    #[serde(default)]
+    pub late_by_ms: Option<u64>,
+}
+
+/// The mutable part of an incident, written after every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentStatus {
+    pub id: IncidentId,
+    pub state: IncidentState,
+    pub updated_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<Timestamp>,
+    /// The earliest moment the engine must look at this incident again.
+    pub wake_at: Option<Timestamp>,
+    pub escalation: Escalation,
+}
+
+/// An alert row (upserted on (incident, fingerprint)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub incident: IncidentId,
+    pub received_at: Timestamp,
+    pub alert: AlertIn,
+}
+
+/// One line of an incident's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    pub incident: IncidentId,
+    pub at: Timestamp,
+    /// `opened`, `received`, `paged`, `page_delivered`, `page_failed`, `escalated`, `acked`,
+    /// `ack_expired`, `unacked`, `snoozed`, `snooze_ended`, `resolved`, `truncated`, `failover`, ...
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+impl HistoryEvent {
+    pub fn new(
+        incident: IncidentId,
+        at: Timestamp,
+        kind: &str,
+        actor: &Actor,
+        detail: impl Into<String>,
+    ) -> Self {
+        HistoryEvent {
+            incident,
+            at,
+            kind: kind.to_string(),
+            actor: if actor.via.is_empty() {
+                actor.name.clone()
+            } else {
+                format!("{} via {}", actor.name, actor.via)
+            },
+            detail: detail.into(),
+        }
+    }
+
+    pub fn by_engine(incident: IncidentId, at: Timestamp, kind: &str, detail: impl Into<String>) -> Self {
+        HistoryEvent {
+            incident,
+            at,
+            kind: kind.to_string(),
+            actor: Actor::system().name,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What the runtime must do, in order: make durable, then send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Opened(IncidentOpened),
+    Status(IncidentStatus),
+    Alert(AlertRecord),
+    Event(HistoryEvent),
+    /// Record the intent, then (after the commit) send it.
+    Page(Page),
+    /// Record how a page ended.
+    PageDone {
+        page: PageId,
+        at: Timestamp,
+        outcome: Outcome,
+    },
+}
+
+/// Why the engine refused an input (answered to the caller, nothing changes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("incident {0} does not exist")]
+    NotFound(IncidentId),
+    #[error("incident {0} is already resolved")]
+    Resolved(IncidentId),
+    #[error("incident {0} is not acknowledged")]
+    NotAcked(IncidentId),
+    #[error("snooze needs a duration above zero")]
+    ZeroSnooze,
+}
+
+/// An incident as stored, handed back to the engine on start.
+#[derive(Debug, Clone)]
+pub struct RestoredIncident {
+    pub id: IncidentId,
+    pub source: String,
+    pub group_key: String,
+    pub state: IncidentState,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<Timestamp>,
+    pub policy: PolicySnapshot,
+    pub escalation: Escalation,
+    /// (fingerprint, status, startsAt) of every alert of the incident.
+    pub alerts: Vec<(String, AlertStatus, Timestamp)>,
+}

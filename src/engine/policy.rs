@@ -1,0 +1,157 @@
+//! Policies as the engine uses them: resolved, immutable, snapshotted into each incident.
+//!
+//! An incident keeps the policy it opened with (as JSON in the store), so editing
+//! `alerts.toml` never changes an escalation that is already running.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::matcher::Matcher;
+use crate::config::Config;
+
+/// A policy with every name resolved to what it pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySnapshot {
+    pub name: String,
+    /// Extra passes after the first.
+    pub repeat: u32,
+    /// Gap between the last step of a pass and the start of the next pass.
+    #[serde(with = "millis")]
+    pub repeat_after: Duration,
+    pub steps: Vec<StepSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSnapshot {
+    /// Offset from the start of the pass.
+    #[serde(with = "millis")]
+    pub after: Duration,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// A person: their methods go out in order.
+    Contact {
+        name: String,
+        methods: Vec<MethodSnapshot>,
+    },
+    /// A notifier paged directly (a log, a channel, a webhook).
+    Notifier { name: String },
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Contact { name, .. } | Target::Notifier { name } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodSnapshot {
+    pub notifier: String,
+    /// Offset from when the contact was paged.
+    #[serde(with = "millis")]
+    pub after: Duration,
+    pub to: Option<String>,
+    pub topic: Option<String>,
+}
+
+impl PolicySnapshot {
+    /// When the pass after the one that started at offset 0 starts.
+    pub fn pass_length(&self) -> Duration {
+        self.steps.last().map(|s| s.after).unwrap_or_default() + self.repeat_after
+    }
+}
+
+/// The part of the config the engine needs: routes, policies, defaults.
+#[derive(Debug, Clone)]
+pub struct EscalationConfig {
+    pub policies: BTreeMap<String, Arc<PolicySnapshot>>,
+    pub routes: Vec<(Vec<Matcher>, String)>,
+    /// `Duration::ZERO` means acks never expire.
+    pub ack_timeout: Duration,
+}
+
+impl EscalationConfig {
+    /// Builds from a validated config (references are known to resolve).
+    pub fn from_config(cfg: &Config) -> Self {
+        let f = &cfg.file;
+        let target_for = |name: &String| -> Target {
+            match f.contacts.get(name) {
+                Some(c) => Target::Contact {
+                    name: name.clone(),
+                    methods: c
+                        .methods
+                        .iter()
+                        .map(|m| MethodSnapshot {
+                            notifier: m.notifier.clone(),
+                            after: m.after.0,
+                            to: m.to.clone(),
+                            topic: m.topic.clone(),
+                        })
+                        .collect(),
+                },
+                None => Target::Notifier { name: name.clone() },
+            }
+        };
+        let policies = f
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                let steps: Vec<StepSnapshot> = p
+                    .steps
+                    .iter()
+                    .map(|s| StepSnapshot {
+                        after: s.after.0,
+                        targets: s.notify.iter().map(target_for).collect(),
+                    })
+                    .collect();
+                let last = steps.last().map(|s| s.after).unwrap_or_default();
+                let snap = PolicySnapshot {
+                    name: name.clone(),
+                    repeat: p.repeat,
+                    repeat_after: p.repeat_after.map(|d| d.0).unwrap_or(last),
+                    steps,
+                };
+                (name.clone(), Arc::new(snap))
+            })
+            .collect();
+        EscalationConfig {
+            policies,
+            routes: cfg
+                .routes
+                .iter()
+                .map(|r| (r.matchers.clone(), r.policy.clone()))
+                .collect(),
+            ack_timeout: f.defaults.ack_timeout.0,
+        }
+    }
+
+    /// The policy for an incident with these labels: the first route whose matchers all match.
+    pub fn route(&self, labels: &BTreeMap<String, String>) -> Option<Arc<PolicySnapshot>> {
+        self.routes
+            .iter()
+            .find(|(m, _)| m.iter().all(|m| m.matches(labels)))
+            .and_then(|(_, p)| self.policies.get(p).cloned())
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,591 @@
+//! Escalation as tables of (time, input) → pages, with literal timestamps.
+//!
+//! Pages are written `target:notifier:kind:s<step>c<pass>`; `alice:sms:escalated:s3c0`
+//! is alice's SMS method paged by step 3 in the first pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config;
+use crate::time::Timestamp;
+
+const CONFIG: &str = r#"
+[defaults]
+ack_timeout = "30m"
+
+[notifiers.console]
+type = "log"
+[notifiers.push]
+type = "log"
+[notifiers.sms]
+type = "log"
+[notifiers.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/page"
+
+[contacts.alice]
+methods = [
+  { notifier = "push", topic = "alice-pager" },
+  { notifier = "sms", to = "+15550100", after = "2m" },
+]
+[contacts.bob]
+methods = [{ notifier = "sms", to = "+15550111" }]
+
+[policies.default]
+repeat = 1
+steps = [
+  { after = "0s", notify = ["console", "alice"] },
+  { after = "10m", notify = ["bob"] },
+  { after = "20m", notify = ["alice", "bob", "hook"] },
+]
+
+[policies.db]
+steps = [{ after = "0s", notify = ["bob"] }]
+
+[[routes]]
+matchers = ['team="db"', 'severity=~"crit.*"']
+policy = "db"
+[[routes]]
+policy = "default"
+"#;
+
+fn escalation_config(text: &str) -> Arc<EscalationConfig> {
+    let cfg = config::load_str(text, None).unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(EscalationConfig::from_config(&cfg))
+}
+
+fn t(hms: &str) -> Timestamp {
+    Timestamp::at(&format!("2026-11-21T{hms}Z"))
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn alert(fp: &str, status: AlertStatus, starts: &str) -> AlertIn {
+    AlertIn {
+        fingerprint: fp.to_string(),
+        status,
+        starts_at: t(starts),
+        ends_at: None,
+        labels: labels(&[("alertname", "DiskFull"), ("fp", fp)]),
+        annotations: BTreeMap::new(),
+        generator_url: String::new(),
+    }
+}
+
+fn batch(group: &str, alerts: Vec<AlertIn>) -> Input {
+    Input::Alerts(AlertBatch {
+        source: "alertmanager".into(),
+        group_key: group.into(),
+        labels: labels(&[("alertname", "DiskFull"), ("severity", "critical")]),
+        title: "DiskFull".into(),
+        alerts,
+        truncated: 0,
+    })
+}
+
+fn fire(group: &str, fp: &str, starts: &str) -> Input {
+    batch(group, vec![alert(fp, AlertStatus::Firing, starts)])
+}
+
+fn clear(group: &str, fp: &str, starts: &str) -> Input {
+    batch(group, vec![alert(fp, AlertStatus::Resolved, starts)])
+}
+
+fn ack(id: IncidentId, who: &str) -> Input {
+    Input::Ack {
+        id,
+        by: Actor::new(who, "api"),
+    }
+}
+
+fn page_str(p: &Page) -> String {
+    format!(
+        "{}:{}:{}:s{}c{}",
+        p.target,
+        p.notifier,
+        p.kind.as_str(),
+        p.step,
+        p.cycle
+    )
+}
+
+fn pages(fx: &[Effect]) -> Vec<&Page> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Page(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(fx: &[Effect]) -> Vec<&HistoryEvent> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Event(h) => Some(h),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a table; every row's pages must be exactly the expected ones, in order.
+fn run_table(engine: &mut Engine, table: &[(&str, Input, &[&str])]) -> Vec<Vec<Effect>> {
+    let mut all = Vec::new();
+    for (i, (at, input, want)) in table.iter().enumerate() {
+        let fx = engine
+            .apply(t(at), input.clone())
+            .unwrap_or_else(|r| panic!("row {i} ({at}) refused: {r}"));
+        let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+        assert_eq!(got, *want, "row {i} at {at}: {input:?}");
+        all.push(fx);
+    }
+    all
+}
+
+fn engine() -> Engine {
+    Engine::new(escalation_config(CONFIG))
+}
+
+#[test]
+fn nobody_acks_so_every_step_fires_at_its_delay_then_the_policy_repeats_once() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "09:59:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:01:59", Input::Tick, &[]),
+            ("10:02:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
+            ("10:09:59", Input::Tick, &[]),
+            ("10:10:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
+            ("10:20:00", Input::Tick, &["alice:push:escalated:s3c0", "bob:sms:escalated:s3c0", "hook:hook:escalated:s3c0"]),
+            ("10:22:00", Input::Tick, &["alice:sms:escalated:s3c0"]),
+            // second pass starts after the last step's offset again (20m): at 10:40
+            ("10:39:59", Input::Tick, &[]),
+            ("10:40:00", Input::Tick, &["console:console:reminder:s1c1", "alice:push:reminder:s1c1"]),
+            ("10:42:00", Input::Tick, &["alice:sms:reminder:s1c1"]),
+            ("10:50:00", Input::Tick, &["bob:sms:reminder:s2c1"]),
+            ("11:00:00", Input::Tick, &["alice:push:reminder:s3c1", "bob:sms:reminder:s3c1", "hook:hook:reminder:s3c1"]),
+            ("11:02:00", Input::Tick, &["alice:sms:reminder:s3c1"]),
+            // repeats used up: it stays on the last step, silent
+            ("13:00:00", Input::Tick, &[]),
+        ],
+    );
+    assert_eq!(e.next_deadline(), None);
+    assert_eq!(e.open_count(), 1, "unacked incidents stay open");
+}
+
+#[test]
+fn the_engine_asks_to_be_woken_exactly_at_the_next_deadline() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    assert_eq!(e.next_deadline(), Some(t("10:02:00")), "alice's second method");
+    e.apply(t("10:02:00"), Input::Tick).unwrap();
+    assert_eq!(e.next_deadline(), Some(t("10:10:00")), "step 2");
+}
+
+#[test]
+fn ack_stops_escalation_and_the_next_step_pages_nobody() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            // alice acks before her SMS method would go out
+            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            ("10:02:00", Input::Tick, &[]),
+            ("10:10:00", Input::Tick, &[]),
+            ("10:20:00", Input::Tick, &[]),
+        ],
+    );
+}
+
+#[test]
+fn an_expired_ack_retriggers_from_step_one_and_says_so() {
+    let mut e = engine();
+    let fx = run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:05:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            ("10:34:59", Input::Tick, &[]),
+            // 30m ack timeout
+            ("10:35:00", Input::Tick, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:37:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
+            ("10:45:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
+        ],
+    );
+    let ev = events(&fx[3]);
+    let expired = ev.iter().find(|e| e.kind == "ack_expired").expect("ack_expired event");
+    assert!(expired.detail.contains("ack by alice expired after 30m"), "{}", expired.detail);
+    assert!(expired.detail.contains("from step 1"), "{}", expired.detail);
+}
+
+#[test]
+fn snooze_holds_paging_then_resumes_from_step_one() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:01:00",
+                Input::Snooze { id: 1, by: Actor::new("alice", "api"), duration: Duration::from_secs(15 * 60) },
+                &["console:console:acknowledged:s0c0"],
+            ),
+            ("10:10:00", Input::Tick, &[]),
+            ("10:16:00", Input::Tick, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:18:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
+            ("10:26:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
+        ],
+    );
+}
+
+#[test]
+fn unack_resumes_paging_at_once() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            ("10:04:00", Input::Unack { id: 1, by: Actor::new("alice", "api") }, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:06:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
+            ("10:14:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
+        ],
+    );
+    assert_eq!(
+        e.apply(t("10:15:00"), Input::Unack { id: 1, by: Actor::new("alice", "api") }),
+        Err(Refusal::NotAcked(1))
+    );
+}
+
+#[test]
+fn resolve_mid_escalation_stops_paging_and_announces_it() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:10:00", Input::Tick, &["alice:sms:triggered:s1c0", "bob:sms:escalated:s2c0"]),
+            ("10:12:00", clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:resolved:s0c0"]),
+            ("10:20:00", Input::Tick, &[]),
+            ("11:00:00", Input::Tick, &[]),
+        ],
+    );
+    assert_eq!(e.open_count(), 0);
+    assert_eq!(e.apply(t("11:00:00"), ack(1, "alice")), Err(Refusal::Resolved(1)));
+    assert_eq!(e.apply(t("11:00:00"), ack(99, "alice")), Err(Refusal::NotFound(99)));
+}
+
+#[test]
+fn manual_resolve_ends_the_incident_even_while_alerts_fire() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:03:00", Input::Resolve { id: 1, by: Actor::new("bob", "cli") }, &["console:console:resolved:s0c0"]),
+            ("10:10:00", Input::Tick, &[]),
+            // Alertmanager repeats the same still-firing alert: no new incident
+            ("10:30:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &[]),
+        ],
+    );
+    assert_eq!(e.open_count(), 0);
+}
+
+#[test]
+fn a_method_that_fails_for_good_hands_over_to_the_next_method_at_once() {
+    let mut e = engine();
+    let fx = e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    let push = pages(&fx).into_iter().find(|p| p.notifier == "push").unwrap().clone();
+    let fx = e
+        .apply(
+            t("10:00:05"),
+            Input::PageOutcome {
+                page: push,
+                outcome: Outcome::Failed { attempts: 1, permanent: true, error: "HTTP 400: unknown topic".into() },
+            },
+        )
+        .unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    assert_eq!(got, ["alice:sms:triggered:s1c0"], "SMS goes now, not at 10:02");
+    let failover = events(&fx).into_iter().find(|e| e.kind == "failover").expect("failover event");
+    assert!(failover.detail.contains("unknown topic"), "{}", failover.detail);
+    assert!(matches!(fx.first(), Some(Effect::PageDone { .. })), "outcome is recorded first");
+    // and the SMS is not sent a second time at its own delay
+    let fx = e.apply(t("10:02:00"), Input::Tick).unwrap();
+    assert!(pages(&fx).is_empty());
+}
+
+#[test]
+fn a_delivered_page_changes_no_escalation() {
+    let mut e = engine();
+    let fx = e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    let push = pages(&fx).into_iter().find(|p| p.notifier == "push").unwrap().clone();
+    let fx = e
+        .apply(t("10:00:01"), Input::PageOutcome { page: push, outcome: Outcome::Delivered { attempts: 1 } })
+        .unwrap();
+    assert!(pages(&fx).is_empty());
+    let fx = e.apply(t("10:02:00"), Input::Tick).unwrap();
+    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["alice:sms:triggered:s1c0"]);
+}
+
+#[test]
+fn duplicate_deliveries_from_an_ha_pair_change_nothing() {
+    let mut e = engine();
+    let two = batch(
+        "g1",
+        vec![
+            alert("aaaaaaaaaaaaaaaa", AlertStatus::Firing, "10:00:00"),
+            alert("bbbbbbbbbbbbbbbb", AlertStatus::Firing, "10:00:00"),
+        ],
+    );
+    let first = e.apply(t("10:00:00"), two.clone()).unwrap();
+    assert!(!first.is_empty());
+    let again = e.apply(t("10:00:01"), two).unwrap();
+    assert!(again.is_empty(), "a byte-identical redelivery must change nothing: {again:?}");
+    // one alert resolves, and that delivery too arrives twice
+    let r = batch("g1", vec![alert("aaaaaaaaaaaaaaaa", AlertStatus::Resolved, "10:00:00")]);
+    assert!(!e.apply(t("10:05:00"), r.clone()).unwrap().is_empty());
+    assert!(e.apply(t("10:05:01"), r).unwrap().is_empty());
+    assert_eq!(e.open_count(), 1, "bbbb still fires");
+}
+
+#[test]
+fn a_late_duplicate_after_resolution_does_not_reopen_but_a_new_firing_does() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    assert_eq!(e.open_count(), 0);
+    // the slower HA peer's copy of the original firing notification
+    assert!(e.apply(t("10:05:20"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
+    assert_eq!(e.open_count(), 0);
+    // the alert fires again later: a new incident with a new id
+    let fx = e.apply(t("11:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:59:30")).unwrap();
+    let opened: Vec<IncidentId> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Opened(o) => Some(o.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened, [2]);
+}
+
+#[test]
+fn alerts_join_the_open_incident_of_their_group_and_it_resolves_when_all_do() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    let fx = e.apply(t("10:01:00"), fire("g1", "bbbbbbbbbbbbbbbb", "10:01:00")).unwrap();
+    assert!(fx.iter().all(|x| !matches!(x, Effect::Opened(_))), "same group, same incident");
+    assert!(pages(&fx).is_empty(), "a new alert in a paging incident does not page again");
+    e.apply(t("10:02:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    assert_eq!(e.open_count(), 1);
+    let fx = e.apply(t("10:03:00"), clear("g1", "bbbbbbbbbbbbbbbb", "10:01:00")).unwrap();
+    assert_eq!(e.open_count(), 0);
+    let resolved = events(&fx).into_iter().find(|e| e.kind == "resolved").unwrap();
+    assert!(resolved.detail.contains("all 2 alert(s) resolved"), "{}", resolved.detail);
+    // another group is another incident
+    let fx = e.apply(t("10:04:00"), fire("g2", "cccccccccccccccc", "10:04:00")).unwrap();
+    assert!(fx.iter().any(|x| matches!(x, Effect::Opened(o) if o.id == 2)));
+}
+
+#[test]
+fn routes_pick_the_policy_by_label_matchers() {
+    let mut e = engine();
+    let mut b = AlertBatch {
+        source: "alertmanager".into(),
+        group_key: "db".into(),
+        labels: labels(&[("team", "db"), ("severity", "critical")]),
+        title: "ReplicationLag".into(),
+        alerts: vec![alert("dddddddddddddddd", AlertStatus::Firing, "10:00:00")],
+        truncated: 0,
+    };
+    let fx = e.apply(t("10:00:00"), Input::Alerts(b.clone())).unwrap();
+    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["bob:sms:triggered:s1c0"]);
+    b.group_key = "db-warn".into();
+    b.labels = labels(&[("team", "db"), ("severity", "warning")]);
+    let fx = e.apply(t("10:00:00"), Input::Alerts(b)).unwrap();
+    assert_eq!(
+        pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
+        ["console:console:triggered:s1c0", "alice:push:triggered:s1c0"],
+        "warning falls through to the default route"
+    );
+}
+
+#[test]
+fn a_config_edit_does_not_change_a_live_escalation() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    let edited = CONFIG.replace(r#"{ after = "10m", notify = ["bob"] }"#, r#"{ after = "1m", notify = ["hook"] }"#);
+    e.set_config(escalation_config(&edited));
+    let fx = e.apply(t("10:01:00"), Input::Tick).unwrap();
+    assert!(pages(&fx).is_empty(), "the old policy had nothing at 10:01");
+    let fx = e.apply(t("10:10:00"), Input::Tick).unwrap();
+    assert!(pages(&fx).into_iter().map(page_str).any(|p| p == "bob:sms:escalated:s2c0"));
+    // a new incident gets the new policy
+    let fx = e.apply(t("10:11:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:11:00")).unwrap();
+    assert!(!pages(&fx).is_empty());
+    let fx = e.apply(t("10:12:00"), Input::Tick).unwrap();
+    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["hook:hook:escalated:s2c0"]);
+}
+
+/// Turns the last effects of an incident into what the store would hand back.
+fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
+    let mut opened = None;
+    let mut status = None;
+    let mut alerts = Vec::new();
+    for f in fx.iter().flatten() {
+        match f {
+            Effect::Opened(o) if o.id == id => opened = Some(o.clone()),
+            Effect::Status(s) if s.id == id => status = Some(s.clone()),
+            Effect::Alert(a) if a.incident == id => {
+                alerts.retain(|(fp, _, _): &(String, AlertStatus, Timestamp)| fp != &a.alert.fingerprint);
+                alerts.push((a.alert.fingerprint.clone(), a.alert.status, a.alert.starts_at));
+            }
+            _ => {}
+        }
+    }
+    let (o, s) = (opened.unwrap(), status.unwrap());
+    RestoredIncident {
+        id,
+        source: o.source,
+        group_key: o.group_key,
+        state: s.state,
+        created_at: o.created_at,
+        resolved_at: s.resolved_at,
+        acked_by: s.acked_by,
+        acked_at: s.acked_at,
+        policy: (*o.policy).clone(),
+        escalation: s.escalation,
+        alerts,
+    }
+}
+
+#[test]
+fn after_downtime_overdue_steps_fire_once_and_say_how_late() {
+    let mut e = engine();
+    let fx = run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:02:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
+        ],
+    );
+    // tocsin dies at 10:03 and comes back at 10:25: steps 2 (10:10) and 3 (10:20) are overdue
+    let mut e = Engine::restore(escalation_config(CONFIG), 2, 100, vec![stored(&fx, 1)], vec![]);
+    assert_eq!(e.next_deadline(), Some(t("10:10:00")));
+    let fx = e.apply(t("10:25:00"), Input::Tick).unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    assert_eq!(
+        got,
+        ["bob:sms:escalated:s2c0", "alice:push:escalated:s3c0", "bob:sms:escalated:s3c0", "hook:hook:escalated:s3c0"],
+        "each overdue step once; bob, paged by both, gets his chain restarted by step 3"
+    );
+    let bob2 = pages(&fx)[0];
+    assert_eq!(bob2.late_by_ms, Some(15 * 60 * 1000), "step 2 was due at 10:10");
+    assert_eq!(bob2.id, 100, "page ids continue from the store");
+    let step_events: Vec<_> = events(&fx).into_iter().filter(|e| e.kind == "step").collect();
+    assert!(step_events[0].detail.contains("15m late"), "{}", step_events[0].detail);
+    // nothing fires twice
+    assert!(pages(&e.apply(t("10:25:01"), Input::Tick).unwrap()).is_empty());
+    // alice's SMS method of step 3 still follows 2 minutes after she was paged
+    let fx = e.apply(t("10:27:00"), Input::Tick).unwrap();
+    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["alice:sms:escalated:s3c0"]);
+}
+
+#[test]
+fn after_a_long_outage_skipped_passes_do_not_replay() {
+    let mut e = engine();
+    let fx = run_table(
+        &mut e,
+        &[("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"])],
+    );
+    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![stored(&fx, 1)], vec![]);
+    // down until 12:00: both passes are over; alice's pending SMS goes, then each step
+    // fires once, for its latest pass
+    let fx = e.apply(t("12:00:00"), Input::Tick).unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    assert_eq!(
+        got,
+        [
+            "alice:sms:triggered:s1c0",
+            "console:console:reminder:s1c1",
+            "alice:push:reminder:s1c1",
+            "bob:sms:reminder:s2c1",
+            "alice:push:reminder:s3c1",
+            "bob:sms:reminder:s3c1",
+            "hook:hook:reminder:s3c1",
+        ]
+    );
+    assert!(events(&fx).iter().any(|e| e.kind == "catch_up"));
+}
+
+#[test]
+fn acks_and_ids_survive_a_restore() {
+    let mut e = engine();
+    let fx = run_table(
+        &mut e,
+        &[
+            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+        ],
+    );
+    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![stored(&fx, 1)], vec![]);
+    assert!(pages(&e.apply(t("10:20:00"), Input::Tick).unwrap()).is_empty(), "still acked");
+    // the same group's duplicate does not open anything; a new group gets id 2
+    assert!(e.apply(t("10:21:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
+    let fx = e.apply(t("10:22:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:22:00")).unwrap();
+    assert!(fx.iter().any(|x| matches!(x, Effect::Opened(o) if o.id == 2)));
+    // and the ack still expires at 10:31
+    let fx = e.apply(t("10:31:00"), Input::Tick).unwrap();
+    assert!(pages(&fx).into_iter().any(|p| p.incident == 1 && p.kind == PageKind::Triggered));
+}
+
+#[test]
+fn a_resolved_duplicate_remembered_across_restore_does_not_reopen() {
+    let mut e = engine();
+    let mut fx = vec![e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap()];
+    fx.push(e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap());
+    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![], vec![stored(&fx, 1)]);
+    assert!(e.apply(t("10:06:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
+}
+
+#[test]
+fn an_unrouted_incident_is_recorded_and_says_nobody_is_paged() {
+    let text = CONFIG.replace("[[routes]]\npolicy = \"default\"\n", "");
+    let mut e = Engine::new(escalation_config(&text));
+    let fx = e
+        .apply(
+            t("10:00:00"),
+            Input::Alerts(AlertBatch {
+                source: "alertmanager".into(),
+                group_key: "x".into(),
+                labels: labels(&[("team", "web")]),
+                title: "X".into(),
+                alerts: vec![alert("eeeeeeeeeeeeeeee", AlertStatus::Firing, "10:00:00")],
+                truncated: 3,
+            }),
+        )
+        .unwrap();
+    assert!(pages(&fx).is_empty());
+    let ev = events(&fx);
+    assert!(ev.iter().any(|e| e.kind == "opened" && e.detail.contains("no route matched")));
+    assert!(ev.iter().any(|e| e.kind == "truncated" && e.detail.contains("3 alert(s)")));
+}
+
+#[test]
+fn snooze_needs_a_duration() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    assert_eq!(
+        e.apply(t("10:01:00"), Input::Snooze { id: 1, by: Actor::new("a", "api"), duration: Duration::ZERO }),
+        Err(Refusal::ZeroSnooze)
+    );
+}

@@ -1,0 +1,221 @@
+//! The incident API, status, health and metrics.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::hooks::read_capped;
+use super::{AppState, auth, error};
+use crate::config::HumanDuration;
+use crate::engine::{Actor, IncidentState, Input, Refusal};
+use crate::metrics::StateLabel;
+use crate::runtime::{IDLE_TICK, SubmitError};
+
+/// `/healthz` fails when the engine loop has not run for this many idle ticks.
+const STALE_TICKS: u32 = 5;
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let state = match q.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(x) => match IncidentState::parse(x) {
+            Some(st) => Some(st),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown state {x:?}: use triggered, acknowledged or resolved"),
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(500).min(10_000);
+    match s.store.incidents(state, limit).await {
+        Ok(v) => Json(json!({ "incidents": v })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+pub(crate) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("{id:?} is not an incident id"));
+    };
+    match s.store.incident(id, true).await {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("incident {id} does not exist")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    by: Option<String>,
+    #[serde(rename = "for")]
+    duration: Option<String>,
+}
+
+pub(crate) async fn act(
+    State(s): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = auth::check(&s.auth, &headers) {
+        return r;
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("{id:?} is not an incident id"));
+    };
+    let bytes = match read_capped(&headers, body, 64 * 1024).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let b: ActBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ActBody {
+            by: None,
+            duration: None,
+        }
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("body must be JSON like {{\"by\": \"alice\", \"for\": \"30m\"}}: {e}"),
+                );
+            }
+        }
+    };
+    let Some(by) = b.by.filter(|b| !b.trim().is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "say who is acting: {\"by\": \"alice\"}",
+        );
+    };
+    let by = Actor::new(crate::notify::message::clean(&by), "api");
+    let duration = match b.duration.as_deref().map(HumanDuration::parse) {
+        None => None,
+        Some(Ok(d)) => Some(d.0),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("for: {e}")),
+    };
+    let input = match (action.as_str(), duration) {
+        ("ack", None) => Input::Ack { id, by },
+        ("unack", None) => Input::Unack { id, by },
+        ("resolve", None) => Input::Resolve { id, by },
+        ("snooze", Some(d)) => Input::Snooze {
+            id,
+            by,
+            duration: d,
+        },
+        ("snooze", None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "snooze needs a duration: {\"by\": \"alice\", \"for\": \"30m\"}",
+            );
+        }
+        ("ack" | "unack" | "resolve", Some(_)) => {
+            return error(StatusCode::BAD_REQUEST, "\"for\" applies to snooze only");
+        }
+        (other, _) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: use ack, unack, resolve or snooze"),
+            );
+        }
+    };
+    match s.engine.submit(input).await {
+        Ok(()) => match s.store.incident(id, false).await {
+            Ok(Some(v)) => Json(v).into_response(),
+            Ok(None) => error(StatusCode::NOT_FOUND, format!("incident {id} does not exist")),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
+        Err(SubmitError::Refused(r)) => {
+            let code = match r {
+                Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+                Refusal::Resolved(_) | Refusal::NotAcked(_) => StatusCode::CONFLICT,
+                Refusal::ZeroSnooze => StatusCode::BAD_REQUEST,
+            };
+            error(code, r.to_string())
+        }
+        Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+fn engine_age(s: &AppState) -> Duration {
+    s.clock.now().since(s.health.last_tick())
+}
+
+pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
+    let age = engine_age(&s);
+    let body = json!({
+        "engine_last_tick": s.health.last_tick().to_rfc3339(),
+        "engine_age_seconds": age.as_secs_f64(),
+    });
+    if age > IDLE_TICK * STALE_TICKS {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "engine loop stalled", "detail": body}))).into_response()
+    } else {
+        (StatusCode::OK, Json(json!({"status": "ok", "detail": body}))).into_response()
+    }
+}
+
+pub(crate) async fn status(State(s): State<AppState>) -> Response {
+    let counts = match s.store.counts().await {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let age = engine_age(&s);
+    let by_state: serde_json::Map<String, serde_json::Value> = [
+        IncidentState::Triggered,
+        IncidentState::Acknowledged,
+        IncidentState::Resolved,
+    ]
+    .iter()
+    .map(|st| (st.as_str().to_string(), json!(counts.get(st).copied().unwrap_or(0))))
+    .collect();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "engine": {
+            "healthy": age <= IDLE_TICK * STALE_TICKS,
+            "last_tick": s.health.last_tick().to_rfc3339(),
+        },
+        "incidents": by_state,
+    }))
+    .into_response()
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
+    if let Ok(counts) = s.store.counts().await {
+        for st in [
+            IncidentState::Triggered,
+            IncidentState::Acknowledged,
+            IncidentState::Resolved,
+        ] {
+            s.metrics
+                .incidents
+                .get_or_create(&StateLabel {
+                    state: st.as_str().to_string(),
+                })
+                .set(counts.get(&st).copied().unwrap_or(0) as i64);
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}

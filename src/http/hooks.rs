@@ -1,0 +1,115 @@
+//! `POST /hooks/alertmanager`: answered 200 only once the alerts are committed.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tracing::{debug, warn};
+
+use super::{AppState, auth, error};
+use crate::engine::Input;
+use crate::metrics::{CodeLabel, SourceLabel};
+use crate::runtime::SubmitError;
+use crate::source::alertmanager;
+
+pub(crate) async fn alertmanager(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let resp = receive(&s, &headers, body).await;
+    s.metrics
+        .webhook_requests
+        .get_or_create(&CodeLabel {
+            code: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    s.metrics
+        .webhook_duration
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Reads at most `max` bytes; a bigger body is refused without reading the rest.
+pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<axum::body::Bytes, Response> {
+    let too_big = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than server.max_body ({max} bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_big()),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
+    if let Err(r) = auth::check(&s.auth, headers) {
+        return r;
+    }
+    let bytes = match read_capped(headers, body, s.max_body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match alertmanager::parse(&bytes, s.heartbeat.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, bytes = bytes.len(), "refused an Alertmanager payload");
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let source = || SourceLabel {
+        source: alertmanager::SOURCE.to_string(),
+    };
+    let batch = parsed.batch;
+    if parsed.heartbeats > 0 {
+        s.metrics
+            .heartbeats_received
+            .get_or_create(&source())
+            .inc_by(parsed.heartbeats);
+    }
+    if batch.truncated > 0 {
+        warn!(
+            group_key = %batch.group_key,
+            truncated = batch.truncated,
+            "Alertmanager dropped alerts from this notification (max_alerts); the incident lists only those received"
+        );
+        s.metrics
+            .truncated_alerts
+            .get_or_create(&source())
+            .inc_by(batch.truncated);
+    }
+    let n = batch.alerts.len();
+    s.metrics
+        .alerts_received
+        .get_or_create(&source())
+        .inc_by(n as u64);
+    if n == 0 && batch.truncated == 0 {
+        return (StatusCode::OK, Json(json!({"status": "ok", "alerts": 0}))).into_response();
+    }
+    debug!(group_key = %batch.group_key, alerts = n, "alertmanager payload");
+    match s.engine.submit(Input::Alerts(batch)).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "alerts": n}))).into_response(),
+        // Alertmanager retries 5xx: right for a store that could not commit.
+        Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(SubmitError::Refused(r)) => error(StatusCode::INTERNAL_SERVER_ERROR, r.to_string()),
+    }
+}

@@ -1,0 +1,85 @@
+//! The one HTTP listener: Alertmanager webhook, incident API, metrics and health.
+
+mod api;
+mod auth;
+mod hooks;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::config::{Config, HookAuth};
+use crate::metrics::Metrics;
+use crate::runtime::{EngineHandle, Health};
+use crate::store::Store;
+use crate::time::Clock;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) engine: EngineHandle,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Credentials for `/hooks/*` and state-changing API calls.
+    pub(crate) auth: Arc<HookAuth>,
+    /// Body cap in bytes; bigger requests get 413 without being read.
+    pub(crate) max_body: usize,
+    /// Name of the Alertmanager heartbeat alert, which never opens incidents.
+    pub(crate) heartbeat: Option<Arc<str>>,
+    pub(crate) started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        cfg: &Config,
+        engine: EngineHandle,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        AppState {
+            engine,
+            store,
+            metrics,
+            health,
+            clock,
+            auth: Arc::new(cfg.hook_auth.clone()),
+            max_body: cfg.file.server.max_body.0 as usize,
+            heartbeat: cfg
+                .file
+                .sources
+                .alertmanager
+                .as_ref()
+                .and_then(|a| a.heartbeat.as_ref())
+                .map(|h| Arc::from(h.alertname.as_str())),
+            started: Instant::now(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route("/api/v1/incidents", get(api::list))
+        .route("/api/v1/incidents/{id}", get(api::show))
+        .route("/api/v1/incidents/{id}/{action}", post(api::act))
+        .route("/api/v1/status", get(api::status))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see the README for the API") })
+        .with_state(state)
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}

@@ -1,0 +1,148 @@
+//! Prometheus metrics of tocsin itself, on an explicit registry (one per daemon, so
+//! tests running several daemons in one process do not share counters).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifierLabel {
+    pub notifier: String,
+    /// `delivered` or `failed`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub alerts_received: Family<SourceLabel, Counter>,
+    pub heartbeats_received: Family<SourceLabel, Counter>,
+    pub truncated_alerts: Family<SourceLabel, Counter>,
+    pub webhook_requests: Family<CodeLabel, Counter>,
+    pub webhook_duration: Histogram,
+    pub notifications: Family<NotifierLabel, Counter>,
+    pub notification_attempts: Family<NotifierLabel, Counter>,
+    pub store_commit_duration: Histogram,
+    pub store_commit_failures: Counter,
+    pub engine_batch_inputs: Histogram,
+    pub engine_last_tick: Gauge,
+    pub incidents: Family<StateLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tocsin");
+        let m = Metrics {
+            alerts_received: Family::default(),
+            heartbeats_received: Family::default(),
+            truncated_alerts: Family::default(),
+            webhook_requests: Family::default(),
+            // 0.25 ms .. ~8 s
+            webhook_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
+            notifications: Family::default(),
+            notification_attempts: Family::default(),
+            store_commit_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
+            store_commit_failures: Counter::default(),
+            engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            engine_last_tick: Gauge::default(),
+            incidents: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "alerts_received",
+            "Alerts received, duplicates included",
+            m.alerts_received.clone(),
+        );
+        registry.register(
+            "heartbeats_received",
+            "Heartbeat (dead man's switch) alerts received; they never open incidents",
+            m.heartbeats_received.clone(),
+        );
+        registry.register(
+            "truncated_alerts",
+            "Alerts the sender reported dropping (Alertmanager truncatedAlerts)",
+            m.truncated_alerts.clone(),
+        );
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by HTTP status code",
+            m.webhook_requests.clone(),
+        );
+        registry.register(
+            "webhook_request_duration_seconds",
+            "Time from request to answer on /hooks/*, commit included",
+            m.webhook_duration.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Pages finished, by notifier and outcome",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "notification_attempts",
+            "Delivery attempts, retries included, by notifier and outcome",
+            m.notification_attempts.clone(),
+        );
+        registry.register(
+            "store_commit_duration_seconds",
+            "Duration of one store transaction (one fsync shared by a batch)",
+            m.store_commit_duration.clone(),
+        );
+        registry.register(
+            "store_commit_failures",
+            "Store transactions that failed; senders got 503",
+            m.store_commit_failures.clone(),
+        );
+        registry.register(
+            "engine_batch_inputs",
+            "Inputs applied per engine batch (group commit size)",
+            m.engine_batch_inputs.clone(),
+        );
+        registry.register(
+            "engine_last_tick_timestamp_seconds",
+            "When the engine loop last ran, Unix seconds",
+            m.engine_last_tick.clone(),
+        );
+        registry.register(
+            "incidents",
+            "Incidents by state, as stored",
+            m.incidents.clone(),
+        );
+        m.with_registry(registry)
+    }
+
+    fn with_registry(mut self, r: Registry) -> Self {
+        self.registry = r;
+        self
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}

@@ -1,0 +1,64 @@
+//! `type = "webhook"`: POSTs the page as JSON to a URL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Message, Notifier, NotifyError};
+use crate::config::Secret;
+
+pub struct WebhookNotifier {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    token: Option<Secret>,
+}
+
+impl WebhookNotifier {
+    pub fn new(url: &str, timeout: Duration, token: Option<Secret>) -> Result<Self, NotifyError> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| NotifyError::permanent(format!("webhook url {url:?} is invalid: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(WebhookNotifier { url, client, token })
+    }
+}
+
+/// 5xx and 429 may pass; other 4xx will fail the same way again.
+pub(crate) fn classify_status(status: reqwest::StatusCode, body: &str) -> NotifyError {
+    let msg = format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
+        NotifyError::transient(msg)
+    } else {
+        NotifyError::permanent(msg)
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        let mut req = self.client.post(self.url.clone()).json(&msg.to_json());
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req.send().await.map_err(|e| {
+            // Connection refused, reset, timeouts: the receiver may be back soon.
+            NotifyError::transient(format!("POST {} failed: {e}", self.url))
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(classify_status(status, &body))
+    }
+}

@@ -1,0 +1,248 @@
+//! The one task that owns the engine: inputs in, effects committed, then replies and pages.
+//!
+//! Group commit falls out of the loop's shape: while one transaction is being fsynced,
+//! new inputs queue up; the next turn applies all of them and commits them together.
+//! Nobody is answered before their effects are durable, and nothing is sent before its
+//! intent is recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::dispatch::Dispatcher;
+use crate::engine::{Effect, Engine, EscalationConfig, Input, Page, Refusal};
+use crate::engine::RECENT_WINDOW;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::time::{Clock, Timestamp};
+
+/// Most inputs applied in one transaction; bounds commit latency under a storm.
+const MAX_BATCH: usize = 2048;
+/// The loop runs at least this often, so `/healthz` can tell a stuck loop from a quiet one.
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Why an input was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("not recorded: {0}")]
+    Unavailable(String),
+}
+
+pub(crate) struct Request {
+    input: Input,
+    reply: Option<oneshot::Sender<Result<(), SubmitError>>>,
+}
+
+/// How the rest of the daemon talks to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl EngineHandle {
+    /// Applies `input` and waits until its effects are committed.
+    pub async fn submit(&self, input: Input) -> Result<(), SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                input,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?;
+        rx.await
+            .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?
+    }
+}
+
+/// When the loop last completed a turn, for `/healthz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    last_tick_ms: AtomicI64,
+}
+
+impl Health {
+    pub fn last_tick(&self) -> Timestamp {
+        Timestamp(self.last_tick_ms.load(Ordering::Relaxed))
+    }
+
+    fn tick(&self, now: Timestamp) {
+        self.last_tick_ms.store(now.millis(), Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct EngineLoop {
+    pub engine: Engine,
+    pub cfg: Arc<EscalationConfig>,
+    pub store: Arc<dyn Store>,
+    pub dispatcher: Dispatcher,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub rx: mpsc::Receiver<Request>,
+    /// Outcomes of pages come back here; unbounded because in-flight pages are bounded.
+    pub outcomes: mpsc::UnboundedReceiver<(Page, crate::engine::Outcome)>,
+}
+
+pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (EngineHandle { tx }, rx)
+}
+
+impl EngineLoop {
+    /// Runs until `stop` is cancelled and the queue and in-flight pages are drained.
+    pub async fn run(mut self, stop: CancellationToken, drain_grace: Duration) {
+        let mut batch: Vec<Request> = Vec::new();
+        let mut stopping_since: Option<Instant> = None;
+        loop {
+            let wait = self
+                .engine
+                .next_deadline()
+                .map(|d| d.since(self.clock.now()))
+                .unwrap_or(IDLE_TICK)
+                .min(IDLE_TICK);
+            let mut outcome_batch = Vec::new();
+            tokio::select! {
+                biased;
+                r = self.rx.recv(), if stopping_since.is_none() => {
+                    if let Some(r) = r { batch.push(r) }
+                }
+                Some(o) = self.outcomes.recv() => outcome_batch.push(o),
+                _ = stop.cancelled(), if stopping_since.is_none() => {
+                    info!("stopping: taking no new input, finishing queued work and pages in flight");
+                    stopping_since = Some(Instant::now());
+                    self.rx.close();
+                    self.dispatcher.close();
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            while let Ok(o) = self.outcomes.try_recv() {
+                outcome_batch.push(o);
+            }
+            self.turn(&mut batch, outcome_batch).await;
+
+            if let Some(since) = stopping_since {
+                let drained = self.rx.is_empty() && self.dispatcher.in_flight() == 0;
+                if drained && self.outcomes.is_empty() {
+                    info!("engine loop drained; all recorded");
+                    return;
+                }
+                if since.elapsed() > drain_grace {
+                    warn!(
+                        in_flight = self.dispatcher.in_flight(),
+                        "pages still in flight after the shutdown grace; they stay pending and are sent again on start"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One turn: apply everything queued plus due deadlines, commit once, then answer and send.
+    async fn turn(&mut self, batch: &mut Vec<Request>, outcomes: Vec<(Page, crate::engine::Outcome)>) {
+        let now = self.clock.now();
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        let inputs = batch.len() + outcomes.len();
+        for (page, outcome) in outcomes {
+            if let Ok(fx) = self.engine.apply(now, Input::PageOutcome { page, outcome }) {
+                effects.extend(fx);
+            }
+        }
+        for req in batch.drain(..) {
+            match self.engine.apply(now, req.input) {
+                Ok(fx) => {
+                    effects.extend(fx);
+                    replies.push((req.reply, Ok(())));
+                }
+                Err(r) => replies.push((req.reply, Err(SubmitError::Refused(r)))),
+            }
+        }
+        if let Ok(fx) = self.engine.apply(now, Input::Tick) {
+            effects.extend(fx);
+        }
+        self.health.tick(now);
+        self.metrics.engine_last_tick.set(now.millis() / 1000);
+        if inputs > 0 {
+            self.metrics.engine_batch_inputs.observe(inputs as f64);
+        }
+        if effects.is_empty() {
+            for (tx, r) in replies {
+                if let Some(tx) = tx {
+                    let _ = tx.send(r);
+                }
+            }
+            return;
+        }
+        let pages: Vec<Page> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Page(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        let started = Instant::now();
+        let n = effects.len();
+        let result = self.store.commit(effects).await;
+        self.metrics
+            .store_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                debug!(effects = n, inputs, "committed");
+                for (tx, r) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(r);
+                    }
+                }
+                self.dispatcher.send_all(pages);
+            }
+            Err(e) => {
+                self.metrics.store_commit_failures.inc();
+                error!(error = %e, inputs, "store commit failed; answering 503 and reloading the engine from the store");
+                let msg = e.to_string();
+                for (tx, _) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Err(SubmitError::Unavailable(msg.clone())));
+                    }
+                }
+                // The engine already moved on in memory; the store is the truth.
+                match restore_engine(&*self.store, self.cfg.clone(), self.clock.now()).await {
+                    Ok((engine, _pending)) => self.engine = engine,
+                    Err(e) => error!(error = %e, "reloading the engine failed; keeping the in-memory state"),
+                }
+            }
+        }
+    }
+}
+
+/// Rebuilds the engine from the store. Returns the pages that were recorded but have no
+/// outcome: they must be sent again.
+pub(crate) async fn restore_engine(
+    store: &dyn Store,
+    cfg: Arc<EscalationConfig>,
+    now: Timestamp,
+) -> Result<(Engine, Vec<Page>), crate::store::StoreError> {
+    let since = Timestamp(now.millis() - RECENT_WINDOW.as_millis() as i64);
+    let r = store.restore(since).await?;
+    let engine = Engine::restore(
+        cfg,
+        r.next_incident_id,
+        r.next_page_id,
+        r.open,
+        r.recent_resolved,
+    );
+    Ok((engine, r.pending_pages))
+}

@@ -1,0 +1,158 @@
+//! Wires the daemon together: store, engine loop, dispatcher, HTTP server; and takes it
+//! apart in order on shutdown.
+//!
+//! [`start`] is what `main` and the tests both call: it takes an already-bound listener
+//! (port 0 in tests) and returns a handle to stop and await the daemon.
+
+mod dispatch;
+mod engine_loop;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
+
+use crate::config::Config;
+use crate::engine::EscalationConfig;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store};
+use crate::time::{Clock, SystemClock};
+
+/// Inputs waiting for the engine; a full queue makes webhook handlers wait (backpressure).
+const ENGINE_QUEUE: usize = 8192;
+
+pub struct Options {
+    pub config: Config,
+    /// Where the SQLite database lives (`--data-dir` or `[storage] data_dir`).
+    pub data_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    /// How long shutdown waits for pages in flight before leaving them for the next start.
+    pub drain_grace: Duration,
+}
+
+impl Options {
+    pub fn new(config: Config, data_dir: PathBuf) -> Self {
+        Options {
+            config,
+            data_dir,
+            clock: Arc::new(SystemClock),
+            drain_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running daemon.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Begins a graceful stop: no new requests, queued work finished, pages in flight recorded.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the daemon has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the daemon task panicked")?
+    }
+}
+
+/// Starts everything on `listener` and returns once it is serving.
+pub async fn start(opts: Options, listener: TcpListener) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let data_dir = opts.data_dir.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&data_dir)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    );
+    let cfg = Arc::new(EscalationConfig::from_config(&opts.config));
+    let (engine, pending) =
+        engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
+            .await
+            .context("restoring incidents from the store")?;
+    info!(
+        open = engine.open_count(),
+        next_incident = engine.next_incident_id(),
+        pending_pages = pending.len(),
+        data_dir = %data_dir.display(),
+        "state restored"
+    );
+    let metrics = Arc::new(Metrics::new());
+    let notifiers = crate::notify::build_all(&opts.config)
+        .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
+    let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
+    let dispatcher = dispatch::Dispatcher::start(
+        notifiers,
+        store.clone(),
+        outcome_tx,
+        metrics.clone(),
+        opts.config.file.server.public_url.clone(),
+    );
+    if !pending.is_empty() {
+        warn!(
+            count = pending.len(),
+            "pages were recorded but had no outcome when tocsin stopped; sending them again (same page ids)"
+        );
+        dispatcher.send_all(pending);
+    }
+    let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
+    let health = Arc::new(Health::default());
+    let engine_loop = engine_loop::EngineLoop {
+        engine,
+        cfg,
+        store: store.clone(),
+        dispatcher,
+        clock: opts.clock.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        rx,
+        outcomes: outcome_rx,
+    };
+    let stop = CancellationToken::new();
+    let engine_stop = CancellationToken::new();
+    let engine_task = tokio::spawn(engine_loop.run(engine_stop.clone(), opts.drain_grace));
+
+    let state = AppState::new(&opts.config, handle, store.clone(), metrics, health, opts.clock.clone());
+    let app = http::router(state);
+    let http_stop = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await
+            .context("HTTP server failed")?;
+        info!("HTTP listener closed; draining the engine");
+        engine_stop.cancel();
+        engine_task.await.context("the engine loop panicked")?;
+        drop(store);
+        info!("stopped cleanly");
+        Ok(())
+    });
+    info!(%addr, "listening");
+    Ok(Running { addr, stop, task })
+}
+
+/// Runs until `shutdown` completes, then stops gracefully.
+pub async fn serve(
+    opts: Options,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let running = start(opts, listener).await?;
+    shutdown.await;
+    running.stop();
+    running.wait().await
+}

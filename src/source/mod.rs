@@ -1,0 +1,6 @@
+//! Alert sources: each turns what a channel delivers into [`crate::engine::AlertBatch`]es.
+//!
+//! The Alertmanager webhook is received by the HTTP server; this module owns the payload
+//! contract so that the HTTP layer only moves bytes.
+
+pub mod alertmanager;

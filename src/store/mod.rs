@@ -1,0 +1,176 @@
+//! Durable state behind one trait.
+//!
+//! The engine's effects for a batch of inputs are committed in one transaction
+//! ([`Store::commit`]); only after it returns are webhooks answered and pages sent.
+//! Reads serve the API and the notifiers, and [`Store::restore`] rebuilds the engine on
+//! start. SQL is kept portable (integer milliseconds, TEXT JSON, `ON CONFLICT ... DO
+//! UPDATE`) so a PostgreSQL backend for two instances sharing state is a translation.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::engine::{AlertStatus, Effect, IncidentId, IncidentState, Page, PageId, PageKind};
+
+/// Defined beside the engine (which consumes it); re-exported here where stores build it.
+pub use crate::engine::RestoredIncident;
+use crate::time::{Timestamp, rfc3339};
+
+pub use sqlite::SqliteStore;
+
+/// File name of the SQLite database inside the data dir.
+pub const SQLITE_FILE: &str = "tocsin.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}. Check that the data dir exists and is writable by tocsin")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store write failed: {0}. The change was not recorded; the sender should retry")]
+    Write(#[source] rusqlite::Error),
+    #[error("store read failed: {0}")]
+    Read(#[source] rusqlite::Error),
+    #[error("stored data is corrupt ({what}): {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("the store's writer has stopped (tocsin is shutting down or the writer thread died)")]
+    Closed,
+}
+
+/// What the engine needs to resume after a restart.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Incidents not resolved, with their escalation state.
+    pub open: Vec<RestoredIncident>,
+    /// Incidents resolved since the cut-off: a late duplicate of their alerts must not reopen them.
+    pub recent_resolved: Vec<RestoredIncident>,
+    /// Ids are never reused: one above the highest ever written.
+    pub next_incident_id: IncidentId,
+    pub next_page_id: PageId,
+    /// Pages recorded as intents with no outcome: sent again (same id) on start.
+    pub pending_pages: Vec<Page>,
+}
+
+/// An incident as the API and the notifiers show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentView {
+    pub id: IncidentId,
+    pub state: IncidentState,
+    pub title: String,
+    pub group_key: String,
+    pub source: String,
+    /// The labels routing saw (Alertmanager `commonLabels`).
+    pub labels: BTreeMap<String, String>,
+    pub alerts: Vec<AlertView>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Timestamp,
+    #[serde(with = "rfc3339::option")]
+    pub resolved_at: Option<Timestamp>,
+    pub acked_by: Option<String>,
+    #[serde(with = "rfc3339::option")]
+    pub acked_at: Option<Timestamp>,
+    #[serde(with = "rfc3339::option")]
+    pub snoozed_until: Option<Timestamp>,
+    #[serde(with = "rfc3339::option")]
+    pub ack_expires_at: Option<Timestamp>,
+    /// 1-based last step fired (0 before the first).
+    pub step: u32,
+    /// 0-based pass through the policy.
+    pub cycle: u32,
+    pub policy: String,
+    #[serde(with = "rfc3339::option")]
+    pub next_escalation_at: Option<Timestamp>,
+    /// Only in the single-incident view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<EventView>>,
+    /// Only in the single-incident view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<PageView>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    #[serde(with = "rfc3339")]
+    pub starts_at: Timestamp,
+    #[serde(with = "rfc3339::option")]
+    pub ends_at: Option<Timestamp>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub generator_url: String,
+    #[serde(with = "rfc3339")]
+    pub received_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    #[serde(with = "rfc3339")]
+    pub at: Timestamp,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    /// Intent recorded, outcome not (yet) known.
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PageView {
+    pub id: PageId,
+    #[serde(with = "rfc3339")]
+    pub at: Timestamp,
+    pub kind: PageKind,
+    pub step: u32,
+    pub cycle: u32,
+    pub target: String,
+    pub notifier: String,
+    pub to: Option<String>,
+    pub reason: String,
+    pub status: PageStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+    #[serde(with = "rfc3339::option")]
+    pub done_at: Option<Timestamp>,
+}
+
+/// Durable state. Implementations must make `commit` atomic and durable (fsync) before
+/// returning `Ok`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes every effect in one transaction. `Page` effects are recorded as pending intents.
+    async fn commit(&self, effects: Vec<Effect>) -> Result<(), StoreError>;
+
+    /// Everything the engine needs to resume; `resolved_since` bounds the recently-resolved set.
+    async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError>;
+
+    /// Incidents, newest first, optionally only those in `state`, at most `limit`.
+    async fn incidents(
+        &self,
+        state: Option<IncidentState>,
+        limit: usize,
+    ) -> Result<Vec<IncidentView>, StoreError>;
+
+    /// One incident; with `detail` its history and pages too.
+    async fn incident(
+        &self,
+        id: IncidentId,
+        detail: bool,
+    ) -> Result<Option<IncidentView>, StoreError>;
+
+    /// How many incidents are in each state.
+    async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError>;
+}
