@@ -150,13 +150,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut storm_ok = true;
     for scenario in &scenarios {
+        println!("\n== {} ==", scenario.describe(cli.concurrency));
+        let generating = Instant::now();
         let pool = payload::Pool::generate(scenario, &run_tag, cli.pool_mb);
         let plan = plan::build(scenario, &pool);
-        println!("\n== {} ==", scenario.describe(cli.concurrency));
         println!(
-            "   {} distinct bodies ({:.1} MB) pre-generated",
+            "   {} distinct bodies ({:.1} MB) pre-generated in {:.1} s",
             pool.bodies.len(),
-            pool.bytes as f64 / 1e6
+            pool.bytes as f64 / 1e6,
+            generating.elapsed().as_secs_f64()
         );
         let outcome = load::drive(
             &client,

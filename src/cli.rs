@@ -22,7 +22,8 @@ impl Client {
             (None, Some(c)) => format!("http://{}", c.file.server.listen),
             (None, None) => format!("http://{DEFAULT_LISTEN}"),
         };
-        let token = config.and_then(|c| c.hook_auth.bearer.as_ref().map(|s| s.expose().to_string()));
+        let token =
+            config.and_then(|c| c.hook_auth.bearer.as_ref().map(|s| s.expose().to_string()));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -66,8 +67,11 @@ impl Client {
     }
 
     pub async fn incident(&self, id: u64) -> anyhow::Result<Value> {
-        self.call(self.http.get(format!("{}/api/v1/incidents/{id}", self.base)))
-            .await
+        self.call(
+            self.http
+                .get(format!("{}/api/v1/incidents/{id}", self.base)),
+        )
+        .await
     }
 
     /// `action` is ack, unack, resolve or snooze (which needs `duration`).

@@ -11,7 +11,11 @@ use tocsin::runtime::{self, Options};
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "tocsin", version, about = "Alert escalation and watchdog agent: makes sure a page reaches a human")]
+#[command(
+    name = "tocsin",
+    version,
+    about = "Alert escalation and watchdog agent: makes sure a page reaches a human"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

@@ -61,9 +61,9 @@ impl ByteSize {
                 ));
             }
         };
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: write it like \"512KiB\", \"1MiB\" or \"10MB\""))?;
+        let n: f64 = num.parse().map_err(|_| {
+            format!("invalid size {s:?}: write it like \"512KiB\", \"1MiB\" or \"10MB\"")
+        })?;
         Ok(ByteSize((n * mult as f64) as u64))
     }
 }

@@ -79,7 +79,12 @@ fn late(now: Timestamp, due: Timestamp) -> Option<u64> {
 }
 
 impl Live {
-    pub fn open(id: IncidentId, group: String, policy: Arc<PolicySnapshot>, now: Timestamp) -> Self {
+    pub fn open(
+        id: IncidentId,
+        group: String,
+        policy: Arc<PolicySnapshot>,
+        now: Timestamp,
+    ) -> Self {
         let first = policy.steps.first().map(|s| now.plus(s.after));
         Live {
             id,
@@ -149,11 +154,7 @@ impl Live {
             IncidentState::Resolved => None,
             IncidentState::Acknowledged => self.esc.snoozed_until.or(self.esc.ack_expires_at),
             IncidentState::Triggered => {
-                let methods = self
-                    .esc
-                    .chains
-                    .iter()
-                    .filter_map(|c| self.method_due(c));
+                let methods = self.esc.chains.iter().filter_map(|c| self.method_due(c));
                 self.esc.next_step_at.into_iter().chain(methods).min()
             }
         }
@@ -185,7 +186,12 @@ impl Live {
                 if until > cx.now {
                     return;
                 }
-                self.retrigger(cx, "snooze_ended", None, format!("the snooze by {who} ended"));
+                self.retrigger(
+                    cx,
+                    "snooze_ended",
+                    None,
+                    format!("the snooze by {who} ended"),
+                );
             } else if let Some(exp) = self.esc.ack_expires_at {
                 if exp > cx.now {
                     return;
@@ -316,7 +322,9 @@ impl Live {
                             self.id,
                             "unreachable",
                             None,
-                            format!("contact {name} has no contact methods; nobody was paged for them"),
+                            format!(
+                                "contact {name} has no contact methods; nobody was paged for them"
+                            ),
                         );
                         continue;
                     }
@@ -352,7 +360,9 @@ impl Live {
     fn fire_chain(&mut self, cx: &mut Ctx<'_>, i: usize) -> bool {
         loop {
             let chain = &self.esc.chains[i];
-            let Some(due) = self.method_due(chain) else { break };
+            let Some(due) = self.method_due(chain) else {
+                break;
+            };
             if due > cx.now {
                 break;
             }
@@ -457,7 +467,12 @@ impl Live {
         self.esc.next_step = 0;
         self.esc.next_step_at = self.policy.steps.first().map(|s| cx.now.plus(s.after));
         self.esc.chains.clear();
-        cx.event(self.id, kind, actor, format!("{why}; escalation starts again from step 1"));
+        cx.event(
+            self.id,
+            kind,
+            actor,
+            format!("{why}; escalation starts again from step 1"),
+        );
     }
 
     /// Status updates (ack, resolve) go to the notifiers the incident was announced on.
@@ -493,8 +508,7 @@ impl Live {
         self.acked_by = Some(by.name.clone());
         self.acked_at = Some(cx.now);
         self.esc.snoozed_until = None;
-        self.esc.ack_expires_at =
-            (!cx.ack_timeout.is_zero()).then(|| cx.now.plus(cx.ack_timeout));
+        self.esc.ack_expires_at = (!cx.ack_timeout.is_zero()).then(|| cx.now.plus(cx.ack_timeout));
         self.stop_paging();
         let detail = match self.esc.ack_expires_at {
             Some(t) => format!(
@@ -504,7 +518,11 @@ impl Live {
             None => "acknowledged; escalation stopped (acks do not expire)".to_string(),
         };
         cx.event(self.id, "acked", Some(by), detail);
-        self.announce(cx, PageKind::Acknowledged, &format!("acknowledged by {}", by.name));
+        self.announce(
+            cx,
+            PageKind::Acknowledged,
+            &format!("acknowledged by {}", by.name),
+        );
     }
 
     pub fn unack(&mut self, cx: &mut Ctx<'_>, by: &Actor) -> Result<(), Refusal> {

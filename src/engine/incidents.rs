@@ -156,7 +156,9 @@ impl Engine {
                 l.ack(cx, &by);
                 Ok(())
             })?,
-            Input::Unack { id, by } => self.with_open(now, id, &mut fx, |l, cx| l.unack(cx, &by))?,
+            Input::Unack { id, by } => {
+                self.with_open(now, id, &mut fx, |l, cx| l.unack(cx, &by))?
+            }
             Input::Snooze { id, by, duration } => {
                 if duration.is_zero() {
                     return Err(Refusal::ZeroSnooze);
@@ -265,7 +267,13 @@ impl Engine {
         alerts: HashMap<u64, Timestamp>,
     ) {
         self.recent_order.push_back((at, gid.clone(), id));
-        self.recent.insert(gid, Recent { incident: id, alerts });
+        self.recent.insert(
+            gid,
+            Recent {
+                incident: id,
+                alerts,
+            },
+        );
     }
 
     fn prune_recent(&mut self, now: Timestamp) {
@@ -311,7 +319,10 @@ impl Engine {
         let (kind, detail) = match &outcome {
             Outcome::Delivered { attempts } => (
                 "page_delivered",
-                format!("{} page to {dest} delivered (attempt {attempts})", page.kind.as_str()),
+                format!(
+                    "{} page to {dest} delivered (attempt {attempts})",
+                    page.kind.as_str()
+                ),
             ),
             Outcome::Failed {
                 attempts,
@@ -326,7 +337,12 @@ impl Engine {
                 ),
             ),
         };
-        fx.push(Effect::Event(HistoryEvent::by_engine(page.incident, now, kind, detail)));
+        fx.push(Effect::Event(HistoryEvent::by_engine(
+            page.incident,
+            now,
+            kind,
+            detail,
+        )));
         if let Outcome::Failed { error, .. } = &outcome
             && let Some(mut live) = self.open.remove(&page.incident)
         {
@@ -345,7 +361,10 @@ impl Engine {
     fn on_alerts(&mut self, now: Timestamp, batch: AlertBatch, fx: &mut Vec<Effect>) {
         let gid = group_id(&batch.source, &batch.group_key);
         if let Some(&id) = self.by_group.get(&gid) {
-            let mut live = self.open.remove(&id).expect("by_group points at an open incident");
+            let mut live = self
+                .open
+                .remove(&id)
+                .expect("by_group points at an open incident");
             let changed = {
                 let mut cx = self.ctx(now, fx);
                 live.merge_alerts(&mut cx, batch)
@@ -412,7 +431,9 @@ impl Engine {
                 fresh.len()
             )
         };
-        fx.push(Effect::Event(HistoryEvent::by_engine(id, now, "opened", detail)));
+        fx.push(Effect::Event(HistoryEvent::by_engine(
+            id, now, "opened", detail,
+        )));
         let mut live = Live::open(id, gid.clone(), policy, now);
         let truncated = batch.truncated;
         {

@@ -30,7 +30,9 @@ impl Matcher {
         let s = input.trim();
         let name_end = s
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| format!("matcher {input:?} has no operator: write it like severity=\"critical\""))?;
+            .ok_or_else(|| {
+                format!("matcher {input:?} has no operator: write it like severity=\"critical\"")
+            })?;
         let name = &s[..name_end];
         if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(format!(
@@ -81,7 +83,9 @@ impl Matcher {
 fn unquote(v: &str) -> Result<String, String> {
     let Some(inner) = v.strip_prefix('"') else {
         if v.contains(['"', ',', '{', '}']) {
-            return Err(format!("unquoted value {v:?} contains quotes, commas or braces"));
+            return Err(format!(
+                "unquoted value {v:?} contains quotes, commas or braces"
+            ));
         }
         return Ok(v.to_string());
     };
@@ -142,10 +146,22 @@ mod tests {
     #[test]
     fn all_four_operators_behave_like_alertmanager() {
         let l = labels(&[("severity", "critical"), ("instance", "db1:9100")]);
-        assert!(Matcher::parse(r#"severity="critical""#).unwrap().matches(&l));
+        assert!(
+            Matcher::parse(r#"severity="critical""#)
+                .unwrap()
+                .matches(&l)
+        );
         assert!(Matcher::parse("severity=critical").unwrap().matches(&l));
-        assert!(!Matcher::parse(r#"severity!="critical""#).unwrap().matches(&l));
-        assert!(Matcher::parse(r#"instance=~"db\d:.*""#).unwrap().matches(&l));
+        assert!(
+            !Matcher::parse(r#"severity!="critical""#)
+                .unwrap()
+                .matches(&l)
+        );
+        assert!(
+            Matcher::parse(r#"instance=~"db\d:.*""#)
+                .unwrap()
+                .matches(&l)
+        );
         // anchored: a substring does not match
         assert!(!Matcher::parse(r#"instance=~"db1""#).unwrap().matches(&l));
         assert!(Matcher::parse(r#"instance!~"web.*""#).unwrap().matches(&l));
@@ -157,8 +173,20 @@ mod tests {
     #[test]
     fn malformed_matchers_say_what_is_wrong() {
         assert!(Matcher::parse("severity").unwrap_err().contains("operator"));
-        assert!(Matcher::parse(r#"severity=~"(""#).unwrap_err().contains("regex"));
-        assert!(Matcher::parse(r#"severity="crit"#).unwrap_err().contains("closing quote"));
-        assert!(Matcher::parse(r#"=critical"#).unwrap_err().contains("label name"));
+        assert!(
+            Matcher::parse(r#"severity=~"(""#)
+                .unwrap_err()
+                .contains("regex")
+        );
+        assert!(
+            Matcher::parse(r#"severity="crit"#)
+                .unwrap_err()
+                .contains("closing quote")
+        );
+        assert!(
+            Matcher::parse(r#"=critical"#)
+                .unwrap_err()
+                .contains("label name")
+        );
     }
 }

@@ -135,14 +135,19 @@ pub enum Input {
     /// Time passed: fire whatever came due.
     Tick,
     /// A notifier finished with a page (the page comes back so the engine needs no lookup).
-    PageOutcome { page: Page, outcome: Outcome },
+    PageOutcome {
+        page: Page,
+        outcome: Outcome,
+    },
 }
 
 /// How a send ended, after the notifier's own retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
-    Delivered { attempts: u32 },
+    Delivered {
+        attempts: u32,
+    },
     Failed {
         attempts: u32,
         /// No retry can help (4xx, bad address): the contact's next method goes at once.
@@ -321,7 +326,12 @@ impl HistoryEvent {
         }
     }
 
-    pub fn by_engine(incident: IncidentId, at: Timestamp, kind: &str, detail: impl Into<String>) -> Self {
+    pub fn by_engine(
+        incident: IncidentId,
+        at: Timestamp,
+        kind: &str,
+        detail: impl Into<String>,
+    ) -> Self {
         HistoryEvent {
             incident,
             at,

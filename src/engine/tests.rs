@@ -158,19 +158,46 @@ fn nobody_acks_so_every_step_fires_at_its_delay_then_the_policy_repeats_once() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "09:59:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "09:59:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             ("10:01:59", Input::Tick, &[]),
             ("10:02:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
             ("10:09:59", Input::Tick, &[]),
             ("10:10:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
-            ("10:20:00", Input::Tick, &["alice:push:escalated:s3c0", "bob:sms:escalated:s3c0", "hook:hook:escalated:s3c0"]),
+            (
+                "10:20:00",
+                Input::Tick,
+                &[
+                    "alice:push:escalated:s3c0",
+                    "bob:sms:escalated:s3c0",
+                    "hook:hook:escalated:s3c0",
+                ],
+            ),
             ("10:22:00", Input::Tick, &["alice:sms:escalated:s3c0"]),
             // second pass starts after the last step's offset again (20m): at 10:40
             ("10:39:59", Input::Tick, &[]),
-            ("10:40:00", Input::Tick, &["console:console:reminder:s1c1", "alice:push:reminder:s1c1"]),
+            (
+                "10:40:00",
+                Input::Tick,
+                &["console:console:reminder:s1c1", "alice:push:reminder:s1c1"],
+            ),
             ("10:42:00", Input::Tick, &["alice:sms:reminder:s1c1"]),
             ("10:50:00", Input::Tick, &["bob:sms:reminder:s2c1"]),
-            ("11:00:00", Input::Tick, &["alice:push:reminder:s3c1", "bob:sms:reminder:s3c1", "hook:hook:reminder:s3c1"]),
+            (
+                "11:00:00",
+                Input::Tick,
+                &[
+                    "alice:push:reminder:s3c1",
+                    "bob:sms:reminder:s3c1",
+                    "hook:hook:reminder:s3c1",
+                ],
+            ),
             ("11:02:00", Input::Tick, &["alice:sms:reminder:s3c1"]),
             // repeats used up: it stays on the last step, silent
             ("13:00:00", Input::Tick, &[]),
@@ -183,8 +210,13 @@ fn nobody_acks_so_every_step_fires_at_its_delay_then_the_policy_repeats_once() {
 #[test]
 fn the_engine_asks_to_be_woken_exactly_at_the_next_deadline() {
     let mut e = engine();
-    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    assert_eq!(e.next_deadline(), Some(t("10:02:00")), "alice's second method");
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    assert_eq!(
+        e.next_deadline(),
+        Some(t("10:02:00")),
+        "alice's second method"
+    );
     e.apply(t("10:02:00"), Input::Tick).unwrap();
     assert_eq!(e.next_deadline(), Some(t("10:10:00")), "step 2");
 }
@@ -195,9 +227,20 @@ fn ack_stops_escalation_and_the_next_step_pages_nobody() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             // alice acks before her SMS method would go out
-            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            (
+                "10:01:00",
+                ack(1, "alice"),
+                &["console:console:acknowledged:s0c0"],
+            ),
             ("10:02:00", Input::Tick, &[]),
             ("10:10:00", Input::Tick, &[]),
             ("10:20:00", Input::Tick, &[]),
@@ -211,18 +254,43 @@ fn an_expired_ack_retriggers_from_step_one_and_says_so() {
     let fx = run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
-            ("10:05:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:05:00",
+                ack(1, "alice"),
+                &["console:console:acknowledged:s0c0"],
+            ),
             ("10:34:59", Input::Tick, &[]),
             // 30m ack timeout
-            ("10:35:00", Input::Tick, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:35:00",
+                Input::Tick,
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             ("10:37:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
             ("10:45:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
         ],
     );
     let ev = events(&fx[3]);
-    let expired = ev.iter().find(|e| e.kind == "ack_expired").expect("ack_expired event");
-    assert!(expired.detail.contains("ack by alice expired after 30m"), "{}", expired.detail);
+    let expired = ev
+        .iter()
+        .find(|e| e.kind == "ack_expired")
+        .expect("ack_expired event");
+    assert!(
+        expired.detail.contains("ack by alice expired after 30m"),
+        "{}",
+        expired.detail
+    );
     assert!(expired.detail.contains("from step 1"), "{}", expired.detail);
 }
 
@@ -232,14 +300,32 @@ fn snooze_holds_paging_then_resumes_from_step_one() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             (
                 "10:01:00",
-                Input::Snooze { id: 1, by: Actor::new("alice", "api"), duration: Duration::from_secs(15 * 60) },
+                Input::Snooze {
+                    id: 1,
+                    by: Actor::new("alice", "api"),
+                    duration: Duration::from_secs(15 * 60),
+                },
                 &["console:console:acknowledged:s0c0"],
             ),
             ("10:10:00", Input::Tick, &[]),
-            ("10:16:00", Input::Tick, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:16:00",
+                Input::Tick,
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             ("10:18:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
             ("10:26:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
         ],
@@ -252,15 +338,42 @@ fn unack_resumes_paging_at_once() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
-            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
-            ("10:04:00", Input::Unack { id: 1, by: Actor::new("alice", "api") }, &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:01:00",
+                ack(1, "alice"),
+                &["console:console:acknowledged:s0c0"],
+            ),
+            (
+                "10:04:00",
+                Input::Unack {
+                    id: 1,
+                    by: Actor::new("alice", "api"),
+                },
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             ("10:06:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
             ("10:14:00", Input::Tick, &["bob:sms:escalated:s2c0"]),
         ],
     );
     assert_eq!(
-        e.apply(t("10:15:00"), Input::Unack { id: 1, by: Actor::new("alice", "api") }),
+        e.apply(
+            t("10:15:00"),
+            Input::Unack {
+                id: 1,
+                by: Actor::new("alice", "api")
+            }
+        ),
         Err(Refusal::NotAcked(1))
     );
 }
@@ -271,16 +384,37 @@ fn resolve_mid_escalation_stops_paging_and_announces_it() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
-            ("10:10:00", Input::Tick, &["alice:sms:triggered:s1c0", "bob:sms:escalated:s2c0"]),
-            ("10:12:00", clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:resolved:s0c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:10:00",
+                Input::Tick,
+                &["alice:sms:triggered:s1c0", "bob:sms:escalated:s2c0"],
+            ),
+            (
+                "10:12:00",
+                clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &["console:console:resolved:s0c0"],
+            ),
             ("10:20:00", Input::Tick, &[]),
             ("11:00:00", Input::Tick, &[]),
         ],
     );
     assert_eq!(e.open_count(), 0);
-    assert_eq!(e.apply(t("11:00:00"), ack(1, "alice")), Err(Refusal::Resolved(1)));
-    assert_eq!(e.apply(t("11:00:00"), ack(99, "alice")), Err(Refusal::NotFound(99)));
+    assert_eq!(
+        e.apply(t("11:00:00"), ack(1, "alice")),
+        Err(Refusal::Resolved(1))
+    );
+    assert_eq!(
+        e.apply(t("11:00:00"), ack(99, "alice")),
+        Err(Refusal::NotFound(99))
+    );
 }
 
 #[test]
@@ -289,8 +423,22 @@ fn manual_resolve_ends_the_incident_even_while_alerts_fire() {
     run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
-            ("10:03:00", Input::Resolve { id: 1, by: Actor::new("bob", "cli") }, &["console:console:resolved:s0c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:03:00",
+                Input::Resolve {
+                    id: 1,
+                    by: Actor::new("bob", "cli"),
+                },
+                &["console:console:resolved:s0c0"],
+            ),
             ("10:10:00", Input::Tick, &[]),
             // Alertmanager repeats the same still-firing alert: no new incident
             ("10:30:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &[]),
@@ -302,22 +450,46 @@ fn manual_resolve_ends_the_incident_even_while_alerts_fire() {
 #[test]
 fn a_method_that_fails_for_good_hands_over_to_the_next_method_at_once() {
     let mut e = engine();
-    let fx = e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    let push = pages(&fx).into_iter().find(|p| p.notifier == "push").unwrap().clone();
+    let fx = e
+        .apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let push = pages(&fx)
+        .into_iter()
+        .find(|p| p.notifier == "push")
+        .unwrap()
+        .clone();
     let fx = e
         .apply(
             t("10:00:05"),
             Input::PageOutcome {
                 page: push,
-                outcome: Outcome::Failed { attempts: 1, permanent: true, error: "HTTP 400: unknown topic".into() },
+                outcome: Outcome::Failed {
+                    attempts: 1,
+                    permanent: true,
+                    error: "HTTP 400: unknown topic".into(),
+                },
             },
         )
         .unwrap();
     let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
-    assert_eq!(got, ["alice:sms:triggered:s1c0"], "SMS goes now, not at 10:02");
-    let failover = events(&fx).into_iter().find(|e| e.kind == "failover").expect("failover event");
-    assert!(failover.detail.contains("unknown topic"), "{}", failover.detail);
-    assert!(matches!(fx.first(), Some(Effect::PageDone { .. })), "outcome is recorded first");
+    assert_eq!(
+        got,
+        ["alice:sms:triggered:s1c0"],
+        "SMS goes now, not at 10:02"
+    );
+    let failover = events(&fx)
+        .into_iter()
+        .find(|e| e.kind == "failover")
+        .expect("failover event");
+    assert!(
+        failover.detail.contains("unknown topic"),
+        "{}",
+        failover.detail
+    );
+    assert!(
+        matches!(fx.first(), Some(Effect::PageDone { .. })),
+        "outcome is recorded first"
+    );
     // and the SMS is not sent a second time at its own delay
     let fx = e.apply(t("10:02:00"), Input::Tick).unwrap();
     assert!(pages(&fx).is_empty());
@@ -326,14 +498,29 @@ fn a_method_that_fails_for_good_hands_over_to_the_next_method_at_once() {
 #[test]
 fn a_delivered_page_changes_no_escalation() {
     let mut e = engine();
-    let fx = e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    let push = pages(&fx).into_iter().find(|p| p.notifier == "push").unwrap().clone();
     let fx = e
-        .apply(t("10:00:01"), Input::PageOutcome { page: push, outcome: Outcome::Delivered { attempts: 1 } })
+        .apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let push = pages(&fx)
+        .into_iter()
+        .find(|p| p.notifier == "push")
+        .unwrap()
+        .clone();
+    let fx = e
+        .apply(
+            t("10:00:01"),
+            Input::PageOutcome {
+                page: push,
+                outcome: Outcome::Delivered { attempts: 1 },
+            },
+        )
         .unwrap();
     assert!(pages(&fx).is_empty());
     let fx = e.apply(t("10:02:00"), Input::Tick).unwrap();
-    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["alice:sms:triggered:s1c0"]);
+    assert_eq!(
+        pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
+        ["alice:sms:triggered:s1c0"]
+    );
 }
 
 #[test]
@@ -349,9 +536,15 @@ fn duplicate_deliveries_from_an_ha_pair_change_nothing() {
     let first = e.apply(t("10:00:00"), two.clone()).unwrap();
     assert!(!first.is_empty());
     let again = e.apply(t("10:00:01"), two).unwrap();
-    assert!(again.is_empty(), "a byte-identical redelivery must change nothing: {again:?}");
+    assert!(
+        again.is_empty(),
+        "a byte-identical redelivery must change nothing: {again:?}"
+    );
     // one alert resolves, and that delivery too arrives twice
-    let r = batch("g1", vec![alert("aaaaaaaaaaaaaaaa", AlertStatus::Resolved, "10:00:00")]);
+    let r = batch(
+        "g1",
+        vec![alert("aaaaaaaaaaaaaaaa", AlertStatus::Resolved, "10:00:00")],
+    );
     assert!(!e.apply(t("10:05:00"), r.clone()).unwrap().is_empty());
     assert!(e.apply(t("10:05:01"), r).unwrap().is_empty());
     assert_eq!(e.open_count(), 1, "bbbb still fires");
@@ -360,14 +553,22 @@ fn duplicate_deliveries_from_an_ha_pair_change_nothing() {
 #[test]
 fn a_late_duplicate_after_resolution_does_not_reopen_but_a_new_firing_does() {
     let mut e = engine();
-    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
     assert_eq!(e.open_count(), 0);
     // the slower HA peer's copy of the original firing notification
-    assert!(e.apply(t("10:05:20"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
+    assert!(
+        e.apply(t("10:05:20"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(e.open_count(), 0);
     // the alert fires again later: a new incident with a new id
-    let fx = e.apply(t("11:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:59:30")).unwrap();
+    let fx = e
+        .apply(t("11:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:59:30"))
+        .unwrap();
     let opened: Vec<IncidentId> = fx
         .iter()
         .filter_map(|e| match e {
@@ -381,19 +582,43 @@ fn a_late_duplicate_after_resolution_does_not_reopen_but_a_new_firing_does() {
 #[test]
 fn alerts_join_the_open_incident_of_their_group_and_it_resolves_when_all_do() {
     let mut e = engine();
-    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    let fx = e.apply(t("10:01:00"), fire("g1", "bbbbbbbbbbbbbbbb", "10:01:00")).unwrap();
-    assert!(fx.iter().all(|x| !matches!(x, Effect::Opened(_))), "same group, same incident");
-    assert!(pages(&fx).is_empty(), "a new alert in a paging incident does not page again");
-    e.apply(t("10:02:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let fx = e
+        .apply(t("10:01:00"), fire("g1", "bbbbbbbbbbbbbbbb", "10:01:00"))
+        .unwrap();
+    assert!(
+        fx.iter().all(|x| !matches!(x, Effect::Opened(_))),
+        "same group, same incident"
+    );
+    assert!(
+        pages(&fx).is_empty(),
+        "a new alert in a paging incident does not page again"
+    );
+    e.apply(t("10:02:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
     assert_eq!(e.open_count(), 1);
-    let fx = e.apply(t("10:03:00"), clear("g1", "bbbbbbbbbbbbbbbb", "10:01:00")).unwrap();
+    let fx = e
+        .apply(t("10:03:00"), clear("g1", "bbbbbbbbbbbbbbbb", "10:01:00"))
+        .unwrap();
     assert_eq!(e.open_count(), 0);
-    let resolved = events(&fx).into_iter().find(|e| e.kind == "resolved").unwrap();
-    assert!(resolved.detail.contains("all 2 alert(s) resolved"), "{}", resolved.detail);
+    let resolved = events(&fx)
+        .into_iter()
+        .find(|e| e.kind == "resolved")
+        .unwrap();
+    assert!(
+        resolved.detail.contains("all 2 alert(s) resolved"),
+        "{}",
+        resolved.detail
+    );
     // another group is another incident
-    let fx = e.apply(t("10:04:00"), fire("g2", "cccccccccccccccc", "10:04:00")).unwrap();
-    assert!(fx.iter().any(|x| matches!(x, Effect::Opened(o) if o.id == 2)));
+    let fx = e
+        .apply(t("10:04:00"), fire("g2", "cccccccccccccccc", "10:04:00"))
+        .unwrap();
+    assert!(
+        fx.iter()
+            .any(|x| matches!(x, Effect::Opened(o) if o.id == 2))
+    );
 }
 
 #[test]
@@ -408,13 +633,19 @@ fn routes_pick_the_policy_by_label_matchers() {
         truncated: 0,
     };
     let fx = e.apply(t("10:00:00"), Input::Alerts(b.clone())).unwrap();
-    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["bob:sms:triggered:s1c0"]);
+    assert_eq!(
+        pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
+        ["bob:sms:triggered:s1c0"]
+    );
     b.group_key = "db-warn".into();
     b.labels = labels(&[("team", "db"), ("severity", "warning")]);
     let fx = e.apply(t("10:00:00"), Input::Alerts(b)).unwrap();
     assert_eq!(
         pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
-        ["console:console:triggered:s1c0", "alice:push:triggered:s1c0"],
+        [
+            "console:console:triggered:s1c0",
+            "alice:push:triggered:s1c0"
+        ],
         "warning falls through to the default route"
     );
 }
@@ -422,18 +653,32 @@ fn routes_pick_the_policy_by_label_matchers() {
 #[test]
 fn a_config_edit_does_not_change_a_live_escalation() {
     let mut e = engine();
-    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
-    let edited = CONFIG.replace(r#"{ after = "10m", notify = ["bob"] }"#, r#"{ after = "1m", notify = ["hook"] }"#);
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let edited = CONFIG.replace(
+        r#"{ after = "10m", notify = ["bob"] }"#,
+        r#"{ after = "1m", notify = ["hook"] }"#,
+    );
     e.set_config(escalation_config(&edited));
     let fx = e.apply(t("10:01:00"), Input::Tick).unwrap();
     assert!(pages(&fx).is_empty(), "the old policy had nothing at 10:01");
     let fx = e.apply(t("10:10:00"), Input::Tick).unwrap();
-    assert!(pages(&fx).into_iter().map(page_str).any(|p| p == "bob:sms:escalated:s2c0"));
+    assert!(
+        pages(&fx)
+            .into_iter()
+            .map(page_str)
+            .any(|p| p == "bob:sms:escalated:s2c0")
+    );
     // a new incident gets the new policy
-    let fx = e.apply(t("10:11:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:11:00")).unwrap();
+    let fx = e
+        .apply(t("10:11:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:11:00"))
+        .unwrap();
     assert!(!pages(&fx).is_empty());
     let fx = e.apply(t("10:12:00"), Input::Tick).unwrap();
-    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["hook:hook:escalated:s2c0"]);
+    assert_eq!(
+        pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
+        ["hook:hook:escalated:s2c0"]
+    );
 }
 
 /// Turns the last effects of an incident into what the store would hand back.
@@ -446,8 +691,14 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
             Effect::Opened(o) if o.id == id => opened = Some(o.clone()),
             Effect::Status(s) if s.id == id => status = Some(s.clone()),
             Effect::Alert(a) if a.incident == id => {
-                alerts.retain(|(fp, _, _): &(String, AlertStatus, Timestamp)| fp != &a.alert.fingerprint);
-                alerts.push((a.alert.fingerprint.clone(), a.alert.status, a.alert.starts_at));
+                alerts.retain(|(fp, _, _): &(String, AlertStatus, Timestamp)| {
+                    fp != &a.alert.fingerprint
+                });
+                alerts.push((
+                    a.alert.fingerprint.clone(),
+                    a.alert.status,
+                    a.alert.starts_at,
+                ));
             }
             _ => {}
         }
@@ -474,30 +725,62 @@ fn after_downtime_overdue_steps_fire_once_and_say_how_late() {
     let fx = run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
             ("10:02:00", Input::Tick, &["alice:sms:triggered:s1c0"]),
         ],
     );
     // tocsin dies at 10:03 and comes back at 10:25: steps 2 (10:10) and 3 (10:20) are overdue
-    let mut e = Engine::restore(escalation_config(CONFIG), 2, 100, vec![stored(&fx, 1)], vec![]);
+    let mut e = Engine::restore(
+        escalation_config(CONFIG),
+        2,
+        100,
+        vec![stored(&fx, 1)],
+        vec![],
+    );
     assert_eq!(e.next_deadline(), Some(t("10:10:00")));
     let fx = e.apply(t("10:25:00"), Input::Tick).unwrap();
     let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
     assert_eq!(
         got,
-        ["bob:sms:escalated:s2c0", "alice:push:escalated:s3c0", "bob:sms:escalated:s3c0", "hook:hook:escalated:s3c0"],
+        [
+            "bob:sms:escalated:s2c0",
+            "alice:push:escalated:s3c0",
+            "bob:sms:escalated:s3c0",
+            "hook:hook:escalated:s3c0"
+        ],
         "each overdue step once; bob, paged by both, gets his chain restarted by step 3"
     );
     let bob2 = pages(&fx)[0];
-    assert_eq!(bob2.late_by_ms, Some(15 * 60 * 1000), "step 2 was due at 10:10");
+    assert_eq!(
+        bob2.late_by_ms,
+        Some(15 * 60 * 1000),
+        "step 2 was due at 10:10"
+    );
     assert_eq!(bob2.id, 100, "page ids continue from the store");
-    let step_events: Vec<_> = events(&fx).into_iter().filter(|e| e.kind == "step").collect();
-    assert!(step_events[0].detail.contains("15m late"), "{}", step_events[0].detail);
+    let step_events: Vec<_> = events(&fx)
+        .into_iter()
+        .filter(|e| e.kind == "step")
+        .collect();
+    assert!(
+        step_events[0].detail.contains("15m late"),
+        "{}",
+        step_events[0].detail
+    );
     // nothing fires twice
     assert!(pages(&e.apply(t("10:25:01"), Input::Tick).unwrap()).is_empty());
     // alice's SMS method of step 3 still follows 2 minutes after she was paged
     let fx = e.apply(t("10:27:00"), Input::Tick).unwrap();
-    assert_eq!(pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(), ["alice:sms:escalated:s3c0"]);
+    assert_eq!(
+        pages(&fx).into_iter().map(page_str).collect::<Vec<_>>(),
+        ["alice:sms:escalated:s3c0"]
+    );
 }
 
 #[test]
@@ -505,9 +788,22 @@ fn after_a_long_outage_skipped_passes_do_not_replay() {
     let mut e = engine();
     let fx = run_table(
         &mut e,
-        &[("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"])],
+        &[(
+            "10:00:00",
+            fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+            &[
+                "console:console:triggered:s1c0",
+                "alice:push:triggered:s1c0",
+            ],
+        )],
     );
-    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![stored(&fx, 1)], vec![]);
+    let mut e = Engine::restore(
+        escalation_config(CONFIG),
+        2,
+        10,
+        vec![stored(&fx, 1)],
+        vec![],
+    );
     // down until 12:00: both passes are over; alice's pending SMS goes, then each step
     // fires once, for its latest pass
     let fx = e.apply(t("12:00:00"), Input::Tick).unwrap();
@@ -533,28 +829,77 @@ fn acks_and_ids_survive_a_restore() {
     let fx = run_table(
         &mut e,
         &[
-            ("10:00:00", fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"), &["console:console:triggered:s1c0", "alice:push:triggered:s1c0"]),
-            ("10:01:00", ack(1, "alice"), &["console:console:acknowledged:s0c0"]),
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:01:00",
+                ack(1, "alice"),
+                &["console:console:acknowledged:s0c0"],
+            ),
         ],
     );
-    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![stored(&fx, 1)], vec![]);
-    assert!(pages(&e.apply(t("10:20:00"), Input::Tick).unwrap()).is_empty(), "still acked");
+    let mut e = Engine::restore(
+        escalation_config(CONFIG),
+        2,
+        10,
+        vec![stored(&fx, 1)],
+        vec![],
+    );
+    assert!(
+        pages(&e.apply(t("10:20:00"), Input::Tick).unwrap()).is_empty(),
+        "still acked"
+    );
     // the same group's duplicate does not open anything; a new group gets id 2
-    assert!(e.apply(t("10:21:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
-    let fx = e.apply(t("10:22:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:22:00")).unwrap();
-    assert!(fx.iter().any(|x| matches!(x, Effect::Opened(o) if o.id == 2)));
+    assert!(
+        e.apply(t("10:21:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap()
+            .is_empty()
+    );
+    let fx = e
+        .apply(t("10:22:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:22:00"))
+        .unwrap();
+    assert!(
+        fx.iter()
+            .any(|x| matches!(x, Effect::Opened(o) if o.id == 2))
+    );
     // and the ack still expires at 10:31
     let fx = e.apply(t("10:31:00"), Input::Tick).unwrap();
-    assert!(pages(&fx).into_iter().any(|p| p.incident == 1 && p.kind == PageKind::Triggered));
+    assert!(
+        pages(&fx)
+            .into_iter()
+            .any(|p| p.incident == 1 && p.kind == PageKind::Triggered)
+    );
 }
 
 #[test]
 fn a_resolved_duplicate_remembered_across_restore_does_not_reopen() {
     let mut e = engine();
-    let mut fx = vec![e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap()];
-    fx.push(e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap());
-    let mut e = Engine::restore(escalation_config(CONFIG), 2, 10, vec![], vec![stored(&fx, 1)]);
-    assert!(e.apply(t("10:06:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap().is_empty());
+    let mut fx = vec![
+        e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap(),
+    ];
+    fx.push(
+        e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap(),
+    );
+    let mut e = Engine::restore(
+        escalation_config(CONFIG),
+        2,
+        10,
+        vec![],
+        vec![stored(&fx, 1)],
+    );
+    assert!(
+        e.apply(t("10:06:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -576,16 +921,30 @@ fn an_unrouted_incident_is_recorded_and_says_nobody_is_paged() {
         .unwrap();
     assert!(pages(&fx).is_empty());
     let ev = events(&fx);
-    assert!(ev.iter().any(|e| e.kind == "opened" && e.detail.contains("no route matched")));
-    assert!(ev.iter().any(|e| e.kind == "truncated" && e.detail.contains("3 alert(s)")));
+    assert!(
+        ev.iter()
+            .any(|e| e.kind == "opened" && e.detail.contains("no route matched"))
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.kind == "truncated" && e.detail.contains("3 alert(s)"))
+    );
 }
 
 #[test]
 fn snooze_needs_a_duration() {
     let mut e = engine();
-    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00")).unwrap();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
     assert_eq!(
-        e.apply(t("10:01:00"), Input::Snooze { id: 1, by: Actor::new("a", "api"), duration: Duration::ZERO }),
+        e.apply(
+            t("10:01:00"),
+            Input::Snooze {
+                id: 1,
+                by: Actor::new("a", "api"),
+                duration: Duration::ZERO
+            }
+        ),
         Err(Refusal::ZeroSnooze)
     );
 }

@@ -48,11 +48,17 @@ pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) 
 
 pub(crate) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, format!("{id:?} is not an incident id"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an incident id"),
+        );
     };
     match s.store.incident(id, true).await {
         Ok(Some(v)) => Json(v).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("incident {id} does not exist")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("incident {id} does not exist"),
+        ),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -72,14 +78,17 @@ pub(crate) async fn act(
     body: Body,
 ) -> Response {
     if let Err(r) = auth::check(&s.auth, &headers) {
-        return r;
+        return *r;
     }
     let Ok(id) = id.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, format!("{id:?} is not an incident id"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an incident id"),
+        );
     };
     let bytes = match read_capped(&headers, body, 64 * 1024).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let b: ActBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         ActBody {
@@ -137,7 +146,10 @@ pub(crate) async fn act(
     match s.engine.submit(input).await {
         Ok(()) => match s.store.incident(id, false).await {
             Ok(Some(v)) => Json(v).into_response(),
-            Ok(None) => error(StatusCode::NOT_FOUND, format!("incident {id} does not exist")),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                format!("incident {id} does not exist"),
+            ),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         },
         Err(SubmitError::Refused(r)) => {
@@ -163,9 +175,17 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
         "engine_age_seconds": age.as_secs_f64(),
     });
     if age > IDLE_TICK * STALE_TICKS {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "engine loop stalled", "detail": body}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "engine loop stalled", "detail": body})),
+        )
+            .into_response()
     } else {
-        (StatusCode::OK, Json(json!({"status": "ok", "detail": body}))).into_response()
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "detail": body})),
+        )
+            .into_response()
     }
 }
 
@@ -181,7 +201,12 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         IncidentState::Resolved,
     ]
     .iter()
-    .map(|st| (st.as_str().to_string(), json!(counts.get(st).copied().unwrap_or(0))))
+    .map(|st| {
+        (
+            st.as_str().to_string(),
+            json!(counts.get(st).copied().unwrap_or(0)),
+        )
+    })
     .collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

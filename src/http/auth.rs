@@ -14,8 +14,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `Ok` when the request carries an accepted credential (or none is configured).
-pub(crate) fn check(auth: &HookAuth, headers: &HeaderMap) -> Result<(), Response> {
+/// `Ok` when the request carries an accepted credential (or none is configured);
+/// otherwise the 401 to send.
+pub(crate) fn check(auth: &HookAuth, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if auth.is_open() {
         return Ok(());
     }
@@ -47,7 +48,9 @@ pub(crate) fn check(auth: &HookAuth, headers: &HeaderMap) -> Result<(), Response
     } else {
         "Bearer realm=\"tocsin\""
     };
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, challenge.parse().expect("static header"));
-    Err(resp.into_response())
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        challenge.parse().expect("static header"),
+    );
+    Err(Box::new(resp.into_response()))
 }

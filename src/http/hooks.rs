@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tracing::{debug, warn};
@@ -37,7 +37,11 @@ pub(crate) async fn alertmanager(
 }
 
 /// Reads at most `max` bytes; a bigger body is refused without reading the rest.
-pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<axum::body::Bytes, Response> {
+pub(crate) async fn read_capped(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<axum::body::Bytes, Box<Response>> {
     let too_big = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -49,25 +53,25 @@ pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_big());
+        return Err(Box::new(too_big()));
     }
     match Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_big()),
-        Err(e) => Err(error(
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Box::new(too_big())),
+        Err(e) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("could not read the request body: {e}"),
-        )),
+        ))),
     }
 }
 
 async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     if let Err(r) = auth::check(&s.auth, headers) {
-        return r;
+        return *r;
     }
     let bytes = match read_capped(headers, body, s.max_body).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let parsed = match alertmanager::parse(&bytes, s.heartbeat.as_deref()) {
         Ok(p) => p,

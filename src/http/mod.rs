@@ -75,7 +75,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see the README for the API") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; see the README for the API",
+            )
+        })
         .with_state(state)
 }
 

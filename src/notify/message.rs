@@ -37,7 +37,11 @@ impl Message {
             PageKind::Resolved => "RESOLVED",
             PageKind::Test => "TEST",
         };
-        format!("[#{}] {what} {}", self.incident.id, clean(&self.incident.title))
+        format!(
+            "[#{}] {what} {}",
+            self.incident.id,
+            clean(&self.incident.title)
+        )
     }
 
     /// One line with the headline, why, lateness, and how to ack.
@@ -114,9 +118,6 @@ mod tests {
 
     #[test]
     fn alert_text_cannot_start_a_new_protocol_line() {
-        assert_eq!(
-            clean("disk full\r\nQUIT :bye\u{7}"),
-            "disk full  QUIT :bye"
-        );
+        assert_eq!(clean("disk full\r\nQUIT :bye\u{7}"), "disk full  QUIT :bye");
     }
 }

@@ -29,8 +29,12 @@ impl WebhookNotifier {
 
 /// 5xx and 429 may pass; other 4xx will fail the same way again.
 pub(crate) fn classify_status(status: reqwest::StatusCode, body: &str) -> NotifyError {
-    let msg = format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    let msg = format!(
+        "HTTP {status}: {}",
+        body.chars().take(200).collect::<String>()
+    );
+    if status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
     {
         NotifyError::transient(msg)

@@ -121,7 +121,10 @@ impl Inner {
             let msg = self.message(page).await?;
             let r = entry.notifier.send(&msg).await;
             let o = if r.is_ok() { "delivered" } else { "failed" };
-            self.metrics.notification_attempts.get_or_create(&label(o)).inc();
+            self.metrics
+                .notification_attempts
+                .get_or_create(&label(o))
+                .inc();
             r
         };
         let backoff = ExponentialBuilder::default()
@@ -140,12 +143,18 @@ impl Inner {
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
             Ok(()) => {
-                self.metrics.notifications.get_or_create(&label("delivered")).inc();
+                self.metrics
+                    .notifications
+                    .get_or_create(&label("delivered"))
+                    .inc();
                 info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), "page delivered");
                 Outcome::Delivered { attempts }
             }
             Err(e) => {
-                self.metrics.notifications.get_or_create(&label("failed")).inc();
+                self.metrics
+                    .notifications
+                    .get_or_create(&label("failed"))
+                    .inc();
                 warn!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, error = %e, attempts, "page failed");
                 Outcome::Failed {
                     attempts,
@@ -161,7 +170,9 @@ impl Inner {
             .store
             .incident(page.incident, false)
             .await
-            .map_err(|e| NotifyError::transient(format!("cannot read incident {}: {e}", page.incident)))?
+            .map_err(|e| {
+                NotifyError::transient(format!("cannot read incident {}: {e}", page.incident))
+            })?
             .ok_or_else(|| {
                 NotifyError::permanent(format!("incident {} is not in the store", page.incident))
             })?;

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::dispatch::Dispatcher;
-use crate::engine::{Effect, Engine, EscalationConfig, Input, Page, Refusal};
 use crate::engine::RECENT_WINDOW;
+use crate::engine::{Effect, Engine, EscalationConfig, Input, Page, Refusal};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::time::{Clock, Timestamp};
@@ -151,7 +151,11 @@ impl EngineLoop {
     }
 
     /// One turn: apply everything queued plus due deadlines, commit once, then answer and send.
-    async fn turn(&mut self, batch: &mut Vec<Request>, outcomes: Vec<(Page, crate::engine::Outcome)>) {
+    async fn turn(
+        &mut self,
+        batch: &mut Vec<Request>,
+        outcomes: Vec<(Page, crate::engine::Outcome)>,
+    ) {
         let now = self.clock.now();
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
@@ -221,7 +225,9 @@ impl EngineLoop {
                 // The engine already moved on in memory; the store is the truth.
                 match restore_engine(&*self.store, self.cfg.clone(), self.clock.now()).await {
                     Ok((engine, _pending)) => self.engine = engine,
-                    Err(e) => error!(error = %e, "reloading the engine failed; keeping the in-memory state"),
+                    Err(e) => {
+                        error!(error = %e, "reloading the engine failed; keeping the in-memory state")
+                    }
                 }
             }
         }

@@ -80,10 +80,9 @@ pub async fn start(opts: Options, listener: TcpListener) -> anyhow::Result<Runni
             .with_context(|| format!("opening the store in {}", data_dir.display()))?,
     );
     let cfg = Arc::new(EscalationConfig::from_config(&opts.config));
-    let (engine, pending) =
-        engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
-            .await
-            .context("restoring incidents from the store")?;
+    let (engine, pending) = engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
+        .await
+        .context("restoring incidents from the store")?;
     info!(
         open = engine.open_count(),
         next_incident = engine.next_incident_id(),
@@ -126,7 +125,14 @@ pub async fn start(opts: Options, listener: TcpListener) -> anyhow::Result<Runni
     let engine_stop = CancellationToken::new();
     let engine_task = tokio::spawn(engine_loop.run(engine_stop.clone(), opts.drain_grace));
 
-    let state = AppState::new(&opts.config, handle, store.clone(), metrics, health, opts.clock.clone());
+    let state = AppState::new(
+        &opts.config,
+        handle,
+        store.clone(),
+        metrics,
+        health,
+        opts.clock.clone(),
+    );
     let app = http::router(state);
     let http_stop = stop.clone();
     let task = tokio::spawn(async move {

@@ -73,7 +73,10 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
                 match v.version {
                     Some(serde_json::Value::String(s)) if s == "4" => {}
                     Some(other) => {
-                        let s = other.as_str().map(str::to_string).unwrap_or(other.to_string());
+                        let s = other
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or(other.to_string());
                         return Err(PayloadError::Version(s));
                     }
                     None => {
@@ -120,8 +123,12 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
                 ));
             }
         };
-        let starts_at = Timestamp::parse_rfc3339(&a.starts_at)
-            .ok_or_else(|| field("startsAt", format!("{:?} is not an RFC 3339 time", a.starts_at)))?;
+        let starts_at = Timestamp::parse_rfc3339(&a.starts_at).ok_or_else(|| {
+            field(
+                "startsAt",
+                format!("{:?} is not an RFC 3339 time", a.starts_at),
+            )
+        })?;
         let ends_at = match a.ends_at.as_str() {
             "" => None,
             s => {
@@ -263,7 +270,10 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_title() {
         let body = FIRING.replace("Disk almost full on db1", "Disk\\r\\nQUIT :x");
-        let body = body.replace("\"commonAnnotations\":{}", "\"commonAnnotations\":{\"summary\":\"a\\r\\nb\"}");
+        let body = body.replace(
+            "\"commonAnnotations\":{}",
+            "\"commonAnnotations\":{\"summary\":\"a\\r\\nb\"}",
+        );
         let p = parse(body.as_bytes(), None).unwrap();
         assert!(!p.batch.title.contains(['\r', '\n']), "{:?}", p.batch.title);
     }

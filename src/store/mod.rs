@@ -26,7 +26,9 @@ pub const SQLITE_FILE: &str = "tocsin.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {source}. Check that the data dir exists and is writable by tocsin")]
+    #[error(
+        "cannot open the store at {path}: {source}. Check that the data dir exists and is writable by tocsin"
+    )]
     Open {
         path: String,
         #[source]

@@ -1,0 +1,367 @@
+//! Rows to what the engine and the API need: the restore set and the incident views.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row, Transaction, params};
+
+use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
+use crate::engine::{
+    AlertStatus, Escalation, IncidentId, IncidentState, Page, PageKind, PolicySnapshot,
+};
+use crate::store::{
+    AlertView, EventView, IncidentView, PageStatus, PageView, Restored, RestoredIncident,
+    StoreError,
+};
+use crate::time::Timestamp;
+
+/// How many incidents are in each state (every state present, zero when none).
+pub(super) fn counts(conn: &Connection) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
+    let mut counts: BTreeMap<IncidentState, u64> = [
+        IncidentState::Triggered,
+        IncidentState::Acknowledged,
+        IncidentState::Resolved,
+    ]
+    .into_iter()
+    .map(|s| (s, 0))
+    .collect();
+    let mut stmt = conn
+        .prepare_cached("SELECT state, COUNT(*) FROM incidents GROUP BY state")
+        .or_read()?;
+    let mut rows = stmt.query([]).or_read()?;
+    while let Some(row) = rows.next().or_read()? {
+        let state: String = row.get(0).or_read()?;
+        let state = IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+            what: "incident state".into(),
+            detail: format!("unknown state {state:?}"),
+        })?;
+        counts.insert(state, get_u64(row, 1).or_read()?);
+    }
+    Ok(counts)
+}
+
+const INCIDENT_COLUMNS: &str = "id, source, group_key, title, labels, created_at, \
+    policy_name, state, updated_at, resolved_at, acked_by, acked_at, escalation";
+
+/// Open incidents, those resolved since `since`, the next ids and the unsent pages.
+pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restored, StoreError> {
+    let open = restored_incidents(
+        tx,
+        "WHERE state IN ('triggered', 'acknowledged') ORDER BY id",
+        params![],
+    )?;
+    let recent_resolved = restored_incidents(
+        tx,
+        "WHERE state = 'resolved' AND resolved_at >= ?1 ORDER BY id",
+        params![since.0],
+    )?;
+    let next_id = |table: &str| -> Result<u64, StoreError> {
+        let max: Option<i64> = tx
+            .query_row(&format!("SELECT MAX(id) FROM {table}"), [], |r| r.get(0))
+            .or_read()?;
+        Ok(max.map_or(1, |m| m.max(0) as u64 + 1))
+    };
+    let next_incident_id = next_id("incidents")?;
+    let next_page_id = next_id("pages")?;
+
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
+             to_addr, topic, late_by_ms, reason FROM pages WHERE status = 'pending' ORDER BY id",
+        )
+        .or_read()?;
+    let mut rows = stmt.query([]).or_read()?;
+    let mut pending_pages = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        pending_pages.push(page_row(row).or_read()?);
+    }
+    Ok(Restored {
+        open,
+        recent_resolved,
+        next_incident_id,
+        next_page_id,
+        pending_pages,
+    })
+}
+
+fn restored_incidents(
+    tx: &Transaction<'_>,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<RestoredIncident>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT id, source, group_key, state, created_at, resolved_at, acked_by, acked_at, \
+             policy, escalation FROM incidents {filter}"
+        ))
+        .or_read()?;
+    let mut rows = stmt.query(args).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let id = get_u64(row, 0).or_read()?;
+        let policy: String = row.get(8).or_read()?;
+        let escalation: String = row.get(9).or_read()?;
+        out.push(RestoredIncident {
+            id,
+            source: row.get(1).or_read()?,
+            group_key: row.get(2).or_read()?,
+            state: state_at(row, 3, id)?,
+            created_at: Timestamp(row.get(4).or_read()?),
+            resolved_at: row.get::<_, Option<i64>>(5).or_read()?.map(Timestamp),
+            acked_by: row.get(6).or_read()?,
+            acked_at: row.get::<_, Option<i64>>(7).or_read()?.map(Timestamp),
+            policy: from_json::<PolicySnapshot>(&policy, id, "policy")?,
+            escalation: from_json::<Escalation>(&escalation, id, "escalation")?,
+            alerts: Vec::new(),
+        });
+    }
+    drop(rows);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT fingerprint, status, starts_at FROM alerts WHERE incident_id = ?1 \
+             ORDER BY fingerprint",
+        )
+        .or_read()?;
+    for incident in &mut out {
+        let mut rows = stmt.query([sql_u64(incident.id).or_read()?]).or_read()?;
+        while let Some(row) = rows.next().or_read()? {
+            incident.alerts.push((
+                row.get(0).or_read()?,
+                alert_status_at(row, 1, incident.id)?,
+                Timestamp(row.get(2).or_read()?),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Newest first, with their alerts, without history.
+pub(super) fn incidents(
+    tx: &Transaction<'_>,
+    state: Option<IncidentState>,
+    limit: usize,
+) -> Result<Vec<IncidentView>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    {
+        let mut stmt;
+        let mut rows = match state {
+            Some(state) => {
+                stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = ?1 \
+                         ORDER BY id DESC LIMIT ?2"
+                    ))
+                    .or_read()?;
+                stmt.query(params![state.as_str(), limit]).or_read()?
+            }
+            None => {
+                stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"
+                    ))
+                    .or_read()?;
+                stmt.query(params![limit]).or_read()?
+            }
+        };
+        while let Some(row) = rows.next().or_read()? {
+            out.push(incident_view(row)?);
+        }
+    }
+    for view in &mut out {
+        view.alerts = alert_views(tx, view.id)?;
+    }
+    Ok(out)
+}
+
+/// One incident with its alerts; with `detail` its history and pages too.
+pub(super) fn incident(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    detail: bool,
+) -> Result<Option<IncidentView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"
+        ))
+        .or_read()?;
+    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let Some(row) = rows.next().or_read()? else {
+        return Ok(None);
+    };
+    let mut view = incident_view(row)?;
+    drop(rows);
+    view.alerts = alert_views(tx, id)?;
+    if detail {
+        view.history = Some(event_views(tx, id)?);
+        view.pages = Some(page_views(tx, id)?);
+    }
+    Ok(Some(view))
+}
+
+/// An incident row (selected with [`INCIDENT_COLUMNS`]) without its alerts.
+fn incident_view(row: &Row<'_>) -> Result<IncidentView, StoreError> {
+    let id = get_u64(row, 0).or_read()?;
+    let labels: String = row.get(4).or_read()?;
+    let escalation: String = row.get(12).or_read()?;
+    let escalation = from_json::<Escalation>(&escalation, id, "escalation")?;
+    Ok(IncidentView {
+        id,
+        state: state_at(row, 7, id)?,
+        title: row.get(3).or_read()?,
+        group_key: row.get(2).or_read()?,
+        source: row.get(1).or_read()?,
+        labels: from_json(&labels, id, "labels")?,
+        alerts: Vec::new(),
+        created_at: Timestamp(row.get(5).or_read()?),
+        updated_at: Timestamp(row.get(8).or_read()?),
+        resolved_at: row.get::<_, Option<i64>>(9).or_read()?.map(Timestamp),
+        acked_by: row.get(10).or_read()?,
+        acked_at: row.get::<_, Option<i64>>(11).or_read()?.map(Timestamp),
+        snoozed_until: escalation.snoozed_until,
+        ack_expires_at: escalation.ack_expires_at,
+        step: escalation.step,
+        cycle: escalation.cycle,
+        policy: row.get(6).or_read()?,
+        next_escalation_at: escalation.next_step_at,
+        history: None,
+        pages: None,
+    })
+}
+
+fn alert_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<AlertView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, \
+             received_at FROM alerts WHERE incident_id = ?1 ORDER BY starts_at, fingerprint",
+        )
+        .or_read()?;
+    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let labels: String = row.get(4).or_read()?;
+        let annotations: String = row.get(5).or_read()?;
+        out.push(AlertView {
+            fingerprint: row.get(0).or_read()?,
+            status: alert_status_at(row, 1, id)?,
+            starts_at: Timestamp(row.get(2).or_read()?),
+            ends_at: row.get::<_, Option<i64>>(3).or_read()?.map(Timestamp),
+            labels: from_json(&labels, id, "alert labels")?,
+            annotations: from_json(&annotations, id, "alert annotations")?,
+            generator_url: row.get(6).or_read()?,
+            received_at: Timestamp(row.get(7).or_read()?),
+        });
+    }
+    Ok(out)
+}
+
+fn event_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<EventView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT at, kind, actor, detail FROM events WHERE incident_id = ?1 ORDER BY at, id",
+        )
+        .or_read()?;
+    let rows = stmt
+        .query_map([sql_u64(id).or_read()?], |row| {
+            Ok(EventView {
+                at: Timestamp(row.get(0)?),
+                kind: row.get(1)?,
+                actor: row.get(2)?,
+                detail: row.get(3)?,
+            })
+        })
+        .or_read()?;
+    rows.collect::<rusqlite::Result<_>>().or_read()
+}
+
+fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
+             to_addr, topic, late_by_ms, reason, status, attempts, error, done_at \
+             FROM pages WHERE incident_id = ?1 ORDER BY id",
+        )
+        .or_read()?;
+    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let page = page_row(row).or_read()?;
+        let status: String = row.get(14).or_read()?;
+        let status = match status.as_str() {
+            "pending" => PageStatus::Pending,
+            "delivered" => PageStatus::Delivered,
+            "failed" => PageStatus::Failed,
+            other => {
+                return Err(corrupt(
+                    id,
+                    "page status",
+                    format!("unknown status {other:?}"),
+                ));
+            }
+        };
+        out.push(PageView {
+            id: page.id,
+            at: page.at,
+            kind: page.kind,
+            step: page.step,
+            cycle: page.cycle,
+            target: page.target,
+            notifier: page.notifier,
+            to: page.to,
+            reason: page.reason,
+            status,
+            attempts: row.get(15).or_read()?,
+            error: row.get(16).or_read()?,
+            done_at: row.get::<_, Option<i64>>(17).or_read()?.map(Timestamp),
+        });
+    }
+    Ok(out)
+}
+
+/// A page from the first 14 columns of a `pages` row (in table order).
+fn page_row(row: &Row<'_>) -> rusqlite::Result<Page> {
+    let kind: String = row.get(3)?;
+    Ok(Page {
+        id: get_u64(row, 0)?,
+        incident: get_u64(row, 1)?,
+        at: Timestamp(row.get(2)?),
+        kind: PageKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                Type::Text,
+                format!("unknown page kind {kind:?}").into(),
+            )
+        })?,
+        step: row.get(4)?,
+        cycle: row.get(5)?,
+        target: row.get(6)?,
+        contact: row.get(7)?,
+        notifier: row.get(8)?,
+        method: row.get(9)?,
+        to: row.get(10)?,
+        topic: row.get(11)?,
+        late_by_ms: row
+            .get::<_, Option<i64>>(12)?
+            .map(|v| {
+                u64::try_from(v).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(12, Type::Integer, Box::new(e))
+                })
+            })
+            .transpose()?,
+        reason: row.get(13)?,
+    })
+}
+
+fn state_at(row: &Row<'_>, idx: usize, id: IncidentId) -> Result<IncidentState, StoreError> {
+    let s: String = row.get(idx).or_read()?;
+    IncidentState::parse(&s).ok_or_else(|| corrupt(id, "state", format!("unknown state {s:?}")))
+}
+
+fn alert_status_at(row: &Row<'_>, idx: usize, id: IncidentId) -> Result<AlertStatus, StoreError> {
+    let s: String = row.get(idx).or_read()?;
+    match s.as_str() {
+        "firing" => Ok(AlertStatus::Firing),
+        "resolved" => Ok(AlertStatus::Resolved),
+        _ => Err(corrupt(id, "alert status", format!("unknown status {s:?}"))),
+    }
+}

@@ -1,0 +1,546 @@
+//! The store against a real SQLite file in a temp dir.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::engine::{
+    AlertIn, AlertRecord, AlertStatus, Escalation, HistoryEvent, IncidentOpened, IncidentStatus,
+    Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot, Target,
+};
+use crate::store::{IncidentView, PageStatus};
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::at(s)
+}
+
+fn policy() -> Arc<PolicySnapshot> {
+    Arc::new(PolicySnapshot {
+        name: "default".into(),
+        repeat: 1,
+        repeat_after: Duration::from_secs(600),
+        steps: vec![StepSnapshot {
+            after: Duration::ZERO,
+            targets: vec![Target::Notifier {
+                name: "console".into(),
+            }],
+        }],
+    })
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn escalation(at: Timestamp) -> Escalation {
+    Escalation {
+        pass_start: at,
+        next_step: 1,
+        next_step_at: Some(at.plus(Duration::from_secs(600))),
+        step: 1,
+        announced: vec!["console".into()],
+        ..Escalation::default()
+    }
+}
+
+fn status(id: IncidentId, state: IncidentState, at: Timestamp) -> IncidentStatus {
+    IncidentStatus {
+        id,
+        state,
+        updated_at: at,
+        resolved_at: (state == IncidentState::Resolved).then_some(at),
+        acked_by: None,
+        acked_at: None,
+        wake_at: Some(at.plus(Duration::from_secs(600))),
+        escalation: escalation(at),
+    }
+}
+
+fn alert(id: IncidentId, fingerprint: &str, at: Timestamp) -> Effect {
+    Effect::Alert(AlertRecord {
+        incident: id,
+        received_at: at,
+        alert: AlertIn {
+            fingerprint: fingerprint.into(),
+            status: AlertStatus::Firing,
+            starts_at: at,
+            ends_at: None,
+            labels: labels(&[("alertname", "DiskFull"), ("instance", "db1")]),
+            annotations: labels(&[("summary", "Disk almost full on db1")]),
+            generator_url: "http://prometheus/graph".into(),
+        },
+    })
+}
+
+fn page(id: PageId, incident: IncidentId, at: Timestamp) -> Page {
+    Page {
+        id,
+        incident,
+        at,
+        kind: PageKind::Triggered,
+        step: 1,
+        cycle: 0,
+        target: "alice".into(),
+        contact: Some("alice".into()),
+        notifier: "sms".into(),
+        method: Some(1),
+        to: Some("+15550100".into()),
+        topic: None,
+        late_by_ms: Some(1500),
+        reason: "step 1 of policy default".into(),
+    }
+}
+
+/// The effects of a webhook that opens incident `id` and pages about it (page `id`).
+fn opening(id: IncidentId, at: Timestamp) -> Vec<Effect> {
+    vec![
+        Effect::Opened(IncidentOpened {
+            id,
+            source: "alertmanager".into(),
+            group_key: format!("{{}}:{{alertname=\"DiskFull\",n=\"{id}\"}}"),
+            title: format!("DiskFull #{id}"),
+            labels: labels(&[("alertname", "DiskFull"), ("severity", "critical")]),
+            created_at: at,
+            policy: policy(),
+        }),
+        Effect::Status(status(id, IncidentState::Triggered, at)),
+        alert(id, "a1b2c3d4e5f60718", at),
+        Effect::Event(HistoryEvent::by_engine(id, at, "opened", "DiskFull")),
+        Effect::Page(page(id, id, at)),
+    ]
+}
+
+fn open_temp() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn webhook_batch_reads_back_whole() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(7, at)).await.unwrap();
+
+    let view = store.incident(7, true).await.unwrap().expect("incident 7");
+    assert_eq!(view.state, IncidentState::Triggered);
+    assert_eq!(view.title, "DiskFull #7");
+    assert_eq!(view.source, "alertmanager");
+    assert_eq!(view.labels["severity"], "critical");
+    assert_eq!(view.created_at, at);
+    assert_eq!(view.updated_at, at);
+    assert_eq!(view.policy, "default");
+    assert_eq!(view.step, 1);
+    assert_eq!(view.cycle, 0);
+    assert_eq!(view.next_escalation_at, Some(t("2026-11-21T10:10:00Z")));
+    assert_eq!(view.alerts.len(), 1);
+    let a = &view.alerts[0];
+    assert_eq!(a.fingerprint, "a1b2c3d4e5f60718");
+    assert_eq!(a.status, AlertStatus::Firing);
+    assert_eq!(a.starts_at, at);
+    assert_eq!(a.ends_at, None);
+    assert_eq!(a.annotations["summary"], "Disk almost full on db1");
+    assert_eq!(a.generator_url, "http://prometheus/graph");
+    let history = view.history.expect("history in the detail view");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].kind, "opened");
+    assert_eq!(history[0].actor, "tocsin");
+    let pages = view.pages.expect("pages in the detail view");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].status, PageStatus::Pending);
+    assert_eq!(pages[0].attempts, 0);
+    assert_eq!(pages[0].to.as_deref(), Some("+15550100"));
+    assert_eq!(pages[0].kind, PageKind::Triggered);
+
+    let brief = store.incident(7, false).await.unwrap().unwrap();
+    assert!(brief.history.is_none() && brief.pages.is_none());
+    assert!(store.incident(8, true).await.unwrap().is_none());
+
+    let list = store.incidents(None, 10).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, 7);
+    assert_eq!(list[0].alerts.len(), 1);
+    assert!(list[0].history.is_none());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts[&IncidentState::Triggered], 1);
+    assert_eq!(counts[&IncidentState::Resolved], 0);
+}
+
+#[tokio::test]
+async fn incident_list_is_newest_first_filtered_and_limited() {
+    let (_dir, store) = open_temp();
+    for id in 1..=5 {
+        store
+            .commit(opening(
+                id,
+                t("2026-11-21T10:00:00Z").plus(Duration::from_secs(id)),
+            ))
+            .await
+            .unwrap();
+    }
+    let at = t("2026-11-21T11:00:00Z");
+    store
+        .commit(vec![Effect::Status(status(2, IncidentState::Resolved, at))])
+        .await
+        .unwrap();
+    let ids = |v: Vec<IncidentView>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.incidents(None, 3).await.unwrap()), [5, 4, 3]);
+    assert_eq!(
+        ids(store
+            .incidents(Some(IncidentState::Triggered), 10)
+            .await
+            .unwrap()),
+        [5, 4, 3, 1]
+    );
+    assert_eq!(
+        ids(store
+            .incidents(Some(IncidentState::Resolved), 10)
+            .await
+            .unwrap()),
+        [2]
+    );
+    assert_eq!(store.counts().await.unwrap()[&IncidentState::Resolved], 1);
+}
+
+#[tokio::test]
+async fn duplicate_delivery_updates_the_alert_row() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    let later = t("2026-11-21T10:05:00Z");
+    let Effect::Alert(mut again) = alert(1, "a1b2c3d4e5f60718", at) else {
+        unreachable!()
+    };
+    again.alert.status = AlertStatus::Resolved;
+    again.alert.ends_at = Some(later);
+    again.received_at = later;
+    store.commit(vec![Effect::Alert(again)]).await.unwrap();
+
+    let view = store.incident(1, false).await.unwrap().unwrap();
+    assert_eq!(view.alerts.len(), 1, "one row per (incident, fingerprint)");
+    assert_eq!(view.alerts[0].status, AlertStatus::Resolved);
+    assert_eq!(view.alerts[0].ends_at, Some(later));
+    assert_eq!(view.alerts[0].received_at, later);
+}
+
+#[tokio::test]
+async fn page_outcomes_are_recorded() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    let mut effects = opening(1, at);
+    effects.push(Effect::Page(page(2, 1, at)));
+    store.commit(effects).await.unwrap();
+    let done = t("2026-11-21T10:00:03Z");
+    store
+        .commit(vec![
+            Effect::PageDone {
+                page: 1,
+                at: done,
+                outcome: Outcome::Delivered { attempts: 2 },
+            },
+            Effect::PageDone {
+                page: 2,
+                at: done,
+                outcome: Outcome::Failed {
+                    attempts: 3,
+                    permanent: true,
+                    error: "gateway said 400: bad number".into(),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+
+    let pages = store
+        .incident(1, true)
+        .await
+        .unwrap()
+        .unwrap()
+        .pages
+        .unwrap();
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages[0].id, 1);
+    assert_eq!(pages[0].status, PageStatus::Delivered);
+    assert_eq!(pages[0].attempts, 2);
+    assert_eq!(pages[0].error, None);
+    assert_eq!(pages[0].done_at, Some(done));
+    assert_eq!(pages[1].status, PageStatus::Failed);
+    assert_eq!(pages[1].attempts, 3);
+    assert_eq!(
+        pages[1].error.as_deref(),
+        Some("gateway said 400: bad number")
+    );
+    assert!(store.restore(at).await.unwrap().pending_pages.is_empty());
+}
+
+#[tokio::test]
+async fn restart_resumes_open_escalations_and_unsent_pages() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    for id in 1..=4 {
+        store.commit(opening(id, at)).await.unwrap();
+    }
+    let mut acked = status(2, IncidentState::Acknowledged, t("2026-11-21T10:02:00Z"));
+    acked.acked_by = Some("alice".into());
+    acked.acked_at = Some(t("2026-11-21T10:02:00Z"));
+    acked.escalation.next_step_at = None;
+    acked.escalation.ack_expires_at = Some(t("2026-11-21T10:32:00Z"));
+    store
+        .commit(vec![
+            Effect::Status(acked.clone()),
+            // Resolved long ago: outside the cut-off.
+            Effect::Status(status(
+                3,
+                IncidentState::Resolved,
+                t("2026-11-21T10:01:00Z"),
+            )),
+            // Resolved recently: a late duplicate must find it.
+            Effect::Status(status(
+                4,
+                IncidentState::Resolved,
+                t("2026-11-21T11:00:00Z"),
+            )),
+            Effect::PageDone {
+                page: 1,
+                at,
+                outcome: Outcome::Delivered { attempts: 1 },
+            },
+        ])
+        .await
+        .unwrap();
+
+    let r = store.restore(t("2026-11-21T10:30:00Z")).await.unwrap();
+    let open: Vec<_> = r.open.iter().map(|i| (i.id, i.state)).collect();
+    assert_eq!(
+        open,
+        [
+            (1, IncidentState::Triggered),
+            (2, IncidentState::Acknowledged)
+        ]
+    );
+    assert_eq!(r.open[0].escalation, escalation(at));
+    assert_eq!(r.open[0].policy, *policy());
+    assert_eq!(r.open[0].source, "alertmanager");
+    assert_eq!(
+        r.open[0].alerts,
+        [("a1b2c3d4e5f60718".to_string(), AlertStatus::Firing, at)]
+    );
+    assert_eq!(r.open[1].escalation, acked.escalation);
+    assert_eq!(r.open[1].acked_by.as_deref(), Some("alice"));
+    assert_eq!(r.open[1].acked_at, acked.acked_at);
+    let resolved: Vec<_> = r.recent_resolved.iter().map(|i| i.id).collect();
+    assert_eq!(resolved, [4]);
+    assert_eq!(
+        r.recent_resolved[0].resolved_at,
+        Some(t("2026-11-21T11:00:00Z"))
+    );
+    assert_eq!(r.recent_resolved[0].alerts.len(), 1);
+    assert_eq!(r.next_incident_id, 5);
+    assert_eq!(r.next_page_id, 5);
+    let pending: Vec<_> = r.pending_pages.iter().map(|p| p.id).collect();
+    assert_eq!(pending, [2, 3, 4]);
+    assert_eq!(
+        r.pending_pages[0],
+        page(2, 2, at),
+        "rebuilt exactly as recorded"
+    );
+}
+
+#[tokio::test]
+async fn empty_store_restores_to_first_ids() {
+    let (_dir, store) = open_temp();
+    let r = store.restore(Timestamp(0)).await.unwrap();
+    assert!(r.open.is_empty() && r.recent_resolved.is_empty() && r.pending_pages.is_empty());
+    assert_eq!((r.next_incident_id, r.next_page_id), (1, 1));
+}
+
+#[tokio::test]
+async fn only_the_last_status_of_a_batch_counts() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    let mut effects = opening(1, at);
+    let mut acked = status(1, IncidentState::Acknowledged, t("2026-11-21T10:01:00Z"));
+    acked.acked_by = Some("bob".into());
+    effects.push(Effect::Status(acked));
+    effects.push(Effect::Event(HistoryEvent::by_engine(
+        1,
+        t("2026-11-21T10:01:00Z"),
+        "acked",
+        "",
+    )));
+    store.commit(effects).await.unwrap();
+    let view = store.incident(1, true).await.unwrap().unwrap();
+    assert_eq!(view.state, IncidentState::Acknowledged);
+    assert_eq!(view.acked_by.as_deref(), Some("bob"));
+    let kinds: Vec<_> = view.history.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["opened", "acked"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_all_land() {
+    let (_dir, store) = open_temp();
+    let store = Arc::new(store);
+    let at = t("2026-11-21T10:00:00Z");
+    let tasks: Vec<_> = (1..=50)
+        .map(|id| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.commit(opening(id, at)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.incidents(None, 100).await.unwrap().len(), 50);
+    assert!(store.transactions() <= 50);
+}
+
+/// A storm of webhooks while the disk is slow: the committers that queue up behind
+/// one fsync share the next one instead of each waiting for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn committers_waiting_together_share_one_transaction() {
+    let (dir, store) = open_temp();
+    let store = Arc::new(store);
+    // Another connection holds the write lock: the writer stalls on its first group
+    // the way it would on a slow fsync.
+    let blocker = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let before = store.transactions();
+    let at = t("2026-11-21T10:00:00Z");
+    let tasks: Vec<_> = (1..=50)
+        .map(|id| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.commit(opening(id, at)).await })
+        })
+        .collect();
+    while store.in_flight.available_permits() > MAX_IN_FLIGHT - 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    blocker.execute_batch("ROLLBACK").unwrap();
+
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let ran = store.transactions() - before;
+    assert!(ran <= 2, "50 queued commits took {ran} transactions");
+    assert_eq!(store.incidents(None, 100).await.unwrap().len(), 50);
+    assert_eq!(store.restore(at).await.unwrap().pending_pages.len(), 50);
+}
+
+#[tokio::test]
+async fn failed_commit_writes_nothing_and_the_store_carries_on() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    // Incident 1 again (an id reused by a bug): the whole batch must roll back.
+    let mut effects = vec![Effect::Event(HistoryEvent::by_engine(
+        1, at, "received", "",
+    ))];
+    effects.extend(opening(1, at));
+    let err = store.commit(effects).await.unwrap_err();
+    assert!(matches!(err, StoreError::Write(_)), "{err}");
+    let view = store.incident(1, true).await.unwrap().unwrap();
+    assert_eq!(
+        view.history.unwrap().len(),
+        1,
+        "the failed batch left no event"
+    );
+
+    store.commit(opening(2, at)).await.unwrap();
+    assert_eq!(store.counts().await.unwrap()[&IncidentState::Triggered], 2);
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t("2026-11-21T10:00:00Z");
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.commit(opening(41, at)).await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let view = store.incident(41, true).await.unwrap().unwrap();
+    assert_eq!(view.title, "DiskFull #41");
+    assert_eq!(view.alerts.len(), 1);
+    assert_eq!(store.restore(at).await.unwrap().next_incident_id, 42);
+}
+
+#[tokio::test]
+async fn creates_a_missing_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b");
+    let store = SqliteStore::open(&nested).unwrap();
+    store
+        .commit(opening(1, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap();
+    assert!(nested.join(SQLITE_FILE).exists());
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("schema version 2") && err.contains("newer tocsin"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_json_names_the_incident() {
+    let (dir, store) = open_temp();
+    store
+        .commit(opening(9, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap();
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    conn.execute(
+        "UPDATE incidents SET escalation = '{not json' WHERE id = 9",
+        [],
+    )
+    .unwrap();
+    let err = store.incident(9, false).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("incident 9"), "{err}");
+    assert!(store.restore(Timestamp(0)).await.is_err());
+}
+
+#[tokio::test]
+async fn commits_after_close_are_refused() {
+    let (_dir, store) = open_temp();
+    store.close();
+    let err = store.commit(opening(1, t("2026-11-21T10:00:00Z"))).await;
+    assert!(matches!(err, Err(StoreError::Closed)));
+    assert!(store.commit(Vec::new()).await.is_ok(), "nothing to write");
+    assert!(
+        store.incidents(None, 10).await.unwrap().is_empty(),
+        "reads still work"
+    );
+}
+
+#[test]
+fn readers_see_wal_mode_and_a_small_cache() {
+    let (_dir, store) = open_temp();
+    let conn = lock(&store.reader);
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let cache: i64 = conn
+        .pragma_query_value(None, "cache_size", |r| r.get(0))
+        .unwrap();
+    assert_eq!(cache, -CACHE_KIB);
+}

@@ -1,0 +1,173 @@
+//! Effects to rows: each engine effect is one statement inside the group's transaction.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::{WriteRequest, sql_u64, to_json};
+use crate::engine::{
+    AlertRecord, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened, IncidentStatus,
+    Outcome, Page, PageId,
+};
+use crate::time::Timestamp;
+
+/// Writes the effects of every request in order, in one immediate transaction. Of several
+/// `Status` effects for one incident only the last is written: it carries the whole state.
+pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let effects = || group.iter().flat_map(|r| r.effects.iter());
+    let mut last_status: HashMap<IncidentId, usize> = HashMap::new();
+    for (i, effect) in effects().enumerate() {
+        if let Effect::Status(s) = effect {
+            last_status.insert(s.id, i);
+        }
+    }
+    for (i, effect) in effects().enumerate() {
+        match effect {
+            Effect::Opened(o) => insert_incident(&tx, o)?,
+            Effect::Status(s) if last_status.get(&s.id) == Some(&i) => update_status(&tx, s)?,
+            Effect::Status(_) => {}
+            Effect::Alert(a) => upsert_alert(&tx, a)?,
+            Effect::Event(e) => insert_event(&tx, e)?,
+            Effect::Page(p) => insert_page(&tx, p)?,
+            Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
+        }
+    }
+    tx.commit()
+}
+
+/// The row with placeholder status fields; the `Status` effect that always follows in the
+/// same batch fills them in.
+fn insert_incident(tx: &Transaction<'_>, o: &IncidentOpened) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO incidents (id, source, group_key, title, labels, created_at, policy_name, \
+         policy, state, updated_at, resolved_at, acked_by, acked_at, wake_at, escalation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'triggered', ?6, NULL, NULL, NULL, NULL, ?9)",
+    )?;
+    stmt.execute(params![
+        sql_u64(o.id)?,
+        o.source,
+        o.group_key,
+        o.title,
+        to_json(&o.labels)?,
+        o.created_at.0,
+        o.policy.name,
+        to_json(&*o.policy)?,
+        to_json(&Escalation::default())?,
+    ])?;
+    Ok(())
+}
+
+fn update_status(tx: &Transaction<'_>, s: &IncidentStatus) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE incidents SET state = ?2, updated_at = ?3, resolved_at = ?4, acked_by = ?5, \
+         acked_at = ?6, wake_at = ?7, escalation = ?8 WHERE id = ?1",
+    )?;
+    let changed = stmt.execute(params![
+        sql_u64(s.id)?,
+        s.state.as_str(),
+        s.updated_at.0,
+        s.resolved_at.map(|t| t.0),
+        s.acked_by,
+        s.acked_at.map(|t| t.0),
+        s.wake_at.map(|t| t.0),
+        to_json(&s.escalation)?,
+    ])?;
+    if changed == 0 {
+        tracing::warn!(
+            incident = s.id,
+            "status update for an incident the store does not have"
+        );
+    }
+    Ok(())
+}
+
+fn upsert_alert(tx: &Transaction<'_>, a: &AlertRecord) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO alerts (incident_id, fingerprint, status, starts_at, ends_at, labels, \
+         annotations, generator_url, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status, \
+         starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels, \
+         annotations = excluded.annotations, generator_url = excluded.generator_url, \
+         received_at = excluded.received_at",
+    )?;
+    let alert = &a.alert;
+    stmt.execute(params![
+        sql_u64(a.incident)?,
+        alert.fingerprint,
+        alert.status.as_str(),
+        alert.starts_at.0,
+        alert.ends_at.map(|t| t.0),
+        to_json(&alert.labels)?,
+        to_json(&alert.annotations)?,
+        alert.generator_url,
+        a.received_at.0,
+    ])?;
+    Ok(())
+}
+
+fn insert_event(tx: &Transaction<'_>, e: &HistoryEvent) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (incident_id, at, kind, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    stmt.execute(params![
+        sql_u64(e.incident)?,
+        e.at.0,
+        e.kind,
+        e.actor,
+        e.detail
+    ])?;
+    Ok(())
+}
+
+/// Records the intent. A page already recorded (same id, e.g. re-sent after a restart)
+/// keeps its row.
+fn insert_page(tx: &Transaction<'_>, p: &Page) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO pages (id, incident_id, at, kind, step, cycle, target, contact, notifier, \
+         method, to_addr, topic, late_by_ms, reason, status, attempts, error, done_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', 0, \
+         NULL, NULL) \
+         ON CONFLICT (id) DO NOTHING",
+    )?;
+    stmt.execute(params![
+        sql_u64(p.id)?,
+        sql_u64(p.incident)?,
+        p.at.0,
+        p.kind.as_str(),
+        p.step,
+        p.cycle,
+        p.target,
+        p.contact,
+        p.notifier,
+        p.method,
+        p.to,
+        p.topic,
+        p.late_by_ms.map(sql_u64).transpose()?,
+        p.reason,
+    ])?;
+    Ok(())
+}
+
+fn page_done(
+    tx: &Transaction<'_>,
+    page: PageId,
+    at: Timestamp,
+    outcome: &Outcome,
+) -> rusqlite::Result<()> {
+    let (status, attempts, error) = match outcome {
+        Outcome::Delivered { attempts } => ("delivered", *attempts, None),
+        Outcome::Failed {
+            attempts, error, ..
+        } => ("failed", *attempts, Some(error.as_str())),
+    };
+    let mut stmt = tx.prepare_cached(
+        "UPDATE pages SET status = ?2, attempts = ?3, error = ?4, done_at = ?5 WHERE id = ?1",
+    )?;
+    let changed = stmt.execute(params![sql_u64(page)?, status, attempts, error, at.0])?;
+    if changed == 0 {
+        tracing::warn!(page, "outcome for a page the store does not have");
+    }
+    Ok(())
+}
