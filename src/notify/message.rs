@@ -47,15 +47,10 @@ impl Message {
     /// One line with the headline, why, lateness, and how to ack.
     pub fn one_line(&self) -> String {
         let mut s = self.headline();
-        let firing = self
-            .incident
-            .alerts
-            .iter()
-            .filter(|a| a.status == crate::engine::AlertStatus::Firing)
-            .count();
         s.push_str(&format!(
-            " ({firing}/{} alerts firing; {})",
-            self.incident.alerts.len(),
+            " ({}/{} alerts firing; {})",
+            self.incident.alerts_firing,
+            self.incident.alerts_total,
             clean(&self.page.reason)
         ));
         if let Some(ms) = self.page.late_by_ms {

@@ -68,7 +68,11 @@ pub struct IncidentView {
     pub source: String,
     /// The labels routing saw (Alertmanager `commonLabels`).
     pub labels: BTreeMap<String, String>,
+    /// Firing alerts first, then the oldest; capped (20 in lists, 500 in one incident).
     pub alerts: Vec<AlertView>,
+    /// How many alerts the incident has in all; `alerts` may list fewer.
+    pub alerts_total: u64,
+    pub alerts_firing: u64,
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]

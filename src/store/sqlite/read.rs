@@ -169,7 +169,8 @@ pub(super) fn incidents(
         }
     }
     for view in &mut out {
-        view.alerts = alert_views(tx, view.id)?;
+        view.alerts = alert_views(tx, view.id, LIST_ALERTS)?;
+        (view.alerts_total, view.alerts_firing) = alert_counts(tx, view.id)?;
     }
     Ok(out)
 }
@@ -191,7 +192,8 @@ pub(super) fn incident(
     };
     let mut view = incident_view(row)?;
     drop(rows);
-    view.alerts = alert_views(tx, id)?;
+    view.alerts = alert_views(tx, id, ONE_ALERTS)?;
+    (view.alerts_total, view.alerts_firing) = alert_counts(tx, id)?;
     if detail {
         view.history = Some(event_views(tx, id)?);
         view.pages = Some(page_views(tx, id)?);
@@ -213,6 +215,8 @@ fn incident_view(row: &Row<'_>) -> Result<IncidentView, StoreError> {
         source: row.get(1).or_read()?,
         labels: from_json(&labels, id, "labels")?,
         alerts: Vec::new(),
+        alerts_total: 0,
+        alerts_firing: 0,
         created_at: Timestamp(row.get(5).or_read()?),
         updated_at: Timestamp(row.get(8).or_read()?),
         resolved_at: row.get::<_, Option<i64>>(9).or_read()?.map(Timestamp),
@@ -229,14 +233,40 @@ fn incident_view(row: &Row<'_>) -> Result<IncidentView, StoreError> {
     })
 }
 
-fn alert_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<AlertView>, StoreError> {
+/// Alerts listed per incident in list views; `alerts_total` tells how many there are.
+const LIST_ALERTS: i64 = 20;
+/// Alerts listed in the single-incident view and in pages: a storm's incident may hold
+/// thousands, and a page or an API answer must stay bounded.
+const ONE_ALERTS: i64 = 500;
+
+/// (all alerts, firing alerts) of an incident.
+fn alert_counts(tx: &Transaction<'_>, id: IncidentId) -> Result<(u64, u64), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'firing' THEN 1 ELSE 0 END), 0) \
+             FROM alerts WHERE incident_id = ?1",
+        )
+        .or_read()?;
+    stmt.query_row([sql_u64(id).or_read()?], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })
+    .or_read()
+}
+
+/// Firing alerts first, then the oldest; at most `cap`.
+fn alert_views(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    cap: i64,
+) -> Result<Vec<AlertView>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, \
-             received_at FROM alerts WHERE incident_id = ?1 ORDER BY starts_at, fingerprint",
+             received_at FROM alerts WHERE incident_id = ?1 \
+             ORDER BY status, starts_at, fingerprint LIMIT ?2",
         )
         .or_read()?;
-    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let mut rows = stmt.query(params![sql_u64(id).or_read()?, cap]).or_read()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().or_read()? {
         let labels: String = row.get(4).or_read()?;
