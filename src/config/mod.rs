@@ -1,12 +1,22 @@
 //! `alerts.toml`: schema, loading, and validation that reports every error at once.
 //!
 //! `schema.rs` is the file's shape (pure serde data), `types.rs` the human-written value
-//! types, `load.rs` turns text into a validated [`Config`] or a list of [`ConfigError`]s
-//! with key paths and line numbers.
+//! types. `load.rs` turns text into a validated [`Config`] or a list of [`ConfigError`]s
+//! with key paths and line numbers, in three passes: TOML syntax, each section and entry
+//! on its own (`sections.rs`, with `locate.rs` finding key paths and lines and
+//! `messages.rs` rewording serde's errors), then cross-references (`validate.rs`);
+//! `secrets.rs` reads `*_file` / `*_env` secrets.
 
 mod load;
+mod locate;
+mod messages;
 pub mod schema;
+mod secrets;
+mod sections;
+#[cfg(test)]
+mod tests;
 pub mod types;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

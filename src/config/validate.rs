@@ -1,0 +1,309 @@
+//! Pass 3: the checks that need more than one entry, or the outside world: the shared name
+//! space, references, step order, matchers, addresses and (through `secrets.rs`) secrets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use super::load::Loader;
+use super::locate::{KeyPath, line_of, span_of};
+use super::schema::{AlertmanagerSourceConfig, NotifierConfig, ServerConfig};
+use super::sections::Parsed;
+use super::types::Secret;
+use super::{HookAuth, Route};
+use crate::engine::Matcher;
+
+impl Loader<'_, '_> {
+    /// Pass 3: everything that needs more than one entry, or the outside world.
+    pub(super) fn check(&mut self, p: &Parsed) -> (HookAuth, BTreeMap<String, Secret>, Vec<Route>) {
+        self.check_names(p);
+        self.check_contacts(p);
+        self.check_policies(p);
+        let routes = self.check_routes(p);
+        let hook_auth = self.check_server(&p.file.server);
+        let mut tokens = BTreeMap::new();
+        for (name, n) in &p.file.notifiers {
+            let at = KeyPath::default().key("notifiers").key(name);
+            if let NotifierConfig::Webhook(w) = n {
+                if !is_http_url(&w.url) {
+                    self.err(
+                        &at.key("url"),
+                        format!("url {:?} must start with http:// or https://", w.url),
+                    );
+                }
+                if w.timeout.0.is_zero() {
+                    self.err(
+                        &at.key("timeout"),
+                        "timeout must be more than 0s, like \"10s\"",
+                    );
+                }
+                if w.max_attempts == 0 {
+                    self.err(&at.key("max_attempts"), "max_attempts must be at least 1");
+                }
+                let token = self.secret(
+                    &at,
+                    "bearer_token",
+                    w.bearer_token_file.as_deref(),
+                    w.bearer_token_env.as_deref(),
+                );
+                if let Some(token) = token {
+                    tokens.insert(name.clone(), token);
+                }
+            }
+        }
+        if let Some(AlertmanagerSourceConfig {
+            heartbeat: Some(hb),
+        }) = &p.file.sources.alertmanager
+        {
+            let at = KeyPath::default()
+                .key("sources")
+                .key("alertmanager")
+                .key("heartbeat");
+            if hb.alertname.trim().is_empty() {
+                self.err(
+                    &at.key("alertname"),
+                    "alertname is empty: write the always-firing alert's name, like \"Watchdog\"",
+                );
+            }
+            if hb.within.0.is_zero() {
+                self.err(
+                    &at.key("within"),
+                    "within must be more than 0s, like \"10m\"",
+                );
+            }
+        }
+        (hook_auth, tokens, routes)
+    }
+
+    /// Contacts, notifiers and policies share one name space, and names are plain.
+    fn check_names(&mut self, p: &Parsed) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        let sections = [
+            ("notifiers", &p.notifier_names),
+            ("contacts", &p.contact_names),
+            ("policies", &p.policy_names),
+        ];
+        for (section, names) in sections {
+            for name in names {
+                let at = KeyPath::default().key(section).key(name);
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                {
+                    self.err(
+                        &at,
+                        format!("name {name:?} may only have letters, digits, '_', '.' and '-'"),
+                    );
+                }
+                match seen.get(name.as_str()) {
+                    Some(first) => {
+                        let first_at = KeyPath::default().key(first).key(name);
+                        let line = span_of(self.root.get_ref(), &first_at)
+                            .map(|s| format!(" (line {})", line_of(self.text, s.start)))
+                            .unwrap_or_default();
+                        let msg = format!(
+                            "name {name:?} is used by both {first_at}{line} and {at}: contacts, notifiers and policies share one name space, so rename one"
+                        );
+                        self.err(&at, msg);
+                    }
+                    None => {
+                        seen.insert(name, section);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_contacts(&mut self, p: &Parsed) {
+        for (name, c) in &p.file.contacts {
+            let at = KeyPath::default().key("contacts").key(name);
+            if c.methods.is_empty() && c.irc_account.is_none() {
+                self.err(&at, format!("contact {name} has no methods: nobody can be paged; add methods = [{{ notifier = \"...\", to = \"...\" }}]"));
+            }
+            for (i, m) in c.methods.iter().enumerate() {
+                if !p.notifier_names.contains(&m.notifier) {
+                    let what = what_is(p, &m.notifier);
+                    let msg = format!(
+                        "unknown notifier {:?}{what} (notifiers: {})",
+                        m.notifier,
+                        list(&p.notifier_names)
+                    );
+                    self.err(&at.key("methods").index(i).key("notifier"), msg);
+                }
+            }
+        }
+    }
+
+    fn check_policies(&mut self, p: &Parsed) {
+        for (name, policy) in &p.file.policies {
+            let at = KeyPath::default().key("policies").key(name);
+            if policy.steps.is_empty() {
+                self.err(&at.key("steps"), "a policy needs at least one step, like { after = \"0s\", notify = [\"oncall\"] }");
+                continue;
+            }
+            for (i, step) in policy.steps.iter().enumerate() {
+                let step_at = at.key("steps").index(i);
+                if step.notify.is_empty() {
+                    self.err(
+                        &step_at.key("notify"),
+                        "this step notifies nobody: name contacts or notifiers",
+                    );
+                }
+                for (j, target) in step.notify.iter().enumerate() {
+                    if !p.contact_names.contains(target) && !p.notifier_names.contains(target) {
+                        let what = what_is(p, target);
+                        let msg = format!(
+                            "unknown contact or notifier {target:?}{what} (contacts: {}; notifiers: {})",
+                            list(&p.contact_names),
+                            list(&p.notifier_names)
+                        );
+                        self.err(&step_at.key("notify").index(j), msg);
+                    }
+                }
+                if i > 0 && step.after < policy.steps[i - 1].after {
+                    let msg = format!(
+                        "after = {:?} is earlier than the previous step's {:?}: `after` is counted from the start of the pass, so steps must not go back in time",
+                        step.after,
+                        policy.steps[i - 1].after
+                    );
+                    self.err(&step_at.key("after"), msg);
+                }
+            }
+            let last = policy.steps.last().map(|s| s.after).unwrap_or_default();
+            let gap = policy.repeat_after.unwrap_or(last);
+            if policy.repeat > 0 && gap.0.is_zero() {
+                let (key, why) = match policy.repeat_after {
+                    Some(_) => ("repeat_after", "repeat_after is 0s"),
+                    None => ("repeat", "the last step's `after` is 0s"),
+                };
+                let msg = format!(
+                    "the policy would repeat with no pause between passes ({why}): set repeat_after to the pause, like \"30m\""
+                );
+                self.err(&at.key(key), msg);
+            }
+        }
+    }
+
+    fn check_routes(&mut self, p: &Parsed) -> Vec<Route> {
+        let at = KeyPath::default().key("routes");
+        if p.route_count == 0 {
+            self.err(&at, "no routes: add a [[routes]] with policy = \"default\" (a route without matchers catches every incident)");
+        }
+        let mut routes = Vec::new();
+        let mut catch_all: Option<usize> = None;
+        for (route, &i) in p.file.routes.iter().zip(&p.route_index) {
+            let route_at = at.index(i);
+            if let Some(c) = catch_all {
+                let msg = format!(
+                    "this route is never used: routes[{c}] has no matchers and catches every incident first; move the catch-all route last"
+                );
+                self.err(&route_at, msg);
+            }
+            if route.matchers.is_empty() && catch_all.is_none() {
+                catch_all = Some(i);
+            }
+            if !p.policy_names.contains(&route.policy) {
+                let what = what_is(p, &route.policy);
+                let msg = format!(
+                    "unknown policy {:?}{what} (policies: {})",
+                    route.policy,
+                    list(&p.policy_names)
+                );
+                self.err(&route_at.key("policy"), msg);
+            }
+            let mut matchers = Vec::new();
+            for (j, m) in route.matchers.iter().enumerate() {
+                match Matcher::parse(m) {
+                    Ok(m) => matchers.push(m),
+                    Err(e) => self.err(&route_at.key("matchers").index(j), e),
+                }
+            }
+            routes.push(Route {
+                matchers,
+                policy: route.policy.clone(),
+            });
+        }
+        routes
+    }
+
+    fn check_server(&mut self, s: &ServerConfig) -> HookAuth {
+        let at = KeyPath::default().key("server");
+        if let Err(e) = s.listen.parse::<SocketAddr>() {
+            let msg = format!(
+                "listen = {:?} is not IP:PORT ({e}): write it like \"127.0.0.1:9797\" or \"[::]:9797\"",
+                s.listen
+            );
+            self.err(&at.key("listen"), msg);
+        }
+        if !is_http_url(&s.public_url) {
+            let msg = format!(
+                "public_url {:?} must start with http:// or https:// (ack links are built from it)",
+                s.public_url
+            );
+            self.err(&at.key("public_url"), msg);
+        }
+        if s.max_body.0 == 0 {
+            self.err(
+                &at.key("max_body"),
+                "max_body must be more than 0, like \"1MiB\"",
+            );
+        }
+        let mut auth = HookAuth {
+            bearer: self.secret(
+                &at,
+                "auth_token",
+                s.auth_token_file.as_deref(),
+                s.auth_token_env.as_deref(),
+            ),
+            basic: None,
+        };
+        if let Some(b) = &s.basic_auth {
+            let at = at.key("basic_auth");
+            if b.username.is_empty() {
+                self.err(&at.key("username"), "username is empty");
+            }
+            if b.password_file.is_none() && b.password_env.is_none() {
+                self.err(&at, "basic_auth needs password_file or password_env");
+            }
+            let password = self.secret(
+                &at,
+                "password",
+                b.password_file.as_deref(),
+                b.password_env.as_deref(),
+            );
+            auth.basic = password.map(|p| (b.username.clone(), p));
+        }
+        auth
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty())
+}
+
+fn list(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        return "none defined".to_string();
+    }
+    names
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `", which is a contact"` when a reference names the wrong kind of thing.
+fn what_is(p: &Parsed, name: &str) -> &'static str {
+    if p.contact_names.contains(name) {
+        ", which is a contact"
+    } else if p.notifier_names.contains(name) {
+        ", which is a notifier"
+    } else if p.policy_names.contains(name) {
+        ", which is a policy"
+    } else {
+        ""
+    }
+}
