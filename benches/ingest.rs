@@ -314,7 +314,7 @@ async fn print_daemon_metrics(client: &reqwest::Client, base_url: &str) {
 }
 
 /// The durability check: stop the daemon gracefully, then every alert answered 200 must
-/// be in its SQLite file. Returns false when any is missing.
+/// be in its SQLite file. Returns false when any is missing or SIGTERM did not stop it.
 async fn check_storm(
     daemon: Option<&mut daemon::Daemon>,
     pool: &payload::Pool,
@@ -324,8 +324,19 @@ async fn check_storm(
         println!("   storm store check skipped: the daemon is not ours (--url)");
         return Ok(true);
     };
-    let status = daemon.stop().await?;
-    println!("   daemon stopped by SIGTERM: {status}");
+    let graceful = match daemon.stop().await? {
+        daemon::Stopped::Exited(status) => {
+            println!("   daemon stopped by SIGTERM: {status}");
+            true
+        }
+        daemon::Stopped::Hung => {
+            println!(
+                "   MISS daemon still running 30 s after SIGTERM; killed with SIGKILL. Log tail:\n{}",
+                daemon.log_tail(20)
+            );
+            false
+        }
+    };
     let answered: Vec<payload::AlertKey> = outcome
         .ok_bodies
         .iter()
@@ -334,11 +345,11 @@ async fn check_storm(
     let db = daemon.data_dir().join("tocsin.db");
     let check = store_check::run(&db, &answered)?;
     check.print(answered.len());
-    if !check.complete() {
+    if !check.complete() || !graceful {
         let kept = daemon.keep_dir();
         println!("   data dir kept for inspection: {}", kept.display());
     }
-    Ok(check.complete())
+    Ok(check.complete() && graceful)
 }
 
 /// Alertmanager v4 webhook bodies, generated before timing starts.
@@ -1145,8 +1156,9 @@ mod daemon {
         }
 
         /// SIGTERM through `kill(1)` (the crate forbids unsafe, so no libc), then waits up
-        /// to 30 s for the graceful drain; a daemon that hangs is killed and reported.
-        pub async fn stop(&mut self) -> Result<ExitStatus> {
+        /// to 30 s for the graceful drain. A daemon that hangs is killed with SIGKILL and
+        /// reported as such: the store must hold the answered alerts even then.
+        pub async fn stop(&mut self) -> Result<Stopped> {
             let sent = Command::new("kill")
                 .args(["-TERM", &self.pid.to_string()])
                 .status()
@@ -1158,19 +1170,23 @@ mod daemon {
             loop {
                 if let Some(status) = self.child.try_wait()? {
                     self.exited = true;
-                    return Ok(status);
+                    return Ok(Stopped::Exited(status));
                 }
                 if Instant::now() >= deadline {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    self.child.kill().context("killing the hung daemon")?;
+                    self.child.wait()?;
                     self.exited = true;
-                    bail!(
-                        "tocsin did not exit within 30 s of SIGTERM; its log:\n{}",
-                        self.log()
-                    );
+                    return Ok(Stopped::Hung);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+
+        /// The last lines of the daemon's log, to show why it misbehaved.
+        pub fn log_tail(&self, lines: usize) -> String {
+            let log = self.log();
+            let all: Vec<&str> = log.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
         }
 
         /// Keeps the temp dir on disk (store and log) for a look after a failed check.
@@ -1184,6 +1200,13 @@ mod daemon {
         fn log(&self) -> String {
             std::fs::read_to_string(&self.log_path).unwrap_or_else(|e| format!("(no log: {e})"))
         }
+    }
+
+    /// How the daemon ended after SIGTERM.
+    pub enum Stopped {
+        Exited(ExitStatus),
+        /// Still running 30 s after SIGTERM; killed with SIGKILL.
+        Hung,
     }
 
     impl Drop for Daemon {

@@ -108,19 +108,23 @@ impl EngineLoop {
                 .unwrap_or(IDLE_TICK)
                 .min(IDLE_TICK);
             let mut outcome_batch = Vec::new();
+            let mut begin_stop = false;
             tokio::select! {
                 biased;
-                r = self.rx.recv(), if stopping_since.is_none() => {
-                    if let Some(r) = r { batch.push(r) }
-                }
+                r = self.rx.recv(), if stopping_since.is_none() => match r {
+                    Some(r) => batch.push(r),
+                    // Every handle is gone (the HTTP server has stopped): intake is over.
+                    None => begin_stop = true,
+                },
                 Some(o) = self.outcomes.recv() => outcome_batch.push(o),
-                _ = stop.cancelled(), if stopping_since.is_none() => {
-                    info!("stopping: taking no new input, finishing queued work and pages in flight");
-                    stopping_since = Some(Instant::now());
-                    self.rx.close();
-                    self.dispatcher.close();
-                }
+                _ = stop.cancelled(), if stopping_since.is_none() => begin_stop = true,
                 _ = tokio::time::sleep(wait) => {}
+            }
+            if begin_stop {
+                info!("stopping: taking no new input, finishing queued work and pages in flight");
+                stopping_since = Some(Instant::now());
+                self.rx.close();
+                self.dispatcher.close();
             }
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
