@@ -41,10 +41,23 @@ impl Ctx<'_> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AlertKey {
-    pub starts_at: Timestamp,
-    pub firing: bool,
+/// An alert instance as the engine remembers it: its `startsAt` and whether it fires,
+/// packed in 8 bytes because a storm keeps hundreds of thousands of them in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AlertKey(i64);
+
+impl AlertKey {
+    pub fn new(starts_at: Timestamp, firing: bool) -> Self {
+        AlertKey((starts_at.millis() << 1) | i64::from(firing))
+    }
+
+    pub fn starts_at(self) -> Timestamp {
+        Timestamp(self.0 >> 1)
+    }
+
+    pub fn firing(self) -> bool {
+        self.0 & 1 == 1
+    }
 }
 
 /// An open incident, as the engine keeps it in memory.
@@ -112,14 +125,11 @@ impl Live {
             .map(|(fp, st, s)| {
                 (
                     fingerprint_key(fp),
-                    AlertKey {
-                        starts_at: *s,
-                        firing: *st == AlertStatus::Firing,
-                    },
+                    AlertKey::new(*s, *st == AlertStatus::Firing),
                 )
             })
             .collect();
-        let firing = alerts.values().filter(|a| a.firing).count();
+        let firing = alerts.values().filter(|a| a.firing()).count();
         Live {
             id: r.id,
             group,
@@ -578,13 +588,7 @@ impl Live {
             let key = fingerprint_key(&a.fingerprint);
             if self
                 .alerts
-                .insert(
-                    key,
-                    AlertKey {
-                        starts_at: a.starts_at,
-                        firing: true,
-                    },
-                )
+                .insert(key, AlertKey::new(a.starts_at, true))
                 .is_none()
             {
                 self.firing += 1;
@@ -620,44 +624,28 @@ impl Live {
             let known = self.alerts.get(&key).copied();
             let record = match (a.status, known) {
                 // Same alert instance again, or an older instance arriving late.
-                (AlertStatus::Firing, Some(k)) if a.starts_at < k.starts_at => false,
-                (AlertStatus::Firing, Some(k)) if k.firing && a.starts_at == k.starts_at => false,
+                (AlertStatus::Firing, Some(k)) if a.starts_at < k.starts_at() => false,
+                (AlertStatus::Firing, Some(k)) if k.firing() && a.starts_at == k.starts_at() => {
+                    false
+                }
                 (AlertStatus::Firing, _) => {
-                    if !known.is_some_and(|k| k.firing) {
+                    if !known.is_some_and(|k| k.firing()) {
                         self.firing += 1;
                         new_firing += 1;
                     }
-                    self.alerts.insert(
-                        key,
-                        AlertKey {
-                            starts_at: a.starts_at,
-                            firing: true,
-                        },
-                    );
+                    self.alerts.insert(key, AlertKey::new(a.starts_at, true));
                     true
                 }
-                (AlertStatus::Resolved, Some(k)) if k.firing && a.starts_at >= k.starts_at => {
+                (AlertStatus::Resolved, Some(k)) if k.firing() && a.starts_at >= k.starts_at() => {
                     self.firing -= 1;
                     resolved += 1;
-                    self.alerts.insert(
-                        key,
-                        AlertKey {
-                            starts_at: a.starts_at,
-                            firing: false,
-                        },
-                    );
+                    self.alerts.insert(key, AlertKey::new(a.starts_at, false));
                     true
                 }
                 (AlertStatus::Resolved, Some(_)) => false,
                 // Resolved before we ever saw it fire: keep it for the record.
                 (AlertStatus::Resolved, None) => {
-                    self.alerts.insert(
-                        key,
-                        AlertKey {
-                            starts_at: a.starts_at,
-                            firing: false,
-                        },
-                    );
+                    self.alerts.insert(key, AlertKey::new(a.starts_at, false));
                     true
                 }
             };

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     generator_url TEXT NOT NULL,
     received_at   INTEGER NOT NULL,
     PRIMARY KEY (incident_id, fingerprint)
-);
+) WITHOUT ROWID;                     -- one b-tree per alert instead of two (PostgreSQL: drop the clause)
 
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,
