@@ -624,10 +624,9 @@ impl Live {
             let known = self.alerts.get(&key).copied();
             let record = match (a.status, known) {
                 // Same alert instance again, or an older instance arriving late.
-                (AlertStatus::Firing, Some(k)) if a.starts_at < k.starts_at() => false,
-                (AlertStatus::Firing, Some(k)) if k.firing() && a.starts_at == k.starts_at() => {
-                    false
-                }
+                // The same instance again (a redelivery, or an HA peer's late copy of a
+                // firing notification after the resolve), or an older instance: no change.
+                (AlertStatus::Firing, Some(k)) if a.starts_at <= k.starts_at() => false,
                 (AlertStatus::Firing, _) => {
                     if !known.is_some_and(|k| k.firing()) {
                         self.firing += 1;

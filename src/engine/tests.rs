@@ -948,3 +948,39 @@ fn snooze_needs_a_duration() {
         Err(Refusal::ZeroSnooze)
     );
 }
+
+#[test]
+fn a_late_firing_copy_after_one_alert_resolved_does_not_refire_it() {
+    let mut e = engine();
+    e.apply(
+        t("10:00:00"),
+        batch(
+            "g1",
+            vec![
+                alert("aaaaaaaaaaaaaaaa", AlertStatus::Firing, "10:00:00"),
+                alert("bbbbbbbbbbbbbbbb", AlertStatus::Firing, "10:00:00"),
+            ],
+        ),
+    )
+    .unwrap();
+    assert!(
+        !e.apply(t("10:05:00"), clear("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+            .unwrap()
+            .is_empty()
+    );
+    // the slower HA peer's copy of the 10:00 notification, with aaaa still firing
+    let fx = e
+        .apply(t("10:05:10"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    assert!(fx.is_empty(), "late copy must change nothing: {fx:?}");
+    // bbbb resolving now resolves the incident: aaaa is not considered firing again
+    e.apply(t("10:06:00"), clear("g1", "bbbbbbbbbbbbbbbb", "10:00:00"))
+        .unwrap();
+    assert_eq!(e.open_count(), 0);
+    // a genuinely new instance of aaaa (later startsAt) is a change
+    assert!(
+        !e.apply(t("10:07:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:06:30"))
+            .unwrap()
+            .is_empty()
+    );
+}

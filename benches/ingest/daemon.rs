@@ -1,0 +1,190 @@
+//! Starts and stops the daemon under test, in a temp dir of its own.
+
+use super::*;
+
+pub struct Daemon {
+    child: Child,
+    pub pid: u32,
+    pub base_url: String,
+    /// Holds config, data dir and log; removed on drop unless kept after a failure.
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    log_path: PathBuf,
+    /// Set once the process is reaped, so drop does not signal a recycled pid.
+    exited: bool,
+}
+
+impl Daemon {
+    /// Writes the config, starts `tocsin run` and waits for /healthz.
+    pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
+        let dir = tempfile::Builder::new().prefix("tocsin-bench-").tempdir()?;
+        let root = dir.path().to_path_buf();
+        let data_dir = root.join("data");
+        std::fs::create_dir(&data_dir)?;
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let config = root.join("alerts.toml");
+        std::fs::write(&config, config_toml(&listen, &data_dir))?;
+        let log_path = root.join("tocsin.log");
+        let log = File::create(&log_path)?;
+        let child = Command::new(bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", &listen])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut daemon = Daemon {
+            pid: child.id(),
+            child,
+            base_url: format!("http://{listen}"),
+            dir: Some(dir),
+            root,
+            log_path,
+            exited: false,
+        };
+        println!(
+            "started {} (pid {}) in {}",
+            bin.display(),
+            daemon.pid,
+            daemon.root.display()
+        );
+        daemon.wait_healthy(client, Duration::from_secs(30)).await?;
+        Ok(daemon)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Polls /healthz; on timeout or early exit the daemon's log says why.
+    async fn wait_healthy(&mut self, client: &reqwest::Client, timeout: Duration) -> Result<()> {
+        let url = format!("{}/healthz", self.base_url);
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_running()?;
+            if let Ok(resp) = client.get(&url).send().await
+                && resp.status() == reqwest::StatusCode::OK
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "tocsin did not answer {url} with 200 within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fails, with the log, when the daemon has died under load.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            self.exited = true;
+            bail!(
+                "tocsin exited unexpectedly ({status}); its log:\n{}",
+                self.log()
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGTERM through `kill(1)` (the crate forbids unsafe, so no libc), then waits up
+    /// to 30 s for the graceful drain. A daemon that hangs is killed with SIGKILL and
+    /// reported as such: the store must hold the answered alerts even then.
+    pub async fn stop(&mut self) -> Result<Stopped> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !sent.success() {
+            bail!("kill -TERM {} failed: {sent}", self.pid);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.exited = true;
+                return Ok(Stopped::Exited(status));
+            }
+            if Instant::now() >= deadline {
+                self.child.kill().context("killing the hung daemon")?;
+                self.child.wait()?;
+                self.exited = true;
+                return Ok(Stopped::Hung);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The last lines of the daemon's log, to show why it misbehaved.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Keeps the temp dir on disk (store and log) for a look after a failed check.
+    pub fn keep_dir(&mut self) -> PathBuf {
+        match self.dir.take() {
+            Some(dir) => dir.keep(),
+            None => self.root.clone(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+/// How the daemon ended after SIGTERM.
+pub enum Stopped {
+    Exited(ExitStatus),
+    /// Still running 30 s after SIGTERM; killed with SIGKILL.
+    Hung,
+}
+
+impl Drop for Daemon {
+    /// A bench that errors out must not leave a daemon running.
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Asks the OS for a free port. The port is released before tocsin binds it; the race
+/// is harmless on a bench machine and the health check would show it.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Paging an hour out keeps notifiers idle: this measures ingest, not notification.
+fn config_toml(listen: &str, data_dir: &Path) -> String {
+    // A JSON string is a valid TOML basic string: escapes the path whatever it holds.
+    let data_dir = serde_json::to_string(&data_dir.to_string_lossy()).expect("string");
+    format!(
+        r#"[server]
+listen = "{listen}"
+max_body = "4MiB"
+
+[storage]
+data_dir = {data_dir}
+
+[notifiers.console]
+type = "log"
+
+[policies.bench]
+steps = [{{ after = "1h", notify = ["console"] }}]
+
+[[routes]]
+policy = "bench"
+"#
+    )
+}
