@@ -233,7 +233,11 @@ impl Engine {
             if self.by_group.get(&gid) == Some(&id) {
                 self.by_group.remove(&gid);
             }
-            let alerts = live.alerts.iter().map(|(k, a)| (*k, a.starts_at())).collect();
+            let alerts = live
+                .alerts
+                .iter()
+                .map(|(k, a)| (*k, a.starts_at()))
+                .collect();
             self.remember_resolved(gid, id, now, alerts);
         } else {
             self.open.insert(id, live);

@@ -2,11 +2,13 @@
 
 mod escalation;
 mod incidents;
+mod labels;
 mod matcher;
 mod model;
 mod policy;
 
 pub use incidents::{Engine, RECENT_WINDOW};
+pub use labels::LabelSet;
 pub use matcher::Matcher;
 pub use model::*;
 pub use policy::{EscalationConfig, MethodSnapshot, PolicySnapshot, StepSnapshot, Target};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::labels::LabelSet;
 use super::policy::PolicySnapshot;
 use crate::time::Timestamp;
 
@@ -69,8 +70,8 @@ pub struct AlertIn {
     pub starts_at: Timestamp,
     /// `None` for firing alerts (Alertmanager sends Go's zero time).
     pub ends_at: Option<Timestamp>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: LabelSet,
+    pub annotations: LabelSet,
     pub generator_url: String,
 }
 

@@ -73,8 +73,8 @@ fn alert(fp: &str, status: AlertStatus, starts: &str) -> AlertIn {
         status,
         starts_at: t(starts),
         ends_at: None,
-        labels: labels(&[("alertname", "DiskFull"), ("fp", fp)]),
-        annotations: BTreeMap::new(),
+        labels: LabelSet::from_map(&labels(&[("alertname", "DiskFull"), ("fp", fp)])),
+        annotations: LabelSet::default(),
         generator_url: String::new(),
     }
 }

@@ -72,7 +72,7 @@ impl Health {
         Timestamp(self.last_tick_ms.load(Ordering::Relaxed))
     }
 
-    fn tick(&self, now: Timestamp) {
+    pub(super) fn tick(&self, now: Timestamp) {
         self.last_tick_ms.store(now.millis(), Ordering::Relaxed);
     }
 }

@@ -110,6 +110,9 @@ pub async fn start(opts: Options, listener: TcpListener) -> anyhow::Result<Runni
     }
     let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
     let health = Arc::new(Health::default());
+    // Serving from here on: until the loop's first turn (up to IDLE_TICK away), `/healthz`
+    // would otherwise call a loop that last ran at the epoch stalled.
+    health.tick(opts.clock.now());
     let engine_loop = engine_loop::EngineLoop {
         engine,
         cfg,

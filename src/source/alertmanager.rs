@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::engine::{AlertBatch, AlertIn, AlertStatus};
+use crate::engine::{AlertBatch, AlertIn, AlertStatus, LabelSet};
 use crate::notify::message::clean;
 use crate::time::Timestamp;
 
@@ -45,9 +45,9 @@ struct Payload {
 #[derive(Deserialize)]
 struct AlertJson {
     status: String,
-    labels: BTreeMap<String, String>,
+    labels: LabelSet,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    annotations: LabelSet,
     #[serde(rename = "startsAt")]
     starts_at: String,
     #[serde(default, rename = "endsAt")]
@@ -141,7 +141,7 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
         if a.fingerprint.is_empty() {
             return Err(field("fingerprint", "empty".into()));
         }
-        if heartbeat.is_some_and(|h| a.labels.get("alertname").map(String::as_str) == Some(h)) {
+        if heartbeat.is_some_and(|h| a.labels.get("alertname").as_deref() == Some(h)) {
             heartbeats += 1;
             continue;
         }
@@ -191,11 +191,12 @@ fn title(
     let first = alerts.first();
     let name = labels
         .get("alertname")
+        .cloned()
         .or_else(|| first.and_then(|a| a.labels.get("alertname")))
-        .map(String::as_str)
-        .unwrap_or("alert");
+        .unwrap_or_else(|| "alert".to_string());
     let summary = annotations
         .get("summary")
+        .cloned()
         .or_else(|| first.and_then(|a| a.annotations.get("summary")));
     let mut t = match summary {
         Some(s) => format!("{name}: {s}"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::engine::{
     AlertIn, AlertRecord, AlertStatus, Escalation, HistoryEvent, IncidentOpened, IncidentStatus,
-    Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot, Target,
+    LabelSet, Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot, Target,
 };
 use crate::store::{IncidentView, PageStatus};
 
@@ -68,8 +68,8 @@ fn alert(id: IncidentId, fingerprint: &str, at: Timestamp) -> Effect {
             status: AlertStatus::Firing,
             starts_at: at,
             ends_at: None,
-            labels: labels(&[("alertname", "DiskFull"), ("instance", "db1")]),
-            annotations: labels(&[("summary", "Disk almost full on db1")]),
+            labels: LabelSet::from_map(&labels(&[("alertname", "DiskFull"), ("instance", "db1")])),
+            annotations: LabelSet::from_map(&labels(&[("summary", "Disk almost full on db1")])),
             generator_url: "http://prometheus/graph".into(),
         },
     })

@@ -99,8 +99,8 @@ fn upsert_alert(tx: &Transaction<'_>, a: &AlertRecord) -> rusqlite::Result<()> {
         alert.status.as_str(),
         alert.starts_at.0,
         alert.ends_at.map(|t| t.0),
-        to_json(&alert.labels)?,
-        to_json(&alert.annotations)?,
+        alert.labels.json(),
+        alert.annotations.json(),
         alert.generator_url,
         a.received_at.0,
     ])?;

@@ -1,0 +1,98 @@
+//! Label and annotation sets kept as the JSON text they arrived in.
+//!
+//! An alert's labels are read by people and stored, but the engine never looks inside
+//! them. Keeping the validated JSON text (one allocation) instead of a map (one per key
+//! and value) cuts the memory of a storm in flight several times and spares the store's
+//! writer from re-serializing every alert.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON object of strings to strings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LabelSet(Box<str>);
+
+impl LabelSet {
+    pub fn from_map(map: &BTreeMap<String, String>) -> Self {
+        LabelSet(
+            serde_json::to_string(map)
+                .expect("a map of strings always serializes")
+                .into_boxed_str(),
+        )
+    }
+
+    /// Checks that `raw` is an object of strings to strings and keeps its text.
+    pub fn from_raw(raw: &RawValue) -> Result<Self, String> {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        de.deserialize_map(StringMapCheck)
+            .map_err(|e| format!("must be an object of strings to strings ({e})"))?;
+        Ok(LabelSet(raw.get().into()))
+    }
+
+    /// The JSON text, as stored.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// One value, parsed out on demand.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.to_map().remove(name)
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+}
+
+impl Default for LabelSet {
+    fn default() -> Self {
+        LabelSet("{}".into())
+    }
+}
+
+impl fmt::Debug for LabelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Walks an object without building it: borrowed strings are dropped at once.
+struct StringMapCheck;
+
+impl<'de> Visitor<'de> for StringMapCheck {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of strings to strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<Cow<'de, str>, Cow<'de, str>>()?.is_some() {}
+        Ok(())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LabelSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &RawValue = serde::Deserialize::deserialize(d)?;
+        LabelSet::from_raw(raw).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_text_and_refuses_non_string_values() {
+        let ok: LabelSet = serde_json::from_str(r#"{"a":"1","b":"x\ny"}"#).unwrap();
+        assert_eq!(ok.json(), r#"{"a":"1","b":"x\ny"}"#);
+        assert_eq!(ok.get("b").as_deref(), Some("x\ny"));
+        assert!(serde_json::from_str::<LabelSet>(r#"{"a":1}"#).is_err());
+        assert!(serde_json::from_str::<LabelSet>(r#"["a"]"#).is_err());
+    }
+}
