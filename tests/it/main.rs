@@ -1,1 +1,15 @@
+//! tocsin's integration tests: one binary, one module per kind of outage.
+//!
+//! The harness starts the daemon in-process on port 0 with a fresh data dir
+//! (`harness::spawn_app`), and a `catcher::PageCatcher` stands in for every receiver of
+//! pages. `alertmanager` and `crash` run real processes: the Debian Alertmanager and the
+//! built `tocsin` binary.
 
+mod alertmanager;
+mod alerts;
+mod bad_input;
+mod catcher;
+mod crash;
+mod escalation;
+mod harness;
+mod lifecycle;

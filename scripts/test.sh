@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it (`.ci/run`): install what the integration tests need
+# (only when missing), then formatting, clippy, and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- Debian packages the tests start for real --------------------------------------
+# tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager.
+missing=()
+if ! dpkg -s prometheus-alertmanager >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-alertmanager ]; then
+  missing+=(prometheus-alertmanager)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo -n)
+  else
+    echo "error: ${missing[*]} is missing and installing it needs root or sudo:" >&2
+    echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "==> apt-get install ${missing[*]}"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Static checks ----------------------------------------------------------------
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+# --- Tests: unit tests and tests/it, built once ------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "==> cargo nextest run"
+  cargo nextest run --workspace --no-fail-fast
+else
+  echo "==> cargo test (cargo-nextest is not installed)"
+  cargo test --workspace --no-fail-fast
+fi

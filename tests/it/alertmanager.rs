@@ -1,0 +1,198 @@
+//! The real Prometheus Alertmanager (Debian's `prometheus-alertmanager`) delivering to
+//! tocsin: what it sends is what tocsin must understand, firing and resolved.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::catcher::PageCatcher;
+use crate::harness::{PEOPLE, TestApp, free_port, spawn_app, webhook_config};
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+/// From posting an alert until tocsin shows it (group_wait 0s, group_interval 1s).
+const DELIVERY: Duration = Duration::from_secs(15);
+
+/// A running Alertmanager, killed when dropped.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager on a free port with a webhook receiver at `webhook_url`.
+    fn start(webhook_url: &str) -> Alertmanager {
+        assert!(
+            Path::new(ALERTMANAGER).exists(),
+            "{ALERTMANAGER} is missing: install prometheus-alertmanager: apt-get install prometheus-alertmanager (scripts/test.sh does it)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"route:
+  receiver: tocsin
+  group_by: ['alertname']
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: tocsin
+    webhook_configs:
+      - url: '{webhook_url}'
+        send_resolved: true
+"#
+        );
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let port = free_port();
+        let child = Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {ALERTMANAGER}: {e}"));
+        Alertmanager { child, port, dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
+
+    /// Waits for `GET /-/ready` to answer 200.
+    async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Alertmanager exited with {status}:\n{}", self.log());
+            }
+            if let Ok(r) = client.get(self.url("/-/ready")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Alertmanager not ready after 10 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `POST /api/v2/alerts`, as Prometheus (or amtool) does.
+    async fn post(&self, client: &reqwest::Client, alerts: Value) {
+        let r = client
+            .post(self.url("/api/v2/alerts"))
+            .json(&alerts)
+            .send()
+            .await
+            .expect("POST to Alertmanager");
+        assert!(
+            r.status().is_success(),
+            "Alertmanager refused the alert: {}",
+            r.status()
+        );
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls tocsin's API until an incident matches `pred`; on timeout the panic shows
+/// Alertmanager's log (did it deliver, and what did tocsin answer?).
+async fn incident_where(
+    app: &TestApp,
+    am: &Alertmanager,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + DELIVERY;
+    loop {
+        if let Some(i) = app.incidents(None).await.into_iter().find(|i| pred(i)) {
+            return i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DELIVERY:?} waiting for {what}; Alertmanager log:\n{}",
+            am.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_through_real_alertmanager_opens_and_resolves_an_incident() {
+    let catcher = PageCatcher::start().await;
+    let policy = format!(
+        "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n"
+    );
+    let app = spawn_app(&webhook_config(&catcher.url(), &policy)).await;
+    let mut am = Alertmanager::start(&app.url("/hooks/alertmanager"));
+    am.wait_ready(&app.client).await;
+
+    let starts_at = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let alert = |ends_at: Option<chrono::DateTime<chrono::Utc>>| {
+        let mut a = json!({
+            "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db1:9100"},
+            "annotations": {"summary": "Disk almost full on db1"},
+            "startsAt": starts_at.to_rfc3339(),
+        });
+        if let Some(t) = ends_at {
+            a["endsAt"] = json!(t.to_rfc3339());
+        }
+        json!([a])
+    };
+    am.post(&app.client, alert(None)).await;
+
+    let incident = incident_where(&app, &am, "the incident from Alertmanager", |_| true).await;
+    assert_eq!(incident["group_key"], "{}:{alertname=\"DiskFull\"}");
+    assert_eq!(incident["state"], "triggered");
+    assert!(
+        incident["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("DiskFull: Disk almost full on db1")),
+        "{incident}"
+    );
+    let stored = &incident["alerts"][0];
+    assert_eq!(stored["labels"]["instance"], "db1:9100");
+    let fingerprint = stored["fingerprint"].as_str().unwrap();
+    assert!(
+        fingerprint.len() == 16 && fingerprint.chars().all(|c| c.is_ascii_hexdigit()),
+        "Alertmanager's fingerprint: {fingerprint:?}"
+    );
+    let page = &catcher.wait_for_pages(1, DELIVERY).await[0];
+    assert_eq!((page.event(), page.target()), ("triggered", "alice"));
+
+    am.post(
+        &app.client,
+        alert(Some(chrono::Utc::now() - chrono::Duration::seconds(1))),
+    )
+    .await;
+    let id = incident["id"].clone();
+    let resolved = incident_where(&app, &am, "the incident to resolve", |i| {
+        i["id"] == id && i["state"] == "resolved"
+    })
+    .await;
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
+    assert_eq!(app.incidents(None).await.len(), 1, "no second incident");
+}
