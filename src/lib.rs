@@ -18,6 +18,7 @@
 //! - [`source`]: alert sources (the Alertmanager payload today).
 //! - [`http`]: webhook receiver, incident API, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.
+//! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.
 //! - [`time`]: instants as integers and the injected clock.
 
 #![forbid(unsafe_code)]
