@@ -39,6 +39,8 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// How long shutdown waits for pages in flight before leaving them for the next start.
     pub drain_grace: Duration,
+    /// A store to use instead of opening SQLite in `data_dir` (tests inject failing disks).
+    pub store: Option<Arc<dyn Store>>,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ impl Options {
             data_dir,
             clock: Arc::new(SystemClock),
             drain_grace: Duration::from_secs(10),
+            store: None,
         }
     }
 }
@@ -72,13 +75,16 @@ impl Running {
 }
 
 /// Starts everything on `listener` and returns once it is serving.
-pub async fn start(opts: Options, listener: TcpListener) -> anyhow::Result<Running> {
+pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let data_dir = opts.data_dir.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data_dir)
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-    );
+    let store: Arc<dyn Store> = match opts.store.take() {
+        Some(s) => s,
+        None => Arc::new(
+            SqliteStore::open(&data_dir)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+    };
     let cfg = Arc::new(EscalationConfig::from_config(&opts.config));
     let (engine, pending) = engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
         .await

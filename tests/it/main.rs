@@ -13,3 +13,4 @@ mod crash;
 mod escalation;
 mod harness;
 mod lifecycle;
+mod store_failure;

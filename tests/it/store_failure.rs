@@ -1,0 +1,129 @@
+//! The disk fails under a commit: the sender must get a 5xx (Alertmanager retries), and
+//! the retry must be stored, not mistaken for a duplicate of what never reached the disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tocsin::config;
+use tocsin::engine::{Effect, IncidentId, IncidentState};
+use tocsin::runtime::{self, Options};
+use tocsin::store::{IncidentView, Restored, SqliteStore, Store, StoreError};
+use tocsin::time::Timestamp;
+
+use crate::alerts;
+use crate::harness::init;
+
+/// SQLite with a switch that makes the next commit fail like a full disk.
+struct FullDisk {
+    inner: SqliteStore,
+    fail_next: AtomicBool,
+}
+
+#[async_trait]
+impl Store for FullDisk {
+    async fn commit(&self, effects: Vec<Effect>) -> Result<(), StoreError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Write(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            )));
+        }
+        self.inner.commit(effects).await
+    }
+    async fn restore(&self, since: Timestamp) -> Result<Restored, StoreError> {
+        self.inner.restore(since).await
+    }
+    async fn incidents(
+        &self,
+        state: Option<IncidentState>,
+        limit: usize,
+    ) -> Result<Vec<IncidentView>, StoreError> {
+        self.inner.incidents(state, limit).await
+    }
+    async fn incident(
+        &self,
+        id: IncidentId,
+        detail: bool,
+    ) -> Result<Option<IncidentView>, StoreError> {
+        self.inner.incident(id, detail).await
+    }
+    async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
+        self.inner.counts().await
+    }
+}
+
+#[tokio::test]
+async fn full_disk_answers_503_and_the_retry_is_stored_not_deduplicated() {
+    init();
+    let cfg = config::load_str(
+        r#"
+[notifiers.console]
+type = "log"
+[policies.p]
+steps = [{ after = "1h", notify = ["console"] }]
+[[routes]]
+policy = "p"
+"#,
+        None,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        fail_next: AtomicBool::new(true),
+    });
+    let mut opts = Options::new(cfg, dir.path().to_path_buf());
+    opts.store = Some(disk.clone());
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let body = alerts::firing("DiskFull");
+
+    let first = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status(),
+        503,
+        "a failed commit must not be answered 200"
+    );
+    let err: serde_json::Value = first.json().await.unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("disk is full"),
+        "{err}"
+    );
+
+    // Alertmanager retries the same notification
+    let retry = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    let list: serde_json::Value = http
+        .get(format!("{url}/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let incidents = list["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "the retry must be stored: {list}");
+    assert_eq!(
+        incidents[0]["id"], 1,
+        "the failed attempt must not burn an id"
+    );
+    assert!(!incidents[0]["alerts"].as_array().unwrap().is_empty());
+    running.stop();
+    running.wait().await.unwrap();
+}
