@@ -38,9 +38,11 @@ impl LabelSet {
         &self.0
     }
 
-    /// One value, parsed out on demand.
+    /// One value, found by walking the text: no map is built (the heartbeat check asks
+    /// this of every alert of every webhook).
     pub fn get(&self, name: &str) -> Option<String> {
-        self.to_map().remove(name)
+        let mut de = serde_json::Deserializer::from_str(&self.0);
+        de.deserialize_map(FindKey(name)).ok().flatten()
     }
 
     pub fn to_map(&self) -> BTreeMap<String, String> {
@@ -76,6 +78,27 @@ impl<'de> Visitor<'de> for StringMapCheck {
     }
 }
 
+/// Walks an object and keeps only the value of one key.
+struct FindKey<'n>(&'n str);
+
+impl<'de> Visitor<'de> for FindKey<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of strings to strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut found = None;
+        while let Some((k, v)) = map.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+            if found.is_none() && k == self.0 {
+                found = Some(v.into_owned());
+            }
+        }
+        Ok(found)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for LabelSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw: &RawValue = serde::Deserialize::deserialize(d)?;
@@ -92,6 +115,8 @@ mod tests {
         let ok: LabelSet = serde_json::from_str(r#"{"a":"1","b":"x\ny"}"#).unwrap();
         assert_eq!(ok.json(), r#"{"a":"1","b":"x\ny"}"#);
         assert_eq!(ok.get("b").as_deref(), Some("x\ny"));
+        assert_eq!(ok.get("a").as_deref(), Some("1"));
+        assert_eq!(ok.get("c"), None);
         assert!(serde_json::from_str::<LabelSet>(r#"{"a":1}"#).is_err());
         assert!(serde_json::from_str::<LabelSet>(r#"["a"]"#).is_err());
     }
