@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::incidents::{dur, fingerprint_key};
+use super::incidents::fingerprint_key;
 use super::model::*;
 use super::policy::{MethodSnapshot, PolicySnapshot, Target};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, human};
 
 /// A deadline met later than this is reported as late (tocsin was down or stalled).
 pub const LATE_AFTER: Duration = Duration::from_secs(1);
@@ -210,7 +210,7 @@ impl Live {
                     cx,
                     "ack_expired",
                     None,
-                    format!("the ack by {who} expired after {}", dur(cx.ack_timeout)),
+                    format!("the ack by {who} expired after {}", human(cx.ack_timeout)),
                 );
             } else {
                 return;
@@ -297,7 +297,7 @@ impl Live {
         if let Some(ms) = late_by {
             detail.push_str(&format!(
                 "; {} late, tocsin was not running when it came due",
-                dur(Duration::from_millis(ms))
+                human(Duration::from_millis(ms))
             ));
         }
         cx.event(self.id, "step", None, detail);
@@ -452,7 +452,7 @@ impl Live {
                 "{} could not reach {contact} ({error}); trying {} now instead of after {}",
                 failed.notifier,
                 next.notifier,
-                dur(next.after)
+                human(next.after)
             ),
         );
         let reason = format!(
@@ -523,7 +523,7 @@ impl Live {
         let detail = match self.esc.ack_expires_at {
             Some(t) => format!(
                 "acknowledged; escalation stopped until the ack expires at {t} ({})",
-                dur(cx.ack_timeout)
+                human(cx.ack_timeout)
             ),
             None => "acknowledged; escalation stopped (acks do not expire)".to_string(),
         };
@@ -555,12 +555,12 @@ impl Live {
             self.id,
             "snoozed",
             Some(by),
-            format!("snoozed for {} (paging holds until {until})", dur(d)),
+            format!("snoozed for {} (paging holds until {until})", human(d)),
         );
         self.announce(
             cx,
             PageKind::Acknowledged,
-            &format!("snoozed by {} for {}", by.name, dur(d)),
+            &format!("snoozed by {} for {}", by.name, human(d)),
         );
     }
 

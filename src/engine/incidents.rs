@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::escalation::{Ctx, Live};
 use super::model::*;
 use super::policy::{EscalationConfig, PolicySnapshot};
-use crate::time::{Timestamp, human};
+use crate::time::Timestamp;
 
 /// How long a resolved incident's alerts are remembered, so that a late duplicate of a
 /// firing notification (an HA Alertmanager peer, a retry) does not open a new incident.
@@ -459,9 +459,4 @@ impl std::fmt::Debug for Engine {
             .field("next_incident_id", &self.next_incident_id)
             .finish()
     }
-}
-
-/// Short text for a duration in history lines.
-pub(crate) fn dur(d: Duration) -> String {
-    human(d)
 }
