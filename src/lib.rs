@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ack_link;
 pub mod cli;
 pub mod config;
 pub mod engine;

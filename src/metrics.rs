@@ -26,6 +26,19 @@ pub struct NotifierLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplyLabel {
+    /// `kannel`, `twilio`, `link`.
+    pub via: String,
+    /// `applied`, `refused`, `not_understood`, `unknown_sender`, `unavailable`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifierOnly {
+    pub notifier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
 }
@@ -44,6 +57,9 @@ pub struct Metrics {
     pub engine_batch_inputs: Histogram,
     pub engine_last_tick: Gauge,
     pub incidents: Family<StateLabel, Gauge>,
+    pub replies: Family<ReplyLabel, Counter>,
+    pub pages_held: Family<NotifierOnly, Gauge>,
+    pub bundles_sent: Family<NotifierOnly, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +85,9 @@ impl Metrics {
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             engine_last_tick: Gauge::default(),
             incidents: Family::default(),
+            replies: Family::default(),
+            pages_held: Family::default(),
+            bundles_sent: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -131,7 +150,32 @@ impl Metrics {
             "Incidents by state, as stored",
             m.incidents.clone(),
         );
+        registry.register(
+            "acks_from_pages",
+            "Replies and link clicks acting on incidents (SMS replies, ack links), by channel and outcome",
+            m.replies.clone(),
+        );
+        registry.register(
+            "pages_held",
+            "Pages held back by flood control, waiting to go out in a bundle",
+            m.pages_held.clone(),
+        );
+        registry.register(
+            "bundles_sent",
+            "Messages that carried more than one page (flood control bundles)",
+            m.bundles_sent.clone(),
+        );
         m.with_registry(registry)
+    }
+
+    /// Counts one SMS reply or link use.
+    pub fn sms_reply(&self, via: &str, outcome: &str) {
+        self.replies
+            .get_or_create(&ReplyLabel {
+                via: via.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     fn with_registry(mut self, r: Registry) -> Self {

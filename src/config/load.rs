@@ -152,7 +152,7 @@ pub(super) fn load_with_env(
         errors: Vec::new(),
     };
     let parsed = loader.sections();
-    let (hook_auth, notifier_tokens, routes) = loader.check(&parsed);
+    let (hook_auth, notifier_secrets, routes) = loader.check(&parsed);
     let mut errors = loader.errors;
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line.is_none(), e.line));
@@ -162,7 +162,7 @@ pub(super) fn load_with_env(
         file: parsed.file,
         path: path.map(Path::to_path_buf),
         hook_auth,
-        notifier_tokens,
+        notifier_secrets,
         routes,
     })
 }

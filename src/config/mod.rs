@@ -10,6 +10,7 @@
 mod load;
 mod locate;
 mod messages;
+pub mod notifier;
 pub mod schema;
 mod secrets;
 mod sections;
@@ -22,8 +23,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
+pub use notifier::*;
 pub use schema::*;
-pub use types::{ByteSize, HumanDuration, Secret};
+pub use types::{ByteSize, HumanDuration, RateLimit, Secret};
 
 use crate::engine::Matcher;
 
@@ -36,8 +38,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// Credentials `/hooks/*` accept; `None` means open (bind to loopback then).
     pub hook_auth: HookAuth,
-    /// Bearer tokens of `webhook` notifiers, by notifier name.
-    pub notifier_tokens: BTreeMap<String, Secret>,
+    /// Secrets of each notifier (`password`, `auth_token`, ...), by notifier name.
+    pub notifier_secrets: BTreeMap<String, BTreeMap<&'static str, Secret>>,
     /// `routes` with their matchers parsed, in file order.
     pub routes: Vec<Route>,
 }

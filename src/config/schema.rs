@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::notifier::NotifierConfig;
 use super::types::{ByteSize, HumanDuration};
 
 /// The whole file.
@@ -128,48 +129,6 @@ impl Default for DefaultsConfig {
 
 fn default_ack_timeout() -> HumanDuration {
     HumanDuration::from_secs(30 * 60)
-}
-
-/// One notifier; `type` selects the implementation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum NotifierConfig {
-    /// Prints pages to stderr: a fresh install pages somewhere with no servers.
-    Log {},
-    /// POSTs a JSON page to `url`.
-    Webhook(WebhookNotifierConfig),
-}
-
-impl NotifierConfig {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            NotifierConfig::Log {} => "log",
-            NotifierConfig::Webhook(_) => "webhook",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookNotifierConfig {
-    pub url: String,
-    /// Per-request timeout (connect + send + response).
-    #[serde(default = "default_webhook_timeout")]
-    pub timeout: HumanDuration,
-    /// How many attempts a transient failure (timeout, 5xx, 429) gets before the page fails.
-    #[serde(default = "default_webhook_attempts")]
-    pub max_attempts: u32,
-    /// File holding a bearer token sent as `Authorization: Bearer ...`.
-    pub bearer_token_file: Option<PathBuf>,
-    /// Environment variable holding that bearer token.
-    pub bearer_token_env: Option<String>,
-}
-
-fn default_webhook_timeout() -> HumanDuration {
-    HumanDuration::from_secs(10)
-}
-fn default_webhook_attempts() -> u32 {
-    3
 }
 
 /// A person.

@@ -11,9 +11,13 @@ use toml::de::{DeValue, ValueDeserializer};
 use super::load::{ConfigError, Loader};
 use super::locate::{KeyPath, line_of, path_to_span, remove_key_at};
 use super::messages::{unknown_field, unknown_key_message, value_message, with_article};
+use super::notifier::{
+    EmailConfig, GotifyConfig, HttpSmsConfig, KannelConfig, NOTIFIER_TYPES, NotifierConfig,
+    NtfyConfig, PushoverConfig, TwilioConfig, WebhookNotifierConfig,
+};
 use super::schema::{
-    ConfigFile, ContactConfig, DefaultsConfig, NotifierConfig, PolicyConfig, RouteConfig,
-    ServerConfig, SourcesConfig, StorageConfig, WebhookNotifierConfig,
+    ConfigFile, ContactConfig, DefaultsConfig, PolicyConfig, RouteConfig, ServerConfig,
+    SourcesConfig, StorageConfig,
 };
 
 /// The sections `alerts.toml` may have; anything else at the top level is an error.
@@ -27,9 +31,6 @@ const SECTIONS: &[&str] = &[
     "routes",
     "sources",
 ];
-
-/// Notifier types described in the design that this build does not have yet.
-const LATER_NOTIFIERS: &str = "email, kannel, twilio, http_sms, ntfy, pushover, gotify";
 
 /// A `log` notifier has no options besides `type`.
 #[derive(Deserialize)]
@@ -199,30 +200,44 @@ impl<'a, 'i> Loader<'a, 'i> {
         let Some(ty) = t.get("type") else {
             self.err(
                 at,
-                "missing required key `type`: set type = \"log\" or type = \"webhook\"",
+                format!(
+                    "missing required key `type`: set it to one of {}",
+                    NOTIFIER_TYPES.join(", ")
+                ),
             );
             return None;
         };
         let Some(ty) = ty.get_ref().as_str() else {
             self.err(
                 &at.key("type"),
-                "`type` is a string: \"log\" or \"webhook\"",
+                format!("`type` is a string, one of {}", NOTIFIER_TYPES.join(", ")),
             );
             return None;
         };
         let mut rest = t.clone();
         rest.remove("type");
         let rest = Spanned::new(v.span(), DeValue::Table(rest));
+        macro_rules! read {
+            ($t:ty, $v:path) => {
+                self.entry::<$t>(at, &rest).map($v)
+            };
+        }
         match ty {
             "log" => self
                 .entry::<NoOptions>(at, &rest)
                 .map(|_| NotifierConfig::Log {}),
-            "webhook" => self
-                .entry::<WebhookNotifierConfig>(at, &rest)
-                .map(NotifierConfig::Webhook),
+            "webhook" => read!(WebhookNotifierConfig, NotifierConfig::Webhook),
+            "email" => read!(EmailConfig, NotifierConfig::Email),
+            "kannel" => read!(KannelConfig, NotifierConfig::Kannel),
+            "twilio" => read!(TwilioConfig, NotifierConfig::Twilio),
+            "http_sms" => read!(HttpSmsConfig, NotifierConfig::HttpSms),
+            "ntfy" => read!(NtfyConfig, NotifierConfig::Ntfy),
+            "pushover" => read!(PushoverConfig, NotifierConfig::Pushover),
+            "gotify" => read!(GotifyConfig, NotifierConfig::Gotify),
             other => {
                 let msg = format!(
-                    "unknown notifier type {other:?}: this build supports \"log\" and \"webhook\"; other types ({LATER_NOTIFIERS}) are not available in this build (the README describes them)"
+                    "unknown notifier type {other:?}: the types are {}",
+                    NOTIFIER_TYPES.join(", ")
                 );
                 self.err(&at.key("type"), msg);
                 None

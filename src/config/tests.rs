@@ -270,7 +270,10 @@ fn secrets_come_from_file_and_env_and_never_reach_debug() {
         c.hook_auth.bearer.as_ref().unwrap().expose(),
         "file-secret-123"
     );
-    assert_eq!(c.notifier_tokens["hook"].expose(), "env-secret-456");
+    assert_eq!(
+        c.notifier_secrets["hook"]["bearer_token"].expose(),
+        "env-secret-456"
+    );
     let debug = format!("{c:?}");
     assert!(
         !debug.contains("file-secret-123") && !debug.contains("env-secret-456"),

@@ -130,3 +130,54 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
     }
 }
+
+/// A rate written like `"5/15m"`: at most `count` sends in any `window`, spread evenly
+/// (a "smooth" limit, as GoAlert does: a burst does not use up the window at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    pub const fn new(count: u32, window_secs: u64) -> Self {
+        RateLimit {
+            count,
+            window: Duration::from_secs(window_secs),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid rate {s:?}: write it like \"5/15m\" (5 per 15 minutes)");
+        let (n, w) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let window = HumanDuration::parse(w).map_err(|_| bad())?.0;
+        if count == 0 || window.is_zero() {
+            return Err(format!(
+                "rate {s:?} must allow at least 1 per a window above 0s"
+            ));
+        }
+        Ok(RateLimit { count, window })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RateLimit::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `+` and 7 to 15 digits (E.164), spaces and dashes allowed for readability.
+pub fn is_phone_number(s: &str) -> bool {
+    normalize_phone(s).is_some()
+}
+
+/// `+15550100` from `+1 555-0100`; `None` when it is not an international number.
+pub fn normalize_phone(s: &str) -> Option<String> {
+    let t = s.trim();
+    let rest = t.strip_prefix('+')?;
+    let digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let ok = (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
+    ok.then(|| format!("+{digits}"))
+}

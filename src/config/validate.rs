@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use super::load::Loader;
 use super::locate::{KeyPath, line_of, span_of};
-use super::schema::{AlertmanagerSourceConfig, NotifierConfig, ServerConfig};
+use super::notifier::{Address, NotifierConfig};
+use super::schema::{AlertmanagerSourceConfig, ServerConfig};
 use super::sections::Parsed;
 use super::types::Secret;
 use super::{HookAuth, Route};
@@ -14,41 +15,43 @@ use crate::engine::Matcher;
 
 impl Loader<'_, '_> {
     /// Pass 3: everything that needs more than one entry, or the outside world.
-    pub(super) fn check(&mut self, p: &Parsed) -> (HookAuth, BTreeMap<String, Secret>, Vec<Route>) {
+    pub(super) fn check(
+        &mut self,
+        p: &Parsed,
+    ) -> (
+        HookAuth,
+        BTreeMap<String, BTreeMap<&'static str, Secret>>,
+        Vec<Route>,
+    ) {
         self.check_names(p);
         self.check_contacts(p);
         self.check_policies(p);
         let routes = self.check_routes(p);
         let hook_auth = self.check_server(&p.file.server);
-        let mut tokens = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
         for (name, n) in &p.file.notifiers {
             let at = KeyPath::default().key("notifiers").key(name);
-            if let NotifierConfig::Webhook(w) = n {
-                if !is_http_url(&w.url) {
-                    self.err(
-                        &at.key("url"),
-                        format!("url {:?} must start with http:// or https://", w.url),
-                    );
-                }
-                if w.timeout.0.is_zero() {
-                    self.err(
-                        &at.key("timeout"),
-                        "timeout must be more than 0s, like \"10s\"",
-                    );
-                }
-                if w.max_attempts == 0 {
-                    self.err(&at.key("max_attempts"), "max_attempts must be at least 1");
-                }
-                let token = self.secret(
-                    &at,
-                    "bearer_token",
-                    w.bearer_token_file.as_deref(),
-                    w.bearer_token_env.as_deref(),
-                );
-                if let Some(token) = token {
-                    tokens.insert(name.clone(), token);
+            for problem in n.problems() {
+                self.err(&at.key(problem.key), problem.message);
+            }
+            let mut mine = BTreeMap::new();
+            for r in n.secrets() {
+                match self.secret(&at, r.base, r.file, r.env) {
+                    Some(s) => {
+                        mine.insert(r.base, s);
+                    }
+                    None if r.required && r.file.is_none() && r.env.is_none() => {
+                        let msg = format!(
+                            "a {} notifier needs {base}_file (a file holding it) or {base}_env (an environment variable)",
+                            n.type_name(),
+                            base = r.base
+                        );
+                        self.err(&at.key(&format!("{}_file", r.base)), msg);
+                    }
+                    None => {}
                 }
             }
+            secrets.insert(name.clone(), mine);
         }
         if let Some(AlertmanagerSourceConfig {
             heartbeat: Some(hb),
@@ -71,7 +74,7 @@ impl Loader<'_, '_> {
                 );
             }
         }
-        (hook_auth, tokens, routes)
+        (hook_auth, secrets, routes)
     }
 
     /// Contacts, notifiers and policies share one name space, and names are plain.
@@ -129,6 +132,11 @@ impl Loader<'_, '_> {
                         list(&p.notifier_names)
                     );
                     self.err(&at.key("methods").index(i).key("notifier"), msg);
+                } else if let Some(n) = p.file.notifiers.get(&m.notifier) {
+                    let m_at = at.key("methods").index(i);
+                    if let Err((key, msg)) = check_address(n, m.to.as_deref(), m.topic.as_deref()) {
+                        self.err(&m_at.key(key), msg);
+                    }
                 }
             }
         }
@@ -274,6 +282,59 @@ impl Loader<'_, '_> {
             auth.basic = password.map(|p| (b.username.clone(), p));
         }
         auth
+    }
+}
+
+/// A contact method gives the notifier the address it needs, in a form it can use.
+fn check_address(
+    n: &NotifierConfig,
+    to: Option<&str>,
+    topic: Option<&str>,
+) -> Result<(), (&'static str, String)> {
+    let ty = n.type_name();
+    match n.address() {
+        Address::None | Address::App => Ok(()),
+        Address::Email => match to {
+            Some(t) if t.contains('@') && !t.chars().any(char::is_control) => Ok(()),
+            Some(t) => Err(("to", format!("{t:?} is not an email address"))),
+            None => Err((
+                "to",
+                format!("a {ty} method needs to = \"someone@example.com\""),
+            )),
+        },
+        Address::Phone => match to {
+            Some(t) if crate::config::types::is_phone_number(t) => Ok(()),
+            Some(t) => Err((
+                "to",
+                format!("{t:?} is not a phone number in international form, like \"+15550100\""),
+            )),
+            None => Err((
+                "to",
+                format!("a {ty} method needs to = \"+15550100\" (the phone number)"),
+            )),
+        },
+        Address::Topic => match topic {
+            Some(t)
+                if !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Ok(())
+            }
+            Some(t) => Err((
+                "topic",
+                format!("topic {t:?} may only use letters, digits, - and _"),
+            )),
+            None => Err((
+                "topic",
+                format!("a {ty} method needs topic = \"...\" (the ntfy topic)"),
+            )),
+        },
+        Address::UserKey => match to {
+            Some(t) if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric()) => Ok(()),
+            Some(t) => Err(("to", format!("{t:?} is not a Pushover user or group key"))),
+            None => Err(("to", format!("a {ty} method needs to = \"the user key\""))),
+        },
     }
 }
 

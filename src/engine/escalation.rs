@@ -535,6 +535,40 @@ impl Live {
         );
     }
 
+    /// Someone asked to escalate now (an SMS `42E`): the next step fires at once. An
+    /// acked incident is un-acked first; when the policy is used up, its last step
+    /// fires again.
+    pub fn escalate_now(&mut self, cx: &mut Ctx<'_>, by: &Actor) {
+        if self.state == IncidentState::Acknowledged {
+            self.retrigger(cx, "unacked", Some(by), "escalation asked for".to_string());
+        }
+        let steps = self.policy.steps.len();
+        match self.esc.next_step_at {
+            Some(_) => {
+                cx.event(
+                    self.id,
+                    "escalate_now",
+                    Some(by),
+                    format!(
+                        "step {} of {steps} fires now, not at its delay",
+                        self.esc.next_step + 1
+                    ),
+                );
+                self.esc.next_step_at = Some(cx.now);
+            }
+            None => {
+                cx.event(
+                    self.id,
+                    "escalate_now",
+                    Some(by),
+                    format!("the policy is used up; step {steps} of {steps} fires again"),
+                );
+                let cycle = self.esc.cycle;
+                self.fire_step(cx, steps - 1, cycle, cx.now);
+            }
+        }
+    }
+
     pub fn unack(&mut self, cx: &mut Ctx<'_>, by: &Actor) -> Result<(), Refusal> {
         if self.state != IncidentState::Acknowledged {
             return Err(Refusal::NotAcked(self.id));

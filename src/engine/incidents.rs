@@ -172,6 +172,42 @@ impl Engine {
                 l.resolve(cx, &by, "resolved by hand".to_string());
                 Ok(())
             })?,
+            Input::Escalate { id, by } => self.with_open(now, id, &mut fx, |l, cx| {
+                l.escalate_now(cx, &by);
+                Ok(())
+            })?,
+            Input::PageAttempt {
+                page,
+                attempt,
+                error,
+            } => {
+                // Only a line of history: the outcome comes with PageOutcome.
+                if self.open.contains_key(&page.incident) || page.incident < self.next_incident_id {
+                    let detail = format!(
+                        "attempt {attempt} of page {} by {} failed, retrying: {error}",
+                        page.id, page.notifier
+                    );
+                    fx.push(Effect::Event(super::model::HistoryEvent::by_engine(
+                        page.incident,
+                        now,
+                        "page_attempt",
+                        detail,
+                    )));
+                }
+            }
+            Input::Note {
+                id,
+                kind,
+                by,
+                detail,
+            } => {
+                if id == 0 || id >= self.next_incident_id {
+                    return Err(Refusal::NotFound(id));
+                }
+                fx.push(Effect::Event(super::model::HistoryEvent::new(
+                    id, now, &kind, &by, detail,
+                )));
+            }
             Input::Tick => self.on_tick(now, &mut fx),
             Input::PageOutcome { page, outcome } => self.on_outcome(now, page, outcome, &mut fx),
         }

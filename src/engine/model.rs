@@ -133,6 +133,24 @@ pub enum Input {
         by: Actor,
         duration: Duration,
     },
+    /// Fire the next step now (an SMS reply `42E`).
+    Escalate {
+        id: IncidentId,
+        by: Actor,
+    },
+    /// One attempt of a page failed and will be retried: recorded in the history.
+    PageAttempt {
+        page: Page,
+        attempt: u32,
+        error: String,
+    },
+    /// A line of history that changes nothing (a refused SMS reply or IRC command).
+    Note {
+        id: IncidentId,
+        kind: String,
+        by: Actor,
+        detail: String,
+    },
     /// Time passed: fire whatever came due.
     Tick,
     /// A notifier finished with a page (the page comes back so the engine needs no lookup).

@@ -1,8 +1,12 @@
 //! The one HTTP listener: Alertmanager webhook, incident API, metrics and health.
 
+mod ack_page;
 mod api;
 mod auth;
 mod hooks;
+mod kannel_inbound;
+mod sms;
+mod twilio_inbound;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,9 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::ack_link::AckKey;
 use crate::config::{Config, HookAuth};
 use crate::metrics::Metrics;
 use crate::runtime::{EngineHandle, Health};
+use crate::source::sms_reply::Numbers;
 use crate::store::Store;
 use crate::time::Clock;
 
@@ -35,6 +41,12 @@ pub struct AppState {
     /// Name of the Alertmanager heartbeat alert, which never opens incidents.
     pub(crate) heartbeat: Option<Arc<str>>,
     pub(crate) started: Instant,
+    /// Verifies `/ack/{token}` links.
+    pub(crate) ack_key: AckKey,
+    /// The config the daemon runs with (inbound SMS endpoints read their notifier's secrets).
+    pub(crate) config: Arc<Config>,
+    /// Who may act by SMS reply, by phone number.
+    pub(crate) sms_numbers: Arc<Numbers>,
 }
 
 impl AppState {
@@ -45,6 +57,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         clock: Arc<dyn Clock>,
+        ack_key: AckKey,
     ) -> Self {
         AppState {
             engine,
@@ -62,6 +75,9 @@ impl AppState {
                 .and_then(|a| a.heartbeat.as_ref())
                 .map(|h| Arc::from(h.alertname.as_str())),
             started: Instant::now(),
+            ack_key,
+            config: Arc::new(cfg.clone()),
+            sms_numbers: Arc::new(Numbers::from_config(cfg)),
         }
     }
 }
@@ -69,6 +85,15 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route(
+            "/hooks/sms/kannel",
+            get(kannel_inbound::receive).post(kannel_inbound::receive),
+        )
+        .route(
+            "/hooks/sms/twilio/{notifier}",
+            post(twilio_inbound::receive),
+        )
+        .route("/ack/{token}", get(ack_page::show).post(ack_page::ack))
         .route("/api/v1/incidents", get(api::list))
         .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))

@@ -7,13 +7,27 @@ use crate::store::IncidentView;
 use crate::time::human;
 
 /// A page with everything needed to render it.
+///
+/// Usually one page about one incident. When flood control held several pages for the
+/// same destination, they arrive as one bundle: `page`/`incident` is the oldest, `more`
+/// the rest, and every incident is listed (and can be acked one by one).
 #[derive(Debug, Clone)]
 pub struct Message {
     pub page: Page,
     /// The incident as stored when the page is sent (no history).
     pub incident: IncidentView,
-    /// Where the recipient can acknowledge.
+    /// Where the recipient can acknowledge: a signed link that shows the incident(s) and
+    /// acks them (as the contact) with a POST. Covers every incident of a bundle.
     pub ack_url: String,
+    /// Pages merged into this one by flood control, oldest first.
+    pub more: Vec<Item>,
+}
+
+/// One page of a bundle.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub page: Page,
+    pub incident: IncidentView,
 }
 
 /// Strips CR, LF and other control characters: nothing that came from an alert may
@@ -26,22 +40,117 @@ pub fn clean(s: &str) -> String {
         .to_string()
 }
 
+/// `TRIGGERED`, `ESCALATED`, ...
+pub fn kind_word(kind: PageKind) -> &'static str {
+    match kind {
+        PageKind::Triggered => "TRIGGERED",
+        PageKind::Escalated => "ESCALATED",
+        PageKind::Reminder => "REMINDER",
+        PageKind::Acknowledged => "ACKNOWLEDGED",
+        PageKind::Resolved => "RESOLVED",
+        PageKind::Test => "TEST",
+    }
+}
+
+/// What a reply must say to act on one incident by SMS: `42A` acks, `42E` escalates
+/// now, `42C` resolves (GoAlert's short codes).
+pub fn sms_ack_code(incident: u64) -> String {
+    format!("{incident}A")
+}
+
 impl Message {
-    /// `[#42] TRIGGERED DiskFull: Disk almost full on db1`
+    /// True when flood control merged several pages into this one.
+    pub fn is_bundle(&self) -> bool {
+        !self.more.is_empty()
+    }
+
+    /// Every (page, incident) in the message, oldest first.
+    pub fn items(&self) -> impl Iterator<Item = (&Page, &IncidentView)> {
+        std::iter::once((&self.page, &self.incident))
+            .chain(self.more.iter().map(|i| (&i.page, &i.incident)))
+    }
+
+    /// Whether the message asks someone to act (an ack link makes sense).
+    pub fn wants_ack(&self) -> bool {
+        self.items().any(|(p, i)| {
+            matches!(
+                p.kind,
+                PageKind::Triggered | PageKind::Escalated | PageKind::Reminder | PageKind::Test
+            ) && i.state == crate::engine::IncidentState::Triggered
+        })
+    }
+
+    /// `[#42] TRIGGERED DiskFull: Disk almost full on db1`, or for a bundle
+    /// `7 incidents need you: #41 DiskFull db1, #42 ...` (the subject line).
     pub fn headline(&self) -> String {
-        let what = match self.page.kind {
-            PageKind::Triggered => "TRIGGERED",
-            PageKind::Escalated => "ESCALATED",
-            PageKind::Reminder => "REMINDER",
-            PageKind::Acknowledged => "ACKNOWLEDGED",
-            PageKind::Resolved => "RESOLVED",
-            PageKind::Test => "TEST",
-        };
+        if self.is_bundle() {
+            let mut s = format!("{} incidents need you:", self.more.len() + 1);
+            for (n, (_, i)) in self.items().enumerate() {
+                if n > 0 {
+                    s.push(',');
+                }
+                s.push_str(&format!(" #{} {}", i.id, clean(&i.title)));
+                if s.len() > 200 {
+                    s.push_str(" ...");
+                    break;
+                }
+            }
+            return s;
+        }
         format!(
-            "[#{}] {what} {}",
+            "[#{}] {} {}",
             self.incident.id,
+            kind_word(self.page.kind),
             clean(&self.incident.title)
         )
+    }
+
+    /// The full plain text: every incident with its alerts, why it is paged, and how to
+    /// ack. Used by mail bodies and push messages; every line is cleaned.
+    pub fn body_text(&self) -> String {
+        let mut s = String::new();
+        for (page, inc) in self.items() {
+            s.push_str(&format!(
+                "[#{}] {} {}\n",
+                inc.id,
+                kind_word(page.kind),
+                clean(&inc.title)
+            ));
+            s.push_str(&format!(
+                "  state: {}; {}/{} alerts firing; step {} ({})\n",
+                inc.state.as_str(),
+                inc.alerts_firing,
+                inc.alerts_total,
+                page.step,
+                clean(&page.reason)
+            ));
+            if let Some(ms) = page.late_by_ms {
+                s.push_str(&format!(
+                    "  LATE by {} (tocsin was down when it came due)\n",
+                    human(std::time::Duration::from_millis(ms))
+                ));
+            }
+            for a in inc
+                .alerts
+                .iter()
+                .take(if self.is_bundle() { 3 } else { 50 })
+            {
+                s.push_str(&format!(
+                    "  - {} {}\n",
+                    a.status.as_str(),
+                    clean(&a.summary())
+                ));
+            }
+            if inc.alerts_total as usize
+                > inc.alerts.len().min(if self.is_bundle() { 3 } else { 50 })
+            {
+                s.push_str("  - ...\n");
+            }
+        }
+        if self.wants_ack() {
+            s.push_str(&format!("\nAcknowledge: {}\n", self.ack_url));
+        }
+        s
     }
 
     /// One line with the headline, why, lateness, and how to ack.

@@ -5,8 +5,16 @@
 //! notifier gets the same policy, and reports the final outcome to the engine, which
 //! fails over to the contact's next method.
 
+mod email;
+mod gotify;
+mod http_sms;
+mod kannel;
 mod log;
 pub mod message;
+mod ntfy;
+mod pushover;
+pub mod sms_text;
+mod twilio;
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -15,10 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, NotifierConfig};
+use crate::config::{Config, Limits, NotifierConfig};
+use crate::engine::{Actor, IncidentId};
 
 pub use log::LogNotifier;
-pub use message::Message;
+pub use message::{Item, Message};
 pub use webhook::WebhookNotifier;
 
 /// Why one attempt failed, and whether another attempt could succeed.
@@ -46,6 +55,20 @@ impl NotifyError {
     }
 }
 
+/// Acks an incident on behalf of a notifier that learned of an acknowledgement (a
+/// Pushover receipt); the runtime implements it on top of the engine.
+#[async_trait]
+pub trait Acker: Send + Sync + 'static {
+    async fn ack(&self, incident: IncidentId, by: Actor) -> Result<(), String>;
+}
+
+/// What a notifier may need besides its own config when it is built.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// Set in the daemon; `None` in `tocsin test-notify`, which acks nothing.
+    pub acker: Option<Arc<dyn Acker>>,
+}
+
 /// One way to deliver a page.
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
@@ -54,6 +77,10 @@ pub trait Notifier: Send + Sync + 'static {
 
     /// One delivery attempt. Must be bounded in time by the notifier's own timeouts.
     async fn send(&self, msg: &Message) -> Result<(), NotifyError>;
+
+    /// The incident was acknowledged or resolved: stop whatever still rings for it
+    /// (Pushover emergency receipts). Most notifiers have nothing to stop.
+    async fn closed(&self, _incident: IncidentId) {}
 }
 
 /// A configured notifier with the retry budget the dispatcher gives it.
@@ -62,31 +89,62 @@ pub struct NotifierEntry {
     pub notifier: Arc<dyn Notifier>,
     /// Attempts for transient failures, the first included.
     pub max_attempts: u32,
-    /// Retries stop once this much time has passed since the first attempt.
+    /// Retries stop once this much time has passed since the first attempt (and never
+    /// run past the moment the contact's next method is due).
     pub retry_budget: Duration,
+    /// Flood control for this notifier.
+    pub limits: Limits,
 }
 
 /// Builds every notifier named in the config.
-pub fn build_all(cfg: &Config) -> Result<BTreeMap<String, NotifierEntry>, NotifyError> {
+pub fn build_all(
+    cfg: &Config,
+    cx: &BuildContext,
+) -> Result<BTreeMap<String, NotifierEntry>, NotifyError> {
     let mut out = BTreeMap::new();
+    let none = BTreeMap::new();
     for (name, nc) in &cfg.file.notifiers {
-        let entry = match nc {
-            NotifierConfig::Log {} => NotifierEntry {
-                notifier: Arc::new(LogNotifier::stderr()),
-                max_attempts: 1,
-                retry_budget: Duration::ZERO,
-            },
-            NotifierConfig::Webhook(w) => NotifierEntry {
-                notifier: Arc::new(WebhookNotifier::new(
-                    &w.url,
-                    w.timeout.0,
-                    cfg.notifier_tokens.get(name).cloned(),
-                )?),
-                max_attempts: w.max_attempts.max(1),
-                retry_budget: Duration::from_secs(60),
-            },
+        let secrets = cfg.notifier_secrets.get(name).unwrap_or(&none);
+        let secret = |k: &str| secrets.get(k).cloned();
+        let notifier: Arc<dyn Notifier> = match nc {
+            NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
+            NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
+                &w.url,
+                w.timeout.0,
+                secret("bearer_token"),
+            )?),
+            NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
+            NotifierConfig::Kannel(c) => {
+                Arc::new(kannel::KannelNotifier::new(c, secret("password"))?)
+            }
+            NotifierConfig::Twilio(c) => {
+                Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
+            }
+            NotifierConfig::HttpSms(c) => {
+                Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?)
+            }
+            NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
+            NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
+                c,
+                secret("app_token"),
+                cx.acker.clone(),
+            )?),
+            NotifierConfig::Gotify(c) => {
+                Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?)
+            }
         };
-        out.insert(name.clone(), entry);
+        let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
+        out.insert(
+            name.clone(),
+            NotifierEntry {
+                notifier,
+                max_attempts: attempts.max(1),
+                // Room for every attempt plus the backoff between them; the dispatcher
+                // shortens it further so a retry never delays the next method.
+                retry_budget: timeout * attempts.max(1) + Duration::from_secs(30),
+                limits: nc.limits(),
+            },
+        );
     }
     Ok(out)
 }

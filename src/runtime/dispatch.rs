@@ -10,10 +10,12 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{Mutex, mpsc};
 use tracing::{info, warn};
 
-use crate::engine::{Outcome, Page};
+use crate::ack_link::{AckKey, Claims, LINK_LIFETIME};
+use crate::engine::{IncidentId, Outcome, Page};
 use crate::metrics::{Metrics, NotifierLabel};
 use crate::notify::{Message, NotifierEntry, NotifyError};
 use crate::store::Store;
+use crate::time::Clock;
 
 /// Pages sent at the same time; the rest wait in the queue.
 const WORKERS: usize = 32;
@@ -34,6 +36,8 @@ struct Inner {
     closed: AtomicBool,
     metrics: Arc<Metrics>,
     public_url: String,
+    ack_key: AckKey,
+    clock: Arc<dyn Clock>,
 }
 
 impl Dispatcher {
@@ -43,6 +47,8 @@ impl Dispatcher {
         outcomes: mpsc::UnboundedSender<(Page, Outcome)>,
         metrics: Arc<Metrics>,
         public_url: String,
+        ack_key: AckKey,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -55,6 +61,8 @@ impl Dispatcher {
             closed: AtomicBool::new(false),
             metrics,
             public_url: public_url.trim_end_matches('/').to_string(),
+            ack_key,
+            clock,
         });
         for _ in 0..WORKERS {
             let inner = inner.clone();
@@ -177,9 +185,20 @@ impl Inner {
                 NotifyError::permanent(format!("incident {} is not in the store", page.incident))
             })?;
         Ok(Message {
-            ack_url: format!("{}/api/v1/incidents/{}/ack", self.public_url, page.incident),
+            ack_url: self.ack_url(page.contact.as_deref(), vec![page.incident]),
             page: page.clone(),
             incident,
+            more: Vec::new(),
         })
+    }
+
+    /// A signed link that acks `incidents` as `contact`.
+    fn ack_url(&self, contact: Option<&str>, incidents: Vec<IncidentId>) -> String {
+        let token = self.ack_key.sign(&Claims {
+            incidents,
+            contact: contact.map(str::to_string),
+            expires: self.clock.now().plus(LINK_LIFETIME),
+        });
+        format!("{}/ack/{token}", self.public_url)
     }
 }

@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use super::dispatch::Dispatcher;
 use crate::engine::RECENT_WINDOW;
-use crate::engine::{Effect, Engine, EscalationConfig, Input, Page, Refusal};
+use crate::engine::{Actor, Effect, Engine, EscalationConfig, IncidentId, Input, Page, Refusal};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::time::{Clock, Timestamp};
@@ -58,6 +58,15 @@ impl EngineHandle {
             .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?;
         rx.await
             .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::notify::Acker for EngineHandle {
+    async fn ack(&self, incident: IncidentId, by: Actor) -> Result<(), String> {
+        self.submit(Input::Ack { id: incident, by })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -22,10 +22,12 @@ use tracing::{info, warn};
 
 pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
 
+use crate::ack_link::AckKey;
 use crate::config::Config;
 use crate::engine::EscalationConfig;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::notify::BuildContext;
 use crate::store::{SqliteStore, Store};
 use crate::time::{Clock, SystemClock};
 
@@ -97,7 +99,17 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         "state restored"
     );
     let metrics = Arc::new(Metrics::new());
-    let notifiers = crate::notify::build_all(&opts.config)
+    let ack_key = AckKey::load_or_create(&data_dir).with_context(|| {
+        format!(
+            "reading or creating the ack link key {}",
+            data_dir.join(crate::ack_link::KEY_FILE).display()
+        )
+    })?;
+    let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
+    let build = BuildContext {
+        acker: Some(Arc::new(handle.clone())),
+    };
+    let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let dispatcher = dispatch::Dispatcher::start(
@@ -106,6 +118,8 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         outcome_tx,
         metrics.clone(),
         opts.config.file.server.public_url.clone(),
+        ack_key.clone(),
+        opts.clock.clone(),
     );
     if !pending.is_empty() {
         warn!(
@@ -114,7 +128,6 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         );
         dispatcher.send_all(pending);
     }
-    let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
     let health = Arc::new(Health::default());
     // Serving from here on: until the loop's first turn (up to IDLE_TICK away), `/healthz`
     // would otherwise call a loop that last ran at the epoch stalled.
@@ -141,6 +154,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         metrics,
         health,
         opts.clock.clone(),
+        ack_key,
     );
     let app = http::router(state);
     let http_stop = stop.clone();

@@ -4,3 +4,4 @@
 //! contract so that the HTTP layer only moves bytes.
 
 pub mod alertmanager;
+pub mod sms_reply;

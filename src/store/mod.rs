@@ -116,6 +116,25 @@ pub struct AlertView {
     pub received_at: Timestamp,
 }
 
+impl AlertView {
+    /// `DiskFull db1: Disk almost full` from alertname, instance and summary, whichever exist.
+    pub fn summary(&self) -> String {
+        let mut s = self.labels.get("alertname").cloned().unwrap_or_default();
+        if let Some(i) = self.labels.get("instance") {
+            s.push(' ');
+            s.push_str(i);
+        }
+        if let Some(sum) = self.annotations.get("summary") {
+            s.push_str(": ");
+            s.push_str(sum);
+        }
+        if s.is_empty() {
+            s = self.fingerprint.clone();
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     #[serde(with = "rfc3339")]

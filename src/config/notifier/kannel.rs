@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{
+    LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_segments,
+    default_timeout,
+};
+use crate::config::types::HumanDuration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KannelConfig {
+    /// smsbox's sendsms URL, like `http://127.0.0.1:13013/cgi-bin/sendsms`.
+    pub url: String,
+    /// A `sendsms-user` of smsbox; its password comes from `password_file` or `password_env`.
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// Sender number or name.
+    pub from: Option<String>,
+    /// Delivery reports: Kannel calls this URL (its `%d`-style escapes are passed through).
+    pub dlr_url: Option<String>,
+    /// Kannel `dlr-mask` sent with `dlr_url`.
+    pub dlr_mask: Option<u32>,
+    /// How many 160-character segments one message may use.
+    #[serde(default = "default_segments")]
+    pub segments: u8,
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+impl KannelConfig {
+    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+        vec![SecretRef::required(
+            "password",
+            &self.password_file,
+            &self.password_env,
+        )]
+    }
+
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        check_http_url("url", &self.url, &mut out);
+        if let Some(d) = &self.dlr_url {
+            check_http_url("dlr_url", d, &mut out);
+        }
+        if self.segments == 0 {
+            out.push(Problem::new("segments", "segments must be at least 1"));
+        }
+        out
+    }
+}
