@@ -5,11 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Debian packages the tests start for real --------------------------------------
-# tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager.
+# tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager, tests/it/email.rs an
+# aiosmtpd capture server (/usr/bin/python3), tests/it/kannel.rs Kannel's bearerbox,
+# smsbox and fake SMSC (kannel-extras).
 missing=()
-if ! dpkg -s prometheus-alertmanager >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-alertmanager ]; then
-  missing+=(prometheus-alertmanager)
-fi
+need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
+  if [ ! -e "$2" ]; then missing+=("$1"); fi
+}
+need prometheus-alertmanager /usr/bin/prometheus-alertmanager
+need python3-aiosmtpd /usr/lib/python3/dist-packages/aiosmtpd
+need kannel /usr/sbin/bearerbox
+need kannel-extras /usr/lib/kannel/test/fakesmsc
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()

@@ -264,7 +264,10 @@ impl NotifierConfig {
         let Some(c) = self.limits_config() else {
             return Limits::default();
         };
-        if c.enabled == Some(false) {
+        let unset = c.per_destination.is_none() && c.overall.is_none();
+        // Machines (webhooks) set their own pace unless the file says otherwise, as in
+        // GoAlert; people's channels always have limits unless turned off.
+        if c.enabled == Some(false) || (unset && matches!(self, NotifierConfig::Webhook(_))) {
             return Limits::default();
         }
         let per_destination = c.per_destination.clone().unwrap_or_else(|| match self {
