@@ -27,6 +27,7 @@ pub mod ack_link;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod notify;

@@ -370,13 +370,13 @@ fn steps_going_back_in_time_and_gapless_repeat_are_errors() {
 
 #[test]
 fn unknown_notifier_type_lists_what_exists() {
-    let text = edit("type = \"webhook\"", "type = \"email\"");
+    let text = edit("type = \"webhook\"", "type = \"pager-duty\"");
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].key_path, "notifiers.hook.type");
     let msg = &errs[0].message;
     assert!(
-        msg.contains("\"log\" and \"webhook\"") && msg.contains("pushover"),
+        msg.contains("webhook, email, kannel") && msg.contains("pushover"),
         "{msg}"
     );
 }

@@ -376,6 +376,10 @@ impl Engine {
                     if *permanent { " (permanent)" } else { "" }
                 ),
             ),
+            Outcome::Cancelled { reason } => (
+                "page_cancelled",
+                format!("{} page to {dest} not sent: {reason}", page.kind.as_str()),
+            ),
         };
         fx.push(Effect::Event(HistoryEvent::by_engine(
             page.incident,

@@ -173,6 +173,11 @@ pub enum Outcome {
         permanent: bool,
         error: String,
     },
+    /// Not sent: by the time flood control let it go, its incident no longer needed it
+    /// (acked or resolved while the page was held).
+    Cancelled {
+        reason: String,
+    },
 }
 
 /// Why a page is being sent; the `event` field of webhook pages.

@@ -192,7 +192,22 @@ impl Message {
             reason: &self.page.reason,
             late_by_seconds: self.page.late_by_ms.map(|ms| ms as f64 / 1000.0),
             ack_url: &self.ack_url,
-            text: self.one_line(),
+            text: if self.is_bundle() {
+                self.headline()
+            } else {
+                self.one_line()
+            },
+            bundle: self
+                .more
+                .iter()
+                .map(|i| Bundled {
+                    event: i.page.kind,
+                    page_id: i.page.id,
+                    incident: i.incident.id,
+                    title: &i.incident.title,
+                    state: i.incident.state.as_str(),
+                })
+                .collect(),
         }
     }
 }
@@ -214,6 +229,19 @@ pub struct WebhookBody<'a> {
     pub late_by_seconds: Option<f64>,
     pub ack_url: &'a str,
     pub text: String,
+    /// Further pages flood control merged into this one (same destination); `ack_url`
+    /// acks them all. Empty for a single page.
+    pub bundle: Vec<Bundled<'a>>,
+}
+
+/// One more page of a bundle, in a webhook body.
+#[derive(Debug, Serialize)]
+pub struct Bundled<'a> {
+    pub event: PageKind,
+    pub page_id: u64,
+    pub incident: u64,
+    pub title: &'a str,
+    pub state: &'static str,
 }
 
 #[cfg(test)]

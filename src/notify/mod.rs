@@ -6,6 +6,7 @@
 //! fails over to the contact's next method.
 
 mod email;
+pub mod flood;
 mod gotify;
 mod http_sms;
 mod kannel;

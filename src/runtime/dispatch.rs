@@ -1,5 +1,6 @@
-//! Sends committed pages through their notifiers, retries transient failures, and reports
-//! each final outcome back to the engine.
+//! Sends committed pages through their notifiers: flood control first (held pages to one
+//! destination go out together as a bundle), then retries of transient failures, and
+//! each final outcome back to the engine, which fails over to the contact's next method.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,99 +8,175 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
 use tracing::{info, warn};
 
 use crate::ack_link::{AckKey, Claims, LINK_LIFETIME};
-use crate::engine::{IncidentId, Outcome, Page};
-use crate::metrics::{Metrics, NotifierLabel};
-use crate::notify::{Message, NotifierEntry, NotifyError};
+use crate::config::Config;
+use crate::engine::{IncidentId, IncidentState, Outcome, Page, PageKind};
+use crate::metrics::{Metrics, NotifierLabel, NotifierOnly};
+use crate::notify::flood::Flood;
+use crate::notify::{Item, Message, NotifierEntry, NotifyError};
 use crate::store::Store;
 use crate::time::Clock;
 
-/// Pages sent at the same time; the rest wait in the queue.
+/// Messages sent at the same time; the rest wait in the queue.
 const WORKERS: usize = 32;
+/// Alerts listed per incident of a bundle (a storm's bundle lists every incident, not
+/// every alert).
+const BUNDLE_ALERTS: usize = 3;
+
+/// What the dispatcher tells the engine loop.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A page finished (after its retries).
+    Outcome(Page, Outcome),
+    /// One attempt failed and another follows: recorded in the history.
+    Attempt(Page, u32, String),
+}
 
 #[derive(Clone)]
 pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
+/// One message: a page, or a bundle of pages for one destination.
+struct Job {
+    pages: Vec<Page>,
+    /// Went through flood control: pages whose incident was acked meanwhile are dropped.
+    held: bool,
+}
+
 struct Inner {
     notifiers: BTreeMap<String, NotifierEntry>,
     store: Arc<dyn Store>,
-    outcomes: mpsc::UnboundedSender<(Page, Outcome)>,
-    queue_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Page>>>,
-    queue_rx: Mutex<mpsc::UnboundedReceiver<Page>>,
-    /// Queued plus being sent; shutdown waits for it to reach zero.
+    reports: mpsc::UnboundedSender<Report>,
+    queue_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    queue_rx: Mutex<mpsc::UnboundedReceiver<Job>>,
+    flood: std::sync::Mutex<Flood>,
+    flood_wake: Notify,
+    /// Queued plus being sent; shutdown waits for it to reach zero. Held pages are not
+    /// counted: they stay pending in the store and go out after a restart.
     in_flight: AtomicUsize,
     closed: AtomicBool,
     metrics: Arc<Metrics>,
     public_url: String,
     ack_key: AckKey,
     clock: Arc<dyn Clock>,
+    /// Each contact's methods' `after`, to bound retries by when the next method is due.
+    method_afters: BTreeMap<String, Vec<Duration>>,
 }
 
 impl Dispatcher {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
+        cfg: &Config,
         notifiers: BTreeMap<String, NotifierEntry>,
         store: Arc<dyn Store>,
-        outcomes: mpsc::UnboundedSender<(Page, Outcome)>,
+        reports: mpsc::UnboundedSender<Report>,
         metrics: Arc<Metrics>,
-        public_url: String,
         ack_key: AckKey,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let flood = Flood::new(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
+        let method_afters = cfg
+            .file
+            .contacts
+            .iter()
+            .map(|(n, c)| (n.clone(), c.methods.iter().map(|m| m.after.0).collect()))
+            .collect();
         let inner = Arc::new(Inner {
             notifiers,
             store,
-            outcomes,
+            reports,
             queue_tx: std::sync::Mutex::new(Some(tx)),
             queue_rx: Mutex::new(rx),
+            flood: std::sync::Mutex::new(flood),
+            flood_wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             metrics,
-            public_url: public_url.trim_end_matches('/').to_string(),
+            public_url: cfg.file.server.public_url.trim_end_matches('/').to_string(),
             ack_key,
             clock,
+            method_afters,
         });
         for _ in 0..WORKERS {
             let inner = inner.clone();
             tokio::spawn(async move {
                 loop {
-                    let page = { inner.queue_rx.lock().await.recv().await };
-                    let Some(page) = page else { break };
-                    let outcome = inner.send_one(&page).await;
-                    // The engine may already be gone at the very end of shutdown; the
-                    // page then stays pending in the store and is sent again on start.
-                    let _ = inner.outcomes.send((page, outcome));
-                    inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    let job = { inner.queue_rx.lock().await.recv().await };
+                    let Some(job) = job else { break };
+                    let n = job.pages.len();
+                    inner.send_job(job).await;
+                    inner.in_flight.fetch_sub(n, Ordering::AcqRel);
                 }
             });
         }
+        let flood_inner = inner.clone();
+        tokio::spawn(async move { flood_inner.release_loop().await });
         Dispatcher { inner }
     }
 
-    /// Queues pages whose intents are committed.
+    /// Queues pages whose intents are committed; pages of rate-limited notifiers wait
+    /// for their limits.
     pub fn send_all(&self, pages: Vec<Page>) {
         if self.inner.closed.load(Ordering::Acquire) {
             return;
         }
-        let guard = self.inner.queue_tx.lock().expect("queue lock");
-        let Some(tx) = guard.as_ref() else { return };
-        for p in pages {
-            self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-            if tx.send(p).is_err() {
-                self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let mut held = 0;
+        {
+            let mut flood = self.inner.flood.lock().expect("flood lock");
+            for p in pages {
+                if flood.limits(&p.notifier) {
+                    flood.hold(p);
+                    held += 1;
+                } else {
+                    self.inner.enqueue(Job {
+                        pages: vec![p],
+                        held: false,
+                    });
+                }
             }
+        }
+        if held > 0 {
+            self.inner.flood_wake.notify_one();
         }
     }
 
-    /// Takes no more pages; queued ones are still sent.
+    /// The incident was acked or resolved: notifiers stop what still rings for it.
+    pub fn closed(&self, incidents: Vec<IncidentId>) {
+        if incidents.is_empty() {
+            return;
+        }
+        let notifiers: Vec<_> = self
+            .inner
+            .notifiers
+            .values()
+            .map(|e| e.notifier.clone())
+            .collect();
+        tokio::spawn(async move {
+            for id in incidents {
+                for n in &notifiers {
+                    n.closed(id).await;
+                }
+            }
+        });
+    }
+
+    /// Takes no more pages; queued ones are still sent, held ones wait for the next start.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.queue_tx.lock().expect("queue lock").take();
+        let left = self.inner.flood.lock().expect("flood lock").drain_all();
+        if !left.is_empty() {
+            info!(
+                pages = left.len(),
+                "pages held by flood control stay pending; they are sent after the next start"
+            );
+        }
+        self.inner.flood_wake.notify_one();
     }
 
     pub fn in_flight(&self) -> usize {
@@ -108,7 +185,136 @@ impl Dispatcher {
 }
 
 impl Inner {
-    async fn send_one(&self, page: &Page) -> Outcome {
+    fn enqueue(&self, job: Job) {
+        let guard = self.queue_tx.lock().expect("queue lock");
+        let Some(tx) = guard.as_ref() else { return };
+        let n = job.pages.len();
+        self.in_flight.fetch_add(n, Ordering::AcqRel);
+        if tx.send(job).is_err() {
+            self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Lets held pages go as their limits allow.
+    async fn release_loop(self: Arc<Self>) {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let now = self.clock.now();
+            let (jobs, next) = {
+                let mut flood = self.flood.lock().expect("flood lock");
+                let r = flood.release(now);
+                for name in self.notifiers.keys() {
+                    self.metrics
+                        .pages_held
+                        .get_or_create(&NotifierOnly {
+                            notifier: name.clone(),
+                        })
+                        .set(flood.held_for(name) as i64);
+                }
+                r
+            };
+            for pages in jobs {
+                self.enqueue(Job { pages, held: true });
+            }
+            let wait = next
+                .map(|t| t.since(now).max(Duration::from_millis(10)))
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.flood_wake.notified() => {}
+            }
+        }
+    }
+
+    async fn send_job(&self, job: Job) {
+        let mut items = Vec::with_capacity(job.pages.len());
+        for page in job.pages {
+            match self.incident(&page).await {
+                Ok(incident) => {
+                    let needs_action = matches!(
+                        page.kind,
+                        PageKind::Triggered | PageKind::Escalated | PageKind::Reminder
+                    );
+                    if job.held && needs_action && incident.state != IncidentState::Triggered {
+                        let reason = format!(
+                            "held by flood control while the incident was {} (by {})",
+                            incident.state.as_str(),
+                            incident.acked_by.as_deref().unwrap_or("tocsin")
+                        );
+                        let _ = self
+                            .reports
+                            .send(Report::Outcome(page, Outcome::Cancelled { reason }));
+                        continue;
+                    }
+                    items.push(Item { page, incident });
+                }
+                Err(e) => {
+                    let _ = self.reports.send(Report::Outcome(
+                        page,
+                        Outcome::Failed {
+                            attempts: 0,
+                            permanent: !e.transient,
+                            error: e.message,
+                        },
+                    ));
+                }
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        if items.len() > 1 {
+            for i in items.iter_mut() {
+                i.incident.alerts.truncate(BUNDLE_ALERTS);
+            }
+            self.metrics
+                .bundles_sent
+                .get_or_create(&NotifierOnly {
+                    notifier: items[0].page.notifier.clone(),
+                })
+                .inc();
+        }
+        let first = items.remove(0);
+        let ids: Vec<IncidentId> = std::iter::once(first.incident.id)
+            .chain(items.iter().map(|i| i.incident.id))
+            .collect();
+        let msg = Message {
+            ack_url: self.ack_url(first.page.contact.as_deref(), ids),
+            page: first.page,
+            incident: first.incident,
+            more: items,
+        };
+        let outcome = self.send_one(&msg).await;
+        for (page, _) in msg.items() {
+            // The engine may already be gone at the very end of shutdown; the page then
+            // stays pending in the store and is sent again on start.
+            let _ = self
+                .reports
+                .send(Report::Outcome(page.clone(), outcome.clone()));
+        }
+    }
+
+    /// How long retries of `page` may go on: never past the moment the contact's next
+    /// method is due, so a slow failure does not delay the method that could work.
+    fn retry_budget(&self, page: &Page, entry: &NotifierEntry) -> Duration {
+        let budget = entry.retry_budget;
+        let (Some(contact), Some(m)) = (&page.contact, page.method) else {
+            return budget;
+        };
+        let Some(afters) = self.method_afters.get(contact) else {
+            return budget;
+        };
+        let (Some(this), Some(next)) = (afters.get(m as usize), afters.get(m as usize + 1)) else {
+            return budget;
+        };
+        let next_due = page.at.plus(next.saturating_sub(*this));
+        budget.min(next_due.since(self.clock.now()))
+    }
+
+    async fn send_one(&self, msg: &Message) -> Outcome {
+        let page = &msg.page;
         let Some(entry) = self.notifiers.get(&page.notifier) else {
             return Outcome::Failed {
                 attempts: 0,
@@ -126,8 +332,7 @@ impl Inner {
         };
         let attempt = || async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            let msg = self.message(page).await?;
-            let r = entry.notifier.send(&msg).await;
+            let r = entry.notifier.send(msg).await;
             let o = if r.is_ok() { "delivered" } else { "failed" };
             self.metrics
                 .notification_attempts
@@ -135,17 +340,25 @@ impl Inner {
                 .inc();
             r
         };
+        let budget = self.retry_budget(page, entry);
+        let max_retries = if budget.is_zero() {
+            0
+        } else {
+            entry.max_attempts.saturating_sub(1) as usize
+        };
         let backoff = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(Duration::from_secs(15))
-            .with_max_times(entry.max_attempts.saturating_sub(1) as usize)
-            .with_total_delay(Some(entry.retry_budget));
+            .with_max_times(max_retries)
+            .with_total_delay(Some(budget));
         let result = attempt
             .retry(backoff)
             .when(|e: &NotifyError| e.transient)
             .notify(|e, wait| {
                 warn!(page = page.id, incident = page.incident, notifier = %page.notifier, error = %e, ?wait, "page failed, retrying");
+                let n = attempts.load(Ordering::Relaxed);
+                let _ = self.reports.send(Report::Attempt(page.clone(), n, e.message.clone()));
             })
             .await;
         let attempts = attempts.load(Ordering::Relaxed);
@@ -155,7 +368,7 @@ impl Inner {
                     .notifications
                     .get_or_create(&label("delivered"))
                     .inc();
-                info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), "page delivered");
+                info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), bundled = msg.more.len(), "page delivered");
                 Outcome::Delivered { attempts }
             }
             Err(e) => {
@@ -173,9 +386,8 @@ impl Inner {
         }
     }
 
-    async fn message(&self, page: &Page) -> Result<Message, NotifyError> {
-        let incident = self
-            .store
+    async fn incident(&self, page: &Page) -> Result<crate::store::IncidentView, NotifyError> {
+        self.store
             .incident(page.incident, false)
             .await
             .map_err(|e| {
@@ -183,13 +395,7 @@ impl Inner {
             })?
             .ok_or_else(|| {
                 NotifyError::permanent(format!("incident {} is not in the store", page.incident))
-            })?;
-        Ok(Message {
-            ack_url: self.ack_url(page.contact.as_deref(), vec![page.incident]),
-            page: page.clone(),
-            incident,
-            more: Vec::new(),
-        })
+            })
     }
 
     /// A signed link that acks `incidents` as `contact`.

@@ -13,9 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{Dispatcher, Report};
 use crate::engine::RECENT_WINDOW;
-use crate::engine::{Actor, Effect, Engine, EscalationConfig, IncidentId, Input, Page, Refusal};
+use crate::engine::{
+    Actor, Effect, Engine, EscalationConfig, IncidentId, IncidentState, Input, Page, Refusal,
+};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::time::{Clock, Timestamp};
@@ -95,8 +97,9 @@ pub(crate) struct EngineLoop {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub rx: mpsc::Receiver<Request>,
-    /// Outcomes of pages come back here; unbounded because in-flight pages are bounded.
-    pub outcomes: mpsc::UnboundedReceiver<(Page, crate::engine::Outcome)>,
+    /// Outcomes and failed attempts of pages come back here; unbounded because pages in
+    /// flight are bounded.
+    pub outcomes: mpsc::UnboundedReceiver<Report>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -164,17 +167,21 @@ impl EngineLoop {
     }
 
     /// One turn: apply everything queued plus due deadlines, commit once, then answer and send.
-    async fn turn(
-        &mut self,
-        batch: &mut Vec<Request>,
-        outcomes: Vec<(Page, crate::engine::Outcome)>,
-    ) {
+    async fn turn(&mut self, batch: &mut Vec<Request>, outcomes: Vec<Report>) {
         let now = self.clock.now();
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         let inputs = batch.len() + outcomes.len();
-        for (page, outcome) in outcomes {
-            if let Ok(fx) = self.engine.apply(now, Input::PageOutcome { page, outcome }) {
+        for r in outcomes {
+            let input = match r {
+                Report::Outcome(page, outcome) => Input::PageOutcome { page, outcome },
+                Report::Attempt(page, attempt, error) => Input::PageAttempt {
+                    page,
+                    attempt,
+                    error,
+                },
+            };
+            if let Ok(fx) = self.engine.apply(now, input) {
                 effects.extend(fx);
             }
         }
@@ -203,13 +210,15 @@ impl EngineLoop {
             }
             return;
         }
-        let pages: Vec<Page> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Page(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
+        let mut pages: Vec<Page> = Vec::new();
+        let mut closed = Vec::new();
+        for e in &effects {
+            match e {
+                Effect::Page(p) => pages.push(p.clone()),
+                Effect::Status(s) if s.state != IncidentState::Triggered => closed.push(s.id),
+                _ => {}
+            }
+        }
         let started = Instant::now();
         let n = effects.len();
         let result = self.store.commit(effects).await;
@@ -225,6 +234,7 @@ impl EngineLoop {
                     }
                 }
                 self.dispatcher.send_all(pages);
+                self.dispatcher.closed(closed);
             }
             Err(e) => {
                 self.metrics.store_commit_failures.inc();

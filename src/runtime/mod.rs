@@ -113,11 +113,11 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let dispatcher = dispatch::Dispatcher::start(
+        &opts.config,
         notifiers,
         store.clone(),
         outcome_tx,
         metrics.clone(),
-        opts.config.file.server.public_url.clone(),
         ack_key.clone(),
         opts.clock.clone(),
     );

@@ -151,6 +151,8 @@ pub enum PageStatus {
     Pending,
     Delivered,
     Failed,
+    /// Held by flood control until its incident no longer needed it.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -5,6 +5,7 @@
 //! pages. `alertmanager` and `crash` run real processes: the Debian Alertmanager and the
 //! built `tocsin` binary.
 
+mod ack_link;
 mod alertmanager;
 mod alerts;
 mod bad_input;
@@ -12,6 +13,7 @@ mod catcher;
 mod crash;
 mod email;
 mod escalation;
+mod flood;
 mod harness;
 mod http_sms;
 mod kannel;

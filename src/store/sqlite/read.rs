@@ -321,6 +321,7 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
             "pending" => PageStatus::Pending,
             "delivered" => PageStatus::Delivered,
             "failed" => PageStatus::Failed,
+            "cancelled" => PageStatus::Cancelled,
             other => {
                 return Err(corrupt(
                     id,

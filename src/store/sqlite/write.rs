@@ -161,6 +161,7 @@ fn page_done(
         Outcome::Failed {
             attempts, error, ..
         } => ("failed", *attempts, Some(error.as_str())),
+        Outcome::Cancelled { reason } => ("cancelled", 0, Some(reason.as_str())),
     };
     let mut stmt = tx.prepare_cached(
         "UPDATE pages SET status = ?2, attempts = ?3, error = ?4, done_at = ?5 WHERE id = ?1",

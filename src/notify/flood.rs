@@ -1,0 +1,360 @@
+//! Flood control, pure: per-destination and per-notifier limits, and the pages held back
+//! by them, released as bundles when the limits allow.
+//!
+//! Limits are sliding windows ("at most 5 in any 15 minutes"); several tiers together
+//! (1/min, 5/15 min, 11/h, 21/3 h for SMS, GoAlert's numbers) spread a storm over hours
+//! instead of letting it burst. Nothing is dropped: a held page waits, and every page
+//! held for one destination goes out together in the next message that is allowed.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::config::{Limits, RateLimit};
+use crate::engine::Page;
+use crate::time::Timestamp;
+
+/// Most pages one message carries; the rest wait for the next one.
+pub const MAX_BUNDLE: usize = 1000;
+
+/// Where a page goes, as flood control counts it: one phone, one mailbox, one topic.
+pub fn destination(p: &Page) -> String {
+    match (&p.to, &p.topic, &p.contact) {
+        (Some(to), _, _) => to.clone(),
+        (None, Some(topic), _) => topic.clone(),
+        (None, None, Some(c)) => c.clone(),
+        (None, None, None) => p.target.clone(),
+    }
+}
+
+/// Send times, newest last, for one scope.
+#[derive(Debug, Default)]
+struct Sent(VecDeque<Timestamp>);
+
+impl Sent {
+    /// When one more send fits under every rule.
+    fn allowed_at(&self, rules: &[RateLimit], now: Timestamp) -> Timestamp {
+        let mut at = now;
+        for r in rules {
+            let n = r.count as usize;
+            if self.0.len() >= n {
+                let oldest_counted = self.0[self.0.len() - n];
+                at = at.max(oldest_counted.plus(r.window));
+            }
+        }
+        at
+    }
+
+    fn record(&mut self, at: Timestamp, keep: usize) {
+        self.0.push_back(at);
+        while self.0.len() > keep {
+            self.0.pop_front();
+        }
+    }
+}
+
+/// One notifier's limits and what it sent.
+#[derive(Debug)]
+pub struct Limiter {
+    limits: Limits,
+    overall: Sent,
+    per_destination: BTreeMap<String, Sent>,
+    keep: usize,
+}
+
+impl Limiter {
+    pub fn new(limits: Limits) -> Self {
+        let keep = limits
+            .per_destination
+            .iter()
+            .chain(limits.overall.iter())
+            .map(|r| r.count as usize)
+            .max()
+            .unwrap_or(0);
+        Limiter {
+            limits,
+            overall: Sent::default(),
+            per_destination: BTreeMap::new(),
+            keep,
+        }
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        self.limits.per_destination.is_empty() && self.limits.overall.is_none()
+    }
+
+    /// The earliest moment a message to `dest` may go.
+    pub fn allowed_at(&self, dest: &str, now: Timestamp) -> Timestamp {
+        let overall = self.overall.allowed_at(self.limits.overall.as_slice(), now);
+        let dest_at = self
+            .per_destination
+            .get(dest)
+            .map(|s| s.allowed_at(&self.limits.per_destination, now))
+            .unwrap_or(now);
+        overall.max(dest_at)
+    }
+
+    pub fn record(&mut self, dest: &str, at: Timestamp) {
+        self.overall.record(at, self.keep);
+        self.per_destination
+            .entry(dest.to_string())
+            .or_default()
+            .record(at, self.keep);
+    }
+
+    /// Forgets destinations whose sends no longer count against any rule.
+    fn prune(&mut self, now: Timestamp) {
+        let longest = self
+            .limits
+            .per_destination
+            .iter()
+            .map(|r| r.window)
+            .max()
+            .unwrap_or_default();
+        self.per_destination
+            .retain(|_, s| s.0.back().is_some_and(|t| t.plus(longest) > now));
+    }
+}
+
+/// Pages waiting for their destination's limits, per notifier.
+#[derive(Debug, Default)]
+pub struct Flood {
+    limiters: BTreeMap<String, Limiter>,
+    /// (notifier, destination) -> held pages, oldest first.
+    held: BTreeMap<(String, String), Vec<Page>>,
+    held_count: usize,
+}
+
+impl Flood {
+    pub fn new(limits: impl IntoIterator<Item = (String, Limits)>) -> Self {
+        Flood {
+            limiters: limits
+                .into_iter()
+                .map(|(n, l)| (n, Limiter::new(l)))
+                .collect(),
+            held: BTreeMap::new(),
+            held_count: 0,
+        }
+    }
+
+    /// Whether pages of `notifier` go through flood control at all.
+    pub fn limits(&self, notifier: &str) -> bool {
+        self.limiters
+            .get(notifier)
+            .is_some_and(|l| !l.is_unlimited())
+    }
+
+    /// Holds a page until [`Flood::release`] lets it go.
+    pub fn hold(&mut self, page: Page) {
+        let key = (page.notifier.clone(), destination(&page));
+        self.held.entry(key).or_default().push(page);
+        self.held_count += 1;
+    }
+
+    pub fn held(&self) -> usize {
+        self.held_count
+    }
+
+    pub fn held_for(&self, notifier: &str) -> usize {
+        self.held
+            .iter()
+            .filter(|((n, _), _)| n == notifier)
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+
+    /// Every message that may go at `now` (each the held pages of one destination, oldest
+    /// first), and when to look again for the rest.
+    pub fn release(&mut self, now: Timestamp) -> (Vec<Vec<Page>>, Option<Timestamp>) {
+        let mut out = Vec::new();
+        let mut next: Option<Timestamp> = None;
+        // Oldest waiting destination first, so one busy destination cannot starve others
+        // of the notifier's overall budget.
+        let mut keys: Vec<_> = self
+            .held
+            .iter()
+            .map(|(k, v)| (v[0].at, v[0].id, k.clone()))
+            .collect();
+        keys.sort();
+        for (_, _, key) in keys {
+            let Some(limiter) = self.limiters.get_mut(&key.0) else {
+                continue;
+            };
+            let at = limiter.allowed_at(&key.1, now);
+            if at > now {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            let pages = self.held.get_mut(&key).expect("key from the map");
+            let take = pages.len().min(MAX_BUNDLE);
+            let bundle: Vec<Page> = pages.drain(..take).collect();
+            if pages.is_empty() {
+                self.held.remove(&key);
+            } else {
+                next = Some(now);
+            }
+            self.held_count -= bundle.len();
+            limiter.record(&key.1, now);
+            out.push(bundle);
+        }
+        for l in self.limiters.values_mut() {
+            l.prune(now);
+        }
+        (out, next)
+    }
+
+    /// Everything still held (shutdown: these stay pending in the store and are sent on
+    /// the next start).
+    pub fn drain_all(&mut self) -> Vec<Page> {
+        self.held_count = 0;
+        std::mem::take(&mut self.held)
+            .into_values()
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PageKind;
+
+    const MIN: i64 = 60_000;
+
+    fn page(id: u64, at: i64, to: &str) -> Page {
+        Page {
+            id,
+            incident: id,
+            at: Timestamp(at),
+            kind: PageKind::Triggered,
+            step: 1,
+            cycle: 0,
+            target: "alice".into(),
+            contact: Some("alice".into()),
+            notifier: "sms".into(),
+            method: Some(0),
+            to: Some(to.into()),
+            topic: None,
+            late_by_ms: None,
+            reason: "step 1".into(),
+        }
+    }
+
+    fn sms_limits() -> Limits {
+        Limits {
+            per_destination: vec![
+                RateLimit::new(1, 60),
+                RateLimit::new(5, 15 * 60),
+                RateLimit::new(11, 3600),
+                RateLimit::new(21, 3 * 3600),
+            ],
+            overall: Some(RateLimit::new(5, 5)),
+        }
+    }
+
+    /// Runs the release loop from `start` to `end` as the dispatcher would, with pages
+    /// arriving at their `at`, and returns (send time, page ids) per message.
+    fn simulate(flood: &mut Flood, mut arrivals: Vec<Page>, end: i64) -> Vec<(i64, Vec<u64>)> {
+        arrivals.sort_by_key(|p| p.at);
+        let mut arrivals: VecDeque<Page> = arrivals.into();
+        let mut sent = Vec::new();
+        let mut now = arrivals.front().map_or(0, |p| p.at.0);
+        while now <= end {
+            while arrivals.front().is_some_and(|p| p.at.0 <= now) {
+                flood.hold(arrivals.pop_front().unwrap());
+            }
+            let (msgs, next) = flood.release(Timestamp(now));
+            for m in msgs {
+                sent.push((now, m.iter().map(|p| p.id).collect()));
+            }
+            let next_arrival = arrivals.front().map(|p| p.at.0);
+            now = match (next.map(|t| t.0), next_arrival) {
+                (Some(a), Some(b)) => a.min(b).max(now + 1),
+                (Some(a), None) => a.max(now + 1),
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+        }
+        sent
+    }
+
+    #[test]
+    fn a_storm_of_1000_incidents_in_a_minute_is_a_handful_of_sms_and_loses_none() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        let pages: Vec<Page> = (1..=1000)
+            .map(|i| page(i, (i as i64 - 1) * 60, "+15550100"))
+            .collect();
+        let sent = simulate(&mut flood, pages, 3 * 3600 * 1000);
+        // Every page went out exactly once.
+        let mut all: Vec<u64> = sent.iter().flat_map(|(_, ids)| ids.clone()).collect();
+        all.sort();
+        assert_eq!(all, (1..=1000).collect::<Vec<_>>());
+        // The first page went at once; the rest came in bundles.
+        assert_eq!(sent[0], (0, vec![1]));
+        assert!(
+            sent.len() <= 3,
+            "{} messages: {:?}",
+            sent.len(),
+            sent.iter()
+                .map(|(t, ids)| (t, ids.len()))
+                .collect::<Vec<_>>()
+        );
+        // And never two within a minute.
+        for w in sent.windows(2) {
+            assert!(w[1].0 - w[0].0 >= MIN, "{:?} then {:?}", w[0].0, w[1].0);
+        }
+    }
+
+    #[test]
+    fn pages_trickling_in_for_hours_stay_within_every_sms_tier() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        // One new incident every 2 minutes for 6 hours.
+        let pages: Vec<Page> = (0..180)
+            .map(|i| page(i + 1, i as i64 * 2 * MIN, "+15550100"))
+            .collect();
+        let sent = simulate(&mut flood, pages, 12 * 3600 * 1000);
+        let times: Vec<i64> = sent.iter().map(|(t, _)| *t).collect();
+        for (count, window) in [(1, MIN), (5, 15 * MIN), (11, 60 * MIN), (21, 180 * MIN)] {
+            for (i, t) in times.iter().enumerate() {
+                let in_window = times[i..].iter().take_while(|u| **u < t + window).count();
+                assert!(
+                    in_window <= count,
+                    "{in_window} sends within {window} ms from {t}"
+                );
+            }
+        }
+        let total: usize = sent.iter().map(|(_, ids)| ids.len()).sum();
+        assert_eq!(total, 180, "every page went out");
+    }
+
+    #[test]
+    fn one_busy_phone_does_not_hold_back_another_persons_page() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        let mut pages: Vec<Page> = (1..=50).map(|i| page(i, 0, "+15550100")).collect();
+        pages.push(page(51, 0, "+15550199"));
+        let sent = simulate(&mut flood, pages, 10 * MIN);
+        let to_bob = sent.iter().find(|(_, ids)| ids.contains(&51)).unwrap();
+        assert!(to_bob.0 < 5_000, "bob's page waited {} ms", to_bob.0);
+    }
+
+    #[test]
+    fn the_overall_limit_spreads_many_destinations_over_seconds() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        let pages: Vec<Page> = (1..=12)
+            .map(|i| page(i, 0, &format!("+1555010{i:02}")))
+            .collect();
+        let sent = simulate(&mut flood, pages, MIN);
+        assert_eq!(sent.len(), 12);
+        for (i, (t, _)) in sent.iter().enumerate() {
+            assert!(
+                i < 5 || *t >= 5_000,
+                "message {i} at {t} ms broke 5 per 5 s"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unlimited_notifier_is_not_held() {
+        let flood = Flood::new([("hook".to_string(), Limits::default())]);
+        assert!(!flood.limits("hook"));
+        assert!(!flood.limits("not-configured"));
+    }
+}
