@@ -98,6 +98,19 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Send a real test page to a contact (each of their methods, or only --via) or
+    /// through one notifier, straight from the config; exits 1 if any send failed.
+    ///
+    /// Example: tocsin test-notify alice --via sms
+    TestNotify {
+        /// A contact, or a notifier name.
+        target: String,
+        /// Only the method that uses this notifier.
+        #[arg(long)]
+        via: Option<String>,
+        #[arg(long, default_value = "alerts.toml")]
+        config: PathBuf,
+    },
     /// Health of a running daemon.
     Status {
         #[command(flatten)]
@@ -178,6 +191,24 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             data_dir,
         } => run_daemon(config, listen, data_dir).await,
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::TestNotify {
+            target,
+            via,
+            config,
+        } => {
+            let cfg = config::load_file(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let results = tocsin::notify::test_page::test_notify(&cfg, &target, via.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            for r in &results {
+                println!("{r}");
+            }
+            let failed = results.iter().filter(|r| r.error.is_some()).count();
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} test page(s) failed", results.len());
+            }
+            Ok(())
+        }
         Command::Incidents {
             state,
             json,

@@ -15,6 +15,7 @@ pub mod message;
 mod ntfy;
 mod pushover;
 pub mod sms_text;
+pub mod test_page;
 mod twilio;
 mod webhook;
 

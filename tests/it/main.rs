@@ -20,4 +20,5 @@ mod kannel;
 mod lifecycle;
 mod push;
 mod store_failure;
+mod test_notify;
 mod twilio;
