@@ -65,13 +65,12 @@ async fn look(s: &AppState, token: &str) -> Result<Looked, Response> {
     for id in &claims.incidents {
         match s.store.incident(*id, true).await {
             Ok(Some(mut v)) => {
-                if let Some(h) = &v.history {
-                    if let Some(e) = h
+                if let Some(h) = &v.history
+                    && let Some(e) = h
                         .iter()
                         .find(|e| e.kind == "acked" && e.actor.ends_with(&marker))
-                    {
-                        used_at = Some(e.at.to_rfc3339());
-                    }
+                {
+                    used_at = Some(e.at.to_rfc3339());
                 }
                 v.history = None;
                 incidents.push(v);

@@ -74,11 +74,11 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
     };
     if let Input::Ack { id, .. } = &input {
         // An ack of an incident someone already acked changes nothing; say so.
-        if let Ok(Some(v)) = s.store.incident(*id, false).await {
-            if v.state == crate::engine::IncidentState::Acknowledged {
-                let who = v.acked_by.unwrap_or_default();
-                return ReplyOutcome::Refused(format!("#{id} was already acknowledged by {who}"));
-            }
+        if let Ok(Some(v)) = s.store.incident(*id, false).await
+            && v.state == crate::engine::IncidentState::Acknowledged
+        {
+            let who = v.acked_by.unwrap_or_default();
+            return ReplyOutcome::Refused(format!("#{id} was already acknowledged by {who}"));
         }
     }
     match s.engine.submit(input).await {

@@ -1,18 +1,127 @@
-//! `type = "ntfy"`: not written yet.
+//! `type = "ntfy"`: publishes the page to an ntfy server as JSON, with an Ack button.
+//!
+//! ntfy's JSON form is a POST to the server's root (not to the topic URL) carrying the
+//! topic in the body; it takes UTF-8 everywhere, unlike its header form. The Ack button
+//! is an `http` action: the ntfy app POSTs to the signed ack link itself, so acking
+//! needs no browser. The click target opens the same link's confirm page.
+//!
+//! This file also holds the two helpers every push notifier (ntfy, Pushover, Gotify)
+//! shares: which severity a page pages with, and how a text is cut to a service's limit.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Serialize;
 
+use super::message::clean;
+use super::webhook::classify_status;
 use super::{Message, Notifier, NotifyError};
 use crate::config::{NtfyConfig, Secret};
+use crate::engine::PageKind;
 
-pub struct NtfyNotifier {}
+/// ntfy.sh turns a message over 4096 bytes into an attachment (or refuses it where
+/// attachments are off); stay below with room for the cut marker.
+const MAX_MESSAGE_BYTES: usize = 4000;
+/// Titles have no documented limit, but a phone shows one line of it.
+const MAX_TITLE_BYTES: usize = 250;
+
+pub struct NtfyNotifier {
+    /// The server root: the JSON form is POSTed here, never to `{url}/{topic}`.
+    url: reqwest::Url,
+    client: reqwest::Client,
+    /// Access token (`tk_...`) for servers with access control; sent as a bearer token.
+    token: Option<Secret>,
+}
 
 impl NtfyNotifier {
-    pub fn new(_cfg: &NtfyConfig, _token: Option<Secret>) -> Result<Self, NotifyError> {
-        Err(NotifyError::permanent(
-            "the ntfy notifier is not available yet",
-        ))
+    pub fn new(cfg: &NtfyConfig, token: Option<Secret>) -> Result<Self, NotifyError> {
+        let url = reqwest::Url::parse(&cfg.url).map_err(|e| {
+            NotifyError::permanent(format!("ntfy url {:?} is invalid: {e}", cfg.url))
+        })?;
+        Ok(NtfyNotifier {
+            url,
+            client: http_client(cfg.timeout.0)?,
+            token,
+        })
     }
+}
+
+/// The JSON body of ntfy's "publish as JSON" (docs.ntfy.sh/publish/#publish-as-json).
+#[derive(Debug, Serialize)]
+struct Publish<'a> {
+    topic: &'a str,
+    title: String,
+    message: String,
+    /// 1 (min) to 5 (max); 5 breaks through Do Not Disturb on Android.
+    priority: u8,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<&'static str>,
+    click: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<Action<'a>>,
+}
+
+/// An `http` action button: the app sends the request itself when it is tapped.
+#[derive(Debug, Serialize)]
+struct Action<'a> {
+    action: &'static str,
+    label: &'static str,
+    url: &'a str,
+    method: &'static str,
+    /// Dismisses the notification once the ack went through.
+    clear: bool,
+}
+
+fn publish<'a>(msg: &'a Message, topic: &'a str) -> Publish<'a> {
+    let actions = if msg.wants_ack() {
+        vec![Action {
+            action: "http",
+            label: "Ack",
+            url: &msg.ack_url,
+            method: "POST",
+            clear: true,
+        }]
+    } else {
+        Vec::new()
+    };
+    Publish {
+        topic,
+        title: bounded(&clean(&msg.headline()), MAX_TITLE_BYTES),
+        message: bounded(&msg.body_text(), MAX_MESSAGE_BYTES),
+        priority: priority(msg),
+        tags: tags(msg),
+        click: &msg.ack_url,
+        actions,
+    }
+}
+
+/// critical 5, warning 4, info 3, anything else 4; an ack 2 and a resolve 3, which
+/// nobody has to act on.
+fn priority(msg: &Message) -> u8 {
+    match msg.page.kind {
+        PageKind::Acknowledged => 2,
+        PageKind::Resolved => 3,
+        _ => match worst_severity(msg) {
+            Some(s) if s.eq_ignore_ascii_case("critical") => 5,
+            Some(s) if s.eq_ignore_ascii_case("info") => 3,
+            _ => 4,
+        },
+    }
+}
+
+/// Tags that are ntfy emoji short codes show as an emoji before the title.
+fn tags(msg: &Message) -> Vec<&'static str> {
+    let tag = match msg.page.kind {
+        PageKind::Acknowledged => "eyes",
+        PageKind::Resolved => "white_check_mark",
+        _ => match worst_severity(msg) {
+            Some(s) if s.eq_ignore_ascii_case("critical") => "rotating_light",
+            Some(s) if s.eq_ignore_ascii_case("warning") => "warning",
+            Some(s) if s.eq_ignore_ascii_case("info") => "information_source",
+            _ => "bell",
+        },
+    };
+    vec![tag]
 }
 
 #[async_trait]
@@ -21,9 +130,194 @@ impl Notifier for NtfyNotifier {
         "ntfy"
     }
 
-    async fn send(&self, _msg: &Message) -> Result<(), NotifyError> {
-        Err(NotifyError::permanent(
-            "the ntfy notifier is not available yet",
-        ))
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        let Some(topic) = msg.page.topic.as_deref() else {
+            return Err(NotifyError::permanent(format!(
+                "ntfy page to {} has no topic: give the contact method topic = \"...\"",
+                msg.page.target
+            )));
+        };
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .json(&publish(msg, topic));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| NotifyError::transient(format!("POST {} failed: {e}", self.url)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // ntfy answers {"code":40101,"http":401,"error":"unauthorized","link":"..."}.
+        let body = resp.text().await.unwrap_or_default();
+        let e = classify_status(status, &body);
+        Err(NotifyError {
+            message: format!("ntfy {} refused topic {topic:?}: {}", self.url, e.message),
+            ..e
+        })
+    }
+}
+
+/// The HTTP client every push notifier uses: bounded connect and request times.
+pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The most urgent `severity` label among the message's incidents: a bundle pages as
+/// loudly as its worst incident. `None` when no incident has one.
+pub(super) fn worst_severity(msg: &Message) -> Option<&str> {
+    fn rank(s: &str) -> u8 {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => 4,
+            "error" => 3,
+            "warning" => 2,
+            "info" => 1,
+            _ => 0,
+        }
+    }
+    msg.items()
+        .filter_map(|(_, i)| i.labels.get("severity").map(String::as_str))
+        .max_by_key(|s| rank(s))
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
+pub(super) fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s[..end].trim_end())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::engine::{IncidentState, Page};
+    use crate::store::IncidentView;
+    use crate::time::Timestamp;
+
+    /// A page of `kind` about incident 7 titled `title`, labelled with `severity`.
+    pub(in crate::notify) fn message(
+        kind: PageKind,
+        title: &str,
+        severity: Option<&str>,
+    ) -> Message {
+        let state = match kind {
+            PageKind::Acknowledged => IncidentState::Acknowledged,
+            PageKind::Resolved => IncidentState::Resolved,
+            _ => IncidentState::Triggered,
+        };
+        let labels: BTreeMap<String, String> = severity
+            .map(|s| [("severity".to_string(), s.to_string())].into())
+            .unwrap_or_default();
+        Message {
+            page: Page {
+                id: 1,
+                incident: 7,
+                at: Timestamp(0),
+                kind,
+                step: 1,
+                cycle: 0,
+                target: "alice".into(),
+                contact: Some("alice".into()),
+                notifier: "push".into(),
+                method: Some(0),
+                to: Some("uQiRzpo4DXghDmr9QzzfQu27cmVRsG".into()),
+                topic: Some("alice-pager".into()),
+                late_by_ms: None,
+                reason: "step 1 of policy default".into(),
+            },
+            incident: IncidentView {
+                id: 7,
+                state,
+                title: title.into(),
+                group_key: "{}:{alertname=\"DiskFull\"}".into(),
+                source: "alertmanager".into(),
+                labels,
+                alerts: Vec::new(),
+                alerts_total: 1,
+                alerts_firing: 1,
+                created_at: Timestamp(0),
+                updated_at: Timestamp(0),
+                resolved_at: None,
+                acked_by: None,
+                acked_at: None,
+                snoozed_until: None,
+                ack_expires_at: None,
+                step: 1,
+                cycle: 0,
+                policy: "default".into(),
+                next_escalation_at: None,
+                history: None,
+                pages: None,
+            },
+            ack_url: "http://127.0.0.1:9797/ack/tok".into(),
+            more: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn severity_decides_how_loud_the_phone_rings() {
+        let p = |kind, sev| priority(&message(kind, "DiskFull", sev));
+        assert_eq!(p(PageKind::Triggered, Some("critical")), 5);
+        assert_eq!(p(PageKind::Escalated, Some("warning")), 4);
+        assert_eq!(p(PageKind::Triggered, Some("info")), 3);
+        assert_eq!(p(PageKind::Triggered, None), 4);
+        assert_eq!(p(PageKind::Triggered, Some("unheard-of")), 4);
+        assert_eq!(p(PageKind::Acknowledged, Some("critical")), 2);
+        assert_eq!(p(PageKind::Resolved, Some("critical")), 3);
+    }
+
+    #[test]
+    fn an_open_page_has_an_ack_button_that_posts_to_the_link() {
+        let m = message(PageKind::Triggered, "DiskFull", Some("critical"));
+        let body = serde_json::to_value(publish(&m, "alice-pager")).unwrap();
+        assert_eq!(body["topic"], "alice-pager");
+        assert_eq!(body["tags"], serde_json::json!(["rotating_light"]));
+        assert_eq!(body["click"], m.ack_url);
+        assert_eq!(
+            body["actions"],
+            serde_json::json!([{"action": "http", "label": "Ack", "url": m.ack_url,
+                                "method": "POST", "clear": true}])
+        );
+        let resolved = message(PageKind::Resolved, "DiskFull", Some("critical"));
+        let body = serde_json::to_value(publish(&resolved, "alice-pager")).unwrap();
+        assert!(body.get("actions").is_none(), "nothing to ack: {body}");
+        assert_eq!(body["tags"], serde_json::json!(["white_check_mark"]));
+    }
+
+    #[test]
+    fn alert_title_cannot_break_the_notification_title() {
+        let m = message(
+            PageKind::Triggered,
+            "Disk full\r\nX-Evil: 1\u{7}",
+            Some("critical"),
+        );
+        let title = publish(&m, "t").title;
+        assert!(!title.contains(['\r', '\n', '\u{7}']), "{title:?}");
+        assert!(title.contains("Disk full"), "{title:?}");
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        let s = "é".repeat(3000);
+        let cut = bounded(&s, MAX_MESSAGE_BYTES);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES);
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded("short", 10), "short");
     }
 }

@@ -1,18 +1,120 @@
-//! `type = "twilio"`: not written yet.
+//! `type = "twilio"`: one SMS through Twilio's Messages API.
+//!
+//! `POST {api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP basic auth
+//! (account SID, auth token) and a form body `To`, `From` / `MessagingServiceSid`, `Body`.
+//! Twilio answers 201 with the message resource (its `sid`), or an error object
+//! `{"code": 21211, "message": "...", "more_info": "...", "status": 400}` whose code and
+//! message go into the [`NotifyError`], so the incident history says why a number failed.
+//! Replies come back through `POST /hooks/sms/twilio/{notifier}` (`http::twilio_inbound`).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
+use tracing::debug;
 
-use super::{Message, Notifier, NotifyError};
+use super::webhook::classify_status;
+use super::{Message, Notifier, NotifyError, sms_text};
+use crate::config::types::normalize_phone;
 use crate::config::{Secret, TwilioConfig};
+use crate::notify::message::clean;
 
-pub struct TwilioNotifier {}
+/// Sends pages as SMS through one Twilio account.
+pub struct TwilioNotifier {
+    /// The account's Messages resource, built once from `api_url` and the account SID.
+    endpoint: reqwest::Url,
+    /// The basic-auth user name.
+    account_sid: String,
+    /// The basic-auth password.
+    auth_token: Secret,
+    /// `From`: a Twilio number of the account.
+    from: Option<String>,
+    /// `MessagingServiceSid`: lets Twilio pick the sender from a pool.
+    messaging_service_sid: Option<String>,
+    /// How many segments the text may take (cost and readability).
+    segments: u8,
+    /// Bounded by the notifier's `timeout`.
+    client: reqwest::Client,
+}
 
 impl TwilioNotifier {
-    pub fn new(_cfg: &TwilioConfig, _auth_token: Option<Secret>) -> Result<Self, NotifyError> {
-        Err(NotifyError::permanent(
-            "the twilio notifier is not available yet",
-        ))
+    pub fn new(cfg: &TwilioConfig, auth_token: Option<Secret>) -> Result<Self, NotifyError> {
+        let auth_token = auth_token.ok_or_else(|| {
+            NotifyError::permanent(
+                "the twilio notifier needs its auth token: set auth_token_file or auth_token_env",
+            )
+        })?;
+        let endpoint = messages_url(&cfg.api_url, &cfg.account_sid)?;
+        let timeout = cfg.timeout.0;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(TwilioNotifier {
+            endpoint,
+            account_sid: cfg.account_sid.clone(),
+            auth_token,
+            from: cfg.from.clone(),
+            messaging_service_sid: cfg.messaging_service_sid.clone(),
+            segments: cfg.segments,
+            client,
+        })
     }
+}
+
+/// `{api_url}/2010-04-01/Accounts/{sid}/Messages.json`, the SID encoded as a path segment.
+fn messages_url(api_url: &str, account_sid: &str) -> Result<reqwest::Url, NotifyError> {
+    let bad = |why: String| NotifyError::permanent(format!("twilio api_url {api_url:?} {why}"));
+    let mut url = reqwest::Url::parse(api_url).map_err(|e| bad(format!("is invalid: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| bad("cannot have a path".to_string()))?
+        .pop_if_empty()
+        .extend(["2010-04-01", "Accounts", account_sid, "Messages.json"]);
+    Ok(url)
+}
+
+/// What Twilio answers when it refuses a request.
+#[derive(Debug, Deserialize)]
+struct TwilioError {
+    /// Twilio's error code (21211: invalid `To`; 20003: authentication failed).
+    code: Option<u64>,
+    message: Option<String>,
+    more_info: Option<String>,
+}
+
+/// The part of the created message tocsin reads.
+#[derive(Debug, Deserialize)]
+struct Created {
+    sid: Option<String>,
+}
+
+/// A refusal as a [`NotifyError`]: retryable as webhooks are (5xx, 429, 408), with
+/// Twilio's code and message when the body has them.
+fn refused(status: reqwest::StatusCode, body: &str) -> NotifyError {
+    let mut err = classify_status(status, body);
+    if let Ok(TwilioError {
+        code,
+        message: Some(message),
+        more_info,
+    }) = serde_json::from_str::<TwilioError>(body)
+    {
+        let code = code.map(|c| format!(" {c}")).unwrap_or_default();
+        let more = more_info.map(|m| format!(" (see {m})")).unwrap_or_default();
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            "; check account_sid and the auth token"
+        } else {
+            ""
+        };
+        err.message = format!(
+            "Twilio refused the message, HTTP {status}, error{code}: {}{more}{hint}",
+            clean(&message).chars().take(300).collect::<String>()
+        );
+    } else {
+        err.message = format!("Twilio refused the message: {}", err.message);
+    }
+    err
 }
 
 #[async_trait]
@@ -21,9 +123,114 @@ impl Notifier for TwilioNotifier {
         "twilio"
     }
 
-    async fn send(&self, _msg: &Message) -> Result<(), NotifyError> {
-        Err(NotifyError::permanent(
-            "the twilio notifier is not available yet",
-        ))
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        let raw_to = msg.page.to.as_deref().ok_or_else(|| {
+            NotifyError::permanent("the contact method has no `to` phone number for twilio")
+        })?;
+        let to = normalize_phone(raw_to).ok_or_else(|| {
+            NotifyError::permanent(format!(
+                "{raw_to:?} is not a phone number in international form like +15550100"
+            ))
+        })?;
+        let sms = sms_text::render(msg, self.segments);
+        let mut form: Vec<(&str, &str)> = vec![("To", &to)];
+        if let Some(from) = &self.from {
+            form.push(("From", from));
+        }
+        if let Some(service) = &self.messaging_service_sid {
+            form.push(("MessagingServiceSid", service));
+        }
+        let text = clean(&sms.text);
+        form.push(("Body", &text));
+        let resp = self
+            .client
+            .post(self.endpoint.clone())
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                // Connection refused, reset, timeouts: Twilio or the path to it may be back soon.
+                NotifyError::transient(format!(
+                    "POST {} failed: {}",
+                    self.endpoint,
+                    e.without_url()
+                ))
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        match serde_json::from_str::<Created>(&body) {
+            Ok(Created { sid: Some(sid) }) => {
+                debug!(%sid, to = %to, "Twilio accepted the SMS");
+                Ok(())
+            }
+            // Something answered 2xx that is not Twilio's Messages API.
+            _ => Err(NotifyError::permanent(format!(
+                "{} answered HTTP {status} without a message sid; is api_url right? body: {}",
+                self.endpoint,
+                clean(&body).chars().take(200).collect::<String>()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn the_messages_url_is_twilios_path_under_any_api_base() {
+        for base in ["https://api.twilio.com", "https://api.twilio.com/"] {
+            assert_eq!(
+                messages_url(base, "AC123").unwrap().as_str(),
+                "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
+            );
+        }
+        assert_eq!(
+            messages_url("http://127.0.0.1:9/fake", "AC1/../x")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/fake/2010-04-01/Accounts/AC1%2F..%2Fx/Messages.json"
+        );
+        assert!(messages_url("not a url", "AC1").is_err());
+    }
+
+    #[test]
+    fn an_invalid_number_is_permanent_and_names_twilios_code() {
+        let body = r#"{"code": 21211, "message": "The 'To' number 5551234 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#;
+        let e = refused(StatusCode::BAD_REQUEST, body);
+        assert!(!e.transient);
+        assert!(e.message.contains("21211"), "{}", e.message);
+        assert!(
+            e.message.contains("is not a valid phone number"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn overload_and_server_errors_are_retried_auth_errors_are_not() {
+        for (status, transient) in [
+            (StatusCode::TOO_MANY_REQUESTS, true),
+            (StatusCode::INTERNAL_SERVER_ERROR, true),
+            (StatusCode::SERVICE_UNAVAILABLE, true),
+            (StatusCode::UNAUTHORIZED, false),
+            (StatusCode::FORBIDDEN, false),
+            (StatusCode::NOT_FOUND, false),
+        ] {
+            let e = refused(
+                status,
+                r#"{"code": 20003, "message": "Authenticate", "status": 401}"#,
+            );
+            assert_eq!(e.transient, transient, "{status}: {e:?}");
+        }
+        // A proxy's HTML error page still gets a status and a snippet.
+        let e = refused(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
+        assert!(e.transient);
+        assert!(e.message.contains("502"), "{}", e.message);
     }
 }

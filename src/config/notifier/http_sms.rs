@@ -72,13 +72,13 @@ impl HttpSmsConfig {
         if self.segments == 0 {
             out.push(Problem::new("segments", "segments must be at least 1"));
         }
-        if let Some(codes) = &self.success_status {
-            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-                out.push(Problem::new(
-                    "success_status",
-                    "success_status is a list of HTTP status codes, like [200, 202]",
-                ));
-            }
+        if let Some(codes) = &self.success_status
+            && (codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)))
+        {
+            out.push(Problem::new(
+                "success_status",
+                "success_status is a list of HTTP status codes, like [200, 202]",
+            ));
         }
         out
     }
