@@ -447,3 +447,31 @@ fn missing_config_file_says_which_and_what_to_do() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_notifier_that_needs_an_address_cannot_be_named_in_a_step() {
+    let text = format!(
+        "{}\n[notifiers.mail]\ntype = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\nfrom = \"t@example.com\"\n",
+        edit("\"bob\", \"hook\"]", "\"bob\", \"mail\"]")
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.message.contains("needs an address")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_contact_method_needs_the_address_its_notifier_uses() {
+    let text = format!(
+        "{DESIGN_EXAMPLE}\n[notifiers.mail]\ntype = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\nfrom = \"t@example.com\"\n[contacts.dave]\nmethods = [{{ notifier = \"mail\", to = \"+15550100\" }}]\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key_path, "contacts.dave.methods[0].to");
+    assert!(
+        errs[0].message.contains("not an email address"),
+        "{}",
+        errs[0].message
+    );
+}

@@ -166,6 +166,15 @@ impl Loader<'_, '_> {
                             list(&p.notifier_names)
                         );
                         self.err(&step_at.key("notify").index(j), msg);
+                    } else if let Some(n) = p.file.notifiers.get(target)
+                        && !matches!(n.address(), Address::None | Address::App)
+                    {
+                        // Named directly, it has no `to` or `topic` to send to.
+                        let msg = format!(
+                            "{target:?} is a {} notifier, which needs an address: name a contact whose methods use it instead",
+                            n.type_name()
+                        );
+                        self.err(&step_at.key("notify").index(j), msg);
                     }
                 }
                 if i > 0 && step.after < policy.steps[i - 1].after {
