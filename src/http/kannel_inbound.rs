@@ -1,8 +1,372 @@
-//! Inbound SMS from kannel: not written yet.
+//! `GET|POST /hooks/sms/kannel`: SMS replies (`42A` acks incident 42) received by Kannel.
+//!
+//! Kannel's smsbox calls this URL for every mobile-originated SMS of the service below
+//! and sends the response body back to the sender as the reply SMS. Add to kannel.conf
+//! (`%p` is the sender, `%b` the text as received, `%C` its charset, so a reply typed
+//! in UCS-2 arrives intact):
+//!
+//! ```text
+//! group = sms-service
+//! keyword = default
+//! get-url = "http://127.0.0.1:9797/hooks/sms/kannel?from=%p&text=%b&charset=%C&token=TOKEN"
+//! omit-empty = true
+//! max-messages = 1
+//! ```
+//!
+//! - `TOKEN` is the content of `server.auth_token_file`, percent-encoded if it has
+//!   characters other than letters, digits and `-._~`; leave `&token=...` out when
+//!   tocsin has no hook auth. Kannel cannot send an `Authorization` header, so the
+//!   token is accepted as this query parameter. Basic auth also works, with
+//!   `server.basic_auth` and `http://user:password@127.0.0.1:9797/...` (Kannel sends
+//!   the password as written, without percent-decoding it). Either way the secret is
+//!   in kannel.conf: keep that file readable only by Kannel.
+//! - `omit-empty = true` matters: tocsin answers a number that is no contact's with an
+//!   empty body, and Kannel must then send nothing (an answer would confirm to a
+//!   stranger that the number reaches an on-call system).
+//! - `keyword = default` hands tocsin every SMS that no other sms-service of the
+//!   gateway claims by its keyword; replies (`42A`, `ack 42`) are answered by tocsin,
+//!   anything else gets the help line.
+//! - `max-messages = 1`: tocsin's answers fit one SMS.
+//!
+//! When tocsin cannot record a reply it answers 503; by default Kannel then replies
+//! "Could not fetch content, sorry." to the sender, and tries again first if the
+//! `smsbox` group has `http-request-retry = 3` and `http-queue-delay = 5`.
+//!
+//! `post-url` works too: Kannel POSTs the text as a `text/plain` body with its
+//! charset; set `send-sender = true` in the sms-service group so that the sender comes
+//! as `X-Kannel-From` (or put `from=%p` in the URL's query). A form body with `from`
+//! and `text` fields is read as well.
+//!
+//! What the reply does is [`super::sms::act_on_reply`]'s business: the sender's number
+//! must belong to a contact with an SMS method, or nothing happens (and the attempt is
+//! recorded on the incident it named).
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use tracing::warn;
 
-pub(crate) async fn receive() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, "not available yet").into_response()
+use super::sms::{ReplyOutcome, act_on_reply};
+use super::{AppState, auth, error};
+use crate::config::HookAuth;
+
+/// A reply SMS is short; a body this big is not one (Kannel's post-url sends the text).
+const MAX_BODY: usize = 64 * 1024;
+
+pub(crate) async fn receive(
+    State(s): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut fields = Fields::default();
+    fields.fill_from_form(uri.query().unwrap_or("").as_bytes());
+    if let Err(r) = authorized(&s.auth, &headers, fields.token.as_deref()) {
+        return *r;
+    }
+    if method == Method::POST {
+        let bytes = match super::hooks::read_capped(&headers, body, s.max_body.min(MAX_BODY)).await
+        {
+            Ok(b) => b,
+            Err(r) => return *r,
+        };
+        fields.fill_from_post(&headers, &bytes);
+    }
+    let (from, text) = match fields.decode() {
+        Ok(v) => v,
+        Err(msg) => {
+            warn!(error = %msg, "refused an inbound SMS from Kannel");
+            return error(StatusCode::BAD_REQUEST, msg);
+        }
+    };
+    match act_on_reply(&s, "kannel", &from, &text).await {
+        ReplyOutcome::Done(t) | ReplyOutcome::Refused(t) | ReplyOutcome::NotUnderstood(t) => {
+            reply(StatusCode::OK, t)
+        }
+        // Empty: with `omit-empty = true` Kannel answers a stranger nothing at all.
+        ReplyOutcome::UnknownSender => reply(StatusCode::OK, String::new()),
+        ReplyOutcome::Unavailable(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the reply could not be recorded, try again: {e}"),
+        ),
+    }
+}
+
+/// A `text/plain` answer, which Kannel sends back to the sender as an SMS.
+fn reply(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// `Ok` with the right `token` parameter, the right `Authorization` header, or when
+/// the server has no hook auth.
+fn authorized(
+    auth: &HookAuth,
+    headers: &HeaderMap,
+    token: Option<&[u8]>,
+) -> Result<(), Box<Response>> {
+    if auth.is_open() {
+        return Ok(());
+    }
+    if let (Some(given), Some(expected)) = (token, &auth.bearer)
+        && same(given, expected.expose().as_bytes())
+    {
+        return Ok(());
+    }
+    let Err(header_refusal) = auth::check(auth, headers) else {
+        return Ok(());
+    };
+    if token.is_none() && headers.contains_key(header::AUTHORIZATION) {
+        return Err(header_refusal);
+    }
+    let msg = if token.is_some() {
+        "wrong token"
+    } else {
+        "missing credentials: add token=<content of server.auth_token_file> to Kannel's get-url"
+    };
+    Err(Box::new(error(StatusCode::UNAUTHORIZED, msg)))
+}
+
+/// Compares without an early exit, so response time does not reveal how much matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What Kannel sent, as raw bytes until the charset is known.
+#[derive(Debug, Default)]
+struct Fields {
+    from: Option<Vec<u8>>,
+    text: Option<Vec<u8>>,
+    /// `%C` of get-url, or the charset of a post-url body.
+    charset: Option<String>,
+    /// `%c`: 2 means UCS-2 (UTF-16BE), for a get-url written with `coding=%c`.
+    coding: Option<String>,
+    token: Option<Vec<u8>>,
+}
+
+impl Fields {
+    /// Reads `from`, `text`, `charset`, `coding` and `token` from a query string or
+    /// form body; the first occurrence of a key wins, and fields already set stay.
+    fn fill_from_form(&mut self, raw: &[u8]) {
+        for pair in raw.split(|b| *b == b'&') {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            };
+            let slot = match percent_decode(k).as_slice() {
+                b"from" => &mut self.from,
+                b"text" => &mut self.text,
+                b"token" => &mut self.token,
+                b"charset" => {
+                    if self.charset.is_none() {
+                        self.charset = Some(String::from_utf8_lossy(&percent_decode(v)).into());
+                    }
+                    continue;
+                }
+                b"coding" => {
+                    if self.coding.is_none() {
+                        self.coding = Some(String::from_utf8_lossy(&percent_decode(v)).into());
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(percent_decode(v));
+            }
+        }
+    }
+
+    /// A POST body: form fields, or (Kannel's post-url) the text itself, with the
+    /// sender in `X-Kannel-From`.
+    fn fill_from_post(&mut self, headers: &HeaderMap, body: &[u8]) {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            self.fill_from_form(body);
+        } else if self.text.is_none() {
+            self.text = Some(body.to_vec());
+            if let Some(cs) = content_type
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("charset="))
+                .next()
+            {
+                self.charset = Some(cs.trim_matches('"').to_string());
+            }
+            if let Some(c) = headers.get("x-kannel-coding").and_then(|v| v.to_str().ok()) {
+                self.coding = Some(c.trim().to_string());
+            }
+        }
+        if self.from.is_none()
+            && let Some(f) = headers.get("x-kannel-from")
+        {
+            self.from = Some(f.as_bytes().to_vec());
+        }
+    }
+
+    /// The sender and the text, or what is wrong with the request.
+    fn decode(self) -> Result<(String, String), String> {
+        let from = self.from.filter(|f| !f.is_empty()).ok_or(
+            "missing sender: Kannel's get-url needs from=%p (post-url: send-sender = true)",
+        )?;
+        let from = String::from_utf8(from)
+            .map_err(|_| "the sender (from) is not valid UTF-8".to_string())?;
+        let text = self
+            .text
+            .ok_or("missing text: Kannel's get-url needs text=%b (and charset=%C)")?;
+        let text = decode_text(text, self.charset.as_deref(), self.coding.as_deref())?;
+        Ok((from, text))
+    }
+}
+
+/// The text in the charset Kannel named (`%C`: `UTF-8`, or `UTF-16BE` for UCS-2).
+fn decode_text(
+    bytes: Vec<u8>,
+    charset: Option<&str>,
+    coding: Option<&str>,
+) -> Result<String, String> {
+    let charset = charset.unwrap_or("").trim().to_ascii_lowercase();
+    let ucs2 = matches!(
+        charset.as_str(),
+        "utf-16be" | "utf-16" | "ucs-2" | "ucs2" | "ucs-2be" | "unicode"
+    ) || (charset.is_empty() && coding.map(str::trim) == Some("2"));
+    if ucs2 {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(format!(
+                "the text is not UTF-16BE ({charset}): it has an odd number of bytes"
+            ));
+        }
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect();
+        return String::from_utf16(&units)
+            .map_err(|_| "the text is not valid UTF-16BE".to_string());
+    }
+    if matches!(
+        charset.as_str(),
+        "iso-8859-1" | "latin1" | "iso-8859-15" | "windows-1252" | "cp1252"
+    ) {
+        return Ok(bytes.into_iter().map(char::from).collect());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        "the text is not valid UTF-8 (if Kannel sent UCS-2, add charset=%C to the get-url)"
+            .to_string()
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space, `%XX` a byte,
+/// a malformed escape is kept as it is. (Decoding to `str` would hide invalid UTF-8
+/// and UTF-16 behind replacement characters.)
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h << 4) | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(query: &str) -> Fields {
+        let mut f = Fields::default();
+        f.fill_from_form(query.as_bytes());
+        f
+    }
+
+    #[test]
+    fn a_get_url_reply_is_read() {
+        let f = fields("from=%2B15550100&text=42A&charset=UTF-8&token=s%26cret");
+        assert_eq!(f.token.as_deref(), Some(&b"s&cret"[..]));
+        assert_eq!(f.decode(), Ok(("+15550100".to_string(), "42A".to_string())));
+    }
+
+    #[test]
+    fn a_ucs2_reply_is_decoded_not_mangled() {
+        // What Kannel sent for a UCS-2 "Ü 42A" with text=%b&charset=%C.
+        let f = fields("from=%2B15550100&text=%00%DC%00+%004%002%00A&charset=UTF-16BE");
+        assert_eq!(f.decode().unwrap().1, "Ü 42A");
+    }
+
+    #[test]
+    fn invalid_text_is_an_error_not_a_panic() {
+        for q in [
+            "from=1&text=%FF%FE",
+            "from=1&text=%00%DC%00&charset=UTF-16BE",
+            "from=1&text=%D8%00&charset=UTF-16BE",
+            "from=%FF&text=42A",
+            "from=&text=42A",
+            "text=42A",
+            "from=%2B15550100",
+            "from=1&text=%",
+            "from=1&text=%4",
+            "%=%&&=&from",
+        ] {
+            let _ = fields(q).decode();
+        }
+        assert!(
+            fields("from=1&text=%FF%FE")
+                .decode()
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+        assert!(fields("text=42A").decode().unwrap_err().contains("from=%p"));
+        assert!(fields("from=1").decode().unwrap_err().contains("text=%b"));
+    }
+
+    #[test]
+    fn malformed_escapes_are_kept_literally() {
+        assert_eq!(percent_decode(b"a%zzb%4"), b"a%zzb%4");
+        assert_eq!(percent_decode(b"%41+%42%"), b"A B%");
+    }
+
+    #[test]
+    fn a_post_url_body_with_kannel_headers_is_read() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            "text/plain; charset=\"UTF-16BE\"".parse().unwrap(),
+        );
+        h.insert("x-kannel-from", "+15550100".parse().unwrap());
+        h.insert("x-kannel-coding", "2".parse().unwrap());
+        let mut f = Fields::default();
+        f.fill_from_post(&h, &[0, b'4', 0, b'2', 0, b'A']);
+        assert_eq!(f.decode(), Ok(("+15550100".to_string(), "42A".to_string())));
+    }
+
+    #[test]
+    fn the_token_is_compared_whole() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"secret"));
+    }
 }

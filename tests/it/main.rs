@@ -19,6 +19,7 @@ mod flood;
 mod harness;
 mod http_sms;
 mod kannel;
+mod kannel_server;
 mod lifecycle;
 mod push;
 mod smtp;
