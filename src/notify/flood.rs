@@ -120,7 +120,6 @@ pub struct Flood {
     limiters: BTreeMap<String, Limiter>,
     /// (notifier, destination) -> held pages, oldest first.
     held: BTreeMap<(String, String), Vec<Page>>,
-    held_count: usize,
 }
 
 impl Flood {
@@ -131,7 +130,6 @@ impl Flood {
                 .map(|(n, l)| (n, Limiter::new(l)))
                 .collect(),
             held: BTreeMap::new(),
-            held_count: 0,
         }
     }
 
@@ -146,11 +144,6 @@ impl Flood {
     pub fn hold(&mut self, page: Page) {
         let key = (page.notifier.clone(), destination(&page));
         self.held.entry(key).or_default().push(page);
-        self.held_count += 1;
-    }
-
-    pub fn held(&self) -> usize {
-        self.held_count
     }
 
     pub fn held_for(&self, notifier: &str) -> usize {
@@ -191,7 +184,6 @@ impl Flood {
             } else {
                 next = Some(now);
             }
-            self.held_count -= bundle.len();
             limiter.record(&key.1, now);
             out.push(bundle);
         }
@@ -204,7 +196,6 @@ impl Flood {
     /// Everything still held (shutdown: these stay pending in the store and are sent on
     /// the next start).
     pub fn drain_all(&mut self) -> Vec<Page> {
-        self.held_count = 0;
         std::mem::take(&mut self.held)
             .into_values()
             .flatten()

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::http_client;
 use super::message::clean;
-use super::ntfy::{bounded, http_client, worst_severity};
+use super::message::{bounded, worst_severity};
 use super::webhook::classify_status;
 use super::{Message, Notifier, NotifyError};
 use crate::config::{GotifyConfig, Secret};

@@ -7,8 +7,6 @@
 //! encoded in form fields, and with control characters removed in headers. Templates are
 //! parsed and checked once, when the notifier is built.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 
@@ -199,12 +197,7 @@ impl HttpSmsNotifier {
                     .collect(),
             ),
         });
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.0)
-            .connect_timeout(cfg.timeout.0.min(Duration::from_secs(5)))
-            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client(cfg.timeout.0)?;
         let n = HttpSmsNotifier {
             method,
             url_text: cfg.url.clone(),

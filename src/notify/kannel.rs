@@ -18,8 +18,6 @@
 //! `400 Sender missing ...`) will not change on a retry; 5xx, timeouts and a smsbox
 //! that is not listening will.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::sms_text::{self, Encoding};
@@ -59,12 +57,7 @@ impl KannelNotifier {
             )
         })?;
         let timeout = cfg.timeout.0;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client(timeout)?;
         Ok(KannelNotifier {
             url,
             client,

@@ -244,6 +244,35 @@ pub struct Bundled<'a> {
     pub state: &'static str,
 }
 
+/// The most urgent `severity` label among the message's incidents: a bundle pages as
+/// loudly as its worst incident. `None` when no incident has one.
+pub fn worst_severity(msg: &Message) -> Option<&str> {
+    fn rank(s: &str) -> u8 {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => 4,
+            "error" => 3,
+            "warning" => 2,
+            "info" => 1,
+            _ => 0,
+        }
+    }
+    msg.items()
+        .filter_map(|(_, i)| i.labels.get("severity").map(String::as_str))
+        .max_by_key(|s| rank(s))
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s[..end].trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean;

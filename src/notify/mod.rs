@@ -150,3 +150,13 @@ pub fn build_all(
     }
     Ok(out)
 }
+
+/// The HTTP client every HTTP notifier uses: bounded connect and request times.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
+}

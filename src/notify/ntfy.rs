@@ -8,12 +8,11 @@
 //! This file also holds the two helpers every push notifier (ntfy, Pushover, Gotify)
 //! shares: which severity a page pages with, and how a text is cut to a service's limit.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::message::clean;
+use super::http_client;
+use super::message::{bounded, clean, worst_severity};
 use super::webhook::classify_status;
 use super::{Message, Notifier, NotifyError};
 use crate::config::{NtfyConfig, Secret};
@@ -160,45 +159,6 @@ impl Notifier for NtfyNotifier {
             ..e
         })
     }
-}
-
-/// The HTTP client every push notifier uses: bounded connect and request times.
-pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
-}
-
-/// The most urgent `severity` label among the message's incidents: a bundle pages as
-/// loudly as its worst incident. `None` when no incident has one.
-pub(super) fn worst_severity(msg: &Message) -> Option<&str> {
-    fn rank(s: &str) -> u8 {
-        match s.to_ascii_lowercase().as_str() {
-            "critical" => 4,
-            "error" => 3,
-            "warning" => 2,
-            "info" => 1,
-            _ => 0,
-        }
-    }
-    msg.items()
-        .filter_map(|(_, i)| i.labels.get("severity").map(String::as_str))
-        .max_by_key(|s| rank(s))
-}
-
-/// `s` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
-pub(super) fn bounded(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", s[..end].trim_end())
 }
 
 #[cfg(test)]

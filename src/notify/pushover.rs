@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
+use super::http_client;
 use super::message::clean;
-use super::ntfy::http_client;
 use super::webhook::classify_status;
 use super::{Acker, Message, Notifier, NotifyError};
 use crate::config::{PushoverConfig, Secret};

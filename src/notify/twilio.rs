@@ -7,8 +7,6 @@
 //! message go into the [`NotifyError`], so the incident history says why a number failed.
 //! Replies come back through `POST /hooks/sms/twilio/{notifier}` (`http::twilio_inbound`).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use tracing::debug;
@@ -46,12 +44,7 @@ impl TwilioNotifier {
         })?;
         let endpoint = messages_url(&cfg.api_url, &cfg.account_sid)?;
         let timeout = cfg.timeout.0;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client(timeout)?;
         Ok(TwilioNotifier {
             endpoint,
             account_sid: cfg.account_sid.clone(),

@@ -17,12 +17,7 @@ impl WebhookNotifier {
     pub fn new(url: &str, timeout: Duration, token: Option<Secret>) -> Result<Self, NotifyError> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| NotifyError::permanent(format!("webhook url {url:?} is invalid: {e}")))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        let client = super::http_client(timeout)?;
         Ok(WebhookNotifier { url, client, token })
     }
 }
