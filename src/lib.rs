@@ -29,6 +29,7 @@ pub mod config;
 pub mod engine;
 pub mod html;
 pub mod http;
+pub mod irc;
 pub mod metrics;
 pub mod notify;
 pub mod runtime;

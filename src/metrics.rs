@@ -34,6 +34,15 @@ pub struct ReplyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabel {
+    /// `ack`, `unack`, `snooze`, `resolve`, `incidents`, `status`, `help`, `unknown`.
+    pub command: String,
+    /// `applied`, `refused` (not an acker), `rejected` (no such incident...),
+    /// `not_understood`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotifierOnly {
     pub notifier: String,
 }
@@ -60,6 +69,9 @@ pub struct Metrics {
     pub replies: Family<ReplyLabel, Counter>,
     pub pages_held: Family<NotifierOnly, Gauge>,
     pub bundles_sent: Family<NotifierOnly, Counter>,
+    pub irc_commands: Family<CommandLabel, Counter>,
+    pub irc_up: Gauge,
+    pub irc_connects: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +100,9 @@ impl Metrics {
             replies: Family::default(),
             pages_held: Family::default(),
             bundles_sent: Family::default(),
+            irc_commands: Family::default(),
+            irc_up: Gauge::default(),
+            irc_connects: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -165,7 +180,32 @@ impl Metrics {
             "Messages that carried more than one page (flood control bundles)",
             m.bundles_sent.clone(),
         );
+        registry.register(
+            "irc_commands",
+            "Commands received in IRC, by command and outcome",
+            m.irc_commands.clone(),
+        );
+        registry.register(
+            "irc_link_up",
+            "1 while the IRC link is registered (and a bouncer's network connected)",
+            m.irc_up.clone(),
+        );
+        registry.register(
+            "irc_registrations",
+            "IRC connections that registered (a rising count means reconnects)",
+            m.irc_connects.clone(),
+        );
         m.with_registry(registry)
+    }
+
+    /// Counts one IRC command.
+    pub fn irc_command(&self, command: &str, outcome: &str) {
+        self.irc_commands
+            .get_or_create(&CommandLabel {
+                command: command.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one SMS reply or link use.

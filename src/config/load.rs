@@ -153,6 +153,7 @@ pub(super) fn load_with_env(
     };
     let parsed = loader.sections();
     let (hook_auth, notifier_secrets, routes) = loader.check(&parsed);
+    let irc_secrets = loader.check_irc(&parsed);
     let mut errors = loader.errors;
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line.is_none(), e.line));
@@ -164,6 +165,7 @@ pub(super) fn load_with_env(
         hook_auth,
         notifier_secrets,
         routes,
+        irc_secrets,
     })
 }
 

@@ -7,6 +7,7 @@
 //! `messages.rs` rewording serde's errors), then cross-references (`validate.rs`);
 //! `secrets.rs` reads `*_file` / `*_env` secrets.
 
+pub mod irc;
 mod load;
 mod locate;
 mod messages;
@@ -42,6 +43,17 @@ pub struct Config {
     pub notifier_secrets: BTreeMap<String, BTreeMap<&'static str, Secret>>,
     /// `routes` with their matchers parsed, in file order.
     pub routes: Vec<Route>,
+    /// `[sources.irc]` passwords.
+    pub irc_secrets: IrcSecrets,
+}
+
+/// The secrets of `[sources.irc]`.
+#[derive(Debug, Clone, Default)]
+pub struct IrcSecrets {
+    /// `PASS` (a bouncer's `user/network:password`).
+    pub password: Option<Secret>,
+    /// SASL PLAIN password.
+    pub sasl_password: Option<Secret>,
 }
 
 /// What a caller of `/hooks/*` (and of state-changing API calls) must present.

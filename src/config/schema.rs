@@ -137,6 +137,9 @@ fn default_ack_timeout() -> HumanDuration {
 pub struct ContactConfig {
     /// IRC services account that may ack as this contact.
     pub irc_account: Option<String>,
+    /// `nick!user@host` mask that may ack as this contact, only where the network has
+    /// no services (`[sources.irc] allow_masks = true`). Weaker than an account.
+    pub irc_mask: Option<String>,
     /// Ways to reach them, tried in order.
     #[serde(default)]
     pub methods: Vec<ContactMethodConfig>,
@@ -192,6 +195,7 @@ pub struct RouteConfig {
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
     pub alertmanager: Option<AlertmanagerSourceConfig>,
+    pub irc: Option<super::irc::IrcSourceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

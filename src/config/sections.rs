@@ -12,8 +12,8 @@ use super::load::{ConfigError, Loader};
 use super::locate::{KeyPath, line_of, path_to_span, remove_key_at};
 use super::messages::{unknown_field, unknown_key_message, value_message, with_article};
 use super::notifier::{
-    EmailConfig, GotifyConfig, HttpSmsConfig, KannelConfig, NOTIFIER_TYPES, NotifierConfig,
-    NtfyConfig, PushoverConfig, TwilioConfig, WebhookNotifierConfig,
+    EmailConfig, GotifyConfig, HttpSmsConfig, IrcNotifierConfig, KannelConfig, NOTIFIER_TYPES,
+    NotifierConfig, NtfyConfig, PushoverConfig, TwilioConfig, WebhookNotifierConfig,
 };
 use super::schema::{
     ConfigFile, ContactConfig, DefaultsConfig, PolicyConfig, RouteConfig, ServerConfig,
@@ -234,6 +234,7 @@ impl<'a, 'i> Loader<'a, 'i> {
             "ntfy" => read!(NtfyConfig, NotifierConfig::Ntfy),
             "pushover" => read!(PushoverConfig, NotifierConfig::Pushover),
             "gotify" => read!(GotifyConfig, NotifierConfig::Gotify),
+            "irc" => read!(IrcNotifierConfig, NotifierConfig::Irc),
             other => {
                 let msg = format!(
                     "unknown notifier type {other:?}: the types are {}",

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use super::IrcSecrets;
+use super::irc::{is_channel, is_nick};
 use super::load::Loader;
 use super::locate::{KeyPath, line_of, span_of};
 use super::notifier::{Address, NotifierConfig};
@@ -120,7 +122,7 @@ impl Loader<'_, '_> {
     fn check_contacts(&mut self, p: &Parsed) {
         for (name, c) in &p.file.contacts {
             let at = KeyPath::default().key("contacts").key(name);
-            if c.methods.is_empty() && c.irc_account.is_none() {
+            if c.methods.is_empty() && c.irc_account.is_none() && c.irc_mask.is_none() {
                 self.err(&at, format!("contact {name} has no methods: nobody can be paged; add methods = [{{ notifier = \"...\", to = \"...\" }}]"));
             }
             for (i, m) in c.methods.iter().enumerate() {
@@ -167,7 +169,7 @@ impl Loader<'_, '_> {
                         );
                         self.err(&step_at.key("notify").index(j), msg);
                     } else if let Some(n) = p.file.notifiers.get(target)
-                        && !matches!(n.address(), Address::None | Address::App)
+                        && !matches!(n.address(), Address::None | Address::App | Address::Irc)
                     {
                         // Named directly, it has no `to` or `topic` to send to.
                         let msg = format!(
@@ -303,6 +305,11 @@ fn check_address(
     let ty = n.type_name();
     match n.address() {
         Address::None | Address::App => Ok(()),
+        Address::Irc => match to {
+            None => Ok(()),
+            Some(t) if is_nick(t) || is_channel(t) => Ok(()),
+            Some(t) => Err(("to", format!("{t:?} is neither an IRC nick nor a channel"))),
+        },
         Address::Email => match to {
             Some(t) if t.contains('@') && !t.chars().any(char::is_control) => Ok(()),
             Some(t) => Err(("to", format!("{t:?} is not an email address"))),
@@ -375,5 +382,75 @@ fn what_is(p: &Parsed, name: &str) -> &'static str {
         ", which is a policy"
     } else {
         ""
+    }
+}
+
+impl Loader<'_, '_> {
+    /// `[sources.irc]` on its own, its secrets, and what refers to it (`irc` notifiers,
+    /// contacts' `irc_mask`).
+    pub(super) fn check_irc(&mut self, p: &Parsed) -> IrcSecrets {
+        let at = KeyPath::default().key("sources").key("irc");
+        let Some(irc) = &p.file.sources.irc else {
+            for (name, n) in &p.file.notifiers {
+                if let NotifierConfig::Irc(_) = n {
+                    self.err(
+                        &KeyPath::default().key("notifiers").key(name),
+                        "an irc notifier sends through the IRC link: add [sources.irc] with server, nick and channels",
+                    );
+                }
+            }
+            return IrcSecrets::default();
+        };
+        for problem in irc.problems() {
+            self.err(&at.key(problem.key), problem.message);
+        }
+        for (name, n) in &p.file.notifiers {
+            if let NotifierConfig::Irc(c) = n
+                && is_channel(&c.channel)
+                && !irc
+                    .channels
+                    .iter()
+                    .any(|ch| ch.eq_ignore_ascii_case(&c.channel))
+            {
+                let msg = format!(
+                    "channel {:?} is not one of [sources.irc] channels ({}): tocsin only speaks where it has joined",
+                    c.channel,
+                    irc.channels.join(", ")
+                );
+                self.err(
+                    &KeyPath::default().key("notifiers").key(name).key("channel"),
+                    msg,
+                );
+            }
+        }
+        for (name, c) in &p.file.contacts {
+            if let Some(mask) = &c.irc_mask {
+                let c_at = KeyPath::default().key("contacts").key(name).key("irc_mask");
+                if !irc.allow_masks {
+                    self.err(&c_at, "irc_mask is only honoured with [sources.irc] allow_masks = true (for networks without services; prefer irc_account)");
+                } else if !mask.contains('!') || !mask.contains('@') {
+                    self.err(
+                        &c_at,
+                        format!(
+                            "{mask:?} is not a nick!user@host mask, like \"alice!alice@10.0.0.5\""
+                        ),
+                    );
+                }
+            }
+        }
+        IrcSecrets {
+            password: self.secret(
+                &at,
+                "password",
+                irc.password_file.as_deref(),
+                irc.password_env.as_deref(),
+            ),
+            sasl_password: self.secret(
+                &at,
+                "sasl_password",
+                irc.sasl_password_file.as_deref(),
+                irc.sasl_password_env.as_deref(),
+            ),
+        }
     }
 }

@@ -9,6 +9,7 @@ mod email;
 pub mod flood;
 mod gotify;
 mod http_sms;
+pub mod irc;
 mod kannel;
 mod log;
 pub mod message;
@@ -69,6 +70,8 @@ pub trait Acker: Send + Sync + 'static {
 pub struct BuildContext {
     /// Set in the daemon; `None` in `tocsin test-notify`, which acks nothing.
     pub acker: Option<Arc<dyn Acker>>,
+    /// The IRC link `irc` notifiers speak through (the daemon's, when configured).
+    pub irc: Option<crate::irc::IrcHandle>,
 }
 
 /// One way to deliver a page.
@@ -134,6 +137,7 @@ pub fn build_all(
             NotifierConfig::Gotify(c) => {
                 Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?)
             }
+            NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
         };
         let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
         out.insert(

@@ -6,6 +6,7 @@
 
 mod dispatch;
 mod engine_loop;
+mod irc_desk;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,8 +107,28 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         )
     })?;
     let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
+    let irc_stop = CancellationToken::new();
+    let irc = match &opts.config.file.sources.irc {
+        None => None,
+        Some(irc_cfg) => {
+            let link_cfg = crate::irc::LinkConfig::from_config(&opts.config, irc_cfg)
+                .map_err(|e| anyhow::anyhow!("[sources.irc]: {e}"))?;
+            let desk = Arc::new(irc_desk::IrcDesk::new(
+                &opts.config,
+                handle.clone(),
+                store.clone(),
+                metrics.clone(),
+                opts.clock.clone(),
+            ));
+            let (irc, task) =
+                crate::irc::link::start(link_cfg, desk, opts.clock.clone(), irc_stop.clone());
+            tokio::spawn(watch_link(irc.watch(), metrics.clone()));
+            Some((irc, task))
+        }
+    };
     let build = BuildContext {
         acker: Some(Arc::new(handle.clone())),
+        irc: irc.as_ref().map(|(h, _)| h.clone()),
     };
     let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
@@ -166,12 +187,35 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         info!("HTTP listener closed; draining the engine");
         engine_stop.cancel();
         engine_task.await.context("the engine loop panicked")?;
+        irc_stop.cancel();
+        if let Some((_, task)) = irc {
+            let _ = task.await;
+        }
         drop(store);
         info!("stopped cleanly");
         Ok(())
     });
     info!(%addr, "listening");
     Ok(Running { addr, stop, task })
+}
+
+/// Mirrors the IRC link's state into metrics.
+async fn watch_link(
+    mut status: tokio::sync::watch::Receiver<crate::irc::LinkStatus>,
+    metrics: Arc<Metrics>,
+) {
+    let mut was_up = false;
+    loop {
+        let up = status.borrow_and_update().state == crate::irc::LinkState::Up;
+        metrics.irc_up.set(i64::from(up));
+        if up && !was_up {
+            metrics.irc_connects.inc();
+        }
+        was_up = up;
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs until `shutdown` completes, then stops gracefully.

@@ -4,4 +4,5 @@
 //! contract so that the HTTP layer only moves bytes.
 
 pub mod alertmanager;
+pub mod irc;
 pub mod sms_reply;

@@ -7,6 +7,7 @@
 mod email;
 mod gotify;
 mod http_sms;
+mod irc;
 mod kannel;
 mod ntfy;
 mod pushover;
@@ -23,6 +24,7 @@ use super::types::{HumanDuration, RateLimit};
 pub use email::EmailConfig;
 pub use gotify::GotifyConfig;
 pub use http_sms::{HttpSmsBody, HttpSmsConfig};
+pub use irc::IrcNotifierConfig;
 pub use kannel::KannelConfig;
 pub use ntfy::NtfyConfig;
 pub use pushover::PushoverConfig;
@@ -31,7 +33,7 @@ pub use webhook::WebhookNotifierConfig;
 
 /// Every notifier `type` this build knows, for error messages.
 pub const NOTIFIER_TYPES: &[&str] = &[
-    "log", "webhook", "email", "kannel", "twilio", "http_sms", "ntfy", "pushover", "gotify",
+    "log", "webhook", "email", "kannel", "twilio", "http_sms", "ntfy", "pushover", "gotify", "irc",
 ];
 
 /// One notifier; `type` selects the implementation.
@@ -56,6 +58,8 @@ pub enum NotifierConfig {
     Pushover(PushoverConfig),
     /// Push through a Gotify server.
     Gotify(GotifyConfig),
+    /// Announcements in an IRC channel (or to a nick) through `[sources.irc]`.
+    Irc(IrcNotifierConfig),
 }
 
 /// A secret a notifier reads from `{base}_file` or `{base}_env`.
@@ -123,6 +127,8 @@ pub enum Address {
     UserKey,
     /// Gotify: the app token decides where it goes.
     App,
+    /// IRC: the notifier's channel, or a contact method's `to` (a nick or channel).
+    Irc,
 }
 
 /// Rate limits of one notifier (GoAlert's field-tested defaults unless set).
@@ -160,6 +166,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(_) => "ntfy",
             NotifierConfig::Pushover(_) => "pushover",
             NotifierConfig::Gotify(_) => "gotify",
+            NotifierConfig::Irc(_) => "irc",
         }
     }
 
@@ -181,6 +188,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(_) => Address::Topic,
             NotifierConfig::Pushover(_) => Address::UserKey,
             NotifierConfig::Gotify(_) => Address::App,
+            NotifierConfig::Irc(_) => Address::Irc,
         }
     }
 
@@ -195,6 +203,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(c) => c.secrets(),
             NotifierConfig::Pushover(c) => c.secrets(),
             NotifierConfig::Gotify(c) => c.secrets(),
+            NotifierConfig::Irc(c) => c.secrets(),
         }
     }
 
@@ -209,6 +218,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(c) => c.problems(),
             NotifierConfig::Pushover(c) => c.problems(),
             NotifierConfig::Gotify(c) => c.problems(),
+            NotifierConfig::Irc(c) => c.problems(),
         };
         if let Some((timeout, attempts)) = self.timeout_and_attempts() {
             if timeout.is_zero() {
@@ -239,6 +249,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(c) => (&c.timeout, c.max_attempts),
             NotifierConfig::Pushover(c) => (&c.timeout, c.max_attempts),
             NotifierConfig::Gotify(c) => (&c.timeout, c.max_attempts),
+            NotifierConfig::Irc(c) => (&c.timeout, c.max_attempts),
         };
         Some((t.0, a))
     }
@@ -254,6 +265,7 @@ impl NotifierConfig {
             NotifierConfig::Ntfy(c) => &c.limits,
             NotifierConfig::Pushover(c) => &c.limits,
             NotifierConfig::Gotify(c) => &c.limits,
+            NotifierConfig::Irc(c) => &c.limits,
         })
     }
 
@@ -277,6 +289,9 @@ impl NotifierConfig {
             | NotifierConfig::Pushover(_) => sms_like(),
             // A webhook's destination is a machine; it only gets the overall limit.
             NotifierConfig::Webhook(_) => Vec::new(),
+            // A channel reads fast but servers pace at ~1 line per 2 s: five lines, then
+            // one bundle per half minute instead of an hour-long queue under a storm.
+            NotifierConfig::Irc(_) => vec![RateLimit::new(5, 30)],
             _ => vec![RateLimit::new(1, 60)],
         });
         Limits {

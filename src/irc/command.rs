@@ -1,0 +1,507 @@
+//! Chat commands: `!ack 42`, `tocsin: ack 42`, or `ack 42` in a private message.
+
+use std::time::Duration;
+
+use super::mask::same_name;
+use super::text::{clean_line, strip_formatting};
+use crate::config::HumanDuration;
+use crate::engine::IncidentId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatCommand {
+    Ack(AckTarget),
+    Unack(IncidentId),
+    Snooze(IncidentId, Duration),
+    Resolve(IncidentId),
+    Incidents,
+    Status,
+    Help,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckTarget {
+    One(IncidentId),
+    /// Every incident currently triggered.
+    All,
+}
+
+impl ChatCommand {
+    /// Whether it changes an incident (and so needs an authorized sender).
+    pub fn changes_state(&self) -> bool {
+        matches!(
+            self,
+            ChatCommand::Ack(_)
+                | ChatCommand::Unack(_)
+                | ChatCommand::Snooze(..)
+                | ChatCommand::Resolve(_)
+        )
+    }
+}
+
+/// The one-line help `!help` answers and errors point at.
+pub const HELP: &str =
+    "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !status, !help";
+
+/// A snooze longer than this is a forgotten incident, not a pause.
+const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Words people type back at us are quoted in replies; a cap keeps the reply on one line.
+const MAX_ECHOED_CHARS: usize = 32;
+
+/// Words a line may start with, in any case, to be read as a command.
+const COMMAND_WORDS: &[&str] = &[
+    "ack",
+    "unack",
+    "snooze",
+    "resolve",
+    "incidents",
+    "list",
+    "status",
+    "help",
+];
+
+/// How a line got to us decides how much we may assume it was meant for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Addressing {
+    /// `!word` in a channel: other bots share the `!` prefix, so unknown words are theirs.
+    Bang,
+    /// `tocsin: word`, or `!word` in private: certainly for us.
+    Direct,
+    /// `word` in private: for us only when it is one of our words.
+    Bare,
+}
+
+/// Reads a line addressed to the bot. `None`: not for us (ordinary chat, CTCP).
+/// `Some(Err(reply))`: for us but not understood; the reply says why, briefly.
+pub fn parse(text: &str, my_nick: &str, private: bool) -> Option<Result<ChatCommand, String>> {
+    // clean_line would blank the \x01 and hide that this is a CTCP (an ACTION says
+    // "/me ack 42" about someone, it is not a command).
+    if strip_formatting(text).trim_start().starts_with('\x01') {
+        return None;
+    }
+    let line = clean_line(text);
+    let (rest, addressing) = addressed(&line, my_nick, private)?;
+    let mut words = rest.split_whitespace();
+    let Some(word) = words.next() else {
+        // "tocsin:" on its own is someone asking what the bot can do.
+        return (addressing == Addressing::Direct).then_some(Ok(ChatCommand::Help));
+    };
+    let word = word.to_lowercase();
+    if !COMMAND_WORDS.contains(&word.as_str()) {
+        return match addressing {
+            Addressing::Bang | Addressing::Bare => None,
+            Addressing::Direct => Some(Err(format!("unknown command {}; {HELP}", quoted(&word)))),
+        };
+    }
+    let args: Vec<&str> = words.collect();
+    Some(command(&word, &args))
+}
+
+/// The part of `line` after whatever addressed it to us, or `None` for ordinary chat.
+fn addressed<'a>(line: &'a str, my_nick: &str, private: bool) -> Option<(&'a str, Addressing)> {
+    if let Some(rest) = line.strip_prefix('!') {
+        let how = if private {
+            Addressing::Direct
+        } else {
+            Addressing::Bang
+        };
+        return Some((rest, how));
+    }
+    if let Some(rest) = after_nick(line, my_nick) {
+        return Some((rest, Addressing::Direct));
+    }
+    // In private only a known command word counts: relay bots may send their alert
+    // lines to us privately, and answering each with "unknown command" would be spam.
+    let first = line.split_whitespace().next()?.to_lowercase();
+    (private && COMMAND_WORDS.contains(&first.as_str())).then_some((line, Addressing::Bare))
+}
+
+/// `Tocsin: rest` or `tocsin, rest` → `rest`.
+fn after_nick<'a>(line: &'a str, my_nick: &str) -> Option<&'a str> {
+    if my_nick.is_empty() {
+        return None;
+    }
+    let prefix = line.get(..my_nick.len())?;
+    if !same_name(prefix, my_nick) {
+        return None;
+    }
+    let rest = &line[my_nick.len()..];
+    rest.strip_prefix(':').or_else(|| rest.strip_prefix(','))
+}
+
+fn command(word: &str, args: &[&str]) -> Result<ChatCommand, String> {
+    match word {
+        "ack" => ack(args.first().copied()),
+        "unack" => Ok(ChatCommand::Unack(required_id(args, "unack")?)),
+        "snooze" => snooze(args),
+        "resolve" => Ok(ChatCommand::Resolve(required_id(args, "resolve")?)),
+        "incidents" | "list" => Ok(ChatCommand::Incidents),
+        "status" => Ok(ChatCommand::Status),
+        "help" => Ok(ChatCommand::Help),
+        other => unreachable!("{other} is in COMMAND_WORDS but has no parser"),
+    }
+}
+
+fn ack(arg: Option<&str>) -> Result<ChatCommand, String> {
+    match arg {
+        None => Err("ack needs an incident number: !ack 42 (or !ack all)".into()),
+        Some(a) if a.eq_ignore_ascii_case("all") => Ok(ChatCommand::Ack(AckTarget::All)),
+        Some(a) => Ok(ChatCommand::Ack(AckTarget::One(id(a, "!ack 42")?))),
+    }
+}
+
+/// The first argument as an incident number; words after it are a note for humans.
+fn required_id(args: &[&str], name: &str) -> Result<IncidentId, String> {
+    let example = format!("!{name} 42");
+    match args.first() {
+        None => Err(format!("{name} needs an incident number: {example}")),
+        Some(a) => id(a, &example),
+    }
+}
+
+fn snooze(args: &[&str]) -> Result<ChatCommand, String> {
+    const EXAMPLE: &str = "!snooze 42 30m";
+    let Some((first, rest)) = args.split_first() else {
+        return Err(format!(
+            "snooze needs an incident number and a duration: {EXAMPLE}"
+        ));
+    };
+    let incident = id(first, EXAMPLE)?;
+    let Some(d) = longest_duration(rest) else {
+        return Err(match rest.first() {
+            None => format!("snooze needs a duration: {EXAMPLE}"),
+            Some(w) => format!("{} is not a duration: {EXAMPLE}", quoted(w)),
+        });
+    };
+    if d.is_zero() {
+        return Err(format!("snooze needs a duration above 0: {EXAMPLE}"));
+    }
+    if d > MAX_SNOOZE {
+        return Err(format!(
+            "snooze is at most 7 days; for longer, resolve it: {EXAMPLE}"
+        ));
+    }
+    Ok(ChatCommand::Snooze(incident, d))
+}
+
+/// The longest run of leading words that reads as one duration, so that both
+/// `!snooze 42 1h 30m` and `!snooze 42 2h deploying the fix` mean what they say.
+fn longest_duration(words: &[&str]) -> Option<Duration> {
+    // "1w 2d 3h 4m 5s" is as long as a real duration gets; the rest is a note.
+    (1..=words.len().min(5))
+        .rev()
+        .find_map(|n| HumanDuration::parse(&words[..n].join(" ")).ok())
+        .map(|d| d.0)
+}
+
+/// A positive incident number, `42` or `#42`.
+fn id(word: &str, example: &str) -> Result<IncidentId, String> {
+    let digits = word.strip_prefix('#').unwrap_or(word);
+    let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<IncidentId>().ok().filter(|&n| n > 0)
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| format!("{} is not an incident number: {example}", quoted(word)))
+}
+
+/// `"word"`, shortened so a pasted paragraph cannot push the reply past one line.
+fn quoted(word: &str) -> String {
+    match word.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((cut, _)) => format!("\"{}…\"", &word[..cut]),
+        None => format!("\"{word}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::irc::text::payload_budget;
+
+    fn chan(text: &str) -> Option<Result<ChatCommand, String>> {
+        parse(text, "tocsin", false)
+    }
+
+    fn private(text: &str) -> Option<Result<ChatCommand, String>> {
+        parse(text, "tocsin", true)
+    }
+
+    fn ok(c: ChatCommand) -> Option<Result<ChatCommand, String>> {
+        Some(Ok(c))
+    }
+
+    fn err(text: Option<Result<ChatCommand, String>>) -> String {
+        match text {
+            Some(Err(e)) => e,
+            other => panic!("expected an error reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bang_ack_stops_the_escalation() {
+        assert_eq!(chan("!ack 42"), ok(ChatCommand::Ack(AckTarget::One(42))));
+        assert_eq!(chan("!ack #42"), ok(ChatCommand::Ack(AckTarget::One(42))));
+        assert_eq!(chan("!ACK 42"), ok(ChatCommand::Ack(AckTarget::One(42))));
+        assert_eq!(chan("!ack all"), ok(ChatCommand::Ack(AckTarget::All)));
+        assert_eq!(chan("!ack ALL"), ok(ChatCommand::Ack(AckTarget::All)));
+    }
+
+    #[test]
+    fn a_note_after_the_incident_number_is_ignored() {
+        assert_eq!(
+            chan("!ack 42 on it, rolling back"),
+            ok(ChatCommand::Ack(AckTarget::One(42)))
+        );
+        assert_eq!(
+            chan("!resolve 7 fixed by restart"),
+            ok(ChatCommand::Resolve(7))
+        );
+    }
+
+    #[test]
+    fn addressing_the_bot_by_nick_works_in_any_case() {
+        let want = ok(ChatCommand::Ack(AckTarget::One(42)));
+        assert_eq!(chan("tocsin: ack 42"), want);
+        assert_eq!(chan("Tocsin: ack 42"), want);
+        assert_eq!(chan("TOCSIN, ack 42"), want);
+        assert_eq!(chan("tocsin:ack 42"), want);
+        assert_eq!(
+            parse("Alert[bot]: ack 42", "alert{bot}", false),
+            want,
+            "rfc1459 casemapping"
+        );
+    }
+
+    #[test]
+    fn a_similar_nick_is_not_the_bot() {
+        assert_eq!(chan("tocsinbot: ack 42"), None);
+        assert_eq!(chan("tocsin ack 42"), None);
+        assert_eq!(chan("toc: ack 42"), None);
+    }
+
+    #[test]
+    fn in_private_the_bare_command_is_enough() {
+        assert_eq!(private("ack 42"), ok(ChatCommand::Ack(AckTarget::One(42))));
+        assert_eq!(private("!ack 42"), ok(ChatCommand::Ack(AckTarget::One(42))));
+        assert_eq!(private("status"), ok(ChatCommand::Status));
+    }
+
+    #[test]
+    fn in_a_channel_the_bare_command_is_just_talk() {
+        assert_eq!(chan("ack 42"), None);
+        assert_eq!(chan("status is fine now"), None);
+    }
+
+    #[test]
+    fn ordinary_chat_gets_no_reply() {
+        assert_eq!(chan("is db1 down again?"), None);
+        assert_eq!(chan(""), None);
+        assert_eq!(chan("!"), None);
+        assert_eq!(private("thanks!"), None);
+        assert_eq!(private(""), None);
+    }
+
+    #[test]
+    fn relay_alert_lines_sent_privately_are_not_answered_as_unknown_commands() {
+        assert_eq!(private("Alert DiskFull on db1:9100 is firing"), None);
+    }
+
+    #[test]
+    fn another_bots_bang_command_is_left_to_that_bot() {
+        assert_eq!(chan("!weather berlin"), None);
+        assert_eq!(chan("!deploy web"), None);
+    }
+
+    #[test]
+    fn an_unknown_command_addressed_to_us_gets_the_help_line() {
+        let e = err(chan("tocsin: deploy web"));
+        assert_eq!(e, format!("unknown command \"deploy\"; {HELP}"));
+        assert_eq!(
+            err(private("!deploy web")),
+            format!("unknown command \"deploy\"; {HELP}")
+        );
+    }
+
+    #[test]
+    fn the_nick_alone_gets_help() {
+        assert_eq!(chan("tocsin:"), ok(ChatCommand::Help));
+    }
+
+    #[test]
+    fn a_ctcp_action_mentioning_ack_is_not_an_ack() {
+        assert_eq!(chan("\x01ACTION !ack 42\x01"), None);
+        assert_eq!(private("\x01ACTION ack 42\x01"), None);
+        assert_eq!(private("\x01VERSION\x01"), None);
+        assert_eq!(chan("\x02\x01ACTION !ack 42\x01"), None);
+    }
+
+    #[test]
+    fn colour_codes_do_not_hide_or_garble_a_command() {
+        assert_eq!(
+            chan("\x0304!ack\x03 \x0242\x02"),
+            ok(ChatCommand::Ack(AckTarget::One(42)))
+        );
+        assert_eq!(
+            chan("\x02tocsin\x02: ack 42"),
+            ok(ChatCommand::Ack(AckTarget::One(42)))
+        );
+    }
+
+    #[test]
+    fn a_crlf_smuggled_in_a_command_cannot_be_echoed_into_a_new_line() {
+        let e = err(chan("tocsin: x\r\nQUIT"));
+        assert!(!e.contains(['\r', '\n']), "{e:?}");
+    }
+
+    #[test]
+    fn ack_without_a_number_says_how() {
+        assert_eq!(
+            err(chan("!ack")),
+            "ack needs an incident number: !ack 42 (or !ack all)"
+        );
+    }
+
+    #[test]
+    fn ack_with_a_word_says_it_is_not_a_number() {
+        assert_eq!(
+            err(chan("!ack banana")),
+            "\"banana\" is not an incident number: !ack 42"
+        );
+    }
+
+    #[test]
+    fn incident_numbers_are_positive_integers() {
+        for bad in [
+            "0",
+            "#0",
+            "-1",
+            "+5",
+            "#",
+            "##42",
+            "4.2",
+            "18446744073709551616",
+        ] {
+            assert!(
+                matches!(chan(&format!("!ack {bad}")), Some(Err(_))),
+                "{bad} was accepted"
+            );
+        }
+        assert_eq!(
+            chan("!ack 18446744073709551615"),
+            ok(ChatCommand::Ack(AckTarget::One(u64::MAX)))
+        );
+    }
+
+    #[test]
+    fn unack_and_resolve_need_a_number() {
+        assert_eq!(chan("!unack 42"), ok(ChatCommand::Unack(42)));
+        assert_eq!(chan("!resolve #9"), ok(ChatCommand::Resolve(9)));
+        assert_eq!(
+            err(chan("!unack")),
+            "unack needs an incident number: !unack 42"
+        );
+        assert_eq!(
+            err(chan("!resolve it")),
+            "\"it\" is not an incident number: !resolve 42"
+        );
+    }
+
+    #[test]
+    fn snooze_takes_a_human_duration() {
+        assert_eq!(
+            chan("!snooze 42 30m"),
+            ok(ChatCommand::Snooze(42, Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            chan("!snooze #42 2h"),
+            ok(ChatCommand::Snooze(42, Duration::from_secs(7200)))
+        );
+        assert_eq!(
+            chan("!snooze 42 1h 30m"),
+            ok(ChatCommand::Snooze(42, Duration::from_secs(5400)))
+        );
+        assert_eq!(
+            chan("!snooze 42 2h deploying the fix"),
+            ok(ChatCommand::Snooze(42, Duration::from_secs(7200)))
+        );
+        assert_eq!(
+            chan("!snooze 42 7d"),
+            ok(ChatCommand::Snooze(42, MAX_SNOOZE))
+        );
+    }
+
+    #[test]
+    fn snooze_with_a_bad_duration_says_how() {
+        assert_eq!(
+            err(chan("!snooze 42 banana")),
+            "\"banana\" is not a duration: !snooze 42 30m"
+        );
+        assert_eq!(
+            err(chan("!snooze 42 30")),
+            "\"30\" is not a duration: !snooze 42 30m",
+            "a bare number is ambiguous: minutes or seconds?"
+        );
+        assert_eq!(
+            err(chan("!snooze 42")),
+            "snooze needs a duration: !snooze 42 30m"
+        );
+        assert_eq!(
+            err(chan("!snooze")),
+            "snooze needs an incident number and a duration: !snooze 42 30m"
+        );
+        assert_eq!(
+            err(chan("!snooze 30m 42")),
+            "\"30m\" is not an incident number: !snooze 42 30m"
+        );
+    }
+
+    #[test]
+    fn a_zero_or_month_long_snooze_is_refused() {
+        assert!(err(chan("!snooze 42 0s")).contains("above 0"));
+        assert!(err(chan("!snooze 42 8d")).contains("at most 7 days"));
+        assert!(err(chan("!snooze 42 7d 1s")).contains("at most 7 days"));
+    }
+
+    #[test]
+    fn list_and_incidents_are_the_same() {
+        assert_eq!(chan("!incidents"), ok(ChatCommand::Incidents));
+        assert_eq!(chan("!list"), ok(ChatCommand::Incidents));
+        assert_eq!(chan("!status"), ok(ChatCommand::Status));
+        assert_eq!(chan("!help"), ok(ChatCommand::Help));
+        assert_eq!(chan("tocsin, HELP"), ok(ChatCommand::Help));
+    }
+
+    #[test]
+    fn only_acks_snoozes_and_resolves_need_authorization() {
+        assert!(ChatCommand::Ack(AckTarget::All).changes_state());
+        assert!(ChatCommand::Snooze(1, Duration::from_secs(60)).changes_state());
+        assert!(!ChatCommand::Status.changes_state());
+        assert!(!ChatCommand::Help.changes_state());
+    }
+
+    #[test]
+    fn every_reply_fits_on_one_irc_line() {
+        let budget = payload_budget("tocsin", "tocsin", "NOTICE", "#operations-oncall");
+        let huge = "x".repeat(400);
+        let replies = [
+            err(chan(&format!("tocsin: {huge}"))),
+            err(chan(&format!("!ack {huge}"))),
+            err(chan(&format!("!snooze 42 {huge}"))),
+            err(chan("!ack")),
+            HELP.to_string(),
+        ];
+        for r in replies {
+            assert!(r.len() <= budget, "{} bytes: {r}", r.len());
+        }
+    }
+
+    #[test]
+    fn help_names_every_command() {
+        for word in COMMAND_WORDS.iter().filter(|w| **w != "list") {
+            assert!(
+                HELP.contains(&format!("!{word}")),
+                "{word} missing from HELP"
+            );
+        }
+    }
+}

@@ -1,0 +1,744 @@
+//! The supervisor: connects (TCP, optional TLS, each bounded in time), runs a
+//! [`Session`] over the connection, paces what is sent, and reconnects with jittered
+//! backoff whenever the session or the socket gives up. Nothing else in tocsin touches
+//! the socket: announcements and command answers come in through an [`IrcHandle`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::sendq::{Pacer, SendQueue};
+use super::session::{Ask, Event, Session, SessionConfig};
+use super::text::{clean_line, payload_budget, split_to_fit};
+use super::wire::{self, Read};
+use crate::config::irc::IrcSourceConfig;
+use crate::config::{Config, IrcSecrets};
+use crate::engine::AlertBatch;
+use crate::source::irc::Patterns;
+use crate::time::{Clock, Timestamp, human};
+
+/// Where alert lines and commands go: the runtime implements it on the engine.
+#[async_trait]
+pub trait Desk: Send + Sync + 'static {
+    /// An alert line matched a pattern.
+    async fn alert(&self, batch: AlertBatch) -> Result<(), String>;
+    /// A command from chat; the answer is said back to `ask.reply_to`.
+    async fn command(&self, ask: Ask, link: &LinkStatus) -> String;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Connecting,
+    /// Registered, and (through a bouncer) the bouncer's network is connected.
+    Up,
+    /// Registered with a bouncer whose own IRC network is not connected.
+    UpstreamDown,
+    Down,
+}
+
+/// What the link looks like now, for `!status`, `/api/v1/channels` and metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkStatus {
+    pub state: LinkState,
+    #[serde(with = "crate::time::rfc3339")]
+    pub since: Timestamp,
+    /// Why it is not up, or what it is connected to.
+    pub detail: String,
+    pub server: String,
+    pub nick: String,
+    pub joined: Vec<String>,
+    pub caps: Vec<String>,
+}
+
+/// How a `say` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SayError {
+    #[error("the IRC link is down: {0}")]
+    Down(String),
+    #[error("not in {0}: {1}")]
+    NotJoined(String, String),
+    #[error("the IRC send queue is full (a storm of announcements); not queued")]
+    Full,
+    #[error("the line was not written within {0}")]
+    Timeout(String),
+}
+
+enum Request {
+    Say {
+        target: String,
+        text: String,
+        notice: bool,
+        written: oneshot::Sender<Result<(), SayError>>,
+    },
+}
+
+/// How the rest of tocsin talks through the link.
+#[derive(Clone)]
+pub struct IrcHandle {
+    tx: mpsc::Sender<Request>,
+    status: watch::Receiver<LinkStatus>,
+}
+
+impl IrcHandle {
+    /// Says `text` (cleaned, split to fit) to a channel or nick, and waits until the
+    /// last line is written to the connection, at most `timeout`.
+    pub async fn say(
+        &self,
+        target: &str,
+        text: &str,
+        notice: bool,
+        timeout: Duration,
+    ) -> Result<(), SayError> {
+        let (written, rx) = oneshot::channel();
+        let req = Request::Say {
+            target: target.to_string(),
+            text: text.to_string(),
+            notice,
+            written,
+        };
+        let down = || SayError::Down("tocsin is shutting down".into());
+        self.tx.send(req).await.map_err(|_| down())?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(SayError::Down(
+                "the connection dropped before the line was written".into(),
+            )),
+            Err(_) => Err(SayError::Timeout(human(timeout))),
+        }
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Watches state changes (tests, the watchdog).
+    pub fn watch(&self) -> watch::Receiver<LinkStatus> {
+        self.status.clone()
+    }
+}
+
+/// Everything the link needs, from the config.
+pub struct LinkConfig {
+    pub server: String,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub session: SessionConfig,
+    pub connect_timeout: Duration,
+    pub reconnect_max: Duration,
+    pub flood_burst: u32,
+    pub flood_interval: Duration,
+    pub patterns: Patterns,
+}
+
+impl LinkConfig {
+    pub fn from_config(cfg: &Config, irc: &IrcSourceConfig) -> Result<Self, String> {
+        let IrcSecrets {
+            password,
+            sasl_password,
+        } = &cfg.irc_secrets;
+        let tls = if irc.tls {
+            Some(Arc::new(tls_config(irc, cfg)?))
+        } else {
+            None
+        };
+        Ok(LinkConfig {
+            server: irc.server.clone(),
+            tls,
+            session: SessionConfig {
+                nick: irc.nick.clone(),
+                username: irc.username().to_string(),
+                realname: irc.realname.clone(),
+                password: password.as_ref().map(|p| p.expose().to_string()),
+                sasl: irc
+                    .sasl_username
+                    .clone()
+                    .zip(sasl_password.as_ref().map(|p| p.expose().to_string())),
+                channels: irc.channels.clone(),
+                ping_interval: irc.ping_interval.0,
+                ping_timeout: irc.ping_timeout.0,
+                register_timeout: irc.register_timeout.0,
+            },
+            connect_timeout: irc.connect_timeout.0,
+            reconnect_max: irc.reconnect_max.0,
+            flood_burst: irc.flood_burst,
+            flood_interval: irc.flood_interval.0,
+            patterns: Patterns::new(&irc.patterns)?,
+        })
+    }
+}
+
+fn tls_config(irc: &IrcSourceConfig, cfg: &Config) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let config = match &irc.tls_ca_file {
+        Some(file) => {
+            let base = cfg.path.as_deref().and_then(std::path::Path::parent);
+            let path = base.map_or(file.clone(), |b| b.join(file));
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(&path)
+                .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| format!("TLS setup: {e}"))?
+                .with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+/// Starts the link task; it runs until `stop`.
+pub fn start(
+    cfg: LinkConfig,
+    desk: Arc<dyn Desk>,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) -> (IrcHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(256);
+    let (status_tx, status_rx) = watch::channel(LinkStatus {
+        state: LinkState::Connecting,
+        since: clock.now(),
+        detail: format!("connecting to {}", cfg.server),
+        server: cfg.server.clone(),
+        nick: cfg.session.nick.clone(),
+        joined: Vec::new(),
+        caps: Vec::new(),
+    });
+    let link = Link {
+        session: Session::new(cfg.session.clone()),
+        sendq: SendQueue::new(Pacer::new(cfg.flood_burst, cfg.flood_interval)),
+        cfg,
+        desk,
+        clock,
+        status: status_tx,
+        rx,
+        missed: Vec::new(),
+        upstream: None,
+    };
+    let task = tokio::spawn(link.run(stop));
+    (
+        IrcHandle {
+            tx,
+            status: status_rx,
+        },
+        task,
+    )
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// An announcement that could not be made while the link was down.
+struct Missed {
+    target: String,
+    text: String,
+}
+
+/// Work handed to the ordered worker: alerts keep their order (firing before resolved),
+/// and slow commands never stall reading.
+enum Work {
+    Alert(AlertBatch),
+    Command(Ask),
+}
+
+struct Link {
+    cfg: LinkConfig,
+    session: Session,
+    sendq: SendQueue,
+    desk: Arc<dyn Desk>,
+    clock: Arc<dyn Clock>,
+    status: watch::Sender<LinkStatus>,
+    rx: mpsc::Receiver<Request>,
+    missed: Vec<Missed>,
+    /// Through a bouncer: whether its network is connected (None: not a bouncer, or
+    /// not known yet).
+    upstream: Option<bool>,
+}
+
+impl Link {
+    async fn run(mut self, stop: CancellationToken) {
+        let (work_tx, work_rx) = mpsc::channel::<Work>(1024);
+        let (reply_tx, mut reply_rx) = mpsc::channel::<(String, String)>(256);
+        tokio::spawn(worker(
+            self.desk.clone(),
+            work_rx,
+            reply_tx,
+            self.status.subscribe(),
+        ));
+        let mut backoff = self.backoff();
+        let mut down_since: Option<Timestamp> = None;
+        loop {
+            self.set_state(
+                LinkState::Connecting,
+                format!("connecting to {}", self.cfg.server),
+            );
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = self.connect() => r,
+            };
+            let reason = match result {
+                Ok(stream) => {
+                    let registered_at = Instant::now();
+                    let why = self
+                        .serve(stream, &stop, &work_tx, &mut reply_rx, &mut down_since)
+                        .await;
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    // A connection that lived a while earns a fresh, short backoff.
+                    if registered_at.elapsed() > Duration::from_secs(60) {
+                        backoff = self.backoff();
+                    }
+                    why
+                }
+                Err(e) => e,
+            };
+            self.sendq.clear();
+            self.upstream = None;
+            down_since.get_or_insert(self.clock.now());
+            let wait = backoff
+                .next()
+                .unwrap_or(self.cfg.reconnect_max)
+                .min(self.cfg.reconnect_max);
+            warn!(server = %self.cfg.server, %reason, retry_in = %human(wait), "IRC link down");
+            self.set_state(LinkState::Down, reason);
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            // Announcements asked for while down fail at once (and are remembered).
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = &mut sleep => break,
+                    Some(req) = self.rx.recv() => self.refuse(req),
+                }
+            }
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(self.cfg.reconnect_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Stream>, String> {
+        let server = &self.cfg.server;
+        let limit = self.cfg.connect_timeout;
+        let tcp = tokio::time::timeout(limit, TcpStream::connect(server))
+            .await
+            .map_err(|_| format!("connecting to {server} timed out after {}", human(limit)))?
+            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.cfg.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+        let name =
+            rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
+        let stream = tokio::time::timeout(
+            limit,
+            tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "TLS handshake with {server} timed out after {}",
+                human(limit)
+            )
+        })?
+        .map_err(|e| format!("TLS handshake with {server} failed: {e}"))?;
+        Ok(Box::new(stream))
+    }
+
+    /// Runs one connection until it dies; returns why.
+    async fn serve(
+        &mut self,
+        stream: Box<dyn Stream>,
+        stop: &CancellationToken,
+        work: &mpsc::Sender<Work>,
+        replies: &mut mpsc::Receiver<(String, String)>,
+        down_since: &mut Option<Timestamp>,
+    ) -> String {
+        let (r, mut w) = tokio::io::split(stream);
+        let hello = self.session.connect(self.clock.now());
+        if let Some(why) = self.apply(hello, work, down_since) {
+            return why;
+        }
+        let mut read = Box::pin(read_next(BufReader::new(r), Vec::new()));
+        loop {
+            let now_wall = self.clock.now();
+            let timer = self
+                .session
+                .next_deadline()
+                .map(|d| d.since(now_wall))
+                .unwrap_or(Duration::from_secs(3600));
+            let send_wait = match self.sendq.next(Instant::now()) {
+                Ok(out) => {
+                    if let Err(e) = write_line(&mut w, &out.line).await {
+                        return format!("writing to {} failed: {e}", self.cfg.server);
+                    }
+                    if let Some(done) = out.written {
+                        let _ = done.send(());
+                    }
+                    continue;
+                }
+                Err(Some(at)) => at.saturating_duration_since(Instant::now()),
+                Err(None) => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    let _ = write_line(&mut w, "QUIT :tocsin is stopping").await;
+                    return "stopping".into();
+                }
+                (result, rr, bb) = &mut read => {
+                    let events = match result {
+                        Ok(Read::Line(line)) => {
+                            debug!(target: "tocsin::irc::wire", "<- {line}");
+                            match wire::parse(&line) {
+                                Some(m) => self.session.handle(&m, self.clock.now()),
+                                None => {
+                                    debug!(line = %clean_line(&line), "unparseable IRC line ignored");
+                                    Vec::new()
+                                }
+                            }
+                        }
+                        Ok(Read::TooLong) => {
+                            warn!("a line over {} bytes from the server was skipped", wire::MAX_LINE);
+                            Vec::new()
+                        }
+                        Ok(Read::Eof) => return format!("{} closed the connection", self.cfg.server),
+                        Err(e) => return format!("reading from {} failed: {e}", self.cfg.server),
+                    };
+                    read = Box::pin(read_next(rr, bb));
+                    if let Some(why) = self.apply(events, work, down_since) {
+                        return why;
+                    }
+                }
+                _ = tokio::time::sleep(timer) => {
+                    let events = self.session.tick(self.clock.now());
+                    if let Some(why) = self.apply(events, work, down_since) {
+                        return why;
+                    }
+                }
+                _ = tokio::time::sleep(send_wait) => {}
+                Some(req) = self.rx.recv() => self.accept(req),
+                Some((to, text)) = replies.recv() => {
+                    self.chat(&to, &text, false, None);
+                }
+            }
+        }
+    }
+
+    /// Acts on session events; `Some(reason)` when the connection must go.
+    fn apply(
+        &mut self,
+        events: Vec<Event>,
+        work: &mpsc::Sender<Work>,
+        down_since: &mut Option<Timestamp>,
+    ) -> Option<String> {
+        for e in events {
+            match e {
+                Event::Send(line) => {
+                    debug!(target: "tocsin::irc::wire", "-> {}", redact(&line));
+                    self.sendq.urgent(line);
+                }
+                Event::Registered {
+                    server,
+                    bouncer_only,
+                } => {
+                    info!(%server, nick = %self.session.nick(), bouncer_only, "IRC registered");
+                    self.upstream = if bouncer_only {
+                        Some(false)
+                    } else {
+                        self.upstream.map(|_| true)
+                    };
+                    self.refresh_state(&server);
+                }
+                Event::Upstream { connected, detail } => {
+                    if connected {
+                        info!(%detail, "the bouncer is connected to its IRC network");
+                    } else {
+                        warn!(%detail, "the bouncer lost its IRC network");
+                    }
+                    self.upstream = Some(connected);
+                    self.refresh_state(&detail);
+                }
+                Event::Joined(channel) => {
+                    info!(%channel, "joined");
+                    if self.upstream == Some(false) {
+                        // Joins are relayed by the bouncer only once its network is back.
+                        self.upstream = Some(true);
+                    }
+                    self.refresh_state("");
+                    self.announce_missed(&channel, down_since);
+                }
+                Event::Left { channel, reason } => {
+                    warn!(%channel, %reason, "not in channel; rejoining");
+                    self.refresh_state(&reason);
+                }
+                Event::Said(said) => {
+                    if let Some(batch) = self.cfg.patterns.read(
+                        &said.hostmask,
+                        said.channel.as_deref(),
+                        &said.text,
+                        said.at,
+                    ) && work.try_send(Work::Alert(batch)).is_err()
+                    {
+                        warn!("IRC alert line dropped: the engine is not keeping up");
+                    }
+                }
+                Event::Command(ask) => {
+                    if work.try_send(Work::Command(ask)).is_err() {
+                        warn!("IRC command dropped: too many commands waiting");
+                    }
+                }
+                Event::Ignored(why) => info!("{why}"),
+                Event::Dead(why) => return Some(why),
+            }
+        }
+        None
+    }
+
+    fn refresh_state(&mut self, detail: &str) {
+        let registered = self.session.is_registered();
+        let state = match (registered, self.upstream) {
+            (false, _) => LinkState::Connecting,
+            (true, Some(false)) => LinkState::UpstreamDown,
+            (true, _) => LinkState::Up,
+        };
+        let joined: Vec<String> = self.session.joined().cloned().collect();
+        let caps: Vec<String> = self.session.caps().cloned().collect();
+        let nick = self.session.nick().to_string();
+        let now = self.clock.now();
+        self.status.send_modify(|s| {
+            if s.state != state {
+                s.since = now;
+                s.state = state;
+            }
+            if !detail.is_empty() {
+                s.detail = detail.to_string();
+            }
+            s.nick = nick;
+            s.joined = joined;
+            s.caps = caps;
+        });
+    }
+
+    fn set_state(&mut self, state: LinkState, detail: String) {
+        let now = self.clock.now();
+        self.status.send_modify(|s| {
+            if s.state != state {
+                s.since = now;
+                s.state = state;
+            }
+            s.detail = detail;
+            if state != LinkState::Up {
+                s.joined.clear();
+            }
+        });
+    }
+
+    /// A request while connected.
+    fn accept(&mut self, req: Request) {
+        let Request::Say {
+            target,
+            text,
+            notice,
+            written,
+        } = req;
+        let ready = self.session.is_registered() && self.upstream != Some(false);
+        if !ready {
+            return self.refuse(Request::Say {
+                target,
+                text,
+                notice,
+                written,
+            });
+        }
+        if target.starts_with(['#', '&']) && !self.session.is_joined(&target) {
+            let detail = self.status.borrow().detail.clone();
+            self.missed.push(Missed {
+                target: target.clone(),
+                text: text.clone(),
+            });
+            let _ = written.send(Err(SayError::NotJoined(target, detail)));
+            return;
+        }
+        self.chat(&target, &text, notice, Some(written));
+    }
+
+    /// A request while down: fails now, and is remembered for the summary.
+    fn refuse(&mut self, req: Request) {
+        let Request::Say {
+            target,
+            text,
+            written,
+            ..
+        } = req;
+        let detail = self.status.borrow().detail.clone();
+        self.missed.push(Missed { target, text });
+        let _ = written.send(Err(SayError::Down(detail)));
+    }
+
+    fn chat(
+        &mut self,
+        target: &str,
+        text: &str,
+        notice: bool,
+        written: Option<oneshot::Sender<Result<(), SayError>>>,
+    ) {
+        let command = if notice { "NOTICE" } else { "PRIVMSG" };
+        let budget = payload_budget(
+            self.session.nick(),
+            &self.session_username(),
+            command,
+            target,
+        );
+        let lines: Vec<String> = split_to_fit(&clean_line(text), budget)
+            .into_iter()
+            .map(|piece| wire::raw(command, &[target, &piece]))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        match self.sendq.chat(lines, Some(tx)) {
+            Ok(()) => {
+                if let Some(w) = written {
+                    tokio::spawn(async move {
+                        let r = rx.await.map_err(|_| {
+                            SayError::Down(
+                                "the connection dropped before the line was written".into(),
+                            )
+                        });
+                        let _ = w.send(r);
+                    });
+                }
+            }
+            Err(_) => {
+                if let Some(w) = written {
+                    let _ = w.send(Err(SayError::Full));
+                }
+            }
+        }
+    }
+
+    fn session_username(&self) -> String {
+        self.cfg.session.username.clone()
+    }
+
+    /// Back in a channel after being cut off: one line says how long, and what was
+    /// missed, instead of replaying every announcement.
+    fn announce_missed(&mut self, channel: &str, down_since: &mut Option<Timestamp>) {
+        let since = down_since.take();
+        let (mine, rest): (Vec<Missed>, Vec<Missed>) = std::mem::take(&mut self.missed)
+            .into_iter()
+            .partition(|m| super::mask::same_name(&m.target, channel));
+        self.missed = rest;
+        if mine.is_empty() {
+            return;
+        }
+        let away = since
+            .map(|s| format!(" for {}", human(self.clock.now().since(s))))
+            .unwrap_or_default();
+        let mut line = format!(
+            "tocsin was cut off from IRC{away} and missed {} announcement{}:",
+            mine.len(),
+            if mine.len() == 1 { "" } else { "s" }
+        );
+        let budget = payload_budget(
+            self.session.nick(),
+            &self.session_username(),
+            "PRIVMSG",
+            channel,
+        );
+        let tail = " — !incidents lists what is open";
+        for (i, m) in mine.iter().enumerate() {
+            let item = format!(" {};", clean_line(&m.text));
+            let more = format!(" +{} more", mine.len() - i);
+            if line.len() + item.len() + more.len() + tail.len() > budget {
+                line.push_str(&more);
+                break;
+            }
+            line.push_str(&item);
+        }
+        line.push_str(tail);
+        self.chat(channel, &line, false, None);
+    }
+}
+
+/// Reads the next line, giving the reader back so the select loop can keep one future.
+async fn read_next<R: tokio::io::AsyncBufRead + Unpin>(
+    mut r: R,
+    mut buf: Vec<u8>,
+) -> (std::io::Result<Read>, R, Vec<u8>) {
+    let result = wire::read_line(&mut r, &mut buf).await;
+    (result, r, buf)
+}
+
+async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 2);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
+/// Passwords never reach the log.
+fn redact(line: &str) -> &str {
+    if line.starts_with("PASS ")
+        || line.starts_with("AUTHENTICATE ") && line != "AUTHENTICATE PLAIN"
+    {
+        "PASS/AUTHENTICATE (redacted)"
+    } else {
+        line
+    }
+}
+
+async fn worker(
+    desk: Arc<dyn Desk>,
+    mut rx: mpsc::Receiver<Work>,
+    replies: mpsc::Sender<(String, String)>,
+    status: watch::Receiver<LinkStatus>,
+) {
+    while let Some(w) = rx.recv().await {
+        match w {
+            Work::Alert(batch) => {
+                let title = batch.title.clone();
+                if let Err(e) = desk.alert(batch).await {
+                    warn!(%title, error = %e, "an IRC alert line could not be recorded");
+                }
+            }
+            Work::Command(ask) => {
+                let to = ask.reply_to.clone();
+                let nick = ask.nick.clone();
+                let snapshot = status.borrow().clone();
+                let answer = desk.command(ask, &snapshot).await;
+                if !answer.is_empty() {
+                    let _ = replies.send((to, format!("{nick}: {answer}"))).await;
+                }
+            }
+        }
+    }
+}

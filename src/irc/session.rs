@@ -1,0 +1,749 @@
+//! One IRC connection's protocol state, as a pure machine: a received line and the time
+//! in, lines to send and events out. The link (`link.rs`) does the IO around it.
+//!
+//! It registers (CAP 302, SASL PLAIN, PASS for bouncers), keeps the link honest with its
+//! own PING deadline, joins and rejoins, learns who is behind each nick, and hands on
+//! chat lines as alert candidates or commands — never a replayed one as a command.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::accounts::Accounts;
+use super::command::{self, ChatCommand};
+use super::mask::{casefold, same_name};
+use super::replay::{Freshness, Replay};
+use super::wire::{Msg, Source, raw};
+use crate::time::Timestamp;
+
+/// Capabilities tocsin asks for when offered.
+const WANTED_CAPS: &[&str] = &[
+    "server-time",
+    "batch",
+    "message-tags",
+    "account-tag",
+    "account-notify",
+    "extended-join",
+    "cap-notify",
+];
+
+/// The WHOX query token that marks our own account queries.
+const WHOX_TOKEN: &str = "152";
+
+/// How long a command waits for the WHOIS that tells who sent it.
+const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rejoin a channel we are not in (kicked, or the bouncer's upstream came back) this often.
+const REJOIN_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub nick: String,
+    pub username: String,
+    pub realname: String,
+    pub password: Option<String>,
+    pub sasl: Option<(String, String)>,
+    pub channels: Vec<String>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub register_timeout: Duration,
+}
+
+/// What the link must do or know after a line or a tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A protocol line to send ahead of chat (PONG, CAP, JOIN, WHOIS).
+    Send(String),
+    /// The welcome (001). `bouncer_only` when it came from ZNC itself: its upstream
+    /// network is not connected.
+    Registered {
+        server: String,
+        bouncer_only: bool,
+    },
+    Joined(String),
+    /// We are no longer in a channel (kicked, parted, refused).
+    Left {
+        channel: String,
+        reason: String,
+    },
+    /// A live line that is not a command: maybe an alert.
+    Said(Said),
+    /// A command, with what is known of who sent it.
+    Command(Ask),
+    /// A command or line ignored, and why (for the log).
+    Ignored(String),
+    /// The bouncer reports its upstream network state (ZNC `*status`).
+    Upstream {
+        connected: bool,
+        detail: String,
+    },
+    /// The link is unusable; drop it and reconnect.
+    Dead(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub hostmask: String,
+    /// `None` for a private message.
+    pub channel: Option<String>,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+/// A command from someone, to be authorized and answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    pub nick: String,
+    pub hostmask: String,
+    /// The services account, `None` when not logged in (or it could not be learned).
+    pub account: Option<String>,
+    /// How the account was learned: `account-tag`, `account-notify`, `whois`, `none`.
+    pub account_via: &'static str,
+    /// Where the answer goes: the channel, or the nick for a private message.
+    pub reply_to: String,
+    pub private: bool,
+    pub command: Result<ChatCommand, String>,
+    /// The text as said (cleaned), for the history of a refused command.
+    pub text: String,
+}
+
+#[derive(Debug)]
+struct Pending {
+    ask: Ask,
+    deadline: Timestamp,
+}
+
+pub struct Session {
+    cfg: SessionConfig,
+    /// Kept across connections: what was seen and read.
+    replay: Replay,
+    // Per connection:
+    nick: String,
+    connected_at: Timestamp,
+    registered: bool,
+    offered: BTreeSet<String>,
+    enabled: BTreeSet<String>,
+    cap_requests: usize,
+    cap_ended: bool,
+    sasl_busy: bool,
+    whox: bool,
+    joined: BTreeSet<String>,
+    accounts: Accounts,
+    whois: HashMap<String, Option<String>>,
+    pending: Vec<Pending>,
+    next_ping: Option<Timestamp>,
+    ping_deadline: Option<Timestamp>,
+    ping_token: u64,
+    next_join: Option<Timestamp>,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig) -> Self {
+        Session {
+            nick: cfg.nick.clone(),
+            cfg,
+            replay: Replay::default(),
+            connected_at: Timestamp(0),
+            registered: false,
+            offered: BTreeSet::new(),
+            enabled: BTreeSet::new(),
+            cap_requests: 0,
+            cap_ended: false,
+            sasl_busy: false,
+            whox: false,
+            joined: BTreeSet::new(),
+            accounts: Accounts::default(),
+            whois: HashMap::new(),
+            pending: Vec::new(),
+            next_ping: None,
+            ping_deadline: None,
+            ping_token: 0,
+            next_join: None,
+        }
+    }
+
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    pub fn joined(&self) -> impl Iterator<Item = &String> {
+        self.joined.iter()
+    }
+
+    pub fn is_joined(&self, channel: &str) -> bool {
+        self.joined.contains(&casefold(channel))
+    }
+
+    /// Capabilities in force on this connection.
+    pub fn caps(&self) -> impl Iterator<Item = &String> {
+        self.enabled.iter()
+    }
+
+    /// A fresh TCP connection: forget its predecessor, and say hello.
+    pub fn connect(&mut self, now: Timestamp) -> Vec<Event> {
+        self.nick = self.cfg.nick.clone();
+        self.connected_at = now;
+        self.registered = false;
+        self.offered.clear();
+        self.enabled.clear();
+        self.cap_requests = 0;
+        self.cap_ended = false;
+        self.sasl_busy = false;
+        self.whox = false;
+        self.joined.clear();
+        self.accounts.clear();
+        self.whois.clear();
+        self.pending.clear();
+        self.next_ping = None;
+        self.ping_deadline = None;
+        self.next_join = None;
+        self.replay.connected(now);
+        let mut out = vec![Event::Send("CAP LS 302".into())];
+        if let Some(p) = &self.cfg.password {
+            out.push(Event::Send(raw("PASS", &[p])));
+        }
+        out.push(Event::Send(raw("NICK", &[&self.nick])));
+        out.push(Event::Send(raw(
+            "USER",
+            &[&self.cfg.username, "0", "*", &self.cfg.realname],
+        )));
+        out
+    }
+
+    /// The earliest moment [`Session::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let register =
+            (!self.registered).then(|| self.connected_at.plus(self.cfg.register_timeout));
+        [
+            register,
+            self.next_ping,
+            self.ping_deadline,
+            self.next_join,
+            self.pending.iter().map(|p| p.deadline).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers: registration and PONG deadlines, the next PING, rejoins, WHOIS answers
+    /// that never came.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
+        let mut out = Vec::new();
+        if !self.registered && now >= self.connected_at.plus(self.cfg.register_timeout) {
+            out.push(Event::Dead(format!(
+                "no welcome (001) within {}s of connecting: the server or bouncer accepted the connection but does not answer (hung, or waiting for a password)",
+                self.cfg.register_timeout.as_secs()
+            )));
+            return out;
+        }
+        if let Some(d) = self.ping_deadline
+            && now >= d
+        {
+            out.push(Event::Dead(format!(
+                "no PONG within {}s: the link is dead even if the socket looks open (a hung bouncer or VM keeps the connection and sends nothing)",
+                self.cfg.ping_timeout.as_secs()
+            )));
+            return out;
+        }
+        if let Some(p) = self.next_ping
+            && now >= p
+        {
+            self.ping_token += 1;
+            out.push(Event::Send(raw(
+                "PING",
+                &[&format!("tocsin-{}", self.ping_token)],
+            )));
+            if self.ping_deadline.is_none() {
+                self.ping_deadline = Some(now.plus(self.cfg.ping_timeout));
+            }
+            self.next_ping = Some(now.plus(self.cfg.ping_interval));
+        }
+        if let Some(j) = self.next_join
+            && now >= j
+        {
+            self.next_join = None;
+            out.extend(self.join_missing(now));
+        }
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            self.pending.drain(..).partition(|p| now >= p.deadline);
+        self.pending = waiting;
+        for p in expired {
+            let mut ask = p.ask;
+            ask.account = None;
+            ask.account_via = "none";
+            out.push(Event::Ignored(format!(
+                "WHOIS {} got no answer within {}s; treating the sender as not logged in",
+                ask.nick,
+                WHOIS_TIMEOUT.as_secs()
+            )));
+            out.push(Event::Command(ask));
+        }
+        out
+    }
+
+    /// One received line.
+    pub fn handle(&mut self, m: &Msg, now: Timestamp) -> Vec<Event> {
+        // Any line proves the link carries bytes; the PONG deadline wants its own PONG
+        // though, so a chatty but wedged bouncer is still caught.
+        let mut out = Vec::new();
+        match m.command.as_str() {
+            "PING" => out.push(Event::Send(raw("PONG", &[m.param(0)]))),
+            "PONG" => {
+                let token = m.params.last().map_or("", String::as_str);
+                if token == format!("tocsin-{}", self.ping_token) {
+                    self.ping_deadline = None;
+                }
+            }
+            "CAP" => self.on_cap(m, &mut out),
+            "AUTHENTICATE" if m.param(0) == "+" => self.on_authenticate(&mut out),
+            "903" | "907" if self.sasl_busy => {
+                self.sasl_busy = false;
+                self.maybe_end_caps(&mut out);
+            }
+            "902" | "904" | "905" | "906" => {
+                let who = self.cfg.sasl.as_ref().map_or("", |s| s.0.as_str());
+                out.push(Event::Dead(format!(
+                    "SASL login as {who:?} failed ({} {}): check sasl_username and the password",
+                    m.command,
+                    m.params.last().map_or("", String::as_str)
+                )));
+            }
+            "464" => out.push(Event::Dead(
+                "the server refused the password (464): check password_file; a ZNC bouncer wants user/network:password"
+                    .into(),
+            )),
+            "ERROR" => out.push(Event::Dead(format!(
+                "the server closed the link: {}",
+                m.param(0)
+            ))),
+            "001" => self.on_welcome(m, now, &mut out),
+            "005" => {
+                for token in &m.params[1.min(m.params.len())..] {
+                    if token == "WHOX" {
+                        self.whox = true;
+                    }
+                }
+            }
+            "433" if !self.registered => {
+                self.nick.push('_');
+                out.push(Event::Send(raw("NICK", &[&self.nick])));
+            }
+            "JOIN" => self.on_join(m, &mut out),
+            "PART" => {
+                let chan = m.param(0).to_string();
+                self.on_leave(m.nick(), &chan, "parted", &mut out, now);
+            }
+            "KICK" => {
+                let chan = m.param(0).to_string();
+                let who = m.param(1).to_string();
+                let reason = format!(
+                    "kicked by {}: {}",
+                    m.nick().unwrap_or("the server"),
+                    m.param(2)
+                );
+                self.on_leave(Some(&who), &chan, &reason, &mut out, now);
+            }
+            "QUIT" => {
+                if let Some(n) = m.nick() {
+                    self.accounts.forget(n);
+                }
+            }
+            "NICK" => {
+                if let Some(old) = m.nick() {
+                    let new = m.param(0);
+                    if same_name(old, &self.nick) {
+                        self.nick = new.to_string();
+                    } else {
+                        self.accounts.rename(old, new);
+                    }
+                }
+            }
+            "ACCOUNT" => {
+                if let Some(n) = m.nick() {
+                    self.accounts.set(n, Some(m.param(0)));
+                }
+            }
+            "354" if m.param(1) == WHOX_TOKEN => {
+                // me token user host nick account
+                self.accounts.set(m.param(4), Some(m.param(5)));
+            }
+            "330" => {
+                self.whois
+                    .insert(casefold(m.param(1)), Some(m.param(2).to_string()));
+            }
+            "318" => self.on_end_of_whois(m.param(1), &mut out),
+            "471" | "473" | "474" | "475" | "403" | "405" => out.push(Event::Left {
+                channel: m.param(1).to_string(),
+                reason: format!("cannot join ({}): {}", m.command, m.param(2)),
+            }),
+            "BATCH" => {
+                let r = m.param(0);
+                if let Some(r) = r.strip_prefix('+') {
+                    self.replay.batch_start(r, m.param(1));
+                } else if let Some(r) = r.strip_prefix('-') {
+                    self.replay.batch_end(r);
+                }
+            }
+            "PRIVMSG" | "NOTICE" => self.on_chat(m, now, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    fn on_cap(&mut self, m: &Msg, out: &mut Vec<Event>) {
+        let sub = m.param(1).to_ascii_uppercase();
+        let list = m.params.last().map_or("", String::as_str);
+        let names = || {
+            list.split_whitespace()
+                .map(|c| c.split('=').next().unwrap_or(c))
+        };
+        match sub.as_str() {
+            "LS" => {
+                self.offered.extend(names().map(str::to_string));
+                let more = m.params.len() >= 4 && m.param(2) == "*";
+                if !more {
+                    self.request_caps(out);
+                }
+            }
+            "NEW" => {
+                // ZNC offers account-notify and extended-join only after registration.
+                let new: Vec<String> = names().map(str::to_string).collect();
+                self.offered.extend(new.iter().cloned());
+                for cap in new {
+                    if self.wants(&cap) && !self.enabled.contains(&cap) {
+                        out.push(Event::Send(raw("CAP", &["REQ", &cap])));
+                    }
+                }
+            }
+            "DEL" => {
+                for cap in names() {
+                    self.offered.remove(cap);
+                    self.enabled.remove(cap);
+                }
+            }
+            "ACK" => {
+                for cap in names() {
+                    let cap = cap.trim_start_matches('-');
+                    self.enabled.insert(cap.to_string());
+                    if cap == "sasl" && self.cfg.sasl.is_some() && !self.registered {
+                        self.sasl_busy = true;
+                        out.push(Event::Send("AUTHENTICATE PLAIN".into()));
+                    }
+                }
+                self.cap_requests = self.cap_requests.saturating_sub(1);
+                self.maybe_end_caps(out);
+            }
+            "NAK" => {
+                self.cap_requests = self.cap_requests.saturating_sub(1);
+                self.maybe_end_caps(out);
+            }
+            _ => {}
+        }
+    }
+
+    fn wants(&self, cap: &str) -> bool {
+        WANTED_CAPS.contains(&cap) || (cap == "sasl" && self.cfg.sasl.is_some())
+    }
+
+    fn request_caps(&mut self, out: &mut Vec<Event>) {
+        if self.cap_ended {
+            return;
+        }
+        if self.cfg.sasl.is_some() && !self.offered.contains("sasl") {
+            out.push(Event::Dead(
+                "SASL is configured but the server does not offer it (is the services link up? for a bouncer use password_file instead)"
+                    .into(),
+            ));
+            return;
+        }
+        // One REQ per capability: a REQ is all-or-nothing, and ZNC NAKs a whole line
+        // for one capability it does not have.
+        let wanted: Vec<String> = self
+            .offered
+            .iter()
+            .filter(|c| self.wants(c))
+            .cloned()
+            .collect();
+        for cap in wanted {
+            self.cap_requests += 1;
+            out.push(Event::Send(raw("CAP", &["REQ", &cap])));
+        }
+        self.maybe_end_caps(out);
+    }
+
+    fn maybe_end_caps(&mut self, out: &mut Vec<Event>) {
+        if !self.cap_ended && !self.registered && self.cap_requests == 0 && !self.sasl_busy {
+            self.cap_ended = true;
+            out.push(Event::Send("CAP END".into()));
+        }
+    }
+
+    fn on_authenticate(&mut self, out: &mut Vec<Event>) {
+        let Some((user, pass)) = &self.cfg.sasl else {
+            return;
+        };
+        let blob =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}\0{user}\0{pass}"));
+        // 400-byte chunks; a final chunk of exactly 400 is followed by "+".
+        let bytes = blob.as_bytes();
+        for chunk in bytes.chunks(400) {
+            out.push(Event::Send(format!(
+                "AUTHENTICATE {}",
+                std::str::from_utf8(chunk).unwrap_or("")
+            )));
+        }
+        if bytes.len() % 400 == 0 {
+            out.push(Event::Send("AUTHENTICATE +".into()));
+        }
+    }
+
+    fn on_welcome(&mut self, m: &Msg, now: Timestamp, out: &mut Vec<Event>) {
+        let server = match &m.source {
+            Source::Server(s) => s.clone(),
+            _ => String::new(),
+        };
+        if let Some(n) = m.params.first() {
+            self.nick = n.clone();
+        }
+        let first = !self.registered;
+        self.registered = true;
+        self.cap_ended = true;
+        if first {
+            self.next_ping = Some(now.plus(self.cfg.ping_interval));
+        }
+        out.push(Event::Registered {
+            bouncer_only: server == "irc.znc.in",
+            server,
+        });
+        // A second 001 is ZNC relaying the real server's welcome once its upstream is
+        // connected: channels are (re)joined either way.
+        out.extend(self.join_missing(now));
+    }
+
+    fn join_missing(&mut self, now: Timestamp) -> Vec<Event> {
+        let missing: Vec<String> = self
+            .cfg
+            .channels
+            .iter()
+            .filter(|c| !self.joined.contains(&casefold(c)))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.next_join = Some(now.plus(REJOIN_EVERY));
+        }
+        missing
+            .into_iter()
+            .map(|c| Event::Send(raw("JOIN", &[&c])))
+            .collect()
+    }
+
+    fn on_join(&mut self, m: &Msg, out: &mut Vec<Event>) {
+        let Some(nick) = m.nick() else { return };
+        let chan = m.param(0).to_string();
+        if same_name(nick, &self.nick) {
+            if self.joined.insert(casefold(&chan)) {
+                out.push(Event::Joined(chan.clone()));
+            }
+            if self.whox {
+                out.push(Event::Send(raw(
+                    "WHO",
+                    &[&chan, &format!("%tnuhar,{WHOX_TOKEN}")],
+                )));
+            }
+            if self.joined.len() >= self.cfg.channels.len() {
+                self.next_join = None;
+            }
+        } else if self.enabled.contains("extended-join") && m.params.len() >= 2 {
+            self.accounts.set(nick, Some(m.param(1)));
+        }
+    }
+
+    fn on_leave(
+        &mut self,
+        who: Option<&str>,
+        chan: &str,
+        reason: &str,
+        out: &mut Vec<Event>,
+        now: Timestamp,
+    ) {
+        let Some(who) = who else { return };
+        if same_name(who, &self.nick) {
+            self.joined.remove(&casefold(chan));
+            out.push(Event::Left {
+                channel: chan.to_string(),
+                reason: reason.to_string(),
+            });
+            self.next_join = Some(now.plus(Duration::from_secs(2)));
+        } else {
+            self.accounts.forget(who);
+        }
+    }
+
+    fn on_end_of_whois(&mut self, nick: &str, out: &mut Vec<Event>) {
+        let key = casefold(nick);
+        let account = self.whois.remove(&key).flatten();
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|p| casefold(&p.ask.nick) == key);
+        self.pending = waiting;
+        for p in ready {
+            let mut ask = p.ask;
+            ask.account = account.clone();
+            ask.account_via = "whois";
+            out.push(Event::Command(ask));
+        }
+    }
+
+    fn on_chat(&mut self, m: &Msg, now: Timestamp, out: &mut Vec<Event>) {
+        let target = m.param(0).to_string();
+        let text = m.param(1).to_string();
+        let Source::User { nick, user, host } = &m.source else {
+            return;
+        };
+        // ZNC speaks as *status (status@znc.in) and brackets text playback as ***.
+        if host == "znc.in" {
+            if nick == "***" {
+                self.replay.text_playback(&target, &text);
+            } else if (user == "status" || nick.ends_with("status"))
+                && let Some(e) = znc_status(&text)
+            {
+                out.push(e);
+            }
+            return;
+        }
+        if same_name(nick, &self.nick) || is_service(nick) {
+            return;
+        }
+        if text.starts_with('\u{1}') {
+            return; // CTCP (ACTION, VERSION): never a command, never answered
+        }
+        let hostmask = format!("{nick}!{user}@{host}");
+        let time = m.tag("time").and_then(Timestamp::parse_rfc3339);
+        let private = !target.starts_with(['#', '&']);
+        let freshness = self.replay.classify(
+            m.tag("batch"),
+            time,
+            m.tag("msgid"),
+            &target,
+            &format!("{hostmask} {target} {text}"),
+        );
+        let command = if m.command == "PRIVMSG" {
+            command::parse(&text, &self.nick, private)
+        } else {
+            None // bots never answer NOTICEs (RFC 2812 §3.3.2): no loops
+        };
+        if let Some(command) = command {
+            if freshness != Freshness::Live {
+                out.push(Event::Ignored(format!(
+                    "{freshness:?} command from {hostmask} ignored: {:?}",
+                    super::text::clean_line(&text)
+                )));
+                return;
+            }
+            let ask = Ask {
+                nick: nick.clone(),
+                hostmask,
+                account: None,
+                account_via: "none",
+                reply_to: if private { nick.clone() } else { target },
+                private,
+                command,
+                text: super::text::clean_line(&text),
+            };
+            self.resolve_sender(m, ask, now, out);
+            return;
+        }
+        if self.replay.take_alert(freshness, time) {
+            out.push(Event::Said(Said {
+                hostmask,
+                channel: (!private).then_some(target),
+                text,
+                at: time.unwrap_or(now),
+            }));
+        }
+    }
+
+    /// Who sent a command: the `account` tag where the server attaches it (its absence
+    /// means not logged in); else the map account-notify keeps current; else WHOIS.
+    fn resolve_sender(&mut self, m: &Msg, mut ask: Ask, now: Timestamp, out: &mut Vec<Event>) {
+        let needs_account = ask.command.as_ref().is_ok_and(ChatCommand::changes_state);
+        if !needs_account {
+            out.push(Event::Command(ask));
+            return;
+        }
+        if self.enabled.contains("account-tag") {
+            ask.account = m.tag("account").map(str::to_string);
+            ask.account_via = "account-tag";
+            out.push(Event::Command(ask));
+            return;
+        }
+        if self.enabled.contains("account-notify")
+            && let Some(known) = self.accounts.get(&ask.nick)
+        {
+            ask.account = known.map(str::to_string);
+            ask.account_via = "account-notify";
+            out.push(Event::Command(ask));
+            return;
+        }
+        if !self
+            .pending
+            .iter()
+            .any(|p| same_name(&p.ask.nick, &ask.nick))
+        {
+            out.push(Event::Send(raw("WHOIS", &[&ask.nick])));
+        }
+        self.pending.push(Pending {
+            ask,
+            deadline: now.plus(WHOIS_TIMEOUT),
+        });
+    }
+}
+
+/// Services never give commands; their notices are not chat.
+fn is_service(nick: &str) -> bool {
+    [
+        "nickserv",
+        "chanserv",
+        "memoserv",
+        "operserv",
+        "botserv",
+        "hostserv",
+        "bouncerserv",
+    ]
+    .iter()
+    .any(|s| nick.eq_ignore_ascii_case(s))
+}
+
+/// ZNC's `*status` lines about its upstream network (untranslated English: the bot's
+/// ZNC user should keep the default language).
+fn znc_status(text: &str) -> Option<Event> {
+    if text == "Connected!" {
+        return Some(Event::Upstream {
+            connected: true,
+            detail: text.into(),
+        });
+    }
+    let down = [
+        "Disconnected from IRC",
+        "Cannot connect to IRC",
+        "IRC connection timed out",
+        "Connection Refused",
+        "You are currently disconnected from IRC",
+    ];
+    down.iter()
+        .any(|d| text.starts_with(d))
+        .then(|| Event::Upstream {
+            connected: false,
+            detail: text.into(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

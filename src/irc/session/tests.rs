@@ -1,0 +1,513 @@
+//! Transcripts of real servers and bouncers (captured from InspIRCd 3.15 + Anope 2.0
+//! and ZNC 1.8.2) replayed into the session with literal times.
+
+use super::*;
+use crate::irc::command::AckTarget;
+use crate::irc::wire::parse;
+
+const T0: &str = "2026-11-21T20:00:00Z";
+
+fn at(secs: u64) -> Timestamp {
+    Timestamp::at(T0).plus(Duration::from_secs(secs))
+}
+
+fn cfg() -> SessionConfig {
+    SessionConfig {
+        nick: "agent".into(),
+        username: "agent".into(),
+        realname: "tocsin".into(),
+        password: None,
+        sasl: None,
+        channels: vec!["#alerts".into()],
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(20),
+        register_timeout: Duration::from_secs(30),
+    }
+}
+
+fn feed(s: &mut Session, lines: &[&str], now: Timestamp) -> Vec<Event> {
+    lines
+        .iter()
+        .flat_map(|l| s.handle(&parse(l).unwrap(), now))
+        .collect()
+}
+
+fn sent(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Send(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commands(events: &[Event]) -> Vec<Ask> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Command(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A session registered through ZNC 1.8 (no account-tag; account-notify and
+/// extended-join come later with CAP NEW), joined to #alerts.
+fn through_znc() -> Session {
+    let mut c = cfg();
+    c.password = Some("agent/local:agentpass".into());
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    feed(
+        &mut s,
+        &[
+            ":irc.znc.in CAP unknown-nick LS :batch cap-notify echo-message multi-prefix server-time userhost-in-names znc.in/batch znc.in/self-message znc.in/server-time-iso",
+            ":irc.znc.in CAP agent ACK :batch",
+            ":irc.znc.in CAP agent ACK :cap-notify",
+            ":irc.znc.in CAP agent ACK :server-time",
+            "@time=2026-11-21T20:00:00.100Z :irc.test.local 001 agent :Welcome to TestNet",
+            ":irc.znc.in CAP agent NEW :account-notify away-notify extended-join",
+            ":irc.znc.in CAP agent ACK :account-notify",
+            ":irc.znc.in CAP agent ACK :extended-join",
+            "@time=2026-11-21T20:00:00.200Z :agent!agent@127.0.0.1 JOIN #alerts * :Escalation Agent",
+        ],
+        at(0),
+    );
+    s
+}
+
+#[test]
+fn registration_asks_for_each_capability_on_its_own_line_then_ends() {
+    let mut c = cfg();
+    c.password = Some("agent/local:agentpass".into());
+    let mut s = Session::new(c);
+    let hello = sent(&s.connect(at(0)));
+    assert_eq!(
+        hello,
+        vec![
+            "CAP LS 302",
+            "PASS agent/local:agentpass",
+            "NICK agent",
+            "USER agent 0 * tocsin"
+        ]
+    );
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.znc.in CAP unknown-nick LS :batch cap-notify echo-message server-time znc.in/batch",
+        ],
+        at(0),
+    );
+    assert_eq!(
+        sent(&out),
+        vec!["CAP REQ batch", "CAP REQ cap-notify", "CAP REQ server-time"],
+        "echo-message is not wanted; one REQ per capability because ZNC NAKs whole lines"
+    );
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.znc.in CAP agent ACK :batch",
+            ":irc.znc.in CAP agent NAK :cap-notify",
+        ],
+        at(0),
+    );
+    assert!(sent(&out).is_empty(), "CAP END waits for every answer");
+    let out = feed(&mut s, &[":irc.znc.in CAP agent ACK :server-time"], at(0));
+    assert_eq!(sent(&out), vec!["CAP END"]);
+}
+
+#[test]
+fn sasl_plain_logs_in_before_registration_ends() {
+    let mut c = cfg();
+    c.sasl = Some(("agent".into(), "agentpass".into()));
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local CAP * LS :account-notify account-tag batch sasl=EXTERNAL,PLAIN server-time",
+        ],
+        at(0),
+    );
+    assert!(sent(&out).contains(&"CAP REQ sasl".to_string()));
+    let mut out = Vec::new();
+    for cap in [
+        "account-notify",
+        "account-tag",
+        "batch",
+        "sasl",
+        "server-time",
+    ] {
+        out.extend(feed(
+            &mut s,
+            &[&format!(":irc.test.local CAP agent ACK :{cap}")],
+            at(0),
+        ));
+    }
+    assert_eq!(
+        sent(&out),
+        vec!["AUTHENTICATE PLAIN"],
+        "no CAP END while SASL runs"
+    );
+    let out = feed(&mut s, &["AUTHENTICATE +"], at(0));
+    // base64("agent\0agent\0agentpass")
+    assert_eq!(
+        sent(&out),
+        vec!["AUTHENTICATE YWdlbnQAYWdlbnQAYWdlbnRwYXNz"]
+    );
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 900 agent agent!agent@127.0.0.1 agent :You are now logged in as agent",
+            ":irc.test.local 903 agent :SASL authentication successful",
+        ],
+        at(0),
+    );
+    assert_eq!(sent(&out), vec!["CAP END"]);
+}
+
+#[test]
+fn a_failed_sasl_login_drops_the_link_and_says_what_to_check() {
+    let mut c = cfg();
+    c.sasl = Some(("agent".into(), "wrong".into()));
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 904 agent :SASL authentication failed"],
+        at(0),
+    );
+    let Some(Event::Dead(why)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert!(why.contains("sasl_username"), "{why}");
+}
+
+#[test]
+fn a_wrong_bouncer_password_is_named() {
+    let mut s = Session::new(cfg());
+    s.connect(at(0));
+    let out = feed(&mut s, &[":irc.znc.in 464 agent :Password required"], at(0));
+    assert!(matches!(&out[0], Event::Dead(w) if w.contains("user/network:password")));
+}
+
+#[test]
+fn a_bouncer_that_accepts_the_connection_and_says_nothing_is_dead_after_the_register_timeout() {
+    let mut s = Session::new(cfg());
+    s.connect(at(0));
+    assert_eq!(s.next_deadline(), Some(at(30)));
+    assert!(s.tick(at(29)).is_empty());
+    assert!(matches!(&s.tick(at(30))[0], Event::Dead(w) if w.contains("001")));
+}
+
+#[test]
+fn a_hung_bouncer_is_dead_when_its_pong_does_not_come_back() {
+    let mut s = through_znc();
+    let out = s.tick(at(30));
+    assert_eq!(sent(&out), vec!["PING tocsin-1"]);
+    // The bouncer answers itself while it runs ...
+    feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-1"], at(31));
+    assert!(s.tick(at(51)).iter().all(|e| !matches!(e, Event::Dead(_))));
+    // ... and is SIGSTOPped: the socket stays open, nothing comes back.
+    let out = s.tick(at(60));
+    assert_eq!(sent(&out), vec!["PING tocsin-2"]);
+    feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-1"], at(61)); // stale answer
+    let out = s.tick(at(80));
+    assert!(
+        matches!(&out[0], Event::Dead(w) if w.contains("no PONG within 20s")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn pings_are_answered_with_the_same_token() {
+    let mut s = Session::new(cfg());
+    s.connect(at(0));
+    let out = feed(&mut s, &["PING :soju-msgid-42"], at(0));
+    assert_eq!(sent(&out), vec!["PONG soju-msgid-42"]);
+}
+
+#[test]
+fn the_nick_is_taken_so_registration_tries_another() {
+    let mut s = Session::new(cfg());
+    s.connect(at(0));
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 433 * agent :Nickname is already in use"],
+        at(0),
+    );
+    assert_eq!(sent(&out), vec!["NICK agent_"]);
+}
+
+#[test]
+fn kicked_from_the_channel_it_rejoins() {
+    let mut s = through_znc();
+    assert!(s.is_joined("#Alerts"));
+    let out = feed(&mut s, &[":op!o@h KICK #alerts agent :spam"], at(5));
+    assert!(matches!(&out[0], Event::Left { reason, .. } if reason.contains("kicked by op")));
+    assert!(!s.is_joined("#alerts"));
+    let out = s.tick(at(7));
+    assert!(sent(&out).contains(&"JOIN #alerts".to_string()), "{out:?}");
+}
+
+#[test]
+fn a_second_welcome_from_the_real_server_after_znc_reconnects_rejoins() {
+    let mut c = cfg();
+    c.password = Some("agent/local:agentpass".into());
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    let out = feed(&mut s, &[":irc.znc.in 001 agent :Welcome to ZNC"], at(0));
+    assert!(out.contains(&Event::Registered {
+        server: "irc.znc.in".into(),
+        bouncer_only: true
+    }));
+    let out = feed(
+        &mut s,
+        &[
+            ":*status!znc@znc.in PRIVMSG agent :Connected!",
+            ":irc.test.local 001 agent :Welcome to TestNet",
+        ],
+        at(3),
+    );
+    assert!(out.contains(&Event::Upstream {
+        connected: true,
+        detail: "Connected!".into()
+    }));
+    assert!(sent(&out).contains(&"JOIN #alerts".to_string()));
+}
+
+#[test]
+fn znc_status_reports_the_upstream_going_away() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[":*status!znc@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting..."],
+        at(5),
+    );
+    assert!(matches!(
+        &out[0],
+        Event::Upstream {
+            connected: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn with_account_tag_the_tag_decides_and_its_absence_means_not_logged_in() {
+    let mut c = cfg();
+    c.sasl = Some(("agent".into(), "agentpass".into()));
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    feed(
+        &mut s,
+        &[
+            ":irc.test.local CAP * LS :account-tag sasl=PLAIN server-time",
+            ":irc.test.local CAP agent ACK :account-tag",
+            ":irc.test.local CAP agent ACK :server-time",
+            ":irc.test.local CAP agent ACK :sasl",
+            ":irc.test.local 903 agent :SASL authentication successful",
+            ":irc.test.local 001 agent :Welcome",
+        ],
+        at(0),
+    );
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:05.000Z;account=alice :oncall1!o@127.0.0.1 PRIVMSG #alerts :!ack 42",
+            "@time=2026-11-21T20:00:06.000Z;+account=alice :oncall1!m@127.0.0.1 PRIVMSG #alerts :!ack 43",
+        ],
+        at(6),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks.len(), 2);
+    assert_eq!(asks[0].account.as_deref(), Some("alice"));
+    assert_eq!(asks[0].command, Ok(ChatCommand::Ack(AckTarget::One(42))));
+    assert_eq!(asks[0].reply_to, "#alerts");
+    assert_eq!(
+        asks[1].account, None,
+        "a client-set +account tag proves nothing"
+    );
+    assert!(sent(&out).is_empty(), "no WHOIS needed");
+}
+
+#[test]
+fn through_znc_the_account_comes_from_extended_join_and_account_notify() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[
+            ":oncall1!o@127.0.0.1 JOIN #alerts alice :O",
+            ":mallory!m@127.0.0.1 JOIN #alerts * :M",
+            "@time=2026-11-21T20:00:05.000Z :oncall1!o@127.0.0.1 PRIVMSG #alerts :!ack 42",
+            "@time=2026-11-21T20:00:06.000Z :mallory!m@127.0.0.1 PRIVMSG #alerts :agent: ack 42",
+        ],
+        at(6),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks[0].account.as_deref(), Some("alice"));
+    assert_eq!(asks[0].account_via, "account-notify");
+    assert_eq!(asks[1].account, None);
+    // mallory identifies as bob later: account-notify keeps the map current.
+    let out = feed(
+        &mut s,
+        &[
+            ":mallory!m@127.0.0.1 ACCOUNT :bob",
+            "@time=2026-11-21T20:00:07.000Z :mallory!m@127.0.0.1 PRIVMSG #alerts :!ack 42",
+        ],
+        at(7),
+    );
+    assert_eq!(commands(&out)[0].account.as_deref(), Some("bob"));
+}
+
+#[test]
+fn an_unknown_sender_is_asked_about_with_whois_before_the_command_runs() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:05.000Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42"],
+        at(5),
+    );
+    assert_eq!(sent(&out), vec!["WHOIS oncall1"]);
+    assert!(commands(&out).is_empty(), "held until WHOIS answers");
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent oncall1 o 127.0.0.1 * :O",
+            ":irc.test.local 330 agent oncall1 alice :is logged in as",
+            ":irc.test.local 318 agent oncall1 :End of /WHOIS list.",
+        ],
+        at(5),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks[0].account.as_deref(), Some("alice"));
+    assert_eq!(asks[0].account_via, "whois");
+    assert!(asks[0].private);
+    assert_eq!(asks[0].reply_to, "oncall1");
+}
+
+#[test]
+fn whois_without_330_means_not_logged_in_and_no_answer_fails_closed() {
+    let mut s = through_znc();
+    feed(&mut s, &[":eve!e@h PRIVMSG agent :ack 1"], at(5));
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent eve :End of /WHOIS list."],
+        at(5),
+    );
+    assert_eq!(commands(&out)[0].account, None);
+    feed(&mut s, &[":ann!a@h PRIVMSG agent :ack 2"], at(6));
+    let out = s.tick(at(16));
+    let asks = commands(&out);
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].account, None);
+}
+
+#[test]
+fn whox_after_joining_fills_the_map() {
+    let mut s = through_znc();
+    feed(
+        &mut s,
+        &[":irc.test.local 005 agent WHOX CASEMAPPING=rfc1459 :are supported by this server"],
+        at(1),
+    );
+    let out = feed(&mut s, &[":agent!agent@127.0.0.1 PART #alerts"], at(1));
+    assert!(matches!(out[0], Event::Left { .. }));
+    let out = feed(&mut s, &[":agent!agent@127.0.0.1 JOIN #alerts * :A"], at(3));
+    assert!(sent(&out).contains(&"WHO #alerts %tnuhar,152".to_string()));
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 354 agent 152 o 127.0.0.1 oncall1 alice",
+            "@time=2026-11-21T20:00:05.000Z :oncall1!o@127.0.0.1 PRIVMSG #alerts :!ack 7",
+        ],
+        at(5),
+    );
+    assert_eq!(commands(&out)[0].account.as_deref(), Some("alice"));
+}
+
+#[test]
+fn a_replayed_ack_acts_on_nothing() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:00.888Z :znc.in BATCH +0b6e znc.in/playback #alerts",
+            "@batch=0b6e;time=2026-11-21T20:00:00.500Z :oncall1!o@127.0.0.1 PRIVMSG #alerts :!ack 42",
+            "@time=2026-11-21T20:00:00.888Z :znc.in BATCH -0b6e",
+            // Without server-time ZNC pastes the time into the text instead.
+            ":***!znc@znc.in PRIVMSG #alerts :Buffer Playback...",
+            ":oncall1!o@127.0.0.1 PRIVMSG #alerts :[19:35:23] !ack 42",
+            ":***!znc@znc.in PRIVMSG #alerts :Playback Complete.",
+            // Older than this connection, no batch at all.
+            "@time=2026-11-21T19:00:00.000Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42",
+        ],
+        at(1),
+    );
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert!(sent(&out).is_empty(), "not even a WHOIS for history");
+    // The text-playback line reads "[19:35:23] !ack 42": not even a command any more.
+    assert_eq!(
+        out.iter()
+            .filter(|e| matches!(e, Event::Ignored(_)))
+            .count(),
+        2
+    );
+    assert!(!out.iter().any(|e| matches!(e, Event::Said(_))), "{out:?}");
+}
+
+#[test]
+fn one_line_never_acks_twice_even_when_replayed_after_a_reconnect() {
+    let mut s = through_znc();
+    let line = "@time=2026-11-21T20:00:05.000Z;account=alice :o!o@h PRIVMSG #alerts :!ack 42";
+    feed(&mut s, &[":o!o@h JOIN #alerts alice :O"], at(4));
+    assert_eq!(commands(&feed(&mut s, &[line], at(5))).len(), 1);
+    assert_eq!(commands(&feed(&mut s, &[line], at(6))).len(), 0);
+}
+
+#[test]
+fn bot_alert_lines_are_passed_on_and_notices_are_never_commands() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:05.000Z :relay!r@h NOTICE #alerts :Alert DiskFull on db1 is firing",
+            "@time=2026-11-21T20:00:06.000Z :relay!r@h NOTICE #alerts :!ack 1",
+            ":bob!b@h PRIVMSG #alerts :\u{1}ACTION waves\u{1}",
+        ],
+        at(6),
+    );
+    let said: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::Said(s) => Some(s.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, vec!["Alert DiskFull on db1 is firing", "!ack 1"]);
+    assert!(commands(&out).is_empty());
+}
+
+#[test]
+fn its_own_lines_and_services_are_not_commands() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[
+            ":agent!agent@h PRIVMSG #alerts :!ack 1",
+            ":NickServ!services@services.test.local NOTICE agent :!ack 1",
+            ":NickServ!services@services.test.local PRIVMSG agent :ack 1",
+        ],
+        at(6),
+    );
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn help_needs_no_account_lookup() {
+    let mut s = through_znc();
+    let out = feed(&mut s, &[":eve!e@h PRIVMSG #alerts :!help"], at(6));
+    assert_eq!(commands(&out)[0].command, Ok(ChatCommand::Help));
+    assert!(sent(&out).is_empty());
+}

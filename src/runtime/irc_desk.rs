@@ -1,0 +1,319 @@
+//! What the IRC link's alert lines and commands do to incidents: the engine records
+//! them, the store answers questions, and every answer is one short line.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use super::{EngineHandle, SubmitError};
+use crate::config::Config;
+use crate::engine::{Actor, AlertBatch, IncidentId, IncidentState, Input};
+use crate::irc::command::{AckTarget, ChatCommand, HELP};
+use crate::irc::mask::{mask_matches, same_name};
+use crate::irc::session::Ask;
+use crate::irc::{Desk, LinkStatus};
+use crate::metrics::{Metrics, SourceLabel};
+use crate::notify::message::clean;
+use crate::store::Store;
+use crate::time::{Clock, human};
+
+/// Most incidents one `!ack all` acts on; more is a storm better handled in bulk
+/// elsewhere, and the answer must fit a line.
+const ACK_ALL_MAX: usize = 50;
+
+pub struct IrcDesk {
+    pub engine: EngineHandle,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// (contact, irc_account, irc_mask)
+    ackers: Vec<(String, Option<String>, Option<String>)>,
+    allow_masks: bool,
+}
+
+impl IrcDesk {
+    pub fn new(
+        cfg: &Config,
+        engine: EngineHandle,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        IrcDesk {
+            engine,
+            store,
+            metrics,
+            clock,
+            ackers: cfg
+                .file
+                .contacts
+                .iter()
+                .map(|(n, c)| (n.clone(), c.irc_account.clone(), c.irc_mask.clone()))
+                .collect(),
+            allow_masks: cfg.file.sources.irc.as_ref().is_some_and(|i| i.allow_masks),
+        }
+    }
+
+    /// The contact a command speaks for: by services account, or (only where allowed,
+    /// for networks without services) by `nick!user@host` mask.
+    fn contact(&self, ask: &Ask) -> Option<String> {
+        if let Some(account) = &ask.account
+            && let Some((name, ..)) = self
+                .ackers
+                .iter()
+                .find(|(_, a, _)| a.as_deref().is_some_and(|a| same_name(a, account)))
+        {
+            return Some(name.clone());
+        }
+        if self.allow_masks {
+            return self
+                .ackers
+                .iter()
+                .find(|(_, _, m)| m.as_deref().is_some_and(|m| mask_matches(m, &ask.hostmask)))
+                .map(|(n, ..)| n.clone());
+        }
+        None
+    }
+
+    fn count(&self, command: &str, outcome: &str) {
+        self.metrics.irc_command(command, outcome);
+    }
+
+    async fn refuse(&self, ask: &Ask, cmd: &ChatCommand) -> String {
+        let who = match &ask.account {
+            Some(a) => format!("account {a}"),
+            None => "not logged in".to_string(),
+        };
+        warn!(nick = %ask.nick, hostmask = %ask.hostmask, %who, via = ask.account_via, text = %ask.text, "IRC command refused");
+        self.count(command_name(cmd), "refused");
+        let id = match cmd {
+            ChatCommand::Ack(AckTarget::One(id))
+            | ChatCommand::Unack(id)
+            | ChatCommand::Snooze(id, _)
+            | ChatCommand::Resolve(id) => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            // Recorded on the incident it names, so whoever looks there sees the attempt.
+            let _ = self
+                .engine
+                .submit(Input::Note {
+                    id,
+                    kind: "refused".into(),
+                    by: Actor::new(clean(&ask.hostmask), "irc"),
+                    detail: format!(
+                        "IRC command {:?} from {} ({who}): not an acker; nothing done",
+                        ask.text, ask.hostmask
+                    ),
+                })
+                .await;
+        }
+        match &ask.account {
+            None => "sorry, only identified ackers can do that: log in to your services account (NickServ) first".into(),
+            Some(a) => format!("sorry, account {a} is not an acker here (contacts' irc_account in alerts.toml)"),
+        }
+    }
+
+    async fn act(&self, contact: &str, cmd: &ChatCommand) -> Result<String, String> {
+        let by = Actor::new(contact, "irc");
+        match *cmd {
+            ChatCommand::Ack(AckTarget::One(id)) => {
+                self.check_open(id).await?;
+                self.submit(Input::Ack { id, by }).await?;
+                Ok(format!(
+                    "#{id} acknowledged by {contact}; escalation stopped"
+                ))
+            }
+            ChatCommand::Ack(AckTarget::All) => {
+                let open = self
+                    .store
+                    .incidents(Some(IncidentState::Triggered), ACK_ALL_MAX)
+                    .await
+                    .map_err(|e| format!("cannot list incidents: {e}"))?;
+                if open.is_empty() {
+                    return Ok("nothing to ack: no incident is triggered".into());
+                }
+                let mut done = Vec::new();
+                for inc in &open {
+                    if self
+                        .submit(Input::Ack {
+                            id: inc.id,
+                            by: by.clone(),
+                        })
+                        .await
+                        .is_ok()
+                    {
+                        done.push(format!("#{}", inc.id));
+                    }
+                }
+                Ok(format!("acknowledged by {contact}: {}", done.join(" ")))
+            }
+            ChatCommand::Unack(id) => {
+                self.submit(Input::Unack { id, by }).await?;
+                Ok(format!("#{id} is triggered again; escalation resumes"))
+            }
+            ChatCommand::Snooze(id, duration) => {
+                self.check_open(id).await?;
+                self.submit(Input::Snooze { id, by, duration }).await?;
+                let until = self.clock.now().plus(duration);
+                Ok(format!(
+                    "#{id} snoozed for {} (until {}) by {contact}",
+                    human(duration),
+                    until.to_rfc3339()
+                ))
+            }
+            ChatCommand::Resolve(id) => {
+                self.submit(Input::Resolve { id, by }).await?;
+                Ok(format!("#{id} resolved by {contact}"))
+            }
+            _ => Err("not a state change".into()),
+        }
+    }
+
+    /// "no incident #99999" and "already acked by" come from the store, before asking
+    /// the engine, so the answer names what happened.
+    async fn check_open(&self, id: IncidentId) -> Result<(), String> {
+        match self.store.incident(id, false).await {
+            Ok(None) => Err(format!("no incident #{id}")),
+            Ok(Some(v)) if v.state == IncidentState::Resolved => {
+                Err(format!("#{id} is already resolved"))
+            }
+            Ok(Some(v)) if v.state == IncidentState::Acknowledged => Err(format!(
+                "#{id} was already acknowledged by {}",
+                clean(v.acked_by.as_deref().unwrap_or("someone"))
+            )),
+            Ok(Some(_)) => Ok(()),
+            Err(e) => Err(format!("cannot read incident #{id}: {e}")),
+        }
+    }
+
+    async fn submit(&self, input: Input) -> Result<(), String> {
+        match self.engine.submit(input).await {
+            Ok(()) => Ok(()),
+            Err(SubmitError::Refused(r)) => Err(r.to_string()),
+            Err(SubmitError::Unavailable(e)) => Err(format!("not recorded, try again: {e}")),
+        }
+    }
+
+    async fn list(&self) -> String {
+        let open = match self.store.incidents(None, 200).await {
+            Ok(v) => v,
+            Err(e) => return format!("cannot list incidents: {e}"),
+        };
+        let open: Vec<_> = open
+            .into_iter()
+            .filter(|i| i.state != IncidentState::Resolved)
+            .collect();
+        if open.is_empty() {
+            return "no open incidents".into();
+        }
+        let now = self.clock.now();
+        let mut s = format!("{} open:", open.len());
+        for (i, inc) in open.iter().enumerate() {
+            let state = match inc.state {
+                IncidentState::Acknowledged => format!(
+                    "acked by {}",
+                    clean(inc.acked_by.as_deref().unwrap_or("someone"))
+                ),
+                _ => format!("step {}", inc.step),
+            };
+            let item = format!(
+                " #{} {} ({state}, {});",
+                inc.id,
+                clean(&inc.title),
+                human(now.since(inc.created_at))
+            );
+            if s.len() + item.len() > 360 {
+                s.push_str(&format!(" +{} more", open.len() - i));
+                break;
+            }
+            s.push_str(&item);
+        }
+        s
+    }
+
+    async fn status(&self, link: &LinkStatus) -> String {
+        let counts = self.store.counts().await.unwrap_or_default();
+        let n = |s| counts.get(&s).copied().unwrap_or(0);
+        format!(
+            "tocsin {}: {} triggered, {} acknowledged; IRC {:?} via {} as {} in {}",
+            env!("CARGO_PKG_VERSION"),
+            n(IncidentState::Triggered),
+            n(IncidentState::Acknowledged),
+            link.state,
+            link.server,
+            link.nick,
+            if link.joined.is_empty() {
+                "no channel".to_string()
+            } else {
+                link.joined.join(" ")
+            }
+        )
+    }
+}
+
+fn command_name(cmd: &ChatCommand) -> &'static str {
+    match cmd {
+        ChatCommand::Ack(_) => "ack",
+        ChatCommand::Unack(_) => "unack",
+        ChatCommand::Snooze(..) => "snooze",
+        ChatCommand::Resolve(_) => "resolve",
+        ChatCommand::Incidents => "incidents",
+        ChatCommand::Status => "status",
+        ChatCommand::Help => "help",
+    }
+}
+
+#[async_trait]
+impl Desk for IrcDesk {
+    async fn alert(&self, batch: AlertBatch) -> Result<(), String> {
+        self.metrics
+            .alerts_received
+            .get_or_create(&SourceLabel {
+                source: batch.source.clone(),
+            })
+            .inc_by(batch.alerts.len() as u64);
+        self.submit(Input::Alerts(batch)).await
+    }
+
+    async fn command(&self, ask: Ask, link: &LinkStatus) -> String {
+        let cmd = match &ask.command {
+            Ok(c) => c.clone(),
+            Err(why) => {
+                self.count("unknown", "not_understood");
+                return why.clone();
+            }
+        };
+        match cmd {
+            ChatCommand::Help => {
+                self.count("help", "applied");
+                HELP.to_string()
+            }
+            ChatCommand::Incidents => {
+                self.count("incidents", "applied");
+                self.list().await
+            }
+            ChatCommand::Status => {
+                self.count("status", "applied");
+                self.status(link).await
+            }
+            ref changing => {
+                let Some(contact) = self.contact(&ask) else {
+                    return self.refuse(&ask, changing).await;
+                };
+                match self.act(&contact, changing).await {
+                    Ok(answer) => {
+                        info!(%contact, nick = %ask.nick, via = ask.account_via, text = %ask.text, "IRC command applied");
+                        self.count(command_name(changing), "applied");
+                        answer
+                    }
+                    Err(why) => {
+                        self.count(command_name(changing), "rejected");
+                        why
+                    }
+                }
+            }
+        }
+    }
+}
