@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # --- Debian packages the tests start for real --------------------------------------
 # tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager, tests/it/email.rs an
 # aiosmtpd capture server (/usr/bin/python3), tests/it/kannel.rs Kannel's bearerbox,
-# smsbox and fake SMSC (kannel-extras).
+# smsbox and fake SMSC (kannel-extras), tests/it/ircnet.rs an IRC network: InspIRCd with
+# Anope services (SASL, accounts) and the ZNC bouncer.
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -16,6 +17,9 @@ need prometheus-alertmanager /usr/bin/prometheus-alertmanager
 need python3-aiosmtpd /usr/lib/python3/dist-packages/aiosmtpd
 need kannel /usr/sbin/bearerbox
 need kannel-extras /usr/lib/kannel/test/fakesmsc
+need inspircd /usr/sbin/inspircd
+need anope /usr/sbin/anope
+need znc /usr/bin/znc
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()

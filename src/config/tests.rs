@@ -475,3 +475,89 @@ fn a_contact_method_needs_the_address_its_notifier_uses() {
         errs[0].message
     );
 }
+
+const IRC: &str = r##"
+[notifiers.chan]
+type = "irc"
+channel = "#alerts"
+[contacts.alice]
+irc_account = "alice"
+methods = [{ notifier = "chan", to = "alice" }]
+[policies.default]
+steps = [{ after = "0s", notify = ["chan", "alice"] }]
+[[routes]]
+policy = "default"
+[sources.irc]
+server = "127.0.0.1:6667"
+nick = "tocsin"
+sasl_username = "tocsin"
+sasl_password_env = "IRC_PASS"
+channels = ["#alerts"]
+patterns = [{ from = "relay!*@*", preset = "alertmanager-irc-relay" }]
+"##;
+
+fn irc_env(name: &str) -> Result<String, VarError> {
+    match name {
+        "IRC_PASS" => Ok("s3cret".into()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+#[test]
+fn an_irc_link_with_sasl_loads_and_reads_its_password_from_the_environment() {
+    let cfg = load_with_env(IRC, None, &irc_env).unwrap();
+    let irc = cfg.file.sources.irc.as_ref().unwrap();
+    assert_eq!(irc.username(), "tocsin");
+    assert_eq!(irc.ping_timeout.0.as_secs(), 20);
+    assert_eq!(
+        cfg.irc_secrets.sasl_password.as_ref().unwrap().expose(),
+        "s3cret"
+    );
+}
+
+#[test]
+fn irc_mistakes_are_all_reported_with_their_key_paths() {
+    let text = IRC
+        .replace("nick = \"tocsin\"", "nick = \"tocsin\"\nnickserv = \"x\"")
+        .replace("channel = \"#alerts\"", "channel = \"alerts\"")
+        .replace(
+            "preset = \"alertmanager-irc-relay\"",
+            "regex = '(?P<alertname>[a-'",
+        );
+    let errs = load_with_env(&text, None, &irc_env).unwrap_err().0;
+    let paths: Vec<&str> = errs.iter().map(|e| e.key_path.as_str()).collect();
+    assert!(paths.contains(&"sources.irc.nickserv"), "{errs:#?}");
+    assert!(paths.contains(&"notifiers.chan.channel"), "{errs:#?}");
+}
+
+#[test]
+fn a_bad_pattern_regex_is_named() {
+    let text = IRC.replace(
+        "preset = \"alertmanager-irc-relay\"",
+        "regex = '(?P<alertname>[a-'",
+    );
+    let errs = load_with_env(&text, None, &irc_env).unwrap_err().0;
+    assert!(
+        errs.iter()
+            .any(|e| e.key_path == "sources.irc.patterns" && e.message.contains("does not compile")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn an_irc_notifier_without_the_link_or_a_mask_without_allow_masks_is_refused() {
+    let text = IRC[..IRC.find("[sources.irc]").unwrap()].to_string();
+    let errs = load_with_env(&text, None, &irc_env).unwrap_err().0;
+    assert!(
+        errs.iter()
+            .any(|e| e.key_path == "notifiers.chan" && e.message.contains("[sources.irc]")),
+        "{errs:#?}"
+    );
+    let text = IRC.replace("irc_account = \"alice\"", "irc_mask = \"alice!*@*\"");
+    let errs = load_with_env(&text, None, &irc_env).unwrap_err().0;
+    assert!(
+        errs.iter()
+            .any(|e| e.key_path == "contacts.alice.irc_mask" && e.message.contains("allow_masks")),
+        "{errs:#?}"
+    );
+}

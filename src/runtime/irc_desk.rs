@@ -119,7 +119,7 @@ impl IrcDesk {
         let by = Actor::new(contact, "irc");
         match *cmd {
             ChatCommand::Ack(AckTarget::One(id)) => {
-                self.check_open(id).await?;
+                self.check_open(id, false).await?;
                 self.submit(Input::Ack { id, by }).await?;
                 Ok(format!(
                     "#{id} acknowledged by {contact}; escalation stopped"
@@ -154,7 +154,7 @@ impl IrcDesk {
                 Ok(format!("#{id} is triggered again; escalation resumes"))
             }
             ChatCommand::Snooze(id, duration) => {
-                self.check_open(id).await?;
+                self.check_open(id, true).await?;
                 self.submit(Input::Snooze { id, by, duration }).await?;
                 let until = self.clock.now().plus(duration);
                 Ok(format!(
@@ -173,16 +173,18 @@ impl IrcDesk {
 
     /// "no incident #99999" and "already acked by" come from the store, before asking
     /// the engine, so the answer names what happened.
-    async fn check_open(&self, id: IncidentId) -> Result<(), String> {
+    async fn check_open(&self, id: IncidentId, acked_is_fine: bool) -> Result<(), String> {
         match self.store.incident(id, false).await {
             Ok(None) => Err(format!("no incident #{id}")),
             Ok(Some(v)) if v.state == IncidentState::Resolved => {
                 Err(format!("#{id} is already resolved"))
             }
-            Ok(Some(v)) if v.state == IncidentState::Acknowledged => Err(format!(
-                "#{id} was already acknowledged by {}",
-                clean(v.acked_by.as_deref().unwrap_or("someone"))
-            )),
+            Ok(Some(v)) if v.state == IncidentState::Acknowledged && !acked_is_fine => {
+                Err(format!(
+                    "#{id} was already acknowledged by {}",
+                    clean(v.acked_by.as_deref().unwrap_or("someone"))
+                ))
+            }
             Ok(Some(_)) => Ok(()),
             Err(e) => Err(format!("cannot read incident #{id}: {e}")),
         }

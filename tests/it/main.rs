@@ -18,6 +18,8 @@ mod fake_push;
 mod flood;
 mod harness;
 mod http_sms;
+mod irc;
+mod ircnet;
 mod kannel;
 mod kannel_server;
 mod lifecycle;

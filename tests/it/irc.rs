@@ -1,0 +1,469 @@
+//! IRC as a two-way paging channel, against real servers: InspIRCd with Anope services
+//! (SASL, accounts, account-tag), and ZNC 1.8 between tocsin and the network, as small
+//! teams run it. Humans are scripted clients registered with NickServ.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::NamedTempFile;
+
+use crate::alerts;
+use crate::catcher::PageCatcher;
+use crate::harness::{TestApp, eventually, history_kinds, spawn_app, webhook_config};
+use crate::ircnet::{ALERTS, Human, IrcNet, Login, Znc};
+
+/// A bot line or command to its effect, through real servers on a busy machine.
+const SOON: Duration = Duration::from_secs(10);
+
+/// bob's step: long enough for the impostor and alice to connect and speak first.
+const BOB_AFTER_SECS: u64 = 12;
+
+/// How tocsin reaches IRC in a test.
+enum Via<'a> {
+    /// Straight to InspIRCd, logged in with SASL as `agent`.
+    Direct(&'a IrcNet),
+    /// Through ZNC (which logs in upstream as `agent`).
+    Znc(&'a Znc),
+}
+
+struct Setup {
+    app: TestApp,
+    catcher: PageCatcher,
+    _password: NamedTempFile,
+}
+
+/// tocsin with the IRC link, an `irc` notifier for #alerts, alice (irc_account alice)
+/// paged at once and bob after `bob_after`, both through the webhook catcher.
+async fn tocsin(via: Via<'_>, bob_after: &str, extra_irc: &str) -> Setup {
+    let catcher = PageCatcher::start().await;
+    let mut password = NamedTempFile::new().unwrap();
+    let (server, secret, login) = match via {
+        Via::Direct(net) => (
+            net.port(),
+            "agentpass",
+            r#"sasl_username = "agent"
+sasl_password_file"#,
+        ),
+        Via::Znc(znc) => (znc.port(), znc.pass_line(), "password_file"),
+    };
+    write!(password, "{secret}").unwrap();
+    let rest = format!(
+        r#"
+[sources.irc]
+server = "127.0.0.1:{server}"
+nick = "agent"
+{login} = "{path}"
+channels = ["{ALERTS}"]
+ping_interval = "2s"
+ping_timeout = "3s"
+reconnect_max = "2s"
+flood_interval = "500ms"
+patterns = [{{ from = "relay!*@*", preset = "alertmanager-irc-relay" }}]
+{extra_irc}
+
+[notifiers.chan]
+type = "irc"
+channel = "{ALERTS}"
+
+[contacts.alice]
+irc_account = "alice"
+methods = [{{ notifier = "hook", to = "alice@pager" }}]
+[contacts.bob]
+methods = [{{ notifier = "hook", to = "bob@pager" }}]
+
+[policies.default]
+steps = [
+  {{ after = "0s", notify = ["chan", "alice"] }},
+  {{ after = "{bob_after}", notify = ["bob"] }},
+]
+"#,
+        path = password.path().display()
+    );
+    let app = spawn_app(&webhook_config(&catcher.url(), &rest)).await;
+    wait_link_up(&app).await;
+    Setup {
+        app,
+        catcher,
+        _password: password,
+    }
+}
+
+async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn wait_link_up(app: &TestApp) {
+    eventually("tocsin's IRC link to be up", SOON, || async {
+        (metric(app, "tocsin_irc_link_up").await == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
+/// Lines tocsin (nick `agent`) said in #alerts, as `who` saw them.
+fn said_by_agent(line: &str) -> bool {
+    line.contains(":agent!") && line.contains(&format!("PRIVMSG {ALERTS} :"))
+}
+
+/// A person in #alerts: logged in to `account` when given.
+async fn person(port: u16, nick: &str, account: Option<(&str, &str)>) -> Human {
+    let login = match account {
+        Some((a, p)) => Login::Sasl(a, p),
+        None => Login::None,
+    };
+    let h = Human::connect(port, nick, login).await;
+    h.join(ALERTS).await;
+    h
+}
+
+async fn network() -> IrcNet {
+    let net = IrcNet::start().await;
+    net.register("agent", "agentpass").await;
+    net.register("alice", "alicepass").await;
+    net
+}
+
+/// The relay bot posts an alert; the incident opens and is announced in the channel.
+async fn alert_from_the_relay(s: &Setup, relay: &Human, watcher: &Human) -> u64 {
+    let mark = watcher.mark();
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is firing")
+        .await;
+    let incident = eventually("the relay's alert to open an incident", SOON, || async {
+        s.app.incidents(Some("triggered")).await.into_iter().next()
+    })
+    .await;
+    let id = incident["id"].as_u64().unwrap();
+    assert_eq!(incident["source"], "irc", "{incident}");
+    assert_eq!(incident["labels"]["instance"], "db1:9100", "{incident}");
+    let line = watcher
+        .wait_since(mark, "the announcement", SOON, |l| {
+            said_by_agent(l) && l.contains(&format!("[#{id}] FIRING"))
+        })
+        .await;
+    assert!(line.contains(&format!("!ack {id}")), "{line}");
+    id
+}
+
+/// The whole story: an impostor using alice's nick is refused, alice's account acks,
+/// escalation to bob never happens.
+async fn only_the_acker_account_stops_escalation(s: Setup, port: u16) {
+    let relay = person(port, "relay", None).await;
+    let id = alert_from_the_relay(&s, &relay, &relay).await;
+
+    // Someone takes the nick "alice" without logging in.
+    let impostor = person(port, "alice", None).await;
+    let mark = impostor.mark();
+    impostor.say(ALERTS, &format!("!ack {id}")).await;
+    let answer = impostor
+        .wait_since(mark, "tocsin's refusal", SOON, |l| {
+            said_by_agent(l) && l.contains("alice: sorry")
+        })
+        .await;
+    assert!(answer.contains("log in"), "{answer}");
+    let inc = s.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered", "the impostor acked: {inc}");
+    assert!(
+        history_kinds(&inc).contains(&"refused".to_string()),
+        "{inc}"
+    );
+    impostor.quit().await;
+
+    // The real alice, identified with services, under the same nick.
+    let alice = person(port, "alice", Some(("alice", "alicepass"))).await;
+    let mark = alice.mark();
+    alice.say(ALERTS, &format!("!ack {id}")).await;
+    alice
+        .wait_since(mark, "tocsin's confirmation", SOON, |l| {
+            said_by_agent(l) && l.contains(&format!("#{id} acknowledged by alice"))
+        })
+        .await;
+    let inc = s.app.incident(id).await;
+    assert_eq!(inc["state"], "acknowledged", "{inc}");
+    assert_eq!(inc["acked_by"], "alice", "{inc}");
+
+    // bob's step passes: nobody pages him.
+    let created = crate::harness::time_of(&inc["created_at"]);
+    let bob_due = created + chrono::Duration::seconds(BOB_AFTER_SECS as i64 + 1);
+    let wait = (bob_due - chrono::Utc::now()).to_std().unwrap_or_default();
+    assert!(
+        wait > Duration::ZERO,
+        "alice acked after bob's step was due: the test is too slow"
+    );
+    tokio::time::sleep(wait).await;
+    let pages = s.catcher.pages();
+    assert!(
+        pages.iter().all(|p| p.target() != "bob"),
+        "bob was paged after alice acked: {}",
+        crate::catcher::describe(&pages)
+    );
+    assert!(
+        pages.iter().any(|p| p.target() == "alice"),
+        "alice was never paged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_znc_an_alert_line_becomes_an_incident_and_only_alices_account_acks_it() {
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin(Via::Znc(&znc), &format!("{BOB_AFTER_SECS}s"), "").await;
+    only_the_acker_account_stops_escalation(s, net.port()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_with_sasl_an_alert_line_becomes_an_incident_and_only_alices_account_acks_it() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), &format!("{BOB_AFTER_SECS}s"), "").await;
+    only_the_acker_account_stops_escalation(s, net.port()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_replayed_by_znc_after_a_restart_act_on_nothing() {
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let mut s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
+    let id = alert_from_the_relay(&s, &relay, &alice).await;
+
+    // tocsin is away; ZNC keeps what is said for the next attach.
+    s.app.stop().await;
+    alice.say(ALERTS, &format!("!ack {id}")).await;
+    alice.say("agent", &format!("ack {id}")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    s.app.restart().await;
+    wait_link_up(&s.app).await;
+    // The playback has been read by now: a live command after it is answered.
+    let mark = alice.mark();
+    alice.say(ALERTS, "!status").await;
+    alice
+        .wait_since(mark, "the answer to !status", SOON, |l| {
+            said_by_agent(l) && l.contains("alice: tocsin")
+        })
+        .await;
+    let inc = s.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered", "a replayed !ack acted: {inc}");
+
+    // The same words said live do act: the filter is about history, not the words.
+    alice.say(ALERTS, &format!("!ack {id}")).await;
+    eventually("the live !ack", SOON, || async {
+        (s.app.incident(id).await["state"] == "acknowledged").then_some(())
+    })
+    .await;
+    let acks = s.app.incident(id).await["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "acked")
+        .count();
+    assert_eq!(acks, 1, "one ack, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn znc_killed_and_restarted_the_bot_is_back_and_sums_up_what_it_missed() {
+    let net = network().await;
+    let mut znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let watcher = person(net.port(), "watcher", None).await;
+
+    znc.kill().await;
+    eventually("tocsin to notice the bouncer is gone", SOON, || async {
+        (metric(&s.app, "tocsin_irc_link_up").await == Some(0.0)).then_some(())
+    })
+    .await;
+    // Two incidents open while the channel cannot be reached.
+    for name in ["DiskFull", "LoadHigh"] {
+        let r = s.app.post_alerts(&alerts::firing(name)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    eventually("both announcements to fail", SOON, || async {
+        let mut failed = 0;
+        for id in [1, 2] {
+            let kinds = history_kinds(&s.app.incident(id).await);
+            failed += usize::from(kinds.iter().any(|k| k == "page_failed"));
+        }
+        (failed == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mark = watcher.mark();
+    let restarted = Instant::now();
+    znc.restart().await;
+    let line = watcher
+        .wait_since(mark, "the summary of what was missed", SOON * 2, |l| {
+            said_by_agent(l) && l.contains("missed")
+        })
+        .await;
+    let back_after = restarted.elapsed();
+    println!("bot back in {ALERTS} and summarizing {back_after:?} after ZNC restarted: {line}");
+    assert!(line.contains("missed 2 announcements"), "{line}");
+    assert!(
+        line.contains("DiskFull") && line.contains("LoadHigh"),
+        "{line}"
+    );
+    // One summary line, not the announcements one by one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let agent_lines = watcher.lines()[mark..]
+        .iter()
+        .filter(|l| said_by_agent(l))
+        .count();
+    assert_eq!(agent_lines, 1, "{:#?}", &watcher.lines()[mark..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_bouncer_is_noticed_by_the_bots_own_ping_deadline() {
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let paused = Instant::now();
+    znc.pause();
+    eventually("the link to be declared dead", SOON, || async {
+        (metric(&s.app, "tocsin_irc_link_up").await == Some(0.0)).then_some(())
+    })
+    .await;
+    let took = paused.elapsed();
+    println!("hung ZNC noticed after {took:?} (ping interval 2s + timeout 3s)");
+    assert!(took <= Duration::from_secs(6), "{took:?}");
+    znc.resume();
+    wait_link_up(&s.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_from_irc_and_alerts_is_refused_or_cleaned_and_nothing_is_lost() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), "1h", "").await;
+    let port = net.port();
+    let relay = person(port, "relay", None).await;
+    let alice = person(port, "alice", Some(("alice", "alicepass"))).await;
+
+    // A 600-byte alert line is cut by the server at 512 bytes (and then matches no
+    // pattern); the longest line that arrives is read, with a capped title.
+    relay
+        .say(
+            ALERTS,
+            &format!("Alert Cut{} on db9 is firing", "y".repeat(600)),
+        )
+        .await;
+    let long = "x".repeat(420);
+    let mark = alice.mark();
+    relay
+        .say(ALERTS, &format!("Alert Long{long} on db2 is firing"))
+        .await;
+    let inc = eventually("the long alert's incident", SOON, || async {
+        s.app.incidents(Some("triggered")).await.into_iter().next()
+    })
+    .await;
+    let id = inc["id"].as_u64().unwrap();
+    assert!(
+        inc["title"].as_str().unwrap().chars().count() <= 201,
+        "{inc}"
+    );
+    alice
+        .wait_since(mark, "the long announcement", SOON, |l| {
+            said_by_agent(l) && l.contains(&format!("[#{id}]"))
+        })
+        .await;
+
+    // CR/LF in labels from a webhook alert: the announcement is one line, and the
+    // injected command never reaches the server.
+    let mut evil: Value = alerts::firing("Evil");
+    evil["commonLabels"]["alertname"] = "Evil\r\nPRIVMSG #alerts :injected\r\nQUIT :pwned".into();
+    evil["alerts"][0]["labels"]["alertname"] = evil["commonLabels"]["alertname"].clone();
+    evil["groupLabels"]["alertname"] = evil["commonLabels"]["alertname"].clone();
+    evil["commonAnnotations"] = serde_json::json!({ "summary": "z".repeat(600) });
+    let mark = alice.mark();
+    assert_eq!(s.app.post_alerts(&evil).await.status, 200);
+    alice
+        .wait_since(mark, "the Evil announcement", SOON, |l| {
+            said_by_agent(l) && l.contains("Evil")
+        })
+        .await;
+    // Invalid UTF-8 and unknown commands, then a command that must still be answered.
+    alice
+        .send_bytes(b"PRIVMSG #alerts :caf\xe9 \xff\xfe !ack 1\r\n")
+        .await;
+    alice.say(ALERTS, "!frobnicate").await; // another bot's command: silence
+    alice.say(ALERTS, "agent: frobnicate").await;
+    alice
+        .wait_since(mark, "the unknown-command answer", SOON, |l| {
+            said_by_agent(l) && l.contains("unknown command")
+        })
+        .await;
+    alice.say(ALERTS, "!ack 99999").await;
+    alice
+        .wait_since(mark, "no such incident", SOON, |l| {
+            said_by_agent(l) && l.contains("no incident #99999")
+        })
+        .await;
+    alice.say(ALERTS, &format!("!snooze {id} banana")).await;
+    alice
+        .wait_since(mark, "the duration complaint", SOON, |l| {
+            said_by_agent(l) && l.contains("\"banana\" is not a duration")
+        })
+        .await;
+    alice.say(ALERTS, &format!("!snooze {id} 30m")).await;
+    alice
+        .wait_since(mark, "the snooze", SOON, |l| {
+            said_by_agent(l) && l.contains(&format!("#{id} snoozed for 30m"))
+        })
+        .await;
+    let after: Vec<String> = alice.lines()[mark..].to_vec();
+    // The words arrive as text inside the one announcement line, never as commands.
+    let injected = |l: &String| {
+        // `... :agent!agent@host COMMAND params`: what the server relayed as our command.
+        let Some((_, from_agent)) = l.split_once(":agent!") else {
+            return false;
+        };
+        let command = from_agent.split_once(' ').map_or("", |(_, c)| c);
+        command.starts_with("QUIT") || command.starts_with(&format!("PRIVMSG {ALERTS} :injected"))
+    };
+    assert!(
+        !after.iter().any(injected),
+        "an injected command reached the server: {after:#?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.contains("frobnicate") && said_by_agent(l) && l.contains("!frobnicate")),
+        "{after:#?}"
+    );
+    let unknown_answers = after
+        .iter()
+        .filter(|l| said_by_agent(l) && l.contains("unknown command"))
+        .count();
+    assert_eq!(
+        unknown_answers, 1,
+        "only the addressed one is answered: {after:#?}"
+    );
+    // The server relays `:agent!user@host PRIVMSG ...` plus CR LF within 512 bytes;
+    // a longer line would have been cut, so every announcement must fit whole.
+    for l in alice.lines().iter().filter(|l| said_by_agent(l)) {
+        let (_, message) = l.split_once(" :agent!").unwrap();
+        let relayed = ":agent!".len() + message.len() + 2;
+        assert!(relayed <= 512, "over 512 bytes ({relayed}): {l}");
+    }
+    assert_eq!(
+        metric(&s.app, "tocsin_irc_link_up").await,
+        Some(1.0),
+        "the link survived"
+    );
+    assert_eq!(
+        s.app.incident(id).await["state"],
+        "acknowledged",
+        "snoozed = acked until then"
+    );
+}
