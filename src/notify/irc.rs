@@ -99,3 +99,54 @@ fn word(kind: PageKind) -> &'static str {
         other => kind_word(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Item;
+    use crate::notify::ntfy::tests::message;
+
+    #[test]
+    fn a_new_incident_leads_with_its_id_and_how_to_ack() {
+        let m = message(
+            PageKind::Triggered,
+            "DiskFull: Disk almost full on db1",
+            None,
+        );
+        assert_eq!(
+            announcement(&m),
+            "[#7] FIRING DiskFull: Disk almost full on db1 — !ack 7"
+        );
+    }
+
+    #[test]
+    fn an_ack_names_who_acked() {
+        let mut m = message(PageKind::Acknowledged, "DiskFull", None);
+        m.incident.acked_by = Some("alice".into());
+        assert_eq!(announcement(&m), "[#7] ACKED by alice: DiskFull");
+    }
+
+    #[test]
+    fn a_storm_bundle_lists_every_incident_id_even_when_titles_do_not_fit() {
+        let mut m = message(PageKind::Triggered, "DiskFull on db0", None);
+        for i in 8..108 {
+            let mut other = message(PageKind::Triggered, &format!("DiskFull on db{i}"), None);
+            other.incident.id = i;
+            m.more.push(Item {
+                page: other.page,
+                incident: other.incident,
+            });
+        }
+        let text = announcement(&m);
+        assert!(text.starts_with("101 incidents need someone:"), "{text}");
+        for id in std::iter::once(7).chain(8..108) {
+            assert!(
+                text.contains(&format!("#{id} "))
+                    || text.ends_with(&format!("#{id}"))
+                    || text.contains(&format!("#{id} —")),
+                "#{id} missing: {text}"
+            );
+        }
+        assert!(text.ends_with("!ack ID or !ack all"), "{text}");
+    }
+}

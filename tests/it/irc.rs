@@ -270,6 +270,17 @@ async fn acks_replayed_by_znc_after_a_restart_act_on_nothing() {
         .filter(|h| h["kind"] == "acked")
         .count();
     assert_eq!(acks, 1, "one ack, once");
+
+    // alice on her phone, in no channel tocsin shares: the account is asked with WHOIS.
+    let phone = Human::connect(net.port(), "alice_phone", Login::Sasl("alice", "alicepass")).await;
+    let mark = phone.mark();
+    phone.say("agent", &format!("unack {id}")).await;
+    phone
+        .wait_since(mark, "the answer by private message", SOON, |l| {
+            l.contains(":agent!") && l.contains(&format!("#{id} is triggered again"))
+        })
+        .await;
+    assert_eq!(s.app.incident(id).await["state"], "triggered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
