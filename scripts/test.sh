@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager, tests/it/email.rs an
 # aiosmtpd capture server (/usr/bin/python3), tests/it/kannel.rs Kannel's bearerbox,
 # smsbox and fake SMSC (kannel-extras), tests/it/ircnet.rs an IRC network: InspIRCd with
-# Anope services (SASL, accounts) and the ZNC bouncer.
+# Anope services (SASL, accounts) and the ZNC bouncer (its TLS listener gets a
+# certificate made with openssl).
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -20,6 +21,7 @@ need kannel-extras /usr/lib/kannel/test/fakesmsc
 need inspircd /usr/sbin/inspircd
 need anope /usr/sbin/anope
 need znc /usr/bin/znc
+need openssl /usr/bin/openssl
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()

@@ -25,6 +25,8 @@ enum Via<'a> {
     Direct(&'a IrcNet),
     /// Through ZNC (which logs in upstream as `agent`).
     Znc(&'a Znc),
+    /// Through ZNC's TLS listener, trusting the CA that signed its certificate.
+    ZncTls(&'a Znc),
 }
 
 struct Setup {
@@ -46,6 +48,11 @@ async fn tocsin(via: Via<'_>, bob_after: &str, extra_irc: &str) -> Setup {
 sasl_password_file"#,
         ),
         Via::Znc(znc) => (znc.port(), znc.pass_line(), "password_file"),
+        Via::ZncTls(znc) => (znc.tls_port(), znc.pass_line(), "password_file"),
+    };
+    let tls = match via {
+        Via::ZncTls(znc) => format!("tls = true\ntls_ca_file = \"{}\"", znc.ca_file().display()),
+        _ => String::new(),
     };
     write!(password, "{secret}").unwrap();
     let rest = format!(
@@ -53,6 +60,7 @@ sasl_password_file"#,
 [sources.irc]
 server = "127.0.0.1:{server}"
 nick = "agent"
+{tls}
 {login} = "{path}"
 channels = ["{ALERTS}"]
 ping_interval = "2s"
@@ -477,4 +485,13 @@ async fn bad_input_from_irc_and_alerts_is_refused_or_cleaned_and_nothing_is_lost
         "acknowledged",
         "snoozed = acked until then"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_to_znc_the_link_comes_up_and_an_alert_line_is_announced() {
+    let net = network().await;
+    let znc = Znc::start_tls(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin(Via::ZncTls(&znc), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    alert_from_the_relay(&s, &relay, &relay).await;
 }

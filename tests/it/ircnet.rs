@@ -311,6 +311,8 @@ fn spawn_ircd(dir: &Path, root: bool) -> Proc {
 /// 1-second reconnects.
 pub struct Znc {
     port: u16,
+    /// A second, TLS listener and the CA that signed its certificate.
+    tls: Option<(u16, PathBuf)>,
     channels: Vec<String>,
     data_dir: PathBuf,
     log: PathBuf,
@@ -331,6 +333,31 @@ impl Znc {
         irc_port: u16,
         upstream_sasl: Option<(&str, &str)>,
         channels: &[&str],
+    ) -> Znc {
+        Znc::start_with(irc_port, upstream_sasl, channels, false).await
+    }
+
+    /// [`Znc::start`] with a second listener speaking TLS, its certificate (for
+    /// 127.0.0.1) signed by a throwaway CA: see [`Znc::tls_port`] and [`Znc::ca_file`].
+    pub async fn start_tls(irc_port: u16, upstream_sasl: Option<(&str, &str)>) -> Znc {
+        require("/usr/bin/openssl", "openssl");
+        Znc::start_with(irc_port, upstream_sasl, &[ALERTS], true).await
+    }
+
+    pub fn tls_port(&self) -> u16 {
+        self.tls.as_ref().expect("started with Znc::start_tls").0
+    }
+
+    /// The PEM of the CA that signed the TLS listener's certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.tls.as_ref().expect("started with Znc::start_tls").1
+    }
+
+    async fn start_with(
+        irc_port: u16,
+        upstream_sasl: Option<(&str, &str)>,
+        channels: &[&str],
+        tls: bool,
     ) -> Znc {
         require(ZNC, "znc");
         let t0 = Instant::now();
@@ -355,6 +382,21 @@ impl Znc {
                 },
             )
             .replace("${CHANNELS}", &chans);
+        let tls = tls.then(|| {
+            let tls_port = free_port();
+            let ca = make_certificates(dir.path(), &data_dir.join("znc.pem"));
+            (tls_port, ca)
+        });
+        let conf = match &tls {
+            None => conf,
+            Some((tls_port, _)) => conf.replacen(
+                "</Listener>",
+                &format!(
+                    "</Listener>\n<Listener tls>\n\tHost = 127.0.0.1\n\tPort = {tls_port}\n\tIPv4 = true\n\tIPv6 = false\n\tSSL = true\n\tAllowIRC = true\n\tAllowWeb = false\n</Listener>"
+                ),
+                1,
+            ),
+        };
         fs::write(data_dir.join("configs/znc.conf"), conf).unwrap();
         if let Some((account, password)) = upstream_sasl {
             let sasl = data_dir.join("users/agent/networks/local/moddata/sasl");
@@ -370,6 +412,7 @@ impl Znc {
         }
         let mut znc = Znc {
             port,
+            tls,
             channels: channels.iter().map(|c| c.to_string()).collect(),
             log: dir.path().join("znc.out"),
             data_dir,
@@ -1341,4 +1384,74 @@ async fn ircnet_znc_relays_the_channel_survives_the_ircd_and_eofs_when_killed() 
 
     znc.kill().await;
     assert_eq!(agent.wait_closed(SEEN).await, Closed::Eof);
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it; the key and certificate go
+/// to `pem` (ZNC's `znc.pem`). Returns the CA's PEM file.
+fn make_certificates(dir: &Path, pem: &Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tocsin test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let key = fs::read_to_string(dir.join("server.key")).unwrap();
+    let cert = fs::read_to_string(dir.join("server.pem")).unwrap();
+    fs::write(pem, format!("{key}{cert}")).unwrap();
+    dir.join("ca.pem")
 }
