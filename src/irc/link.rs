@@ -471,6 +471,7 @@ impl Link {
                     bouncer_only,
                 } => {
                     info!(%server, nick = %self.session.nick(), bouncer_only, "IRC registered");
+                    self.sendq.registered();
                     self.upstream = if bouncer_only {
                         Some(false)
                     } else {

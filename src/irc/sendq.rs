@@ -123,6 +123,12 @@ impl SendQueue {
         Ok(self.chat.pop_front().expect("checked non-empty"))
     }
 
+    /// Registration is over: what was said to get here (CAP, NICK, USER, SASL) is not
+    /// counted against chat, as servers apply flood penalties to registered clients.
+    pub fn registered(&mut self) {
+        self.pacer.timer = None;
+    }
+
     pub fn queued(&self) -> usize {
         self.chat.len()
     }
@@ -194,6 +200,26 @@ mod tests {
         let second = q.next(now).unwrap();
         second.written.unwrap().send(()).unwrap();
         assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn registration_chatter_does_not_delay_the_first_announcement() {
+        let mut q = SendQueue::new(Pacer::new(5, Duration::from_secs(2)));
+        let now = Instant::now();
+        for l in [
+            "CAP LS 302",
+            "NICK a",
+            "USER a 0 * a",
+            "CAP REQ batch",
+            "CAP END",
+        ] {
+            q.urgent(l.into());
+        }
+        q.urgent("CAP REQ server-time".into());
+        while q.next(now).is_ok() {}
+        q.registered();
+        q.chat(vec!["[#1] FIRING".into()], None).unwrap();
+        assert_eq!(q.next(now).unwrap().line, "[#1] FIRING");
     }
 
     #[test]

@@ -329,6 +329,8 @@ async fn znc_killed_and_restarted_the_bot_is_back_and_sums_up_what_it_missed() {
         .await;
     let back_after = restarted.elapsed();
     println!("bot back in {ALERTS} and summarizing {back_after:?} after ZNC restarted: {line}");
+    // reconnect_max is 2 s; ZNC takes ~0.5 s to listen and ~1.5 s to be back upstream.
+    assert!(back_after <= Duration::from_secs(8), "{back_after:?}");
     assert!(line.contains("missed 2 announcements"), "{line}");
     assert!(
         line.contains("DiskFull") && line.contains("LoadHigh"),
