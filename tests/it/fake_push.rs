@@ -6,208 +6,21 @@
 //! request is recorded, whatever the answer, for tests to assert on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-/// One request as a fake received it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: BTreeMap<String, String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+use crate::fake_api::{Answer, FakeApi, Request};
 
-impl Seen {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The media type without parameters (`application/json`).
-    pub fn content_type(&self) -> &str {
-        self.header("content-type")
-            .and_then(|c| c.split(';').next())
-            .unwrap_or("")
-            .trim()
-    }
-
-    /// The body as JSON (`Value::Null` when it is not).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The body as an `application/x-www-form-urlencoded` form; a repeated field keeps
-    /// its last value.
-    pub fn form(&self) -> BTreeMap<String, String> {
-        url::form_urlencoded::parse(&self.body)
-            .into_owned()
-            .collect()
-    }
-}
-
-type Answer = dyn Fn(&Seen) -> (StatusCode, Value) + Send + Sync;
-
-#[derive(Clone)]
-struct Shared {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    count: Arc<watch::Sender<usize>>,
-    answer: Arc<Answer>,
-}
-
-/// An HTTP server on 127.0.0.1 that records every request and answers through `answer`.
-pub struct FakeService {
-    pub addr: SocketAddr,
-    shared: Shared,
-    server: tokio::task::JoinHandle<()>,
-}
-
-async fn handle(
-    State(s): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let seen = Seen {
-        method,
-        path: uri.path().to_string(),
-        query: uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default(),
-        headers,
-        body,
-    };
-    let (status, body) = (s.answer)(&seen);
-    let n = {
-        let mut all = s.seen.lock().expect("fake lock");
-        all.push(seen);
-        all.len()
-    };
-    s.count.send_replace(n);
-    (status, axum::Json(body)).into_response()
-}
-
-impl FakeService {
-    pub async fn start(
-        answer: impl Fn(&Seen) -> (StatusCode, Value) + Send + Sync + 'static,
-    ) -> FakeService {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a fake service");
-        let addr = listener.local_addr().expect("fake service address");
-        let shared = Shared {
-            seen: Arc::default(),
-            count: Arc::new(watch::channel(0).0),
-            answer: Arc::new(answer),
-        };
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake service");
-        });
-        FakeService {
-            addr,
-            shared,
-            server,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`, the base URL a notifier is configured with.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Every request so far, in arrival order.
-    pub fn requests(&self) -> Vec<Seen> {
-        self.shared.seen.lock().expect("fake lock").clone()
-    }
-
-    /// The requests to `path`.
-    pub fn requests_to(&self, path: &str) -> Vec<Seen> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-
-    /// Waits for the first request that satisfies `matches`, at most `timeout`.
-    ///
-    /// # Panics
-    /// On timeout, naming `what` and listing what did arrive.
-    pub async fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        matches: impl Fn(&Seen) -> bool,
-    ) -> Seen {
-        let mut rx = self.shared.count.subscribe();
-        let found = tokio::time::timeout(timeout, async {
-            loop {
-                if let Some(r) = self
-                    .shared
-                    .seen
-                    .lock()
-                    .expect("fake lock")
-                    .iter()
-                    .find(|r| matches(r))
-                {
-                    return r.clone();
-                }
-                rx.changed().await.expect("fake alive");
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}; received:\n{}",
-                self.describe()
-            )
-        })
-    }
-
-    /// One line per request, for failure messages.
-    pub fn describe(&self) -> String {
-        let all = self.requests();
-        if all.is_empty() {
-            return "  (nothing)".to_string();
-        }
-        all.iter()
-            .map(|r| {
-                format!(
-                    "  {} {} {}",
-                    r.method,
-                    r.path,
-                    String::from_utf8_lossy(&r.body)
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for FakeService {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+/// Serves `rules`, which answer JSON the way the service does.
+async fn serve(rules: impl Fn(&Request) -> (StatusCode, Value) + Send + Sync + 'static) -> FakeApi {
+    FakeApi::serve(move |r| {
+        let (status, body) = rules(r);
+        Answer::json(status.as_u16(), body)
+    })
+    .await
 }
 
 /// A fresh id in the style of each service's request ids.
@@ -234,8 +47,8 @@ fn ntfy_error(code: u32, error: &str, link: &str) -> (StatusCode, Value) {
 
 /// An ntfy server whose topics need `token` (an access token, sent as a bearer token).
 /// It speaks only the JSON form (a POST or PUT to the root); tests check that form.
-pub async fn ntfy(token: &'static str) -> FakeService {
-    FakeService::start(move |r| {
+pub async fn ntfy(token: &'static str) -> FakeApi {
+    serve(move |r| {
         if !(r.method == Method::POST || r.method == Method::PUT) || r.path != "/" {
             return ntfy_error(40401, "page not found", "");
         }
@@ -256,7 +69,7 @@ pub async fn ntfy(token: &'static str) -> FakeService {
             }
             Some(_) => {}
         }
-        let m = r.json();
+        let m = r.json_or_null();
         if !m.is_object() {
             return ntfy_error(
                 40017,
@@ -367,15 +180,15 @@ fn pushover_error(status: u16, field: &str, value: &str, errors: &[&str]) -> (St
 const INVALID_TOKEN: &str = "application token is invalid, see https://pushover.net/api";
 
 impl PushoverAccount {
-    fn answer(&self, r: &Seen) -> (StatusCode, Value) {
+    fn answer(&self, r: &Request) -> (StatusCode, Value) {
         // Pushover takes form posts (and JSON); tocsin must send a form.
         let form = if r.method == Method::GET {
-            r.query.clone()
+            r.query_map()
         } else {
             if r.content_type() != "application/x-www-form-urlencoded" {
                 return pushover_error(400, "", "", &["request must be a form post"]);
             }
-            r.form()
+            r.form_map()
         };
         if form.get("token").map(String::as_str) != Some(self.app_token) {
             return pushover_error(400, "token", "invalid", &[INVALID_TOKEN]);
@@ -555,8 +368,8 @@ impl PushoverAccount {
 }
 
 /// A Pushover API for `account`, which the test keeps to look at receipts.
-pub async fn pushover(account: Arc<PushoverAccount>) -> FakeService {
-    FakeService::start(move |r| account.answer(r)).await
+pub async fn pushover(account: Arc<PushoverAccount>) -> FakeApi {
+    serve(move |r| account.answer(r)).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -575,9 +388,9 @@ fn gotify_error(status: StatusCode, description: &str) -> (StatusCode, Value) {
 }
 
 /// A Gotify server with one application whose token is `app_token`.
-pub async fn gotify(app_token: &'static str) -> FakeService {
+pub async fn gotify(app_token: &'static str) -> FakeApi {
     let next_id = AtomicU64::new(1);
-    FakeService::start(move |r| {
+    serve(move |r| {
         if r.method != Method::POST || r.path != "/message" {
             return gotify_error(StatusCode::NOT_FOUND, "page not found");
         }
@@ -585,9 +398,10 @@ pub async fn gotify(app_token: &'static str) -> FakeService {
         let bearer = r
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "));
+        let query = r.query_map();
         let key = r
             .header("x-gotify-key")
-            .or(r.query.get("token").map(String::as_str))
+            .or(query.get("token").map(String::as_str))
             .or(bearer);
         if key != Some(app_token) {
             return gotify_error(
@@ -595,7 +409,7 @@ pub async fn gotify(app_token: &'static str) -> FakeService {
                 "you need to provide a valid access token or user credentials to access this api",
             );
         }
-        let m = r.json();
+        let m = r.json_or_null();
         if !m.is_object() {
             return gotify_error(StatusCode::BAD_REQUEST, "invalid character in request body");
         }

@@ -11,7 +11,8 @@ use tempfile::TempDir;
 
 use crate::alerts;
 use crate::catcher::PageCatcher;
-use crate::fake_push::{self, PushoverAccount, Seen};
+use crate::fake_api::{FakeApi, Request};
+use crate::fake_push::{self, PushoverAccount};
 use crate::harness::{TestApp, eventually, history_kinds, spawn_app, webhook_config};
 
 /// Generous bound for a page that is due now to arrive (a busy 2-core CI machine).
@@ -190,7 +191,7 @@ fn pushover_notifier(api: &str, token: &std::path::Path, poll: &str) -> String {
 }
 
 /// The emergency message the fake Pushover received.
-async fn emergency_message(fake: &fake_push::FakeService) -> Seen {
+async fn emergency_message(fake: &FakeApi) -> Request {
     fake.wait_for("the Pushover message", PROMPTLY, |r| {
         r.path == "/1/messages.json"
     })
@@ -216,7 +217,7 @@ async fn pushover_emergency_page_acknowledged_on_the_phone_acks_the_incident() {
     let req = emergency_message(&fake).await;
     assert_eq!(req.method, "POST");
     assert_eq!(req.content_type(), "application/x-www-form-urlencoded");
-    let f = req.form();
+    let f = req.form_map();
     assert_eq!(f["token"], PUSHOVER_APP);
     assert_eq!(f["user"], ALICE_KEY);
     assert_eq!(
@@ -245,7 +246,10 @@ async fn pushover_emergency_page_acknowledged_on_the_phone_acks_the_incident() {
     );
     for p in &polls {
         assert_eq!(p.method, "GET");
-        assert_eq!(p.query.get("token").map(String::as_str), Some(PUSHOVER_APP));
+        assert_eq!(
+            p.query_map().get("token").map(String::as_str),
+            Some(PUSHOVER_APP)
+        );
     }
     // An acknowledged receipt is done: no cancel, and polling stops.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -265,7 +269,7 @@ async fn acking_in_tocsin_cancels_the_pushover_receipt() {
     );
     let app = spawn_app(&routed(&cfg)).await;
     let id = page_alice(&app).await;
-    assert_eq!(emergency_message(&fake).await.form()["priority"], "2");
+    assert_eq!(emergency_message(&fake).await.form_map()["priority"], "2");
     assert_eq!(first_page_outcome(&app, id).await["status"], "delivered");
     let receipt = account.receipts().into_iter().next().expect("a receipt");
 
@@ -278,7 +282,7 @@ async fn acking_in_tocsin_cancels_the_pushover_receipt() {
         .await;
     assert_eq!(cancel.method, "POST");
     assert_eq!(cancel.content_type(), "application/x-www-form-urlencoded");
-    assert_eq!(cancel.form()["token"], PUSHOVER_APP);
+    assert_eq!(cancel.form_map()["token"], PUSHOVER_APP);
     assert!(account.cancelled(&receipt));
 }
 
