@@ -455,69 +455,36 @@ mod tests {
 
     use super::*;
     use crate::config::types::HumanDuration;
-    use crate::engine::{AlertStatus, Page, PageKind};
+    use crate::engine::{AlertStatus, PageKind};
+    use crate::notify::message::fixtures;
     use crate::store::AlertView;
-    use crate::time::Timestamp;
 
+    /// Page 7 to alice@example.com about incident 42 with one alert carrying `summary`
+    /// (and a generator URL no mail may turn into a link).
     fn message(title: &str, summary: &str) -> Message {
-        let at = Timestamp::at("2026-11-21T10:00:00Z");
-        let alert = AlertView {
+        let mut m = fixtures::message(42, PageKind::Triggered, title);
+        m.page.id = 7;
+        m.page.notifier = "mail".into();
+        m.page.to = Some("alice@example.com".into());
+        m.ack_url = "https://tocsin.example/ack/abc".into();
+        let at = m.incident.created_at;
+        let labels = BTreeMap::from([
+            ("alertname".to_string(), "DiskFull".to_string()),
+            ("instance".to_string(), "db1".to_string()),
+        ]);
+        m.incident.group_key = "{}:{alertname=\"DiskFull\"}".into();
+        m.incident.labels = BTreeMap::from([("alertname".to_string(), "DiskFull".to_string())]);
+        m.incident.alerts = vec![AlertView {
             fingerprint: "0123456789abcdef".into(),
             status: AlertStatus::Firing,
             starts_at: at,
             ends_at: None,
-            labels: BTreeMap::from([
-                ("alertname".to_string(), "DiskFull".to_string()),
-                ("instance".to_string(), "db1".to_string()),
-            ]),
+            labels,
             annotations: BTreeMap::from([("summary".to_string(), summary.to_string())]),
             generator_url: "javascript:alert(1)".into(),
             received_at: at,
-        };
-        Message {
-            page: Page {
-                id: 7,
-                incident: 42,
-                at,
-                kind: PageKind::Triggered,
-                step: 1,
-                cycle: 0,
-                target: "alice".into(),
-                contact: Some("alice".into()),
-                notifier: "mail".into(),
-                method: Some(0),
-                to: Some("alice@example.com".into()),
-                topic: None,
-                late_by_ms: None,
-                reason: "step 1 of policy default".into(),
-            },
-            incident: IncidentView {
-                id: 42,
-                state: IncidentState::Triggered,
-                title: title.into(),
-                group_key: "{}:{alertname=\"DiskFull\"}".into(),
-                source: "alertmanager".into(),
-                labels: BTreeMap::from([("alertname".to_string(), "DiskFull".to_string())]),
-                alerts: vec![alert],
-                alerts_total: 1,
-                alerts_firing: 1,
-                created_at: at,
-                updated_at: at,
-                resolved_at: None,
-                acked_by: None,
-                acked_at: None,
-                snoozed_until: None,
-                ack_expires_at: None,
-                step: 1,
-                cycle: 0,
-                policy: "default".into(),
-                next_escalation_at: None,
-                history: None,
-                pages: None,
-            },
-            ack_url: "https://tocsin.example/ack/abc".into(),
-            more: Vec::new(),
-        }
+        }];
+        m
     }
 
     fn config(smtp_url: &str) -> EmailConfig {

@@ -273,6 +273,97 @@ pub fn bounded(s: &str, max: usize) -> String {
     format!("{}…", s[..end].trim_end())
 }
 
+/// Pages, incidents and messages for the notifiers' unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
+
+    use super::{Item, Message};
+    use crate::engine::{IncidentState, Page, PageKind};
+    use crate::store::IncidentView;
+    use crate::time::Timestamp;
+
+    pub const AT: &str = "2026-11-21T10:00:00Z";
+
+    /// Incident `id`, triggered at [`AT`], one firing alert, step 1 of `default`.
+    pub fn incident(id: u64, title: &str) -> IncidentView {
+        let at = Timestamp::at(AT);
+        IncidentView {
+            id,
+            state: IncidentState::Triggered,
+            title: title.to_string(),
+            group_key: format!("{{}}:{{alertname=\"A{id}\"}}"),
+            source: "alertmanager".into(),
+            labels: BTreeMap::new(),
+            alerts: Vec::new(),
+            alerts_total: 1,
+            alerts_firing: 1,
+            created_at: at,
+            updated_at: at,
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            snoozed_until: None,
+            ack_expires_at: None,
+            step: 1,
+            cycle: 0,
+            policy: "default".into(),
+            next_escalation_at: None,
+            history: None,
+            pages: None,
+        }
+    }
+
+    /// A page of `kind` about incident `id` to alice, step 1 (page id `id * 10`).
+    pub fn page(id: u64, kind: PageKind) -> Page {
+        Page {
+            id: id * 10,
+            incident: id,
+            at: Timestamp::at(AT),
+            kind,
+            step: 1,
+            cycle: 0,
+            target: "alice".into(),
+            contact: Some("alice".into()),
+            notifier: "sms".into(),
+            method: Some(0),
+            to: Some("+15550100".into()),
+            topic: None,
+            late_by_ms: None,
+            reason: "step 1 of policy default".into(),
+        }
+    }
+
+    /// One page of `kind` about incident `id`, the incident in the state `kind` implies.
+    pub fn message(id: u64, kind: PageKind, title: &str) -> Message {
+        let mut incident = incident(id, title);
+        incident.state = match kind {
+            PageKind::Acknowledged => IncidentState::Acknowledged,
+            PageKind::Resolved => IncidentState::Resolved,
+            _ => IncidentState::Triggered,
+        };
+        Message {
+            page: page(id, kind),
+            incident,
+            ack_url: format!("http://127.0.0.1:9797/ack/token{id}"),
+            more: Vec::new(),
+        }
+    }
+
+    /// Flood control's bundle: the first (id, title) is the message, the rest `more`.
+    pub fn bundle(titles: &[(u64, &str)]) -> Message {
+        let mut m = message(titles[0].0, PageKind::Triggered, titles[0].1);
+        m.more = titles[1..]
+            .iter()
+            .map(|(id, t)| Item {
+                page: page(*id, PageKind::Triggered),
+                incident: incident(*id, t),
+            })
+            .collect();
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean;

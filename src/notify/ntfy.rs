@@ -163,71 +163,26 @@ impl Notifier for NtfyNotifier {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::engine::{IncidentState, Page};
-    use crate::store::IncidentView;
-    use crate::time::Timestamp;
+    use crate::notify::message::fixtures;
 
-    /// A page of `kind` about incident 7 titled `title`, labelled with `severity`.
+    /// A page of `kind` about incident 7 titled `title`, labelled with `severity`, to
+    /// alice's push topic.
     pub(in crate::notify) fn message(
         kind: PageKind,
         title: &str,
         severity: Option<&str>,
     ) -> Message {
-        let state = match kind {
-            PageKind::Acknowledged => IncidentState::Acknowledged,
-            PageKind::Resolved => IncidentState::Resolved,
-            _ => IncidentState::Triggered,
-        };
-        let labels: BTreeMap<String, String> = severity
-            .map(|s| [("severity".to_string(), s.to_string())].into())
-            .unwrap_or_default();
-        Message {
-            page: Page {
-                id: 1,
-                incident: 7,
-                at: Timestamp(0),
-                kind,
-                step: 1,
-                cycle: 0,
-                target: "alice".into(),
-                contact: Some("alice".into()),
-                notifier: "push".into(),
-                method: Some(0),
-                to: Some("uQiRzpo4DXghDmr9QzzfQu27cmVRsG".into()),
-                topic: Some("alice-pager".into()),
-                late_by_ms: None,
-                reason: "step 1 of policy default".into(),
-            },
-            incident: IncidentView {
-                id: 7,
-                state,
-                title: title.into(),
-                group_key: "{}:{alertname=\"DiskFull\"}".into(),
-                source: "alertmanager".into(),
-                labels,
-                alerts: Vec::new(),
-                alerts_total: 1,
-                alerts_firing: 1,
-                created_at: Timestamp(0),
-                updated_at: Timestamp(0),
-                resolved_at: None,
-                acked_by: None,
-                acked_at: None,
-                snoozed_until: None,
-                ack_expires_at: None,
-                step: 1,
-                cycle: 0,
-                policy: "default".into(),
-                next_escalation_at: None,
-                history: None,
-                pages: None,
-            },
-            ack_url: "http://127.0.0.1:9797/ack/tok".into(),
-            more: Vec::new(),
+        let mut m = fixtures::message(7, kind, title);
+        m.page.notifier = "push".into();
+        m.page.to = Some("uQiRzpo4DXghDmr9QzzfQu27cmVRsG".into());
+        m.page.topic = Some("alice-pager".into());
+        if let Some(sev) = severity {
+            m.incident
+                .labels
+                .insert("severity".to_string(), sev.to_string());
         }
+        m
     }
 
     #[test]

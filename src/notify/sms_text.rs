@@ -369,78 +369,11 @@ fn transliterate(c: char) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::engine::Page;
-    use crate::notify::Item;
-    use crate::time::Timestamp;
-
-    fn incident(id: u64, title: &str) -> IncidentView {
-        IncidentView {
-            id,
-            state: IncidentState::Triggered,
-            title: title.to_string(),
-            group_key: format!("{{}}:{{alertname=\"A{id}\"}}"),
-            source: "alertmanager".into(),
-            labels: BTreeMap::new(),
-            alerts: Vec::new(),
-            alerts_total: 1,
-            alerts_firing: 1,
-            created_at: Timestamp::at("2026-11-21T10:00:00Z"),
-            updated_at: Timestamp::at("2026-11-21T10:00:00Z"),
-            resolved_at: None,
-            acked_by: None,
-            acked_at: None,
-            snoozed_until: None,
-            ack_expires_at: None,
-            step: 1,
-            cycle: 0,
-            policy: "default".into(),
-            next_escalation_at: None,
-            history: None,
-            pages: None,
-        }
-    }
-
-    fn page(id: u64, kind: PageKind) -> Page {
-        Page {
-            id: id * 10,
-            incident: id,
-            at: Timestamp::at("2026-11-21T10:00:00Z"),
-            kind,
-            step: 1,
-            cycle: 0,
-            target: "alice".into(),
-            contact: Some("alice".into()),
-            notifier: "sms".into(),
-            method: Some(0),
-            to: Some("+15550100".into()),
-            topic: None,
-            late_by_ms: None,
-            reason: "step 1 of policy default".into(),
-        }
-    }
+    use crate::notify::message::fixtures::{self, bundle};
 
     fn message(id: u64, title: &str) -> Message {
-        Message {
-            page: page(id, PageKind::Triggered),
-            incident: incident(id, title),
-            ack_url: format!("http://127.0.0.1:9797/ack/token{id}"),
-            more: Vec::new(),
-        }
-    }
-
-    fn bundle(titles: &[(u64, &str)]) -> Message {
-        let mut m = message(titles[0].0, titles[0].1);
-        m.more = titles[1..]
-            .iter()
-            .map(|(id, t)| Item {
-                page: page(*id, PageKind::Triggered),
-                incident: incident(*id, t),
-            })
-            .collect();
-        m
+        fixtures::message(id, PageKind::Triggered, title)
     }
 
     fn septets(s: &str) -> usize {
