@@ -115,10 +115,6 @@ impl IrcHandle {
         }
     }
 
-    pub fn status(&self) -> LinkStatus {
-        self.status.borrow().clone()
-    }
-
     /// Watches state changes (tests, the watchdog).
     pub fn watch(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
@@ -193,6 +189,12 @@ fn tls_config(irc: &IrcSourceConfig, cfg: &Config) -> Result<rustls::ClientConfi
                 roots
                     .add(c)
                     .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "tls_ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                ));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -329,7 +331,9 @@ impl Link {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = &mut sleep => break,
-                    Some(req) = self.rx.recv() => self.refuse(req),
+                    Some(Request::Say { target, text, written, .. }) = self.rx.recv() => {
+                        self.refuse(target, text, written);
+                    }
                 }
             }
         }
@@ -573,33 +577,25 @@ impl Link {
         } = req;
         let ready = self.session.is_registered() && self.upstream != Some(false);
         if !ready {
-            return self.refuse(Request::Say {
-                target,
-                text,
-                notice,
-                written,
-            });
+            return self.refuse(target, text, written);
         }
         if target.starts_with(['#', '&']) && !self.session.is_joined(&target) {
             let detail = self.status.borrow().detail.clone();
-            self.missed.push(Missed {
-                target: target.clone(),
-                text: text.clone(),
-            });
-            let _ = written.send(Err(SayError::NotJoined(target, detail)));
+            let err = SayError::NotJoined(target.clone(), detail);
+            self.missed.push(Missed { target, text });
+            let _ = written.send(Err(err));
             return;
         }
         self.chat(&target, &text, notice, Some(written));
     }
 
     /// A request while down: fails now, and is remembered for the summary.
-    fn refuse(&mut self, req: Request) {
-        let Request::Say {
-            target,
-            text,
-            written,
-            ..
-        } = req;
+    fn refuse(
+        &mut self,
+        target: String,
+        text: String,
+        written: oneshot::Sender<Result<(), SayError>>,
+    ) {
         let detail = self.status.borrow().detail.clone();
         self.missed.push(Missed { target, text });
         let _ = written.send(Err(SayError::Down(detail)));
@@ -615,7 +611,7 @@ impl Link {
         let command = if notice { "NOTICE" } else { "PRIVMSG" };
         let budget = payload_budget(
             self.session.nick(),
-            &self.session_username(),
+            &self.cfg.session.username,
             command,
             target,
         );
@@ -645,10 +641,6 @@ impl Link {
         }
     }
 
-    fn session_username(&self) -> String {
-        self.cfg.session.username.clone()
-    }
-
     /// Back in a channel after being cut off: one line says how long, and what was
     /// missed, instead of replaying every announcement.
     fn announce_missed(&mut self, channel: &str, down_since: &mut Option<Timestamp>) {
@@ -670,7 +662,7 @@ impl Link {
         );
         let budget = payload_budget(
             self.session.nick(),
-            &self.session_username(),
+            &self.cfg.session.username,
             "PRIVMSG",
             channel,
         );
@@ -741,5 +733,36 @@ async fn worker(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(irc: &str) -> Config {
+        let text = format!(
+            "[notifiers.console]\ntype = \"log\"\n[policies.default]\nsteps = [{{ notify = [\"console\"] }}]\n[[routes]]\npolicy = \"default\"\n[sources.irc]\nserver = \"irc.example.net:6697\"\n{irc}\n"
+        );
+        crate::config::load_str(&text, None).expect("valid config")
+    }
+
+    #[test]
+    fn a_missing_ca_file_stops_the_start_with_its_path() {
+        let cfg = config("tls = true\ntls_ca_file = \"/nonexistent/bouncer-ca.pem\"");
+        let irc = cfg.file.sources.irc.as_ref().unwrap();
+        let err = LinkConfig::from_config(&cfg, irc).err().expect("refused");
+        assert!(err.contains("/nonexistent/bouncer-ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("empty.pem");
+        std::fs::write(&pem, "not a certificate\n").unwrap();
+        let cfg = config(&format!("tls = true\ntls_ca_file = \"{}\"", pem.display()));
+        let irc = cfg.file.sources.irc.as_ref().unwrap();
+        let err = LinkConfig::from_config(&cfg, irc).err().expect("refused");
+        assert!(err.contains("empty.pem"), "{err}");
     }
 }

@@ -624,7 +624,7 @@ impl Session {
         if text.starts_with('\u{1}') {
             return; // CTCP (ACTION, VERSION): never a command, never answered
         }
-        let hostmask = format!("{nick}!{user}@{host}");
+        let hostmask = m.hostmask().unwrap_or_default();
         let time = m.tag("time").and_then(Timestamp::parse_rfc3339);
         let private = !target.starts_with(['#', '&']);
         let freshness = self.replay.classify(

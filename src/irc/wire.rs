@@ -187,21 +187,18 @@ fn split_command(s: &str) -> (String, Vec<String>) {
     (command, params)
 }
 
-/// A command as a line ready to send (no CR LF).
-pub fn line(command: Command) -> String {
+/// A command as a line ready to send (no CR LF); irc-proto puts the `:` before a last
+/// parameter that needs one.
+pub fn raw(command: &str, args: &[&str]) -> String {
+    let command = Command::Raw(
+        command.to_string(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
     let mut s = Message::from(command).to_string();
     while s.ends_with(['\r', '\n']) {
         s.pop();
     }
     s
-}
-
-/// A command irc-proto has no variant for (`WHO #chan %tnuhar,152`, `CAP REQ :x`).
-pub fn raw(command: &str, args: &[&str]) -> String {
-    line(Command::Raw(
-        command.to_string(),
-        args.iter().map(|a| a.to_string()).collect(),
-    ))
 }
 
 #[cfg(test)]
@@ -283,8 +280,10 @@ mod tests {
 
     #[test]
     fn serialized_lines_have_no_line_ending() {
-        let l = line(Command::PRIVMSG("#a".into(), "hello there".into()));
-        assert_eq!(l, "PRIVMSG #a :hello there");
+        assert_eq!(
+            raw("PRIVMSG", &["#a", "hello there"]),
+            "PRIVMSG #a :hello there"
+        );
         assert_eq!(raw("WHO", &["#a", "%tnuhar,152"]), "WHO #a %tnuhar,152");
     }
 }

@@ -9,7 +9,7 @@ use super::message::{clean, kind_word};
 use super::{Message, Notifier, NotifyError};
 use crate::config::IrcNotifierConfig;
 use crate::engine::PageKind;
-use crate::irc::{IrcHandle, SayError};
+use crate::irc::IrcHandle;
 
 pub struct IrcNotifier {
     link: Option<IrcHandle>,
@@ -42,15 +42,11 @@ impl Notifier for IrcNotifier {
             ));
         };
         let target = msg.page.to.as_deref().unwrap_or(&self.channel);
+        // Down, not joined, queue full, too slow: the link reconnects and rejoins by
+        // itself, so every failure is worth another attempt.
         link.say(target, &announcement(msg), self.notice, self.timeout)
             .await
-            .map_err(|e| match e {
-                // The link reconnects by itself; a later attempt may get through.
-                SayError::Down(_) | SayError::Timeout(_) | SayError::Full => {
-                    NotifyError::transient(e.to_string())
-                }
-                SayError::NotJoined(..) => NotifyError::transient(e.to_string()),
-            })
+            .map_err(|e| NotifyError::transient(e.to_string()))
     }
 }
 

@@ -134,19 +134,18 @@ impl IrcDesk {
                 if open.is_empty() {
                     return Ok("nothing to ack: no incident is triggered".into());
                 }
-                let mut done = Vec::new();
+                // Submitted together, the acks share one commit instead of fifty.
+                let mut acks = tokio::task::JoinSet::new();
                 for inc in &open {
-                    if self
-                        .submit(Input::Ack {
-                            id: inc.id,
-                            by: by.clone(),
-                        })
-                        .await
-                        .is_ok()
-                    {
-                        done.push(format!("#{}", inc.id));
-                    }
+                    let (engine, id, by) = (self.engine.clone(), inc.id, by.clone());
+                    acks.spawn(
+                        async move { engine.submit(Input::Ack { id, by }).await.map(|()| id) },
+                    );
                 }
+                let mut done: Vec<IncidentId> =
+                    acks.join_all().await.into_iter().flatten().collect();
+                done.sort_unstable();
+                let done: Vec<String> = done.iter().map(|id| format!("#{id}")).collect();
                 Ok(format!("acknowledged by {contact}: {}", done.join(" ")))
             }
             ChatCommand::Unack(id) => {
@@ -199,14 +198,16 @@ impl IrcDesk {
     }
 
     async fn list(&self) -> String {
-        let open = match self.store.incidents(None, 200).await {
-            Ok(v) => v,
-            Err(e) => return format!("cannot list incidents: {e}"),
-        };
-        let open: Vec<_> = open
-            .into_iter()
-            .filter(|i| i.state != IncidentState::Resolved)
-            .collect();
+        // Asked by state: a list of the newest incidents of any state could be all
+        // resolved ones and hide what is open.
+        let mut open = Vec::new();
+        for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
+            match self.store.incidents(Some(state), 200).await {
+                Ok(v) => open.extend(v),
+                Err(e) => return format!("cannot list incidents: {e}"),
+            }
+        }
+        open.sort_by_key(|i| std::cmp::Reverse(i.id));
         if open.is_empty() {
             return "no open incidents".into();
         }

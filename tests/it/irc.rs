@@ -499,3 +499,40 @@ async fn over_tls_to_znc_the_link_comes_up_and_an_alert_line_is_announced() {
     let relay = person(net.port(), "relay", None).await;
     alert_from_the_relay(&s, &relay, &relay).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_storm_incidents_lists_what_is_open_and_ack_all_acks_every_triggered_one() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), "1h", "").await;
+    let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
+    for name in ["CpuHot", "MemLow", "DiskFull"] {
+        assert_eq!(s.app.post_alerts(&alerts::firing(name)).await.status, 200);
+    }
+    let mark = alice.mark();
+    alice.say(ALERTS, "!incidents").await;
+    let list = alice
+        .wait_since(mark, "the list of open incidents", SOON, |l| {
+            said_by_agent(l) && l.contains("alice: 3 open:")
+        })
+        .await;
+    for name in ["CpuHot", "MemLow", "DiskFull"] {
+        assert!(list.contains(name), "{list}");
+    }
+    alice.say(ALERTS, "!ack all").await;
+    let answer = alice
+        .wait_since(mark, "the answer to !ack all", SOON, |l| {
+            said_by_agent(l) && l.contains("acknowledged by alice:")
+        })
+        .await;
+    assert!(answer.ends_with("#1 #2 #3"), "{answer}");
+    for inc in s.app.incidents(None).await {
+        assert_eq!(inc["state"], "acknowledged", "{inc}");
+        assert_eq!(inc["acked_by"], "alice", "{inc}");
+    }
+    alice.say(ALERTS, "!ack all").await;
+    alice
+        .wait_since(mark, "nothing left to ack", SOON, |l| {
+            said_by_agent(l) && l.contains("nothing to ack")
+        })
+        .await;
+}

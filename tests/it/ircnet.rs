@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tempfile::TempDir;
+use tocsin::irc::text::strip_formatting;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -179,6 +180,7 @@ impl IrcNet {
                 &format!("REGISTER {password} {account}@example.com"),
             )
             .await;
+        // Anope bolds the nick: `Nickname \x02alice\x02 registered.`
         let done = format!("Nickname {account} registered.");
         let reply = client
             .wait_for(
@@ -952,14 +954,6 @@ fn is_part(m: &Msg, nick: &str, chan: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// `text` without IRC bold, italics, underline, reverse and reset codes (Anope bolds
-/// nicks: `Nickname \x02alice\x02 registered.`).
-pub fn strip_formatting(text: &str) -> String {
-    text.chars()
-        .filter(|c| !matches!(c, '\x02' | '\x0f' | '\x16' | '\x1d' | '\x1f'))
-        .collect()
 }
 
 fn is_sasl_failure(m: &Msg) -> bool {
