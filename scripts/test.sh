@@ -5,16 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Debian packages the tests start for real --------------------------------------
-# tests/it/alertmanager.rs runs /usr/bin/prometheus-alertmanager, tests/it/email.rs an
-# aiosmtpd capture server (/usr/bin/python3), tests/it/kannel.rs Kannel's bearerbox,
-# smsbox and fake SMSC (kannel-extras), tests/it/ircnet.rs an IRC network: InspIRCd with
-# Anope services (SASL, accounts) and the ZNC bouncer (its TLS listener gets a
-# certificate made with openssl).
+# tests/it/promstack.rs runs Prometheus (/usr/bin/prometheus) and Alertmanager
+# (/usr/bin/prometheus-alertmanager) for the pipeline tests (tests/it/alertmanager.rs and
+# its own), tests/it/email.rs an aiosmtpd capture server (/usr/bin/python3),
+# tests/it/kannel.rs Kannel's bearerbox, smsbox and fake SMSC (kannel-extras),
+# tests/it/ircnet.rs an IRC network: InspIRCd with Anope services (SASL, accounts) and
+# the ZNC bouncer (its TLS listener gets a certificate made with openssl).
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
 }
 need prometheus-alertmanager /usr/bin/prometheus-alertmanager
+need prometheus /usr/bin/prometheus
 need python3-aiosmtpd /usr/lib/python3/dist-packages/aiosmtpd
 need kannel /usr/sbin/bearerbox
 need kannel-extras /usr/lib/kannel/test/fakesmsc

@@ -137,9 +137,9 @@ pub fn incidents_table(v: &Value) -> String {
     out
 }
 
-/// A few lines about the daemon.
+/// A few lines about the daemon, then one line per channel, worst first.
 pub fn status_text(v: &Value) -> String {
-    format!(
+    let mut out = format!(
         "tocsin {} up {}s, engine {} (last tick {})\nincidents: {} triggered, {} acknowledged, {} resolved\n",
         v["version"].as_str().unwrap_or("?"),
         v["uptime_seconds"],
@@ -152,5 +152,47 @@ pub fn status_text(v: &Value) -> String {
         v["incidents"]["triggered"],
         v["incidents"]["acknowledged"],
         v["incidents"]["resolved"],
-    )
+    );
+    let mut channels: Vec<&Value> = v["channels"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let rank = |c: &Value| match c["state"].as_str() {
+        Some("down") => 0,
+        Some("degraded") => 1,
+        _ => 2,
+    };
+    channels.sort_by_key(|c| rank(c));
+    if !channels.is_empty() {
+        out.push_str("channels:\n");
+    }
+    let width = channels
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("").len())
+        .max()
+        .unwrap_or(0);
+    for c in channels {
+        let state = c["state"].as_str().unwrap_or("?");
+        let paging = if c["paging"].as_bool() == Some(true) {
+            " [paging]"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {:<width$}  {:<8}  since {}  {}{paging}\n",
+            c["name"].as_str().unwrap_or("?"),
+            state.to_uppercase(),
+            c["since"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// Whether `tocsin status` should exit non-zero: the engine stalled or a channel down.
+pub fn status_unhealthy(v: &Value) -> bool {
+    v["engine"]["healthy"].as_bool() != Some(true)
+        || v["channels"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["state"] == "down"))
 }

@@ -20,6 +20,8 @@
 //! - [`cli`]: the client commands that talk to a running daemon.
 //! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.
 //! - [`time`]: instants as integers and the injected clock.
+//! - [`watchdog`]: the health of every channel; a dark one becomes an incident paged
+//!   through the others.
 
 #![forbid(unsafe_code)]
 
@@ -36,3 +38,4 @@ pub mod runtime;
 pub mod source;
 pub mod store;
 pub mod time;
+pub mod watchdog;

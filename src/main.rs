@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tocsin::cli::{Client, incidents_table, status_text};
+use tocsin::cli::{Client, incidents_table, status_text, status_unhealthy};
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
 use tracing::{error, info};
@@ -111,7 +111,8 @@ enum Command {
         #[arg(long, default_value = "alerts.toml")]
         config: PathBuf,
     },
-    /// Health of a running daemon.
+    /// Health of a running daemon and of every channel it watches; exits 1 when the
+    /// engine is stalled or a channel is down.
     Status {
         #[command(flatten)]
         target: Target,
@@ -239,6 +240,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Status { target } => {
             let v = target.client()?.status().await?;
             print!("{}", status_text(&v));
+            if status_unhealthy(&v) {
+                // Scripts and monitors read the exit code: 1 means something is down.
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

@@ -48,6 +48,12 @@ pub struct NotifierOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    /// `source:irc`, `notifier:mail`, `heartbeat:backup`, `peer:...`.
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
 }
@@ -72,6 +78,9 @@ pub struct Metrics {
     pub irc_commands: Family<CommandLabel, Counter>,
     pub irc_up: Gauge,
     pub irc_connects: Counter,
+    pub channel_up: Family<ChannelLabel, Gauge>,
+    pub watchdog_incidents: Family<ChannelLabel, Counter>,
+    pub outside_pings: Family<StateLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +112,9 @@ impl Metrics {
             irc_commands: Family::default(),
             irc_up: Gauge::default(),
             irc_connects: Counter::default(),
+            channel_up: Family::default(),
+            watchdog_incidents: Family::default(),
+            outside_pings: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -194,6 +206,21 @@ impl Metrics {
             "irc_registrations",
             "IRC connections that registered (a rising count means reconnects)",
             m.irc_connects.clone(),
+        );
+        registry.register(
+            "channel_up",
+            "1 while a channel (source, notifier, heartbeat, peer) is up or degraded, 0 while down",
+            m.channel_up.clone(),
+        );
+        registry.register(
+            "watchdog_incidents",
+            "Watchdog incidents opened because a channel stayed down past the hold-down",
+            m.watchdog_incidents.clone(),
+        );
+        registry.register(
+            "outside_pings",
+            "Pings of the outside heartbeat URL, by outcome (sent, failed, skipped while the engine loop is unhealthy)",
+            m.outside_pings.clone(),
         );
         m.with_registry(registry)
     }

@@ -46,6 +46,14 @@ pub struct IrcSourceConfig {
     /// ... and call the link dead when its PONG has not come back within this.
     #[serde(default = "default_ping_timeout")]
     pub ping_timeout: HumanDuration,
+    /// Ask the network for our own WHOIS this often: a bouncer answers PINGs itself, so
+    /// only an answer from the network proves the path end to end ...
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval: HumanDuration,
+    /// ... and call the network unreachable when the answer (318) has not come within
+    /// this.
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout: HumanDuration,
     /// TCP connect plus TLS handshake.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
@@ -132,6 +140,8 @@ impl IrcSourceConfig {
         for (key, d) in [
             ("ping_interval", self.ping_interval),
             ("ping_timeout", self.ping_timeout),
+            ("probe_interval", self.probe_interval),
+            ("probe_timeout", self.probe_timeout),
             ("connect_timeout", self.connect_timeout),
             ("register_timeout", self.register_timeout),
             ("reconnect_max", self.reconnect_max),
@@ -222,6 +232,12 @@ fn default_ping_interval() -> HumanDuration {
 }
 fn default_ping_timeout() -> HumanDuration {
     HumanDuration::from_secs(20)
+}
+fn default_probe_interval() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_probe_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)

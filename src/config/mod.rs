@@ -19,6 +19,7 @@ mod sections;
 mod tests;
 pub mod types;
 mod validate;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -36,6 +36,12 @@ pub struct ConfigFile {
     pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// How tocsin watches its own channels.
+    #[serde(default)]
+    pub watchdog: super::watchdog::WatchdogConfig,
+    /// Heartbeat URLs (`/hooks/heartbeat/NAME`) that must keep being called.
+    #[serde(default)]
+    pub heartbeats: BTreeMap<String, super::watchdog::HeartbeatUrlConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +176,10 @@ pub struct PolicyConfig {
     /// Gap between the last step and the next pass; defaults to the last step's `after`.
     pub repeat_after: Option<HumanDuration>,
     pub steps: Vec<StepConfig>,
+    /// Page everyone who was paged again when the incident resolves, through the method
+    /// that last reached them (watchdog incidents always do).
+    #[serde(default)]
+    pub page_recovery: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,6 +30,8 @@ const SECTIONS: &[&str] = &[
     "policies",
     "routes",
     "sources",
+    "watchdog",
+    "heartbeats",
 ];
 
 /// A `log` notifier has no options besides `type`.
@@ -141,6 +143,16 @@ impl<'a, 'i> Loader<'a, 'i> {
         }
         if let Some((at, v)) = section("sources") {
             p.file.sources = self.entry::<SourcesConfig>(&at, v).unwrap_or_default();
+        }
+        if let Some((at, v)) = section("watchdog") {
+            p.file.watchdog = self
+                .entry::<super::watchdog::WatchdogConfig>(&at, v)
+                .unwrap_or_default();
+        }
+        for (name, at, v) in self.named("heartbeats") {
+            if let Some(h) = self.entry::<super::watchdog::HeartbeatUrlConfig>(&at, v) {
+                p.file.heartbeats.insert(name, h);
+            }
         }
         for (name, at, v) in self.named("notifiers") {
             if let Some(n) = self.notifier(&at, v) {

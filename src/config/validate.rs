@@ -30,6 +30,7 @@ impl Loader<'_, '_> {
         self.check_policies(p);
         let routes = self.check_routes(p);
         let hook_auth = self.check_server(&p.file.server);
+        self.check_watchdog(p);
         let mut secrets = BTreeMap::new();
         for (name, n) in &p.file.notifiers {
             let at = KeyPath::default().key("notifiers").key(name);

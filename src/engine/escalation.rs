@@ -422,6 +422,11 @@ impl Live {
             late_by_ms: late_by,
             reason,
         };
+        let reached = (chain.contact.clone(), chain.next_method as u32);
+        match self.esc.reached.iter_mut().find(|r| r.0 == chain.contact) {
+            Some(r) => *r = reached,
+            None => self.esc.reached.push(reached),
+        }
         cx.fx.push(Effect::Page(page));
         self.esc.chains[i].next_method += 1;
     }
@@ -528,6 +533,11 @@ impl Live {
             None => "acknowledged; escalation stopped (acks do not expire)".to_string(),
         };
         cx.event(self.id, "acked", Some(by), detail);
+        if self.policy.resolve_on_ack {
+            let why = format!("acknowledged by {}, which is all it asked for", by.name);
+            self.resolve_as(cx, Some(by), why);
+            return;
+        }
         self.announce(
             cx,
             PageKind::Acknowledged,
@@ -614,6 +624,36 @@ impl Live {
         };
         cx.event(self.id, "resolved", by, why);
         self.announce(cx, PageKind::Resolved, &reason);
+        if self.policy.page_recovery {
+            self.page_recovery(cx, &reason);
+        }
+    }
+
+    /// Tells everyone who was paged that it is over, through the method that last
+    /// reached each of them.
+    fn page_recovery(&mut self, cx: &mut Ctx<'_>, reason: &str) {
+        for (contact, method) in self.esc.reached.clone() {
+            let Some(m) = self.methods_of(&contact).get(method as usize).cloned() else {
+                continue;
+            };
+            let page = Page {
+                id: cx.page_id(),
+                incident: self.id,
+                at: cx.now,
+                kind: PageKind::Resolved,
+                step: 0,
+                cycle: self.esc.cycle,
+                target: contact.clone(),
+                contact: Some(contact),
+                notifier: m.notifier,
+                method: Some(method),
+                to: m.to,
+                topic: m.topic,
+                late_by_ms: None,
+                reason: reason.to_string(),
+            };
+            cx.fx.push(Effect::Page(page));
+        }
     }
 
     /// The first alerts of a new incident.

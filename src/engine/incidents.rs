@@ -440,7 +440,12 @@ impl Engine {
         }
         let id = self.next_incident_id;
         self.next_incident_id += 1;
-        let (policy, routed) = match self.cfg.route(&batch.labels) {
+        let chosen = batch
+            .policy
+            .as_ref()
+            .and_then(|name| self.cfg.policies.get(name).cloned())
+            .or_else(|| self.cfg.route(&batch.labels));
+        let (policy, routed) = match chosen {
             Some(p) => (p, true),
             None => (
                 Arc::new(PolicySnapshot {
@@ -448,6 +453,8 @@ impl Engine {
                     repeat: 0,
                     repeat_after: Duration::ZERO,
                     steps: Vec::new(),
+                    page_recovery: false,
+                    resolve_on_ack: false,
                 }),
                 false,
             ),

@@ -11,7 +11,10 @@ pub use incidents::{Engine, RECENT_WINDOW};
 pub use labels::LabelSet;
 pub use matcher::Matcher;
 pub use model::*;
-pub use policy::{EscalationConfig, MethodSnapshot, PolicySnapshot, StepSnapshot, Target};
+pub use policy::{
+    EscalationConfig, MethodSnapshot, PolicySnapshot, SELF_TEST_POLICY, StepSnapshot, Target,
+    WATCHDOG_POLICY,
+};
 
 #[cfg(test)]
 mod tests;

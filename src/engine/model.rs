@@ -89,6 +89,9 @@ pub struct AlertBatch {
     pub alerts: Vec<AlertIn>,
     /// Alerts the sender dropped (`truncatedAlerts`).
     pub truncated: u64,
+    /// A source that knows its policy names it (the watchdog, the self-test); otherwise
+    /// the routes choose by `labels`.
+    pub policy: Option<String>,
 }
 
 /// Who did something, and through which channel.
@@ -278,6 +281,10 @@ pub struct Escalation {
     pub announced: Vec<String>,
     /// 1-based number of the last step fired (0 before the first).
     pub step: u32,
+    /// The method each contact was last paged through (contact, method index): where a
+    /// recovery page goes when the policy asks for one.
+    #[serde(default)]
+    pub reached: Vec<(String, u32)>,
 }
 
 /// A contact being paged: its methods go out in order, each at its `after`.

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::matcher::Matcher;
 use crate::config::Config;
 
+/// Key of the watchdog incidents' policy in [`EscalationConfig::policies`]; the `:` keeps
+/// it apart from every name a user can write.
+pub const WATCHDOG_POLICY: &str = ":watchdog";
+/// Key of the scheduled self-test's policy.
+pub const SELF_TEST_POLICY: &str = ":self-test";
+
 /// A policy with every name resolved to what it pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySnapshot {
@@ -22,6 +28,13 @@ pub struct PolicySnapshot {
     #[serde(with = "millis")]
     pub repeat_after: Duration,
     pub steps: Vec<StepSnapshot>,
+    /// Everyone paged hears when the incident resolves (watchdog incidents: the channel
+    /// is back), through the method that last reached them.
+    #[serde(default)]
+    pub page_recovery: bool,
+    /// An ack ends the incident (the self-test: the ack is the proof it wanted).
+    #[serde(default)]
+    pub resolve_on_ack: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,10 +131,53 @@ impl EscalationConfig {
                     repeat: p.repeat,
                     repeat_after: p.repeat_after.map(|d| d.0).unwrap_or(last),
                     steps,
+                    page_recovery: p.page_recovery,
+                    resolve_on_ack: false,
                 };
                 (name.clone(), Arc::new(snap))
             })
             .collect();
+        let mut policies: BTreeMap<String, Arc<PolicySnapshot>> = policies;
+        let everyone = StepSnapshot {
+            after: Duration::ZERO,
+            targets: f.contacts.keys().map(target_for).collect(),
+        };
+        let watchdog = match f.watchdog.policy.as_ref().and_then(|n| policies.get(n)) {
+            Some(p) => PolicySnapshot {
+                page_recovery: true,
+                ..(**p).clone()
+            },
+            None => PolicySnapshot {
+                name: "watchdog (every contact)".to_string(),
+                repeat: 0,
+                repeat_after: Duration::ZERO,
+                steps: vec![everyone.clone()],
+                page_recovery: true,
+                resolve_on_ack: false,
+            },
+        };
+        if let Some(st) = &f.watchdog.self_test {
+            let first = watchdog.steps.first().map_or(everyone, |s| s.clone());
+            let snap = PolicySnapshot {
+                name: "self-test".to_string(),
+                repeat: 0,
+                repeat_after: Duration::ZERO,
+                steps: vec![
+                    StepSnapshot {
+                        after: Duration::ZERO,
+                        targets: vec![target_for(&st.contact)],
+                    },
+                    StepSnapshot {
+                        after: st.ack_within.0,
+                        targets: first.targets,
+                    },
+                ],
+                page_recovery: false,
+                resolve_on_ack: true,
+            };
+            policies.insert(SELF_TEST_POLICY.to_string(), Arc::new(snap));
+        }
+        policies.insert(WATCHDOG_POLICY.to_string(), Arc::new(watchdog));
         EscalationConfig {
             policies,
             routes: cfg

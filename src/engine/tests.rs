@@ -87,6 +87,7 @@ fn batch(group: &str, alerts: Vec<AlertIn>) -> Input {
         title: "DiskFull".into(),
         alerts,
         truncated: 0,
+        policy: None,
     })
 }
 
@@ -631,6 +632,7 @@ fn routes_pick_the_policy_by_label_matchers() {
         title: "ReplicationLag".into(),
         alerts: vec![alert("dddddddddddddddd", AlertStatus::Firing, "10:00:00")],
         truncated: 0,
+        policy: None,
     };
     let fx = e.apply(t("10:00:00"), Input::Alerts(b.clone())).unwrap();
     assert_eq!(
@@ -916,6 +918,7 @@ fn an_unrouted_incident_is_recorded_and_says_nobody_is_paged() {
                 title: "X".into(),
                 alerts: vec![alert("eeeeeeeeeeeeeeee", AlertStatus::Firing, "10:00:00")],
                 truncated: 3,
+                policy: None,
             }),
         )
         .unwrap();
@@ -983,4 +986,92 @@ fn a_late_firing_copy_after_one_alert_resolved_does_not_refire_it() {
             .unwrap()
             .is_empty()
     );
+}
+
+fn channel_down(at: &str) -> Input {
+    crate::watchdog::outage::input(&crate::watchdog::Decision::Down {
+        channel: "notifier:push".into(),
+        kind: crate::watchdog::Kind::Notifier,
+        since: t(at),
+        reason: "3 sends in a row failed".into(),
+        blind: "pushes do not arrive".into(),
+    })
+}
+
+fn channel_back(since: &str, back: &str) -> Input {
+    crate::watchdog::outage::input(&crate::watchdog::Decision::Recovered {
+        channel: "notifier:push".into(),
+        since: t(since),
+        back_since: t(back),
+        reason: "3 sends in a row failed".into(),
+    })
+}
+
+#[test]
+fn a_dead_channel_pages_every_contact_routes_around_it_and_its_recovery_is_paged_too() {
+    let mut e = engine();
+    let fx = e.apply(t("10:00:30"), channel_down("10:00:00")).unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    // Not the routes' policy (which would page console and alice): every contact.
+    assert_eq!(got, ["alice:push:triggered:s1c0", "bob:sms:triggered:s1c0"]);
+    let push = pages(&fx)[0].clone();
+    let fx = e
+        .apply(
+            t("10:00:30"),
+            Input::PageOutcome {
+                page: push,
+                outcome: Outcome::Failed {
+                    attempts: 0,
+                    permanent: true,
+                    error: "notifier:push is down; routing around it".into(),
+                },
+            },
+        )
+        .unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    assert_eq!(got, ["alice:sms:triggered:s1c0"], "at once, not after 2m");
+    // The same outage reported again changes nothing.
+    let fx = e.apply(t("10:05:00"), channel_down("10:00:00")).unwrap();
+    assert!(pages(&fx).is_empty());
+    run_table(
+        &mut e,
+        &[(
+            "10:20:00",
+            channel_back("10:00:00", "10:19:30"),
+            // Through the method that last reached each of them.
+            &["alice:sms:resolved:s0c0", "bob:sms:resolved:s0c0"],
+        )],
+    );
+}
+
+#[test]
+fn an_unacked_self_test_escalates_to_everyone_and_an_acked_one_resolves() {
+    let cfg = format!(
+        "{CONFIG}\n[watchdog.self_test]\nat = \"09:30\"\ncontact = \"bob\"\nack_within = \"15m\"\n"
+    );
+    let mut e = Engine::new(escalation_config(&cfg));
+    let test = |day: &str| {
+        crate::watchdog::self_test::input(
+            Timestamp::at(&format!("2026-11-{day}T09:30:00Z")),
+            "bob",
+            Duration::from_secs(900),
+        )
+    };
+    run_table(
+        &mut e,
+        &[
+            ("09:30:00", test("21"), &["bob:sms:triggered:s1c0"]),
+            ("09:44:59", Input::Tick, &[]),
+            (
+                "09:45:00",
+                Input::Tick,
+                &["alice:push:escalated:s2c0", "bob:sms:escalated:s2c0"],
+            ),
+        ],
+    );
+    let id = e.next_incident_id() - 1;
+    let fx = e.apply(t("09:50:00"), ack(id, "bob")).unwrap();
+    let kinds: Vec<&str> = events(&fx).iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(kinds, ["acked", "resolved"], "the ack is all a self-test asks for");
+    assert_eq!(e.open_count(), 0);
 }

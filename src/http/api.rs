@@ -15,10 +15,8 @@ use super::{AppState, auth, error};
 use crate::config::HumanDuration;
 use crate::engine::{Actor, IncidentState, Input, Refusal};
 use crate::metrics::StateLabel;
-use crate::runtime::{IDLE_TICK, SubmitError};
+use crate::runtime::SubmitError;
 
-/// `/healthz` fails when the engine loop has not run for this many idle ticks.
-const STALE_TICKS: u32 = 5;
 
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
@@ -174,7 +172,7 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
         "engine_last_tick": s.health.last_tick().to_rfc3339(),
         "engine_age_seconds": age.as_secs_f64(),
     });
-    if age > IDLE_TICK * STALE_TICKS {
+    if !s.health.healthy(s.clock.now()) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "engine loop stalled", "detail": body})),
@@ -194,7 +192,6 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         Ok(c) => c,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    let age = engine_age(&s);
     let by_state: serde_json::Map<String, serde_json::Value> = [
         IncidentState::Triggered,
         IncidentState::Acknowledged,
@@ -212,12 +209,18 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.started.elapsed().as_secs(),
         "engine": {
-            "healthy": age <= IDLE_TICK * STALE_TICKS,
+            "healthy": s.health.healthy(s.clock.now()),
             "last_tick": s.health.last_tick().to_rfc3339(),
         },
         "incidents": by_state,
+        "channels": s.watchdog.channels(),
     }))
     .into_response()
+}
+
+/// `GET /api/v1/channels`: every channel's health, as the watchdog sees it.
+pub(crate) async fn channels(State(s): State<AppState>) -> Response {
+    Json(json!({ "channels": s.watchdog.channels() })).into_response()
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -85,6 +85,9 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     };
     let batch = parsed.batch;
     if parsed.heartbeats > 0 {
+        if let Some(name) = &s.heartbeat {
+            s.watchdog.alertmanager_heartbeat(name);
+        }
         s.metrics
             .heartbeats_received
             .get_or_create(&source())
@@ -115,5 +118,29 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
         // Alertmanager retries 5xx: right for a store that could not commit.
         Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(SubmitError::Refused(r)) => error(StatusCode::INTERNAL_SERVER_ERROR, r.to_string()),
+    }
+}
+
+/// `GET` or `POST /hooks/heartbeat/{name}`: something outside is alive. The body, if
+/// any, is ignored (never read past the cap).
+pub(crate) async fn heartbeat(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = auth::check(&s.auth, &headers) {
+        return *r;
+    }
+    if let Err(r) = read_capped(&headers, body, s.max_body).await {
+        return *r;
+    }
+    if s.watchdog.heartbeat_url(&name) {
+        (StatusCode::OK, Json(json!({"status": "ok", "heartbeat": name}))).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no heartbeat {name:?}: add [heartbeats.{name}] with a period to alerts.toml"),
+        )
     }
 }

@@ -25,6 +25,7 @@ use crate::runtime::{EngineHandle, Health};
 use crate::source::sms_reply::Numbers;
 use crate::store::Store;
 use crate::time::Clock;
+use crate::watchdog::Watchdog;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -47,9 +48,12 @@ pub struct AppState {
     pub(crate) config: Arc<Config>,
     /// Who may act by SMS reply, by phone number.
     pub(crate) sms_numbers: Arc<Numbers>,
+    /// Channel health: heartbeats are reported to it, `/api/v1/channels` shows it.
+    pub(crate) watchdog: Arc<Watchdog>,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
         engine: EngineHandle,
@@ -58,6 +62,7 @@ impl AppState {
         health: Arc<Health>,
         clock: Arc<dyn Clock>,
         ack_key: AckKey,
+        watchdog: Arc<Watchdog>,
     ) -> Self {
         AppState {
             engine,
@@ -78,6 +83,7 @@ impl AppState {
             ack_key,
             config: Arc::new(cfg.clone()),
             sms_numbers: Arc::new(Numbers::from_config(cfg)),
+            watchdog,
         }
     }
 }
@@ -85,6 +91,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route(
+            "/hooks/heartbeat/{name}",
+            get(hooks::heartbeat).post(hooks::heartbeat),
+        )
         .route(
             "/hooks/sms/kannel",
             get(kannel_inbound::receive).post(kannel_inbound::receive),
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))
         .route("/api/v1/status", get(api::status))
+        .route("/api/v1/channels", get(api::channels))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(|| async {

@@ -56,7 +56,32 @@ pub struct LinkStatus {
     pub nick: String,
     pub joined: Vec<String>,
     pub caps: Vec<String>,
+    /// Whether the IRC network itself (not just a bouncer) answers.
+    pub probe: ProbeStatus,
 }
+
+/// The end-to-end check: did the network (not just the bouncer) answer our own WHOIS?
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProbeStatus {
+    /// `None` until the first answer or timeout on this connection.
+    pub ok: Option<bool>,
+    pub detail: String,
+    /// When `ok` last changed.
+    #[serde(with = "crate::time::rfc3339")]
+    pub since: Timestamp,
+}
+
+impl ProbeStatus {
+    fn unknown(since: Timestamp) -> Self {
+        ProbeStatus {
+            ok: None,
+            detail: NOT_PROBED.into(),
+            since,
+        }
+    }
+}
+
+const NOT_PROBED: &str = "not checked yet on this connection";
 
 /// How a `say` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +185,8 @@ impl LinkConfig {
                 ping_interval: irc.ping_interval.0,
                 ping_timeout: irc.ping_timeout.0,
                 register_timeout: irc.register_timeout.0,
+                probe_interval: irc.probe_interval.0,
+                probe_timeout: irc.probe_timeout.0,
             },
             connect_timeout: irc.connect_timeout.0,
             reconnect_max: irc.reconnect_max.0,
@@ -225,6 +252,7 @@ pub fn start(
         nick: cfg.session.nick.clone(),
         joined: Vec::new(),
         caps: Vec::new(),
+        probe: ProbeStatus::unknown(clock.now()),
     });
     let link = Link {
         session: Session::new(cfg.session.clone()),
@@ -294,6 +322,7 @@ impl Link {
                 LinkState::Connecting,
                 format!("connecting to {}", self.cfg.server),
             );
+            self.set_probe(None, NOT_PROBED.into());
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
                 r = self.connect() => r,
@@ -521,6 +550,17 @@ impl Link {
                         warn!("IRC command dropped: too many commands waiting");
                     }
                 }
+                Event::Probe { ok, detail } => {
+                    let was = self.status.borrow().probe.ok;
+                    if !ok {
+                        warn!(%detail, "IRC end-to-end probe failed");
+                    } else if was == Some(false) {
+                        info!(%detail, "IRC end-to-end probe answered again");
+                    } else {
+                        debug!(%detail, "IRC end-to-end probe answered");
+                    }
+                    self.set_probe(Some(ok), detail);
+                }
                 Event::Ignored(why) => info!("{why}"),
                 Event::Dead(why) => return Some(why),
             }
@@ -564,6 +604,18 @@ impl Link {
             if state != LinkState::Up {
                 s.joined.clear();
             }
+        });
+    }
+
+    /// The end-to-end probe's outcome; `since` moves only when `ok` changes.
+    fn set_probe(&mut self, ok: Option<bool>, detail: String) {
+        let now = self.clock.now();
+        self.status.send_modify(|s| {
+            if s.probe.ok != ok {
+                s.probe.ok = ok;
+                s.probe.since = now;
+            }
+            s.probe.detail = detail;
         });
     }
 

@@ -19,4 +19,4 @@ pub mod session;
 pub mod text;
 pub mod wire;
 
-pub use link::{Desk, IrcHandle, LinkConfig, LinkState, LinkStatus, SayError};
+pub use link::{Desk, IrcHandle, LinkConfig, LinkState, LinkStatus, ProbeStatus, SayError};

@@ -37,6 +37,10 @@ const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rejoin a channel we are not in (kicked, or the bouncer's upstream came back) this often.
 const REJOIN_EVERY: Duration = Duration::from_secs(15);
 
+/// The first end-to-end probe goes out this soon after the welcome (or after
+/// `probe_interval`, when that is shorter), so a fresh link is proven quickly.
+const FIRST_PROBE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub nick: String,
@@ -48,6 +52,11 @@ pub struct SessionConfig {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub register_timeout: Duration,
+    /// WHOIS our own nick this often once registered: only the network behind a
+    /// bouncer answers it, where the bouncer answers PINGs itself ...
+    pub probe_interval: Duration,
+    /// ... and report the network unreachable when its 318 is not back within this.
+    pub probe_timeout: Duration,
 }
 
 /// What the link must do or know after a line or a tick.
@@ -76,6 +85,13 @@ pub enum Event {
     /// The bouncer reports its upstream network state (ZNC `*status`).
     Upstream {
         connected: bool,
+        detail: String,
+    },
+    /// The end-to-end probe: the network answered the WHOIS of our own nick (`ok`), or
+    /// not within `probe_timeout`. A failure does not drop the link: the bouncer is
+    /// fine, the network behind it is not answering.
+    Probe {
+        ok: bool,
         detail: String,
     },
     /// The link is unusable; drop it and reconnect.
@@ -136,6 +152,12 @@ pub struct Session {
     ping_deadline: Option<Timestamp>,
     ping_token: u64,
     next_join: Option<Timestamp>,
+    next_probe: Option<Timestamp>,
+    /// When the outstanding probe fails; `None` when no probe is waiting.
+    probe_deadline: Option<Timestamp>,
+    /// When the outstanding probe's WHOIS went out; kept past its deadline so a late
+    /// answer is recognised (and not mistaken for the next probe's).
+    probe_sent_at: Option<Timestamp>,
 }
 
 impl Session {
@@ -160,6 +182,9 @@ impl Session {
             ping_deadline: None,
             ping_token: 0,
             next_join: None,
+            next_probe: None,
+            probe_deadline: None,
+            probe_sent_at: None,
         }
     }
 
@@ -202,6 +227,9 @@ impl Session {
         self.next_ping = None;
         self.ping_deadline = None;
         self.next_join = None;
+        self.next_probe = None;
+        self.probe_deadline = None;
+        self.probe_sent_at = None;
         self.replay.connected(now);
         let mut out = vec![Event::Send("CAP LS 302".into())];
         if let Some(p) = &self.cfg.password {
@@ -224,6 +252,8 @@ impl Session {
             self.next_ping,
             self.ping_deadline,
             self.next_join,
+            self.next_probe,
+            self.probe_deadline,
             self.pending.iter().map(|p| p.deadline).min(),
         ]
         .into_iter()
@@ -231,8 +261,8 @@ impl Session {
         .min()
     }
 
-    /// Timers: registration and PONG deadlines, the next PING, rejoins, WHOIS answers
-    /// that never came.
+    /// Timers: registration and PONG deadlines, the next PING, rejoins, the end-to-end
+    /// probe and its deadline, WHOIS answers that never came.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
         let mut out = Vec::new();
         if !self.registered && now >= self.connected_at.plus(self.cfg.register_timeout) {
@@ -264,6 +294,7 @@ impl Session {
             }
             self.next_ping = Some(now.plus(self.cfg.ping_interval));
         }
+        self.tick_probe(now, &mut out);
         if let Some(j) = self.next_join
             && now >= j
         {
@@ -377,7 +408,12 @@ impl Session {
                 self.whois
                     .insert(casefold(m.param(1)), Some(m.param(2).to_string()));
             }
-            "318" => self.on_end_of_whois(m.param(1), &mut out),
+            "318" => {
+                self.on_end_of_whois(m.param(1), &mut out);
+                if same_name(m.param(1), &self.nick) {
+                    self.on_probe_answer(now, &mut out);
+                }
+            }
             "471" | "473" | "474" | "475" | "403" | "405" => out.push(Event::Left {
                 channel: m.param(1).to_string(),
                 reason: format!("cannot join ({}): {}", m.command, m.param(2)),
@@ -516,6 +552,7 @@ impl Session {
         self.cap_ended = true;
         if first {
             self.next_ping = Some(now.plus(self.cfg.ping_interval));
+            self.next_probe = Some(now.plus(self.cfg.probe_interval.min(FIRST_PROBE)));
         }
         out.push(Event::Registered {
             bouncer_only: server == "irc.znc.in",
@@ -524,6 +561,57 @@ impl Session {
         // A second 001 is ZNC relaying the real server's welcome once its upstream is
         // connected: channels are (re)joined either way.
         out.extend(self.join_missing(now));
+    }
+
+    /// The end-to-end probe's timers: a WHOIS of our own nick every `probe_interval`,
+    /// and a failure when the outstanding one is not answered within `probe_timeout`.
+    /// The failure leaves the link up: the bouncer answers, its network does not.
+    fn tick_probe(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        if let Some(d) = self.probe_deadline
+            && now >= d
+        {
+            self.probe_deadline = None;
+            out.push(Event::Probe {
+                ok: false,
+                detail: format!(
+                    "no answer to WHOIS {} within {}s: the IRC network behind the bouncer is not answering",
+                    self.nick,
+                    self.cfg.probe_timeout.as_secs()
+                ),
+            });
+        }
+        if let Some(p) = self.next_probe
+            && now >= p
+        {
+            out.push(Event::Send(raw("WHOIS", &[&self.nick])));
+            if self.probe_deadline.is_none() {
+                self.probe_deadline = Some(now.plus(self.cfg.probe_timeout));
+                self.probe_sent_at = Some(now);
+            }
+            self.next_probe = Some(now.plus(self.cfg.probe_interval));
+        }
+    }
+
+    /// The end of the WHOIS of our own nick: the network is there. An answer that
+    /// comes after the probe already failed does not undo the failure (the next probe
+    /// decides), so a network slower than `probe_timeout` does not flap.
+    fn on_probe_answer(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let Some(sent) = self.probe_sent_at.take() else {
+            return; // not ours: nobody asked (another client on the bouncer did)
+        };
+        let ms = now.since(sent).as_millis();
+        if self.probe_deadline.take().is_some() {
+            out.push(Event::Probe {
+                ok: true,
+                detail: format!("WHOIS {} answered in {ms} ms", self.nick),
+            });
+        } else {
+            out.push(Event::Ignored(format!(
+                "WHOIS {} answered after {ms} ms, later than probe_timeout ({}s); the next probe decides",
+                self.nick,
+                self.cfg.probe_timeout.as_secs()
+            )));
+        }
     }
 
     fn join_missing(&mut self, now: Timestamp) -> Vec<Event> {

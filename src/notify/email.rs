@@ -263,6 +263,25 @@ impl Notifier for EmailNotifier {
         "email"
     }
 
+    /// Connects, says EHLO (and STARTTLS or TLS as configured), and quits: the relay
+    /// answers without a mail being sent.
+    async fn check(&self) -> Result<String, NotifyError> {
+        let relay = &self.relay;
+        match tokio::time::timeout(self.timeout, self.transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(format!("{relay} answered EHLO")),
+            Ok(Ok(false)) => Err(NotifyError::transient(format!(
+                "{relay} accepted the connection but did not answer EHLO"
+            ))),
+            Ok(Err(e)) => Err(NotifyError::transient(format!(
+                "cannot talk to SMTP relay {relay}: {e}"
+            ))),
+            Err(_) => Err(NotifyError::transient(format!(
+                "{relay} did not answer within {}s",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let Some(to) = msg.page.to.as_deref() else {
             return Err(NotifyError::permanent(format!(

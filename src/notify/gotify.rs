@@ -84,6 +84,10 @@ impl Notifier for GotifyNotifier {
         "gotify"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.endpoint).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let resp = self
             .client

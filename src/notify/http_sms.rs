@@ -293,6 +293,18 @@ impl Notifier for HttpSmsNotifier {
         "http_sms"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        // The server part of the URL template: everything before the first placeholder.
+        let fixed = self.url_text.split('{').next().unwrap_or_default();
+        let url = reqwest::Url::parse(fixed).map_err(|e| {
+            NotifyError::permanent(format!(
+                "url {:?} has no fixed server part to check: {e}",
+                self.url_text
+            ))
+        })?;
+        crate::notify::reachable(&self.client, &url).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::permanent("the contact method has no `to` phone number for http_sms")

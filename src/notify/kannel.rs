@@ -120,6 +120,10 @@ impl Notifier for KannelNotifier {
         "kannel"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.url).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::permanent(

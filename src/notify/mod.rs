@@ -83,6 +83,12 @@ pub trait Notifier: Send + Sync + 'static {
     /// One delivery attempt. Must be bounded in time by the notifier's own timeouts.
     async fn send(&self, msg: &Message) -> Result<(), NotifyError>;
 
+    /// Whether the service behind the notifier answers, without sending a page
+    /// (`[watchdog] checks`); `Ok` says what answered.
+    async fn check(&self) -> Result<String, NotifyError> {
+        Ok("nothing to check".to_string())
+    }
+
     /// The incident was acknowledged or resolved: stop whatever still rings for it
     /// (Pushover emergency receipts). Most notifiers have nothing to stop.
     async fn closed(&self, _incident: IncidentId) {}
@@ -153,6 +159,23 @@ pub fn build_all(
         );
     }
     Ok(out)
+}
+
+/// The check of an HTTP notifier: any HTTP answer from `url`'s server proves it is
+/// reachable (a GET to an API endpoint is usually refused, and that is fine).
+pub(crate) async fn reachable(client: &reqwest::Client, url: &reqwest::Url) -> Result<String, NotifyError> {
+    let mut root = url.clone();
+    root.set_path("/");
+    root.set_query(None);
+    let _ = root.set_password(None);
+    let _ = root.set_username("");
+    match client.get(root.clone()).send().await {
+        Ok(r) => Ok(format!("{root} answered HTTP {}", r.status().as_u16())),
+        Err(e) => Err(NotifyError::transient(format!(
+            "{root} does not answer: {}",
+            e.without_url()
+        ))),
+    }
 }
 
 /// The HTTP client every HTTP notifier uses: bounded connect and request times.

@@ -129,6 +129,10 @@ impl Notifier for NtfyNotifier {
         "ntfy"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.url).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let Some(topic) = msg.page.topic.as_deref() else {
             return Err(NotifyError::permanent(format!(

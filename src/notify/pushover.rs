@@ -318,6 +318,10 @@ impl Notifier for PushoverNotifier {
         "pushover"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.shared.client, &self.shared.api).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let s = &self.shared;
         let Some(user) = msg.page.to.as_deref() else {

@@ -116,6 +116,10 @@ impl Notifier for TwilioNotifier {
         "twilio"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.endpoint).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::permanent("the contact method has no `to` phone number for twilio")

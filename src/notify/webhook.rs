@@ -44,6 +44,10 @@ impl Notifier for WebhookNotifier {
         "webhook"
     }
 
+    async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.url).await
+    }
+
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let mut req = self.client.post(self.url.clone()).json(&msg.to_json());
         if let Some(t) = &self.token {

@@ -19,6 +19,7 @@ use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError};
 use crate::store::Store;
 use crate::time::Clock;
+use crate::watchdog::Watchdog;
 
 /// Messages sent at the same time; the rest wait in the queue.
 const WORKERS: usize = 32;
@@ -65,6 +66,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Each contact's methods' `after`, to bound retries by when the next method is due.
     method_afters: BTreeMap<String, Vec<Duration>>,
+    /// Notifier health: a notifier that is down is routed around, and every attempt's
+    /// result is reported to it.
+    watchdog: Arc<Watchdog>,
 }
 
 impl Dispatcher {
@@ -77,6 +81,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         ack_key: AckKey,
         clock: Arc<dyn Clock>,
+        watchdog: Arc<Watchdog>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flood = Flood::new(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
@@ -101,6 +106,7 @@ impl Dispatcher {
             ack_key,
             clock,
             method_afters,
+            watchdog,
         });
         for _ in 0..WORKERS {
             let inner = inner.clone();
@@ -325,6 +331,14 @@ impl Inner {
                 ),
             };
         };
+        if let Err(why) = self.watchdog.gate(&page.notifier) {
+            info!(page = page.id, incident = page.incident, notifier = %page.notifier, reason = %why, "notifier down: failing over without trying it");
+            return Outcome::Failed {
+                attempts: 0,
+                permanent: true,
+                error: why,
+            };
+        }
         let attempts = AtomicU32::new(0);
         let label = |outcome: &str| NotifierLabel {
             notifier: page.notifier.clone(),
@@ -333,6 +347,12 @@ impl Inner {
         let attempt = || async {
             attempts.fetch_add(1, Ordering::Relaxed);
             let r = entry.notifier.send(msg).await;
+            self.watchdog.send_result(
+                &page.notifier,
+                r.as_ref()
+                    .map(|_| ())
+                    .map_err(|e| (e.message.as_str(), e.transient)),
+            );
             let o = if r.is_ok() { "delivered" } else { "failed" };
             self.metrics
                 .notification_attempts

@@ -26,6 +26,8 @@ use crate::time::{Clock, Timestamp};
 const MAX_BATCH: usize = 2048;
 /// The loop runs at least this often, so `/healthz` can tell a stuck loop from a quiet one.
 pub const IDLE_TICK: Duration = Duration::from_secs(1);
+/// The loop is stalled when it has not turned for this many idle ticks.
+pub const STALE_TICKS: u32 = 5;
 
 /// Why an input was not applied.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,6 +83,11 @@ pub struct Health {
 impl Health {
     pub fn last_tick(&self) -> Timestamp {
         Timestamp(self.last_tick_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether the loop turned recently enough to call tocsin alive.
+    pub fn healthy(&self, now: Timestamp) -> bool {
+        now.since(self.last_tick()) <= IDLE_TICK * STALE_TICKS
     }
 
     pub(super) fn tick(&self, now: Timestamp) {

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::notify::BuildContext;
 use crate::store::{SqliteStore, Store};
 use crate::time::{Clock, SystemClock};
+use crate::watchdog::{Watchdog, probes};
 
 /// Inputs waiting for the engine; a full queue makes webhook handlers wait (backpressure).
 const ENGINE_QUEUE: usize = 8192;
@@ -107,6 +108,8 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         )
     })?;
     let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
+    let watchdog = Watchdog::new(&opts.config, opts.clock.clone(), metrics.clone());
+    watchdog.restore(&*store).await;
     let irc_stop = CancellationToken::new();
     let irc = match &opts.config.file.sources.irc {
         None => None,
@@ -123,6 +126,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             let (irc, task) =
                 crate::irc::link::start(link_cfg, desk, opts.clock.clone(), irc_stop.clone());
             tokio::spawn(watch_link(irc.watch(), metrics.clone()));
+            tokio::spawn(crate::watchdog::watch_link(watchdog.clone(), irc.watch()));
             Some((irc, task))
         }
     };
@@ -132,6 +136,29 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     };
     let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
+    let watch_stop = CancellationToken::new();
+    let wcfg = &opts.config.file.watchdog;
+    let checked: Vec<_> = wcfg
+        .checks
+        .iter()
+        .filter_map(|n| notifiers.get(n).map(|e| (n.clone(), e.notifier.clone())))
+        .collect();
+    if !checked.is_empty() {
+        tokio::spawn(probes::check_notifiers(
+            watchdog.clone(),
+            checked,
+            wcfg.check_interval.0,
+            watch_stop.clone(),
+        ));
+    }
+    if !wcfg.peers.is_empty() {
+        tokio::spawn(probes::watch_peers(
+            watchdog.clone(),
+            wcfg.peers.clone(),
+            wcfg.peer_interval.0,
+            watch_stop.clone(),
+        ));
+    }
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let dispatcher = dispatch::Dispatcher::start(
         &opts.config,
@@ -141,6 +168,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         metrics.clone(),
         ack_key.clone(),
         opts.clock.clone(),
+        watchdog.clone(),
     );
     if !pending.is_empty() {
         warn!(
@@ -167,6 +195,29 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     let stop = CancellationToken::new();
     let engine_stop = CancellationToken::new();
     let engine_task = tokio::spawn(engine_loop.run(engine_stop.clone(), opts.drain_grace));
+    tokio::spawn(crate::watchdog::run(
+        watchdog.clone(),
+        handle.clone(),
+        watch_stop.clone(),
+    ));
+    if let Some(url) = &wcfg.ping_url {
+        tokio::spawn(probes::ping_outside(
+            url.clone(),
+            wcfg.ping_interval.0,
+            health.clone(),
+            opts.clock.clone(),
+            metrics.clone(),
+            watch_stop.clone(),
+        ));
+    }
+    if let Some(st) = &wcfg.self_test {
+        tokio::spawn(crate::watchdog::self_test::run(
+            st.clone(),
+            handle.clone(),
+            opts.clock.clone(),
+            watch_stop.clone(),
+        ));
+    }
 
     let state = AppState::new(
         &opts.config,
@@ -176,6 +227,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         health,
         opts.clock.clone(),
         ack_key,
+        watchdog,
     );
     let app = http::router(state);
     let http_stop = stop.clone();
@@ -185,6 +237,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             .await
             .context("HTTP server failed")?;
         info!("HTTP listener closed; draining the engine");
+        watch_stop.cancel();
         engine_stop.cancel();
         engine_task.await.context("the engine loop panicked")?;
         irc_stop.cancel();

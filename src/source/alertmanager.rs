@@ -142,7 +142,10 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
             return Err(field("fingerprint", "empty".into()));
         }
         if heartbeat.is_some_and(|h| a.labels.get("alertname").as_deref() == Some(h)) {
-            heartbeats += 1;
+            // A resolved heartbeat means the always-firing rule stopped: not a sign of life.
+            if status == AlertStatus::Firing {
+                heartbeats += 1;
+            }
             continue;
         }
         alerts.push(AlertIn {
@@ -169,6 +172,7 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
             title,
             alerts,
             truncated: p.truncated_alerts,
+            policy: None,
         },
         heartbeats,
     })

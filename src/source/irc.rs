@@ -233,6 +233,7 @@ impl Capture {
             }],
             labels: self.labels,
             truncated: 0,
+            policy: None,
         }
     }
 }

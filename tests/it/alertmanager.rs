@@ -1,122 +1,16 @@
 //! The real Prometheus Alertmanager (Debian's `prometheus-alertmanager`) delivering to
 //! tocsin: what it sends is what tocsin must understand, firing and resolved.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 use crate::catcher::PageCatcher;
-use crate::harness::{PEOPLE, TestApp, free_port, spawn_app, webhook_config};
-
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+use crate::harness::{PEOPLE, TestApp, spawn_app, webhook_config};
+use crate::promstack::Alertmanager;
 
 /// From posting an alert until tocsin shows it (group_wait 0s, group_interval 1s).
 const DELIVERY: Duration = Duration::from_secs(15);
-
-/// A running Alertmanager, killed when dropped.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    dir: TempDir,
-}
-
-impl Alertmanager {
-    /// Starts Alertmanager on a free port with a webhook receiver at `webhook_url`.
-    fn start(webhook_url: &str) -> Alertmanager {
-        assert!(
-            Path::new(ALERTMANAGER).exists(),
-            "{ALERTMANAGER} is missing: install prometheus-alertmanager: apt-get install prometheus-alertmanager (scripts/test.sh does it)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            r#"route:
-  receiver: tocsin
-  group_by: ['alertname']
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: tocsin
-    webhook_configs:
-      - url: '{webhook_url}'
-        send_resolved: true
-"#
-        );
-        let config_path = dir.path().join("alertmanager.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {ALERTMANAGER}: {e}"));
-        Alertmanager { child, port, dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
-    }
-
-    /// Waits for `GET /-/ready` to answer 200.
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("Alertmanager exited with {status}:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(self.url("/-/ready")).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Alertmanager not ready after 10 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// `POST /api/v2/alerts`, as Prometheus (or amtool) does.
-    async fn post(&self, client: &reqwest::Client, alerts: Value) {
-        let r = client
-            .post(self.url("/api/v2/alerts"))
-            .json(&alerts)
-            .send()
-            .await
-            .expect("POST to Alertmanager");
-        assert!(
-            r.status().is_success(),
-            "Alertmanager refused the alert: {}",
-            r.status()
-        );
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Polls tocsin's API until an incident matches `pred`; on timeout the panic shows
 /// Alertmanager's log (did it deliver, and what did tocsin answer?).

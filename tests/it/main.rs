@@ -23,6 +23,7 @@ mod ircnet;
 mod kannel;
 mod kannel_server;
 mod lifecycle;
+mod promstack;
 mod push;
 mod smtp;
 mod store_failure;

@@ -170,6 +170,11 @@ impl NotifierConfig {
         }
     }
 
+    /// Whether the notifier can be checked without sending a page (`[watchdog] checks`).
+    pub fn has_check(&self) -> bool {
+        !matches!(self, NotifierConfig::Log {} | NotifierConfig::Irc(_))
+    }
+
     /// Whether replies to this notifier's messages can ack (SMS).
     pub fn is_sms(&self) -> bool {
         matches!(

@@ -11,6 +11,10 @@ fn at(secs: u64) -> Timestamp {
     Timestamp::at(T0).plus(Duration::from_secs(secs))
 }
 
+fn at_ms(ms: u64) -> Timestamp {
+    Timestamp::at(T0).plus(Duration::from_millis(ms))
+}
+
 fn cfg() -> SessionConfig {
     SessionConfig {
         nick: "agent".into(),
@@ -22,6 +26,10 @@ fn cfg() -> SessionConfig {
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(20),
         register_timeout: Duration::from_secs(30),
+        // The first probe still goes out 5 s after the welcome; the probe tests set
+        // their own interval.
+        probe_interval: Duration::from_secs(3600),
+        probe_timeout: Duration::from_secs(30),
     }
 }
 
@@ -52,10 +60,39 @@ fn commands(events: &[Event]) -> Vec<Ask> {
         .collect()
 }
 
+fn whoises(events: &[Event]) -> Vec<String> {
+    sent(events)
+        .into_iter()
+        .filter(|l| l.starts_with("WHOIS "))
+        .collect()
+}
+
+fn probes(events: &[Event]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Probe { ok, detail } => Some((*ok, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A session registered through ZNC 1.8 (no account-tag; account-notify and
 /// extended-join come later with CAP NEW), joined to #alerts.
 fn through_znc() -> Session {
+    through_znc_with(cfg())
+}
+
+/// [`through_znc`] probing the network with the default settings: a WHOIS of our own
+/// nick every 60 s, answered within 30 s.
+fn probing() -> Session {
     let mut c = cfg();
+    c.probe_interval = Duration::from_secs(60);
+    c.probe_timeout = Duration::from_secs(30);
+    through_znc_with(c)
+}
+
+fn through_znc_with(mut c: SessionConfig) -> Session {
     c.password = Some("agent/local:agentpass".into());
     let mut s = Session::new(c);
     s.connect(at(0));
@@ -205,7 +242,8 @@ fn a_bouncer_that_accepts_the_connection_and_says_nothing_is_dead_after_the_regi
 fn a_hung_bouncer_is_dead_when_its_pong_does_not_come_back() {
     let mut s = through_znc();
     let out = s.tick(at(30));
-    assert_eq!(sent(&out), vec!["PING tocsin-1"]);
+    // (The first end-to-end probe has been due since +5 s.)
+    assert_eq!(sent(&out), vec!["PING tocsin-1", "WHOIS agent"]);
     // The bouncer answers itself while it runs ...
     feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-1"], at(31));
     assert!(s.tick(at(51)).iter().all(|e| !matches!(e, Event::Dead(_))));
@@ -510,4 +548,203 @@ fn help_needs_no_account_lookup() {
     let out = feed(&mut s, &[":eve!e@h PRIVMSG #alerts :!help"], at(6));
     assert_eq!(commands(&out)[0].command, Ok(ChatCommand::Help));
     assert!(sent(&out).is_empty());
+}
+
+#[test]
+fn the_network_behind_the_bouncer_is_proven_by_a_whois_of_our_own_nick() {
+    let mut s = probing();
+    assert_eq!(
+        s.next_deadline(),
+        Some(at(5)),
+        "a fresh link is proven soon, not a probe_interval later"
+    );
+    assert!(s.tick(at(4)).is_empty());
+    let out = s.tick(at(5));
+    assert_eq!(out, vec![Event::Send("WHOIS agent".into())]);
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent agent agent 127.0.0.1 * :Escalation Agent",
+            ":irc.test.local 312 agent agent irc.test.local :TestNet",
+            ":irc.test.local 330 agent agent agent :is logged in as",
+            ":irc.test.local 318 agent agent :End of /WHOIS list.",
+        ],
+        at_ms(5_250),
+    );
+    assert_eq!(
+        out,
+        vec![Event::Probe {
+            ok: true,
+            detail: "WHOIS agent answered in 250 ms".into()
+        }]
+    );
+    // The bouncer answers the PING at +30 itself; nothing about the probe is left.
+    assert_eq!(sent(&s.tick(at(30))), vec!["PING tocsin-1"]);
+    feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-1"], at(30));
+    assert!(probes(&s.tick(at(35))).is_empty(), "answered: no failure");
+    assert_eq!(s.next_deadline(), Some(at(60)));
+    assert!(whoises(&s.tick(at(64))).is_empty());
+    assert_eq!(
+        s.next_deadline(),
+        Some(at(65)),
+        "the next probe, probe_interval after the first"
+    );
+    assert_eq!(whoises(&s.tick(at(65))), vec!["WHOIS agent"]);
+}
+
+#[test]
+fn an_unanswered_probe_reports_the_network_unreachable_but_keeps_the_link() {
+    let mut s = probing();
+    assert_eq!(whoises(&s.tick(at(5))), vec!["WHOIS agent"]);
+    // ZNC's upstream hangs: ZNC still answers PINGs, the network answers nothing.
+    assert_eq!(sent(&s.tick(at(30))), vec!["PING tocsin-1"]);
+    feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-1"], at(30));
+    assert!(probes(&s.tick(at(34))).is_empty());
+    assert_eq!(s.next_deadline(), Some(at(35)), "the probe's deadline");
+    let out = s.tick(at(35));
+    assert_eq!(
+        probes(&out),
+        vec![(
+            false,
+            "no answer to WHOIS agent within 30s: the IRC network behind the bouncer is not answering"
+                .to_string()
+        )]
+    );
+    assert!(
+        !out.iter().any(|e| matches!(e, Event::Dead(_))),
+        "the bouncer is fine: no reconnect: {out:?}"
+    );
+    assert!(probes(&s.tick(at(36))).is_empty(), "reported once");
+    // An answer after the deadline does not undo the failure: the next probe decides.
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent agent :End of /WHOIS list."],
+        at(40),
+    );
+    assert!(probes(&out).is_empty(), "{out:?}");
+    assert!(matches!(&out[..], [Event::Ignored(w)] if w.contains("35000 ms")));
+    // The link lives on and the next probe still goes out.
+    let out = s.tick(at(60));
+    assert_eq!(sent(&out), vec!["PING tocsin-2"]);
+    feed(&mut s, &[":irc.znc.in PONG irc.znc.in :tocsin-2"], at(60));
+    assert_eq!(whoises(&s.tick(at(65))), vec!["WHOIS agent"]);
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent agent :End of /WHOIS list."],
+        at(66),
+    );
+    assert_eq!(
+        probes(&out),
+        vec![(true, "WHOIS agent answered in 1000 ms".to_string())]
+    );
+}
+
+#[test]
+fn a_whois_answer_about_someone_else_is_not_the_probes_answer() {
+    let mut s = probing();
+    assert_eq!(whoises(&s.tick(at(5))), vec!["WHOIS agent"]);
+    let out = feed(&mut s, &[":eve!e@h PRIVMSG agent :ack 1"], at(6));
+    assert_eq!(sent(&out), vec!["WHOIS eve"]);
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent eve e h * :Eve",
+            ":irc.test.local 330 agent eve eve :is logged in as",
+            ":irc.test.local 318 agent eve :End of /WHOIS list.",
+        ],
+        at(7),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks.len(), 1, "eve's command is released: {out:?}");
+    assert_eq!(asks[0].account.as_deref(), Some("eve"));
+    assert!(probes(&out).is_empty(), "{out:?}");
+    let out = s.tick(at(35));
+    assert!(
+        matches!(&probes(&out)[..], [(false, _)]),
+        "still waiting for our own 318: {out:?}"
+    );
+}
+
+#[test]
+fn the_answer_about_our_own_nick_releases_no_command_and_lends_no_account() {
+    let mut s = probing();
+    assert_eq!(whoises(&s.tick(at(5))), vec!["WHOIS agent"]);
+    let out = feed(&mut s, &[":ann!a@h PRIVMSG agent :ack 2"], at(6));
+    assert_eq!(sent(&out), vec!["WHOIS ann"]);
+    // Our own answer (logged in as "agent") comes first ...
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent agent agent 127.0.0.1 * :Escalation Agent",
+            ":irc.test.local 330 agent agent agent :is logged in as",
+            ":irc.test.local 318 agent agent :End of /WHOIS list.",
+        ],
+        at(7),
+    );
+    assert_eq!(
+        probes(&out),
+        vec![(true, "WHOIS agent answered in 2000 ms".to_string())]
+    );
+    assert!(commands(&out).is_empty(), "ann's WHOIS is not answered yet");
+    // ... then ann's, without a 330: not logged in, whatever our own WHOIS said.
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent ann a h * :Ann",
+            ":irc.test.local 318 agent ann :End of /WHOIS list.",
+        ],
+        at(8),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks.len(), 1, "{out:?}");
+    assert_eq!(asks[0].nick, "ann");
+    assert_eq!(asks[0].account, None);
+    assert!(probes(&out).is_empty());
+}
+
+#[test]
+fn the_probe_asks_for_the_nick_we_have_now() {
+    let mut c = cfg();
+    c.probe_interval = Duration::from_secs(60);
+    c.probe_timeout = Duration::from_secs(30);
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 433 * agent :Nickname is already in use",
+            ":irc.test.local 001 agent_ :Welcome to TestNet",
+        ],
+        at(1),
+    );
+    assert_eq!(sent(&out)[0], "NICK agent_");
+    assert_eq!(whoises(&s.tick(at(6))), vec!["WHOIS agent_"]);
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent_ agent_ :End of /WHOIS list."],
+        at(6),
+    );
+    assert_eq!(
+        probes(&out),
+        vec![(true, "WHOIS agent_ answered in 0 ms".to_string())]
+    );
+    // The nick frees up and we take it back.
+    feed(&mut s, &[":agent_!agent@127.0.0.1 NICK :agent"], at(20));
+    assert_eq!(whoises(&s.tick(at(66))), vec!["WHOIS agent"]);
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent agent_ :End of /WHOIS list."],
+        at(67),
+    );
+    assert!(probes(&out).is_empty(), "the old nick's answer is not ours");
+    let out = feed(
+        &mut s,
+        &[":irc.test.local 318 agent AGENT :End of /WHOIS list."],
+        at(68),
+    );
+    assert_eq!(
+        probes(&out),
+        vec![(true, "WHOIS agent answered in 2000 ms".to_string())],
+        "nicks compare case-insensitively"
+    );
 }

@@ -25,6 +25,8 @@ fn policy() -> Arc<PolicySnapshot> {
                 name: "console".into(),
             }],
         }],
+        page_recovery: false,
+        resolve_on_ack: false,
     })
 }
 
