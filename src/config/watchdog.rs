@@ -227,7 +227,11 @@ impl super::load::Loader<'_, '_> {
                 let names: Vec<&str> = p.contact_names.iter().map(String::as_str).collect();
                 self.err(
                     &st_at.key("contact"),
-                    format!("unknown contact {:?} (contacts: {})", st.contact, names.join(", ")),
+                    format!(
+                        "unknown contact {:?} (contacts: {})",
+                        st.contact,
+                        names.join(", ")
+                    ),
                 );
             }
             if st.ack_within.0.is_zero() {
@@ -247,7 +251,10 @@ impl super::load::Loader<'_, '_> {
                 );
             }
             if h.period.0.is_zero() {
-                self.err(&h_at.key("period"), "period must be more than 0s, like \"1h\"");
+                self.err(
+                    &h_at.key("period"),
+                    "period must be more than 0s, like \"1h\"",
+                );
             }
         }
     }
@@ -258,7 +265,9 @@ fn http_url(s: &str) -> Result<(), String> {
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => Err(format!("{s:?} is not an http:// or https:// URL")),
-        Err(e) => Err(format!("{s:?} is not a URL ({e}): write it like \"http://other:9797\"")),
+        Err(e) => Err(format!(
+            "{s:?} is not a URL ({e}): write it like \"http://other:9797\""
+        )),
     }
 }
 

@@ -1072,6 +1072,10 @@ fn an_unacked_self_test_escalates_to_everyone_and_an_acked_one_resolves() {
     let id = e.next_incident_id() - 1;
     let fx = e.apply(t("09:50:00"), ack(id, "bob")).unwrap();
     let kinds: Vec<&str> = events(&fx).iter().map(|h| h.kind.as_str()).collect();
-    assert_eq!(kinds, ["acked", "resolved"], "the ack is all a self-test asks for");
+    assert_eq!(
+        kinds,
+        ["acked", "resolved"],
+        "the ack is all a self-test asks for"
+    );
     assert_eq!(e.open_count(), 0);
 }

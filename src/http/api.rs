@@ -17,7 +17,6 @@ use crate::engine::{Actor, IncidentState, Input, Refusal};
 use crate::metrics::StateLabel;
 use crate::runtime::SubmitError;
 
-
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     state: Option<String>,

@@ -136,7 +136,11 @@ pub(crate) async fn heartbeat(
         return *r;
     }
     if s.watchdog.heartbeat_url(&name) {
-        (StatusCode::OK, Json(json!({"status": "ok", "heartbeat": name}))).into_response()
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "heartbeat": name})),
+        )
+            .into_response()
     } else {
         error(
             StatusCode::NOT_FOUND,

@@ -163,7 +163,10 @@ pub fn build_all(
 
 /// The check of an HTTP notifier: any HTTP answer from `url`'s server proves it is
 /// reachable (a GET to an API endpoint is usually refused, and that is fine).
-pub(crate) async fn reachable(client: &reqwest::Client, url: &reqwest::Url) -> Result<String, NotifyError> {
+pub(crate) async fn reachable(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+) -> Result<String, NotifyError> {
     let mut root = url.clone();
     root.set_path("/");
     root.set_query(None);

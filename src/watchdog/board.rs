@@ -187,7 +187,14 @@ impl Board {
     }
 
     /// A check's result. The check's `since` moves only when its health changes.
-    pub fn set(&mut self, channel: &str, check: &str, now: Timestamp, health: Health, reason: &str) {
+    pub fn set(
+        &mut self,
+        channel: &str,
+        check: &str,
+        now: Timestamp,
+        health: Health,
+        reason: &str,
+    ) {
         if let Some(c) = self.check_mut(channel, check) {
             if c.health != health {
                 c.since = now;
@@ -251,7 +258,13 @@ impl Board {
         };
         ch.failures = 0;
         ch.last_trial = None;
-        self.set(channel, "sends", now, Health::Up, "the last send was delivered");
+        self.set(
+            channel,
+            "sends",
+            now,
+            Health::Up,
+            "the last send was delivered",
+        );
     }
 
     /// Whether a page may go through this notifier now. A down notifier refuses, naming

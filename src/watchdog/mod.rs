@@ -97,7 +97,11 @@ impl Watchdog {
         );
         match (&f.sources.alertmanager, am_within) {
             (Some(am), Some(within)) => {
-                let name = &am.heartbeat.as_ref().expect("within implies heartbeat").alertname;
+                let name = &am
+                    .heartbeat
+                    .as_ref()
+                    .expect("within implies heartbeat")
+                    .alertname;
                 board.set(
                     ALERTMANAGER,
                     "heartbeat",
@@ -285,10 +289,9 @@ impl Watchdog {
         let ch = notifier_channel(notifier);
         match result {
             Ok(()) => self.board().send_ok(&ch, now),
-            Err((error, true)) => {
-                self.board()
-                    .send_failed(&ch, now, error, self.notifier_failures)
-            }
+            Err((error, true)) => self
+                .board()
+                .send_failed(&ch, now, error, self.notifier_failures),
             Err((_, false)) => {}
         }
     }
@@ -302,8 +305,7 @@ impl Watchdog {
             Ok(detail) => {
                 b.set(&ch, "check", now, Health::Up, &detail);
                 // The check proves the channel works: earlier failed sends no longer count.
-                if b.health(&ch) == Some(Health::Down) || b.health(&ch) == Some(Health::Degraded)
-                {
+                if b.health(&ch) == Some(Health::Down) || b.health(&ch) == Some(Health::Degraded) {
                     b.send_ok(&ch, now);
                 }
             }

@@ -117,8 +117,15 @@ mod tests {
             (AlertStatus::Firing, AlertStatus::Resolved)
         );
         assert_eq!(d.policy.as_deref(), Some(WATCHDOG_POLICY));
-        assert!(d.title.starts_with("source:irc is down: no PONG"), "{}", d.title);
+        assert!(
+            d.title.starts_with("source:irc is down: no PONG"),
+            "{}",
+            d.title
+        );
         let desc = d.alerts[0].annotations.get("description").unwrap();
-        assert!(desc.contains("alerts posted in #alerts are not seen"), "{desc}");
+        assert!(
+            desc.contains("alerts posted in #alerts are not seen"),
+            "{desc}"
+        );
     }
 }

@@ -84,7 +84,10 @@ pub async fn run(
             }
         }
         info!(contact = %cfg.contact, "self-test: paging the test incident");
-        if let Err(e) = engine.submit(input(due, &cfg.contact, cfg.ack_within.0)).await {
+        if let Err(e) = engine
+            .submit(input(due, &cfg.contact, cfg.ack_within.0))
+            .await
+        {
             warn!(error = %e, "self-test: could not open the test incident");
         }
     }
@@ -121,16 +124,25 @@ mod tests {
 
     #[test]
     fn one_day_is_one_test_incident_however_often_it_is_submitted() {
-        let Input::Alerts(a) = input(at("2026-11-21T09:30:00Z"), "alice", Duration::from_secs(900))
-        else {
+        let Input::Alerts(a) = input(
+            at("2026-11-21T09:30:00Z"),
+            "alice",
+            Duration::from_secs(900),
+        ) else {
             panic!()
         };
-        let Input::Alerts(b) = input(at("2026-11-21T09:30:00Z"), "alice", Duration::from_secs(900))
-        else {
+        let Input::Alerts(b) = input(
+            at("2026-11-21T09:30:00Z"),
+            "alice",
+            Duration::from_secs(900),
+        ) else {
             panic!()
         };
-        let Input::Alerts(c) = input(at("2026-11-22T09:30:00Z"), "alice", Duration::from_secs(900))
-        else {
+        let Input::Alerts(c) = input(
+            at("2026-11-22T09:30:00Z"),
+            "alice",
+            Duration::from_secs(900),
+        ) else {
             panic!()
         };
         assert_eq!(a.alerts[0].fingerprint, b.alerts[0].fingerprint);
