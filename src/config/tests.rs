@@ -561,3 +561,59 @@ fn an_irc_notifier_without_the_link_or_a_mask_without_allow_masks_is_refused() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn watchdog_section_reports_every_mistake_at_once() {
+    let text = format!(
+        r#"{DESIGN_EXAMPLE}
+[watchdog]
+policy = "nope"
+hold_down = "10s"
+checks = ["console", "ghost", "hook"]
+peers = ["other:9797", "http://ok:9797"]
+ping_url = "ftp://hc"
+notifier_failures = 0
+self_test = {{ at = "25:00", contact = "carol", ack_within = "0s" }}
+
+[heartbeats."bad name"]
+period = "0s"
+[heartbeats.backup]
+period = "1d"
+"#
+    );
+    let errs = errors(&text);
+    let got: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.key_path.as_str(), e.message.as_str()))
+        .collect();
+    let has = |path: &str, words: &str| {
+        assert!(
+            got.iter().any(|(p, m)| *p == path && m.contains(words)),
+            "no error at {path} saying {words:?}: {got:#?}"
+        )
+    };
+    has("watchdog.policy", "unknown policy \"nope\"");
+    has(
+        "watchdog.checks[0]",
+        "a log notifier has no check of its own",
+    );
+    has("watchdog.checks[1]", "unknown notifier \"ghost\"");
+    has("watchdog.peers[0]", "\"other:9797\"");
+    has("watchdog.ping_url", "not an http:// or https:// URL");
+    has("watchdog.notifier_failures", "at least 1");
+    has("watchdog.self_test.at", "not a time of day");
+    has("watchdog.self_test.contact", "unknown contact \"carol\"");
+    has("watchdog.self_test.ack_within", "more than 0s");
+    has("heartbeats.\"bad name\"", "part of the URL");
+    has("heartbeats.\"bad name\".period", "more than 0s");
+    assert_eq!(errs.len(), 11, "{got:#?}");
+}
+
+#[test]
+fn an_unknown_watchdog_key_is_named() {
+    let text = format!("{DESIGN_EXAMPLE}\n[watchdog]\nhold_dwn = \"1m\"\n");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key_path, "watchdog.hold_dwn");
+    assert!(errs[0].message.contains("hold_down"), "{}", errs[0].message);
+}
