@@ -464,3 +464,6 @@ pub async fn watch_link(wd: Arc<Watchdog>, mut status: tokio::sync::watch::Recei
 pub(crate) fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,7 +127,7 @@ fn parse_response(buf: &[u8]) -> Option<(u16, Value)> {
 /// POSTs a `total`-byte body in 64 KiB pieces (with `Content-Length`, or chunked when
 /// `chunked`) while reading the answer; returns the status and JSON body, and stops
 /// sending as soon as the answer is in.
-async fn post_huge(addr: SocketAddr, total: usize, chunked: bool) -> (u16, Value) {
+async fn post_huge(addr: SocketAddr, path: &str, total: usize, chunked: bool) -> (u16, Value) {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut rd, mut wr) = stream.into_split();
     let framing = if chunked {
@@ -136,7 +136,7 @@ async fn post_huge(addr: SocketAddr, total: usize, chunked: bool) -> (u16, Value
         format!("Content-Length: {total}")
     };
     let head = format!(
-        "POST /hooks/alertmanager HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
     );
     let writer = tokio::spawn(async move {
         wr.write_all(head.as_bytes()).await?;
@@ -191,7 +191,7 @@ async fn ten_megabyte_body_gets_413_and_the_daemon_stays_healthy() {
     const TEN_MB: usize = 10 * 1024 * 1024;
 
     for chunked in [false, true] {
-        let (status, body) = post_huge(app.addr, TEN_MB, chunked).await;
+        let (status, body) = post_huge(app.addr, "/hooks/alertmanager", TEN_MB, chunked).await;
         assert_eq!(status, 413, "chunked={chunked}: {body}");
         let error = body["error"].as_str().unwrap_or_default();
         assert!(
@@ -510,4 +510,77 @@ fn check_config_reports_every_error_at_once() {
     for what in ["colour", "\"dflt\"", "\"10mn\"", "3 errors in"] {
         assert!(stderr.contains(what), "{what:?} missing in:\n{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_call_with_a_huge_body_or_no_token_is_refused_and_not_counted() {
+    let catcher = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = secret_file(dir.path(), "token", "s3cret-token");
+    let config = format!(
+        "[server]\nauth_token_file = \"{token}\"\nmax_body = \"64KiB\"\n[heartbeats.backup]\nperiod = \"1h\"\n{}",
+        webhook_config(&catcher.url(), &one_step())
+    );
+    let app = spawn_app(&config).await;
+    let pings = || async {
+        let v: Value = app
+            .client
+            .get(app.url("/api/v1/channels"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let c = v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "heartbeat:backup")
+            .cloned()
+            .expect("the heartbeat is a channel");
+        c["reason"].as_str().unwrap().to_string()
+    };
+    assert_eq!(pings().await, "waiting for the first ping");
+
+    let r = app
+        .client
+        .get(app.url("/hooks/heartbeat/backup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no token");
+    let (status, body) = post_huge(app.addr, "/hooks/heartbeat/backup", 1024 * 1024, false).await;
+    // The token is checked first: a stranger's huge body is refused without reading it.
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        pings().await,
+        "waiting for the first ping",
+        "nothing counted"
+    );
+
+    let r = app
+        .client
+        .post(app.url("/hooks/heartbeat/backup"))
+        .bearer_auth("s3cret-token")
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        pings().await,
+        "waiting for the first ping",
+        "nothing counted"
+    );
+
+    let r = app
+        .client
+        .post(app.url("/hooks/heartbeat/backup"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(pings().await.starts_with("pinged at "), "{}", pings().await);
 }
