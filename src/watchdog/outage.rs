@@ -23,7 +23,9 @@ fn kind_word(k: Kind) -> &'static str {
 
 /// The engine input for a decision.
 pub fn input(d: &Decision) -> Input {
-    let (channel, status, since, ends_at, kind, summary, description) = match d {
+    // The title carries the reason; the alert's summary (which SMS and push show too)
+    // says since when, and what tocsin cannot see meanwhile.
+    let (channel, status, since, ends_at, kind, reason, summary) = match d {
         Decision::Down {
             channel,
             kind,
@@ -37,7 +39,7 @@ pub fn input(d: &Decision) -> Input {
             None,
             Some(*kind),
             reason.clone(),
-            format!("{channel} is down since {since}: {reason}. While it is down, {blind}."),
+            format!("down since {since}; while it is down, {blind}"),
         ),
         Decision::Recovered {
             channel,
@@ -51,7 +53,7 @@ pub fn input(d: &Decision) -> Input {
             Some(*back_since),
             None,
             reason.clone(),
-            format!("{channel} is back since {back_since} (down since {since}: {reason})."),
+            format!("back since {back_since}, after being down since {since} ({reason})"),
         ),
     };
     let mut labels = BTreeMap::from([
@@ -63,14 +65,14 @@ pub fn input(d: &Decision) -> Input {
         labels.insert("kind".to_string(), kind_word(k).to_string());
     }
     let annotations = BTreeMap::from([
-        ("summary".to_string(), summary.clone()),
-        ("description".to_string(), description),
+        ("summary".to_string(), summary),
+        ("description".to_string(), reason.clone()),
     ]);
     Input::Alerts(AlertBatch {
         source: SOURCE.to_string(),
         group_key: channel.clone(),
         labels: labels.clone(),
-        title: format!("{channel} is down: {summary}"),
+        title: format!("{channel} is down: {reason}"),
         alerts: vec![AlertIn {
             fingerprint: format!("watchdog/{channel}"),
             status,
@@ -122,10 +124,11 @@ mod tests {
             "{}",
             d.title
         );
-        let desc = d.alerts[0].annotations.get("description").unwrap();
+        let summary = d.alerts[0].annotations.get("summary").unwrap();
         assert!(
-            desc.contains("alerts posted in #alerts are not seen"),
-            "{desc}"
+            summary.contains("down since")
+                && summary.contains("alerts posted in #alerts are not seen"),
+            "{summary}"
         );
     }
 }
