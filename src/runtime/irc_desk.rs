@@ -27,6 +27,8 @@ pub struct IrcDesk {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Channel health, for `!status`.
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// (contact, irc_account, irc_mask)
     ackers: Vec<(String, Option<String>, Option<String>)>,
     allow_masks: bool,
@@ -39,12 +41,14 @@ impl IrcDesk {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        watchdog: Arc<crate::watchdog::Watchdog>,
     ) -> Self {
         IrcDesk {
             engine,
             store,
             metrics,
             clock,
+            watchdog,
             ackers: cfg
                 .file
                 .contacts
@@ -239,8 +243,19 @@ impl IrcDesk {
     async fn status(&self, link: &LinkStatus) -> String {
         let counts = self.store.counts().await.unwrap_or_default();
         let n = |s| counts.get(&s).copied().unwrap_or(0);
+        let channels = self.watchdog.channels();
+        let down: Vec<String> = channels
+            .iter()
+            .filter(|c| c.state == crate::watchdog::Health::Down)
+            .map(|c| format!("{} ({})", c.name, c.reason))
+            .collect();
+        let health = if down.is_empty() {
+            format!("all {} channels up", channels.len())
+        } else {
+            format!("DOWN: {}", down.join("; "))
+        };
         format!(
-            "tocsin {}: {} triggered, {} acknowledged; IRC {:?} via {} as {} in {}",
+            "tocsin {}: {} triggered, {} acknowledged; {health}; IRC {:?} via {} as {} in {}",
             env!("CARGO_PKG_VERSION"),
             n(IncidentState::Triggered),
             n(IncidentState::Acknowledged),

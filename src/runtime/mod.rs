@@ -122,6 +122,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 store.clone(),
                 metrics.clone(),
                 opts.clock.clone(),
+                watchdog.clone(),
             ));
             let (irc, task) =
                 crate::irc::link::start(link_cfg, desk, opts.clock.clone(), irc_stop.clone());
