@@ -283,8 +283,10 @@ impl Board {
         if ch.health != Health::Down {
             return Ok(());
         }
+        // The first trial comes one interval after the notifier went down: the pages
+        // right after the failures that marked it down must not wait for it again.
         if let Some(retry) = trial
-            && ch.last_trial.is_none_or(|t| now >= t.plus(retry))
+            && now >= ch.last_trial.unwrap_or(ch.since).plus(retry)
         {
             ch.last_trial = Some(now);
             return Ok(());

@@ -331,9 +331,8 @@ async fn smtp_relay_down_while_a_page_is_due_goes_out_by_sms_and_the_relay_is_re
     // refused connection fails at once) + backoff (0.5-1 s, then 1-2 s), then Kannel.
     const FAILOVER: Duration = Duration::from_secs(15);
     // The third failed attempt marks mail down; hold_down 1 s + one evaluation later the
-    // watchdog incident pages alice, by mail first (routed around, or at worst one
-    // more round of retries), then by SMS.
-    const REPORTED: Duration = Duration::from_secs(25);
+    // watchdog incident pages alice: mail is routed around at once, so by SMS.
+    const REPORTED: Duration = Duration::from_secs(10);
     let dir = tempfile::tempdir().unwrap();
     let ports = KannelPorts::pick();
     let smtp_port = free_port(); // nothing listens there
@@ -391,11 +390,25 @@ async fn smtp_relay_down_while_a_page_is_due_goes_out_by_sms_and_the_relay_is_re
             .is_some_and(|t| t.starts_with("notifier:mail is down: ")),
         "{inc}"
     );
-    let full = app.incident(inc["id"].as_u64().unwrap()).await;
-    eprintln!("DEBUG pages {:#}", full["pages"]);
-    eprintln!("DEBUG history {:#}", full["history"]);
     let sms_up = channel(&app, "notifier:sms").await;
     assert_eq!(sms_up["state"], "up", "{sms_up}");
+    // Never through the dead channel: its mail page was not even tried.
+    let id = inc["id"].as_u64().unwrap();
+    let pages = app.incident(id).await["pages"].clone();
+    let mail_page = pages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["notifier"] == "mail")
+        .cloned()
+        .unwrap_or_else(|| panic!("no mail page in {pages}"));
+    assert_eq!(mail_page["attempts"], 0, "{mail_page}");
+    assert!(
+        mail_page["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("routing around it")),
+        "{mail_page}"
+    );
 }
 
 // --- Heartbeat URL ------------------------------------------------------------------

@@ -231,21 +231,27 @@ fn a_down_notifier_without_a_check_lets_one_trial_page_through_per_interval() {
     for i in 0..3 {
         b.send_failed("notifier:mail", at(i), "timeout", 3);
     }
+    // Down since at(2), the third failure.
     let retry = Some(Duration::from_secs(60));
+    assert!(
+        b.gate("notifier:mail", at(3), retry).is_err(),
+        "routed around at once"
+    );
+    assert!(b.gate("notifier:mail", at(61), retry).is_err());
     assert_eq!(
-        b.gate("notifier:mail", at(10), retry),
+        b.gate("notifier:mail", at(62), retry),
         Ok(()),
         "the first trial"
     );
-    assert!(b.gate("notifier:mail", at(11), retry).is_err());
-    assert!(b.gate("notifier:mail", at(69), retry).is_err());
+    assert!(b.gate("notifier:mail", at(63), retry).is_err());
+    assert!(b.gate("notifier:mail", at(121), retry).is_err());
     assert_eq!(
-        b.gate("notifier:mail", at(70), retry),
+        b.gate("notifier:mail", at(122), retry),
         Ok(()),
         "the next trial"
     );
     assert!(
-        b.gate("notifier:mail", at(70), None).is_err(),
+        b.gate("notifier:mail", at(200), None).is_err(),
         "no trials when checked"
     );
 }
