@@ -3,8 +3,6 @@
 //! (incident, step, target), re-sends of pages in doubt keeping their `page_id`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +12,8 @@ use tokio::sync::watch;
 
 use crate::alerts;
 use crate::catcher::{PageCatcher, describe};
-use crate::harness::{PEOPLE, TOCSIN, free_port, init, webhook_config};
+use crate::daemon::Daemon;
+use crate::harness::{PEOPLE, init, webhook_config};
 
 /// Concurrent senders, like many Alertmanager groups flushing at once.
 const TASKS: usize = 32;
@@ -22,82 +21,6 @@ const TASKS: usize = 32;
 const PER_TASK: usize = 60;
 /// The daemon is killed once this many requests were answered 200.
 const KILL_AFTER: usize = 300;
-
-/// `tocsin run` as a child process, killed (SIGKILL) when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
-        let port = free_port();
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(TOCSIN)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start tocsin run");
-        Daemon { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("tocsin exited with {status}:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(self.url("/healthz")).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tocsin not ready after 10 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL: no drain, no flush, no goodbye.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL tocsin");
-        self.child.wait().expect("reap tocsin");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A group that tocsin answered 200 for.
 struct Accepted {

@@ -11,6 +11,7 @@ mod alerts;
 mod bad_input;
 mod catcher;
 mod crash;
+mod daemon;
 mod email;
 mod escalation;
 mod fake_api;

@@ -7,17 +7,16 @@
 //! Y s)`, for the README: `cargo nextest run --no-capture -E 'binary(it) &
 //! test(/^watchdog::/)' 2>&1 | grep TIME-TO-PAGE`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 use crate::alerts;
 use crate::catcher::{Page, PageCatcher, describe};
+use crate::daemon::Daemon;
 use crate::harness::{
-    PEOPLE, Reply, TOCSIN, TestApp, eventually, free_port, history_kinds, spawn_app, webhook_config,
+    PEOPLE, Reply, TestApp, eventually, free_port, history_kinds, spawn_app, webhook_config,
 };
 use crate::kannel_server::{Kannel, KannelPorts, SENDSMS_PASSWORD, SENDSMS_USER, Sms};
 use crate::promstack::{Alertmanager, Prometheus, WATCHDOG_RULE};
@@ -518,86 +517,6 @@ hold_down = "1s"
 
 // --- Peer ---------------------------------------------------------------------------
 
-/// `tocsin run` of the built binary, SIGKILLed and reaped when dropped.
-struct Peer {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Peer {
-    fn start(config: &str) -> Peer {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("alerts.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = dir.path().join("tocsin.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let port = free_port();
-        let child = Command::new(TOCSIN)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start tocsin run");
-        Peer {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + PROMPTLY;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the peer tocsin exited with {status}:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(format!("{}/healthz", self.url())).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the peer tocsin is not ready after {PROMPTLY:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL: the machine died, no goodbye.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL the peer");
-        self.child.wait().expect("reap the peer");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_watch_pages_when_the_other_instance_dies() {
     // Up to peer_timeout after the last healthy answer, + hold_down, + 2 s slack.
@@ -607,11 +526,22 @@ async fn peer_watch_pages_when_the_other_instance_dies() {
         .build()
         .unwrap();
     let b_hook = PageCatcher::start().await;
-    let mut b = Peer::start(&webhook_config(&b_hook.url(), &format!("{PEOPLE}{POLICY}")));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alerts.toml");
+    std::fs::write(
+        &config,
+        webhook_config(&b_hook.url(), &format!("{PEOPLE}{POLICY}")),
+    )
+    .unwrap();
+    let mut b = Daemon::start(
+        &config,
+        &dir.path().join("data"),
+        dir.path().join("tocsin.log"),
+    );
     b.wait_ready(&client).await;
 
     let hook = PageCatcher::start().await;
-    let peer = b.url();
+    let peer = b.url("");
     let ch = format!("peer:{peer}");
     let rest = format!(
         r#"

@@ -1,0 +1,91 @@
+//! `tocsin run` of the built binary as a child process: for outages that need a real
+//! process to die (`kill -9` mid-storm, a peer instance gone).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{TOCSIN, free_port};
+
+/// How long a daemon may take to answer `/healthz` after its start.
+const READY: Duration = Duration::from_secs(10);
+
+/// A running `tocsin run`, SIGKILLed and reaped when dropped.
+pub struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `tocsin run --config CONFIG --data-dir DATA_DIR` on a free port, appending
+    /// its output to `log`.
+    pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
+        let port = free_port();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(TOCSIN)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start tocsin run");
+        Daemon { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The last 40 lines of its output, for failure messages.
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits until `/healthz` answers 200; panics with the log if it exits or is slow.
+    pub async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tocsin exited with {status}:\n{}", self.log());
+            }
+            if let Ok(r) = client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tocsin not ready after {READY:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no drain, no flush, no goodbye (the machine died).
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL tocsin");
+        self.child.wait().expect("reap tocsin");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
