@@ -317,11 +317,15 @@ impl Link {
         ));
         let mut backoff = self.backoff();
         let mut down_since: Option<Timestamp> = None;
+        let mut last_failure: Option<String> = None;
         loop {
-            self.set_state(
-                LinkState::Connecting,
-                format!("connecting to {}", self.cfg.server),
-            );
+            // While reconnecting, the reason the link went down stays in view: that is
+            // what a page about the outage must say, not "connecting".
+            let detail = match &last_failure {
+                None => format!("connecting to {}", self.cfg.server),
+                Some(why) => format!("reconnecting to {} after: {why}", self.cfg.server),
+            };
+            self.set_state(LinkState::Connecting, detail);
             self.set_probe(None, NOT_PROBED.into());
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -352,7 +356,8 @@ impl Link {
                 .unwrap_or(self.cfg.reconnect_max)
                 .min(self.cfg.reconnect_max);
             warn!(server = %self.cfg.server, %reason, retry_in = %human(wait), "IRC link down");
-            self.set_state(LinkState::Down, reason);
+            self.set_state(LinkState::Down, reason.clone());
+            last_failure = Some(reason);
             let sleep = tokio::time::sleep(wait);
             tokio::pin!(sleep);
             // Announcements asked for while down fail at once (and are remembered).
