@@ -2,8 +2,9 @@
 //!
 //! The harness starts the daemon in-process on port 0 with a fresh data dir
 //! (`harness::spawn_app`), and a `catcher::PageCatcher` stands in for every receiver of
-//! pages. `alertmanager` and `crash` run real processes: the Debian Alertmanager and the
-//! built `tocsin` binary.
+//! pages. Real servers come from Debian packages: `promstack` (Prometheus, Alertmanager),
+//! `smtp` (aiosmtpd), `kannel_server` (Kannel with its fake SMSC), `ircnet` (InspIRCd,
+//! Anope, ZNC); `daemon` runs the built `tocsin` binary where a process must really die.
 
 mod ack_link;
 mod alertmanager;
