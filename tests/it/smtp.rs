@@ -231,6 +231,35 @@ fn decode_quoted_printable(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Undoes RFC 2047 encoded words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`), as a long or
+/// non-ASCII subject is sent; whitespace between two encoded words goes.
+fn decode_encoded_words(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    let mut after_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, word) = rest.split_at(start);
+        let parts: Vec<&str> = word[2..].splitn(3, '?').collect();
+        let Some(end) = parts.get(2).and_then(|t| t.find("?=")) else {
+            break;
+        };
+        if !(after_word && before.trim().is_empty()) {
+            out.push_str(before);
+        }
+        let text = &parts[2][..end];
+        out.push_str(&if parts[1].eq_ignore_ascii_case("b") {
+            decode(text, Some("base64"))
+        } else {
+            decode(&text.replace('_', " "), Some("quoted-printable"))
+        });
+        let consumed = 2 + parts[0].len() + 1 + parts[1].len() + 1 + end + 2;
+        rest = &word[consumed..];
+        after_word = true;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn decode(body: &str, encoding: Option<&str>) -> String {
     match encoding.map(str::to_ascii_lowercase).as_deref() {
         Some("quoted-printable") => decode_quoted_printable(body),
@@ -258,6 +287,11 @@ impl Mail {
     /// The first header called `name` (any case), unfolded.
     pub fn header(&self, name: &str) -> Option<String> {
         find(&self.headers(), name).map(str::to_string)
+    }
+
+    /// The `Subject` header, decoded.
+    pub fn subject(&self) -> String {
+        decode_encoded_words(&self.header("subject").unwrap_or_default())
     }
 
     /// The envelope recipients the server accepted.
@@ -323,4 +357,25 @@ impl Mail {
                 )
             })
     }
+}
+
+/// Long subjects are cut with an ellipsis and then sent as RFC 2047 encoded words;
+/// tests that filter on the subject must read through them.
+#[test]
+fn encoded_subjects_are_decoded_before_filtering() {
+    let q = "=?utf-8?q?=5B=231=5D_TRIGGERED_source=3Airc_is_down=3A_no_working_connection?= \
+             =?utf-8?q?_to_127=2E0=2E0=2E1=3A4=3A_no_PONG_within_3s=3A_the_link_is_dead?= \
+             =?utf-8?q?=E2=80=A6?=";
+    assert_eq!(
+        decode_encoded_words(q),
+        "[#1] TRIGGERED source:irc is down: no working connection to 127.0.0.1:4: no PONG \
+         within 3s: the link is dead…"
+    );
+    let b = "=?utf-8?b?WyMxXSBUUklHR0VSRUQgc291cmNlOmlyYyBpcyBkb3duOiB44oCm?=";
+    assert_eq!(
+        decode_encoded_words(b),
+        "[#1] TRIGGERED source:irc is down: x…"
+    );
+    let plain = "[#1] RESOLVED source:irc is down: a=b =? c";
+    assert_eq!(decode_encoded_words(plain), plain);
 }

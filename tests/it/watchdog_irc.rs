@@ -11,7 +11,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::Value;
 use tempfile::NamedTempFile;
 
@@ -157,61 +156,9 @@ async fn wait_link_up(app: &TestApp) {
     .await;
 }
 
-/// Undoes RFC 2047 encoded words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`), which a
-/// subject cut with an ellipsis is sent as; whitespace between encoded words goes.
-fn decode_words(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    let mut after_word = false;
-    while let Some(start) = rest.find("=?") {
-        let (before, word) = rest.split_at(start);
-        let parts: Vec<&str> = word[2..].splitn(3, '?').collect();
-        let Some(end) = parts.get(2).and_then(|t| t.find("?=")) else {
-            break;
-        };
-        if !(after_word && before.trim().is_empty()) {
-            out.push_str(before);
-        }
-        let text = &parts[2][..end];
-        let bytes = if parts[1].eq_ignore_ascii_case("b") {
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .unwrap_or_else(|e| panic!("bad base64 encoded word {word:?}: {e}"))
-        } else {
-            let mut b = Vec::new();
-            let raw = text.as_bytes();
-            let mut i = 0;
-            while i < raw.len() {
-                match raw[i] {
-                    b'_' => b.push(b' '),
-                    b'=' => match text
-                        .get(i + 1..i + 3)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    {
-                        Some(x) => {
-                            b.push(x);
-                            i += 2;
-                        }
-                        None => b.push(b'='),
-                    },
-                    c => b.push(c),
-                }
-                i += 1;
-            }
-            b
-        };
-        out.push_str(&String::from_utf8_lossy(&bytes));
-        let consumed = 2 + parts[0].len() + 1 + parts[1].len() + 1 + end + 2;
-        rest = &word[consumed..];
-        after_word = true;
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The decoded `Subject` of a mail.
 fn subject(mail: &Mail) -> String {
-    decode_words(&mail.header("subject").unwrap_or_default())
+    mail.subject()
 }
 
 /// The mails about the IRC link (subject naming `source:irc`), oldest first.
@@ -321,6 +268,74 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// Waits for the page about an outage that began at `began`: prints its time to page,
+/// holds `bound`, and returns the mails and the watchdog incident.
+async fn expect_page(
+    s: &Setup,
+    outage: &str,
+    began: Instant,
+    bound: Duration,
+    why: &str,
+) -> (Vec<Mail>, Value) {
+    let mails = wait_irc_mails(
+        &s.smtp,
+        1,
+        bound + OVERTIME,
+        &format!("the page about {outage}"),
+    )
+    .await;
+    let took = began.elapsed();
+    eprintln!(
+        "TIME-TO-PAGE {outage}: {:.1} s (bound {} s = {why})",
+        secs(took),
+        bound.as_secs()
+    );
+    assert!(
+        took <= bound,
+        "{outage} was paged after {took:?}, over {bound:?}"
+    );
+    assert_is_the_page(&mails[0]);
+    let inc = the_outage(&s.app).await;
+    assert_eq!(inc["state"], "triggered", "{inc}");
+    (mails, inc)
+}
+
+/// Waits for the recovery mail after the channel came back at `back`: prints its time,
+/// holds `bound`, and checks the incident resolved and the link is up.
+async fn expect_recovery(
+    s: &Setup,
+    outage: &str,
+    back: Instant,
+    bound: Duration,
+    after: &str,
+    id: u64,
+) {
+    let mails = wait_irc_mails(
+        &s.smtp,
+        2,
+        bound + OVERTIME,
+        &format!("the recovery mail after {after}"),
+    )
+    .await;
+    let took = back.elapsed();
+    eprintln!(
+        "TIME-TO-RECOVERY-PAGE {outage}: {:.1} s after {after} (bound {} s)",
+        secs(took),
+        bound.as_secs()
+    );
+    assert!(
+        took <= bound,
+        "recovery mail after {took:?}, over {bound:?}"
+    );
+    assert_eq!(mails.len(), 2, "one page and one recovery");
+    assert_is_the_recovery(&mails[1], id);
+    let inc = wait_resolved(&s.app, id).await;
+    assert!(inc["resolved_at"].is_string(), "{inc}");
+    let ch = channel(&s.app).await;
+    assert!(link_is_up(&ch), "{ch}");
+    assert_eq!(ch["paging"], false, "{ch}");
+}
+
 /// A hung bouncer (a frozen VM): the socket stays open and nothing answers, so only
 /// the bot's own PING deadline can tell. alice gets a mail within the PONG timeout plus
 /// 5 s, naming a hung bouncer, and a recovery mail once it thaws.
@@ -340,22 +355,15 @@ async fn bouncer_hang_pages_by_email_and_recovers() {
     // Worst case: paused just after a PONG, so the next PING goes 1 s later and its
     // deadline ends 3 s after that; hold_down 1 s, the board is evaluated every 0.5 s.
     let bound = Duration::from_secs(3 + 5);
-    let mails = wait_irc_mails(&s.smtp, 1, bound + OVERTIME, "the page about the hung ZNC").await;
-    let took = paused.elapsed();
-    eprintln!(
-        "TIME-TO-PAGE bouncer_hang: {:.1} s (bound {} s = ping_timeout 3 s + 5 s; ping_interval 1 s, hold_down 1 s)",
-        secs(took),
-        bound.as_secs()
-    );
-    assert!(
-        took <= bound,
-        "the hung bouncer was paged after {took:?}, over {bound:?}"
-    );
-    assert_is_the_page(&mails[0]);
-
-    let inc = the_outage(&s.app).await;
+    let (mails, inc) = expect_page(
+        &s,
+        "bouncer_hang",
+        paused,
+        bound,
+        "ping_timeout 3 s + 5 s; ping_interval 1 s, hold_down 1 s",
+    )
+    .await;
     let id = inc["id"].as_u64().unwrap();
-    assert_eq!(inc["state"], "triggered", "{inc}");
     // Checked last (after the recovery), so the recovery is measured either way.
     let title = inc["title"].as_str().unwrap().to_string();
     assert!(
@@ -373,30 +381,7 @@ async fn bouncer_hang_pages_by_email_and_recovers() {
     // The bot may be in its backoff (up to reconnect_max 2 s) or waiting for a welcome
     // on a connection ZNC now answers; then hold_down 1 s and the evaluation tick.
     let bound = Duration::from_secs(10);
-    let mails = wait_irc_mails(
-        &s.smtp,
-        2,
-        bound + OVERTIME,
-        "the recovery mail after ZNC thawed",
-    )
-    .await;
-    let back = resumed.elapsed();
-    eprintln!(
-        "TIME-TO-RECOVERY-PAGE bouncer_hang: {:.1} s after SIGCONT (bound {} s)",
-        secs(back),
-        bound.as_secs()
-    );
-    assert!(
-        back <= bound,
-        "recovery mail after {back:?}, over {bound:?}"
-    );
-    assert_eq!(mails.len(), 2, "one page and one recovery");
-    assert_is_the_recovery(&mails[1], id);
-    let inc = wait_resolved(&s.app, id).await;
-    assert!(inc["resolved_at"].is_string(), "{inc}");
-    let ch = channel(&s.app).await;
-    assert!(link_is_up(&ch), "{ch}");
-    assert_eq!(ch["paging"], false, "{ch}");
+    expect_recovery(&s, "bouncer_hang", resumed, bound, "SIGCONT", id).await;
     assert_eq!(
         s.smtp.mails().len(),
         2,
@@ -424,21 +409,8 @@ async fn bouncer_killed_pages_within_seconds_plus_grace() {
     znc.kill().await;
     let killed = Instant::now();
     let bound = Duration::from_secs(2 + 5);
-    let mails = wait_irc_mails(&s.smtp, 1, bound + OVERTIME, "the page about the dead ZNC").await;
-    let took = killed.elapsed();
-    eprintln!(
-        "TIME-TO-PAGE bouncer_killed: {:.1} s (bound {} s = hold_down 2 s + 5 s)",
-        secs(took),
-        bound.as_secs()
-    );
-    assert!(
-        took <= bound,
-        "the dead bouncer was paged after {took:?}, over {bound:?}"
-    );
-    assert_is_the_page(&mails[0]);
-    let inc = the_outage(&s.app).await;
+    let (_, inc) = expect_page(&s, "bouncer_killed", killed, bound, "hold_down 2 s + 5 s").await;
     let id = inc["id"].as_u64().unwrap();
-    assert_eq!(inc["state"], "triggered", "{inc}");
     let title = inc["title"].as_str().unwrap().to_ascii_lowercase();
     assert!(
         title.contains("no working connection to 127.0.0.1:")
@@ -456,27 +428,15 @@ async fn bouncer_killed_pages_within_seconds_plus_grace() {
     // reconnect_max 2 s; ZNC needs ~1-3 s to be back upstream (ConnectDelay 1 s, SASL,
     // InspIRCd's 1 s registration tick); then hold_down 2 s.
     let bound = Duration::from_secs(12);
-    let mails = wait_irc_mails(
-        &s.smtp,
-        2,
-        bound + OVERTIME,
-        "the recovery mail after ZNC restarted",
+    expect_recovery(
+        &s,
+        "bouncer_killed",
+        restarted,
+        bound,
+        "ZNC listened again",
+        id,
     )
     .await;
-    let back = restarted.elapsed();
-    eprintln!(
-        "TIME-TO-RECOVERY-PAGE bouncer_killed: {:.1} s after ZNC listened again (bound {} s)",
-        secs(back),
-        bound.as_secs()
-    );
-    assert!(
-        back <= bound,
-        "recovery mail after {back:?}, over {bound:?}"
-    );
-    assert_eq!(mails.len(), 2, "one page and one recovery");
-    assert_is_the_recovery(&mails[1], id);
-    wait_resolved(&s.app, id).await;
-    assert!(link_is_up(&channel(&s.app).await));
 }
 
 /// The IRC server dies behind a live ZNC: ZNC still answers the bot's PINGs, so only
@@ -495,24 +455,14 @@ async fn upstream_irc_server_killed_behind_a_live_znc_pages_naming_the_network()
     let killed = Instant::now();
     // ZNC reads EOF at once and says so on *status; hold_down 1 s + the 0.5 s tick.
     let bound = Duration::from_secs(1 + 5);
-    let mails = wait_irc_mails(
-        &s.smtp,
-        1,
-        bound + OVERTIME,
-        "the page about the IRC network",
+    let (mails, inc) = expect_page(
+        &s,
+        "upstream_ircd_killed",
+        killed,
+        bound,
+        "hold_down 1 s + 5 s",
     )
     .await;
-    let took = killed.elapsed();
-    eprintln!(
-        "TIME-TO-PAGE upstream_ircd_killed: {:.1} s (bound {} s = hold_down 1 s + 5 s)",
-        secs(took),
-        bound.as_secs()
-    );
-    assert!(
-        took <= bound,
-        "the lost network was paged after {took:?}, over {bound:?}"
-    );
-    assert_is_the_page(&mails[0]);
     let text = format!("{}\n{}", subject(&mails[0]), mails[0].part("text/plain"));
     assert!(
         text.contains("IRC network is not connected"),
@@ -522,9 +472,7 @@ async fn upstream_irc_server_killed_behind_a_live_znc_pages_naming_the_network()
         !text.contains("no working connection"),
         "the bouncer is alive; the mail blames it:\n{text}"
     );
-    let inc = the_outage(&s.app).await;
     let id = inc["id"].as_u64().unwrap();
-    assert_eq!(inc["state"], "triggered", "{inc}");
     let title = inc["title"].as_str().unwrap();
     assert!(
         title.contains(&format!(
@@ -544,28 +492,15 @@ async fn upstream_irc_server_killed_behind_a_live_znc_pages_naming_the_network()
     let restarting = Instant::now();
     net.restart_ircd().await;
     let bound = Duration::from_secs(20);
-    let mails = wait_irc_mails(
-        &s.smtp,
-        2,
-        bound + OVERTIME,
-        "the recovery mail after the IRC server came back",
+    expect_recovery(
+        &s,
+        "upstream_ircd_killed",
+        restarting,
+        bound,
+        "restarting InspIRCd",
+        id,
     )
     .await;
-    let back = restarting.elapsed();
-    eprintln!(
-        "TIME-TO-RECOVERY-PAGE upstream_ircd_killed: {:.1} s after restarting InspIRCd (bound {} s)",
-        secs(back),
-        bound.as_secs()
-    );
-    assert!(
-        back <= bound,
-        "recovery mail after {back:?}, over {bound:?}"
-    );
-    assert_eq!(mails.len(), 2, "one page and one recovery");
-    assert_is_the_recovery(&mails[1], id);
-    wait_resolved(&s.app, id).await;
-    let ch = channel(&s.app).await;
-    assert!(link_is_up(&ch), "{ch}");
 }
 
 /// What the board said about `source:irc`, polled every 50 ms.
@@ -664,22 +599,4 @@ reconnect_max = "1s"
     let ch = channel(&s.app).await;
     assert!(link_is_up(&ch), "the channel is up after the flap: {ch}");
     assert_eq!(ch["paging"], false, "{ch}");
-}
-
-/// Long subjects are cut with an ellipsis and then sent as RFC 2047 encoded words; the
-/// filter on `source:irc` must read through them.
-#[test]
-fn encoded_subjects_are_decoded_before_filtering() {
-    let q = "=?utf-8?q?=5B=231=5D_TRIGGERED_source=3Airc_is_down=3A_no_working_connection?= \
-             =?utf-8?q?_to_127=2E0=2E0=2E1=3A4=3A_no_PONG_within_3s=3A_the_link_is_dead?= \
-             =?utf-8?q?=E2=80=A6?=";
-    assert_eq!(
-        decode_words(q),
-        "[#1] TRIGGERED source:irc is down: no working connection to 127.0.0.1:4: no PONG \
-         within 3s: the link is dead…"
-    );
-    let b = "=?utf-8?b?WyMxXSBUUklHR0VSRUQgc291cmNlOmlyYyBpcyBkb3duOiB44oCm?=";
-    assert_eq!(decode_words(b), "[#1] TRIGGERED source:irc is down: x…");
-    let plain = "[#1] RESOLVED source:irc is down: a=b =? c";
-    assert_eq!(decode_words(plain), plain);
 }
