@@ -63,6 +63,51 @@ fn targets(pages: &[&Page]) -> Vec<String> {
     t
 }
 
+/// Waits for the watchdog's page about `ch` (the outage began at `began`), prints its
+/// time to page and holds `bound`; then checks its title starts with `title`, that every
+/// contact is paged and that the channel shows down and paging. Returns the pages.
+async fn expect_watchdog_page(
+    app: &TestApp,
+    hook: &PageCatcher,
+    ch: &str,
+    outage: &str,
+    began: Instant,
+    bound: Duration,
+    title: &str,
+) -> Vec<Page> {
+    let pages = hook
+        .wait_until(&format!("the watchdog page about {ch}"), bound, |p| {
+            !pages_about(p, ch, "triggered").is_empty()
+        })
+        .await;
+    time_to_page(outage, began.elapsed(), bound);
+    let got = pages_about(&pages, ch, "triggered")[0].body["incident"]["title"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        got.starts_with(title),
+        "{got:?} should start with {title:?}"
+    );
+    // The watchdog policy pages every contact.
+    let pages = hook
+        .wait_until("the watchdog page to everyone", PROMPTLY, |p| {
+            pages_about(p, ch, "triggered").len() >= 3
+        })
+        .await;
+    assert_eq!(
+        targets(&pages_about(&pages, ch, "triggered")),
+        ["alice", "bob", "carol"]
+    );
+    let down = channel(app, ch).await;
+    assert_eq!(
+        (&down["state"], &down["paging"]),
+        (&json!("down"), &json!(true)),
+        "{down}"
+    );
+    pages
+}
+
 /// `GET /api/v1/channels`, the channel called `name`.
 async fn channel(app: &TestApp, name: &str) -> Value {
     let r = Reply::from(
@@ -215,34 +260,16 @@ hold_down = "1s"
 
     let stopped = Instant::now();
     tokio::task::block_in_place(|| am.stop());
-    let pages = hook
-        .wait_until("the watchdog page about source:alertmanager", BOUND, |p| {
-            !pages_about(p, CH, "triggered").is_empty()
-        })
-        .await;
-    time_to_page("alertmanager_stopped", stopped.elapsed(), BOUND);
-    let page = pages_about(&pages, CH, "triggered")[0];
-    let title = page.body["incident"]["title"].as_str().unwrap_or("");
-    assert!(
-        title.starts_with("source:alertmanager is down: no Watchdog heartbeat alert since "),
-        "{title}"
-    );
-    // The watchdog policy pages every contact.
-    let pages = hook
-        .wait_until("the watchdog page to everyone", PROMPTLY, |p| {
-            pages_about(p, CH, "triggered").len() >= 3
-        })
-        .await;
-    assert_eq!(
-        targets(&pages_about(&pages, CH, "triggered")),
-        ["alice", "bob", "carol"]
-    );
-    let down = channel(&app, CH).await;
-    assert_eq!(
-        (&down["state"], &down["paging"]),
-        (&json!("down"), &json!(true)),
-        "{down}"
-    );
+    expect_watchdog_page(
+        &app,
+        &hook,
+        CH,
+        "alertmanager_stopped",
+        stopped,
+        BOUND,
+        "source:alertmanager is down: no Watchdog heartbeat alert since ",
+    )
+    .await;
     assert_eq!(
         app.incidents(None).await.len(),
         1,
@@ -451,33 +478,21 @@ hold_down = "1s"
     assert!(check_reason(&up, "pings").starts_with("pinged at "), "{up}");
 
     // The job stops calling.
-    let pages = hook
-        .wait_until("the watchdog page about heartbeat:backup", BOUND, |p| {
-            !pages_about(p, CH, "triggered").is_empty()
-        })
-        .await;
-    time_to_page("heartbeat_stopped", last_ping.elapsed(), BOUND);
+    let pages = expect_watchdog_page(
+        &app,
+        &hook,
+        CH,
+        "heartbeat_stopped",
+        last_ping,
+        BOUND,
+        "heartbeat:backup is down: no ping since ",
+    )
+    .await;
+    let first = pages_about(&pages, CH, "triggered")[0].at;
     assert!(
-        last_ping.elapsed() >= Duration::from_secs(3),
+        first.duration_since(last_ping) >= Duration::from_secs(3),
         "paged before period + grace ran out:\n{}",
         describe(&pages)
-    );
-    let title = pages_about(&pages, CH, "triggered")[0].body["incident"]["title"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        title.starts_with("heartbeat:backup is down: no ping since "),
-        "{title}"
-    );
-    let pages = hook
-        .wait_until("the watchdog page to everyone", PROMPTLY, |p| {
-            pages_about(p, CH, "triggered").len() >= 3
-        })
-        .await;
-    assert_eq!(
-        targets(&pages_about(&pages, CH, "triggered")),
-        ["alice", "bob", "carol"]
     );
 
     // A heartbeat nobody configured is refused, saying how to add it.
@@ -562,35 +577,14 @@ hold_down = "1s"
 
     b.kill_9();
     let killed = Instant::now();
-    let pages = hook
-        .wait_until("the watchdog page about the dead peer", BOUND, |p| {
-            !pages_about(p, &ch, "triggered").is_empty()
-        })
-        .await;
-    time_to_page("peer_killed", killed.elapsed(), BOUND);
-    let title = pages_about(&pages, &ch, "triggered")[0].body["incident"]["title"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        title.starts_with(&format!(
-            "{ch} is down: {peer}/healthz has not answered healthy since "
-        )),
-        "{title}"
-    );
-    let pages = hook
-        .wait_until("the watchdog page to everyone", PROMPTLY, |p| {
-            pages_about(p, &ch, "triggered").len() >= 3
-        })
-        .await;
-    assert_eq!(
-        targets(&pages_about(&pages, &ch, "triggered")),
-        ["alice", "bob", "carol"]
-    );
-    let down = channel(&app, &ch).await;
-    assert_eq!(
-        (&down["state"], &down["paging"]),
-        (&json!("down"), &json!(true)),
-        "{down}"
-    );
+    expect_watchdog_page(
+        &app,
+        &hook,
+        &ch,
+        "peer_killed",
+        killed,
+        BOUND,
+        &format!("{ch} is down: {peer}/healthz has not answered healthy since "),
+    )
+    .await;
 }
