@@ -108,6 +108,30 @@ async fn expect_watchdog_page(
     pages
 }
 
+/// Waits for the recovery pages about `ch` to every contact; checks the watchdog
+/// incident resolved and the channel is up and no longer paging.
+async fn expect_recovery(app: &TestApp, hook: &PageCatcher, ch: &str) {
+    let pages = hook
+        .wait_until("the recovery pages to everyone", PROMPTLY, |p| {
+            pages_about(p, ch, "resolved").len() >= 3
+        })
+        .await;
+    assert_eq!(
+        targets(&pages_about(&pages, ch, "resolved")),
+        ["alice", "bob", "carol"]
+    );
+    let inc = watchdog_incident(app, ch)
+        .await
+        .expect("the watchdog incident");
+    assert_eq!(inc["state"], "resolved", "{inc}");
+    let back = channel(app, ch).await;
+    assert_eq!(
+        (&back["state"], &back["paging"]),
+        (&json!("up"), &json!(false)),
+        "{back}"
+    );
+}
+
 /// `GET /api/v1/channels`, the channel called `name`.
 async fn channel(app: &TestApp, name: &str) -> Value {
     let r = Reply::from(
@@ -281,20 +305,7 @@ hold_down = "1s"
     let mut am2 = Alertmanager::start_with(&app.url("/hooks/alertmanager"), "2s");
     am2.wait_ready(&client).await;
     am2.post(&client, watchdog_alert()).await;
-    let pages = hook
-        .wait_until("the recovery pages to everyone", PROMPTLY, |p| {
-            pages_about(p, CH, "resolved").len() >= 3
-        })
-        .await;
-    assert_eq!(
-        targets(&pages_about(&pages, CH, "resolved")),
-        ["alice", "bob", "carol"]
-    );
-    let inc = watchdog_incident(&app, CH)
-        .await
-        .expect("the watchdog incident");
-    assert_eq!(inc["state"], "resolved", "{inc}");
-    assert_eq!(channel(&app, CH).await["paging"], false);
+    expect_recovery(&app, &hook, CH).await;
     tokio::task::block_in_place(|| {
         am2.stop();
         prom.stop();
@@ -509,25 +520,7 @@ hold_down = "1s"
 
     // The job is back: one ping resolves the incident after hold_down, with a page.
     ping().await;
-    let pages = hook
-        .wait_until("the recovery pages to everyone", PROMPTLY, |p| {
-            pages_about(p, CH, "resolved").len() >= 3
-        })
-        .await;
-    assert_eq!(
-        targets(&pages_about(&pages, CH, "resolved")),
-        ["alice", "bob", "carol"]
-    );
-    let inc = watchdog_incident(&app, CH)
-        .await
-        .expect("the watchdog incident");
-    assert_eq!(inc["state"], "resolved", "{inc}");
-    let back = channel(&app, CH).await;
-    assert_eq!(
-        (&back["state"], &back["paging"]),
-        (&json!("up"), &json!(false)),
-        "{back}"
-    );
+    expect_recovery(&app, &hook, CH).await;
 }
 
 // --- Peer ---------------------------------------------------------------------------
