@@ -106,7 +106,8 @@ pub async fn ping_outside(
             );
             "skipped"
         } else {
-            match client.get(&url).send().await {
+            // POST, which healthchecks.io and its kin take like GET (and log a body of).
+            match client.post(&url).send().await {
                 Ok(r) if r.status().is_success() => "sent",
                 Ok(r) => {
                     warn!(%url, status = %r.status(), "the outside heartbeat refused the ping");
@@ -127,5 +128,37 @@ pub async fn ping_outside(
         if !pause(&stop, interval).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::SystemClock;
+
+    #[tokio::test]
+    async fn a_stalled_engine_loop_is_not_reported_alive() {
+        // Never ticked: the loop looks stalled since the epoch.
+        let health = Arc::new(Health::default());
+        let metrics = Arc::new(Metrics::new());
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(ping_outside(
+            // Nothing listens here: a ping would count as "failed", not "skipped".
+            "http://127.0.0.1:9/ping".into(),
+            Duration::from_secs(3600),
+            health,
+            Arc::new(SystemClock),
+            metrics.clone(),
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        run.await.unwrap();
+        let text = metrics.render();
+        assert!(
+            text.contains("outside_pings_total{state=\"skipped\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("state=\"sent\""), "{text}");
     }
 }

@@ -581,3 +581,133 @@ hold_down = "1s"
     )
     .await;
 }
+
+// --- Checks, the outside heartbeat, the self-test -------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_relay_dead_before_anything_is_paged_is_found_by_its_check() {
+    const CH: &str = "notifier:mail";
+    // The first check runs at start; check_interval 1 s, hold_down 1 s, + 3 s slack.
+    const BOUND: Duration = Duration::from_secs(5);
+    let hook = PageCatcher::start().await;
+    let dead = free_port(); // nothing listens there
+    let rest = format!(
+        r#"
+[notifiers.mail]
+type = "email"
+smtp_url = "smtp://127.0.0.1:{dead}"
+from = "tocsin <tocsin@example.com>"
+connect_timeout = "1s"
+timeout = "2s"
+
+[watchdog]
+checks = ["mail"]
+check_interval = "1s"
+hold_down = "1s"
+{PEOPLE}{POLICY}"#
+    );
+    let started = Instant::now();
+    let app = spawn_app(&webhook_config(&hook.url(), &rest)).await;
+    // No alert, no page through mail: only the check can know.
+    expect_watchdog_page(
+        &app,
+        &hook,
+        CH,
+        "smtp_dead_found_by_check",
+        started,
+        BOUND,
+        "notifier:mail is down: check failed: cannot talk to SMTP relay ",
+    )
+    .await;
+    let mail = channel(&app, CH).await;
+    assert_eq!(
+        check_reason(&mail, "sends"),
+        "starting",
+        "nothing was sent: {mail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tocsin_pings_the_outside_heartbeat_while_its_engine_runs() {
+    let outside = PageCatcher::start().await;
+    let rest = format!(
+        "[watchdog]\nping_url = \"{}/ping/3f1c\"\nping_interval = \"1s\"\n{PEOPLE}{POLICY}",
+        outside.url()
+    );
+    let app = spawn_app(&webhook_config(&outside.url(), &rest)).await;
+    let pings = outside
+        .wait_until("two pings of the outside heartbeat", PROMPTLY, |p| {
+            p.iter().filter(|p| p.path.ends_with("/ping/3f1c")).count() >= 2
+        })
+        .await;
+    let times: Vec<Instant> = pings.iter().map(|p| p.at).collect();
+    let gap = times[1] - times[0];
+    assert!(gap >= Duration::from_millis(900), "pinged {gap:?} apart");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tocsin_outside_pings_total{state=\"sent\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacked_self_test_pages_everyone_because_the_paging_path_is_broken() {
+    let hook = PageCatcher::start().await;
+    // A time of day 4 s from now (UTC); a run across midnight still works.
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).format("%H:%M:%S");
+    let rest = format!(
+        "[watchdog]\nself_test = {{ at = \"{at}\", contact = \"alice\", ack_within = \"2s\" }}\n{PEOPLE}{POLICY}"
+    );
+    let app = spawn_app(&webhook_config(&hook.url(), &rest)).await;
+    let test_pages = |p: &[Page]| -> Vec<Page> {
+        p.iter()
+            .filter(|p| p.body["incident"]["source"] == "self-test")
+            .cloned()
+            .collect()
+    };
+    let pages = hook
+        .wait_until("the self-test page to alice", PROMPTLY, |p| {
+            !test_pages(p).is_empty()
+        })
+        .await;
+    let first = &test_pages(&pages)[0];
+    assert_eq!((first.target(), first.event()), ("alice", "triggered"));
+    let title = first.body["incident"]["title"].as_str().unwrap_or("");
+    assert!(
+        title.starts_with("Self-test for alice: ack within 2s"),
+        "{title}"
+    );
+    // Nobody acks: two seconds later everyone is paged.
+    let pages = hook
+        .wait_until("the self-test escalated to everyone", PROMPTLY, |p| {
+            test_pages(p)
+                .iter()
+                .filter(|p| p.event() == "escalated")
+                .count()
+                >= 3
+        })
+        .await;
+    let escalated: Vec<&Page> = pages
+        .iter()
+        .filter(|p| p.body["incident"]["source"] == "self-test" && p.event() == "escalated")
+        .collect();
+    assert_eq!(targets(&escalated), ["alice", "bob", "carol"]);
+    let late = escalated[0].at - first.at;
+    assert!(
+        late >= Duration::from_millis(1900),
+        "escalated {late:?} after the test page, before ack_within"
+    );
+    // The ack is all it wants: it resolves.
+    let id = first.incident_id();
+    let r = app.act(id, "ack", json!({"by": "alice"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.incident(id).await["state"], "resolved");
+}
