@@ -711,3 +711,53 @@ async fn an_unacked_self_test_pages_everyone_because_the_paging_path_is_broken()
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(app.incident(id).await["state"], "resolved");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tocsin_status_lists_the_dead_channel_first_and_exits_1() {
+    let hook = PageCatcher::start().await;
+    let rest = format!("[heartbeats.nightly]\nperiod = \"1s\"\ngrace = \"0s\"\n{PEOPLE}{POLICY}");
+    let app = spawn_app(&webhook_config(&hook.url(), &rest)).await;
+    let status = || {
+        let out = std::process::Command::new(crate::harness::TOCSIN)
+            .args(["status", "--url", &app.url("")])
+            .output()
+            .expect("running tocsin status");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(
+        app.client
+            .get(app.url("/hooks/heartbeat/nightly"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let (code, text) = tokio::task::block_in_place(status);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("heartbeat:nightly") && text.contains("UP"),
+        "{text}"
+    );
+    // The nightly job does not call again.
+    eventually("the heartbeat to go down", PROMPTLY, || async {
+        (channel(&app, "heartbeat:nightly").await["state"] == "down").then_some(())
+    })
+    .await;
+    let (code, text) = tokio::task::block_in_place(status);
+    assert_eq!(code, Some(1), "a channel is down: {text}");
+    let first = text
+        .lines()
+        .skip_while(|l| *l != "channels:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        first.contains("heartbeat:nightly")
+            && first.contains("DOWN")
+            && first.contains("no ping since"),
+        "the dead channel comes first:\n{text}"
+    );
+}
