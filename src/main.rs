@@ -269,17 +269,43 @@ async fn run_daemon(
     listen: Option<String>,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut cfg: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(l) = listen {
-        cfg.file.server.listen = l;
-    }
+    let cfg: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The override is not written into the config, so a reload compares file with file.
+    let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
     let data_dir = data_dir.unwrap_or_else(|| cfg.file.storage.data_dir.clone());
-    let listener = tokio::net::TcpListener::bind(&cfg.file.server.listen)
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.file.server.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     info!(config = %path.display(), "{}", cfg.summary().replace('\n', "; "));
     let opts = Options::new(cfg, data_dir);
-    runtime::serve(opts, listener, shutdown_signal()).await
+    let running = runtime::start(opts, listener).await?;
+    // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let reload = running.reload.clone();
+    tokio::spawn(async move { reload_on_sighup(reload).await });
+    shutdown_signal().await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    running.stop();
+    running.wait().await
+}
+
+/// SIGHUP re-reads alerts.toml; a bad file keeps the running config (and says why).
+async fn reload_on_sighup(reload: runtime::ReloadHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        info!("SIGHUP: reloading the config");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        // The outcome is logged (and counted) by the reload itself.
+        let _ = reload.reload().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
 }
 
 /// SIGTERM or Ctrl-C starts a graceful stop; a second one exits at once.

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub channel_up: Family<ChannelLabel, Gauge>,
     pub watchdog_incidents: Family<ChannelLabel, Counter>,
     pub outside_pings: Family<StateLabel, Counter>,
+    pub config_reload_ok: Gauge,
+    pub config_reload_time: Gauge,
 }
 
 impl Default for Metrics {
@@ -115,6 +117,8 @@ impl Metrics {
             channel_up: Family::default(),
             watchdog_incidents: Family::default(),
             outside_pings: Family::default(),
+            config_reload_ok: Gauge::default(),
+            config_reload_time: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -221,6 +225,16 @@ impl Metrics {
             "outside_pings",
             "Pings of the outside heartbeat URL, by outcome (sent, failed, skipped while the engine loop is unhealthy)",
             m.outside_pings.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "1 when the last config (re)load succeeded, 0 when the last reload was refused",
+            m.config_reload_ok.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully, Unix seconds",
+            m.config_reload_time.clone(),
         );
         m.with_registry(registry)
     }

@@ -246,3 +246,20 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+/// `POST /-/reload`: re-read alerts.toml (like SIGHUP). Needs the API's credentials.
+pub(crate) async fn reload(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(r) = super::auth::check(&s.auth, &headers) {
+        return *r;
+    }
+    let Some(reloader) = &s.reloader else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "reload is not available");
+    };
+    match reloader.reload().await {
+        Ok(r) => Json(json!({"status": "reloaded", "reloaded": r})).into_response(),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("the config was not reloaded; the running config stays: {e}"),
+        ),
+    }
+}

@@ -44,15 +44,42 @@ pub struct AppState {
     pub(crate) started: Instant,
     /// Verifies `/ack/{token}` links.
     pub(crate) ack_key: AckKey,
-    /// The config the daemon runs with (inbound SMS endpoints read their notifier's secrets).
-    pub(crate) config: Arc<Config>,
-    /// Who may act by SMS reply, by phone number.
-    pub(crate) sms_numbers: Arc<Numbers>,
+    /// What a config reload replaces for the handlers.
+    pub(crate) live: Arc<std::sync::RwLock<Arc<Live>>>,
+    /// `POST /-/reload` asks it to re-read alerts.toml.
+    pub(crate) reloader: Option<crate::runtime::ReloadHandle>,
     /// Channel health: heartbeats are reported to it, `/api/v1/channels` shows it.
     pub(crate) watchdog: Arc<Watchdog>,
 }
 
+/// The parts of the config handlers read that a reload may change.
+pub(crate) struct Live {
+    /// The config the daemon runs with (inbound SMS endpoints read their notifier's secrets).
+    pub(crate) config: Arc<Config>,
+    /// Who may act by SMS reply, by phone number.
+    pub(crate) sms_numbers: Arc<Numbers>,
+}
+
+impl Live {
+    pub(crate) fn new(cfg: &Config) -> Self {
+        Live {
+            config: Arc::new(cfg.clone()),
+            sms_numbers: Arc::new(Numbers::from_config(cfg)),
+        }
+    }
+}
+
 impl AppState {
+    /// The config as of the last (re)load.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.read().expect("live config lock").clone()
+    }
+
+    /// Installs a reloaded config for the handlers.
+    pub(crate) fn reload(&self, cfg: &Config) {
+        *self.live.write().expect("live config lock") = Arc::new(Live::new(cfg));
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
@@ -81,8 +108,8 @@ impl AppState {
                 .map(|h| Arc::from(h.alertname.as_str())),
             started: Instant::now(),
             ack_key,
-            config: Arc::new(cfg.clone()),
-            sms_numbers: Arc::new(Numbers::from_config(cfg)),
+            live: Arc::new(std::sync::RwLock::new(Arc::new(Live::new(cfg)))),
+            reloader: None,
             watchdog,
         }
     }
@@ -109,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/{action}", post(api::act))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/channels", get(api::channels))
+        .route("/-/reload", post(api::reload))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(|| async {

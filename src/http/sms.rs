@@ -41,7 +41,8 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
     let from_clean = crate::notify::message::clean(from);
     let text_clean = crate::notify::message::clean(text);
     let command = sms_reply::parse(text);
-    let Some(contact) = s.sms_numbers.contact(from) else {
+    let live = s.live();
+    let Some(contact) = live.sms_numbers.contact(from) else {
         warn!(via, from = %from_clean, text = %text_clean, "SMS reply from a number no contact has; refused");
         // Recorded on the incident it names, so whoever looks there sees the attempt.
         if let Ok(cmd) = &command {

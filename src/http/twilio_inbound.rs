@@ -32,8 +32,9 @@ pub(crate) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let live = s.live();
     if !matches!(
-        s.config.file.notifiers.get(&notifier),
+        live.config.file.notifiers.get(&notifier),
         Some(NotifierConfig::Twilio(_))
     ) {
         return error(
@@ -41,7 +42,7 @@ pub(crate) async fn receive(
             format!("no twilio notifier named {notifier:?} in alerts.toml"),
         );
     }
-    let Some(token) = s
+    let Some(token) = live
         .config
         .notifier_secrets
         .get(&notifier)
@@ -61,7 +62,7 @@ pub(crate) async fn receive(
     // The URL Twilio was given: ours, as the public sees it, with the query as received.
     let mut url = format!(
         "{}{}",
-        s.config.file.server.public_url.trim_end_matches('/'),
+        live.config.file.server.public_url.trim_end_matches('/'),
         uri.path()
     );
     if let Some(q) = uri.query() {

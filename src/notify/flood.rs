@@ -133,6 +133,20 @@ impl Flood {
         }
     }
 
+    /// New limits after a config reload. A notifier whose limits did not change keeps
+    /// its history (a reload must not reopen a phone's budget); held pages stay held.
+    pub fn set_limits(&mut self, limits: impl IntoIterator<Item = (String, Limits)>) {
+        let mut next = BTreeMap::new();
+        for (name, l) in limits {
+            let limiter = match self.limiters.remove(&name) {
+                Some(old) if old.limits == l => old,
+                _ => Limiter::new(l),
+            };
+            next.insert(name, limiter);
+        }
+        self.limiters = next;
+    }
+
     /// Whether pages of `notifier` go through flood control at all.
     pub fn limits(&self, notifier: &str) -> bool {
         self.limiters

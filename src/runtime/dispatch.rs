@@ -49,7 +49,8 @@ struct Job {
 }
 
 struct Inner {
-    notifiers: BTreeMap<String, NotifierEntry>,
+    /// Swapped whole by a config reload; a send holds the map it started with.
+    notifiers: std::sync::RwLock<Arc<BTreeMap<String, NotifierEntry>>>,
     store: Arc<dyn Store>,
     reports: mpsc::UnboundedSender<Report>,
     queue_tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
@@ -65,7 +66,7 @@ struct Inner {
     ack_key: AckKey,
     clock: Arc<dyn Clock>,
     /// Each contact's methods' `after`, to bound retries by when the next method is due.
-    method_afters: BTreeMap<String, Vec<Duration>>,
+    method_afters: std::sync::RwLock<Arc<BTreeMap<String, Vec<Duration>>>>,
     /// Notifier health: a notifier that is down is routed around, and every attempt's
     /// result is reported to it.
     watchdog: Arc<Watchdog>,
@@ -85,12 +86,8 @@ impl Dispatcher {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flood = Flood::new(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
-        let method_afters = cfg
-            .file
-            .contacts
-            .iter()
-            .map(|(n, c)| (n.clone(), c.methods.iter().map(|m| m.after.0).collect()))
-            .collect();
+        let method_afters = std::sync::RwLock::new(Arc::new(method_afters(cfg)));
+        let notifiers = std::sync::RwLock::new(Arc::new(notifiers));
         let inner = Arc::new(Inner {
             notifiers,
             store,
@@ -123,6 +120,19 @@ impl Dispatcher {
         let flood_inner = inner.clone();
         tokio::spawn(async move { flood_inner.release_loop().await });
         Dispatcher { inner }
+    }
+
+    /// A reloaded config: its notifiers, limits and contacts' method delays serve every
+    /// send from now on (sends already under way finish with what they started with).
+    pub fn reconfigure(&self, cfg: &Config, notifiers: BTreeMap<String, NotifierEntry>) {
+        self.inner
+            .flood
+            .lock()
+            .expect("flood lock")
+            .set_limits(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
+        *self.inner.method_afters.write().expect("afters lock") = Arc::new(method_afters(cfg));
+        *self.inner.notifiers.write().expect("notifiers lock") = Arc::new(notifiers);
+        self.inner.flood_wake.notify_one();
     }
 
     /// Queues pages whose intents are committed; pages of rate-limited notifiers wait
@@ -158,7 +168,7 @@ impl Dispatcher {
         }
         let notifiers: Vec<_> = self
             .inner
-            .notifiers
+            .notifiers()
             .values()
             .map(|e| e.notifier.clone())
             .collect();
@@ -190,7 +200,20 @@ impl Dispatcher {
     }
 }
 
+/// Each contact's methods' `after`, by contact.
+fn method_afters(cfg: &Config) -> BTreeMap<String, Vec<Duration>> {
+    cfg.file
+        .contacts
+        .iter()
+        .map(|(n, c)| (n.clone(), c.methods.iter().map(|m| m.after.0).collect()))
+        .collect()
+}
+
 impl Inner {
+    fn notifiers(&self) -> Arc<BTreeMap<String, NotifierEntry>> {
+        self.notifiers.read().expect("notifiers lock").clone()
+    }
+
     fn enqueue(&self, job: Job) {
         let guard = self.queue_tx.lock().expect("queue lock");
         let Some(tx) = guard.as_ref() else { return };
@@ -211,7 +234,7 @@ impl Inner {
             let (jobs, next) = {
                 let mut flood = self.flood.lock().expect("flood lock");
                 let r = flood.release(now);
-                for name in self.notifiers.keys() {
+                for name in self.notifiers().keys() {
                     self.metrics
                         .pages_held
                         .get_or_create(&NotifierOnly {
@@ -309,7 +332,8 @@ impl Inner {
         let (Some(contact), Some(m)) = (&page.contact, page.method) else {
             return budget;
         };
-        let Some(afters) = self.method_afters.get(contact) else {
+        let afters = self.method_afters.read().expect("afters lock").clone();
+        let Some(afters) = afters.get(contact) else {
             return budget;
         };
         let (Some(this), Some(next)) = (afters.get(m as usize), afters.get(m as usize + 1)) else {
@@ -321,7 +345,8 @@ impl Inner {
 
     async fn send_one(&self, msg: &Message) -> Outcome {
         let page = &msg.page;
-        let Some(entry) = self.notifiers.get(&page.notifier) else {
+        let notifiers = self.notifiers();
+        let Some(entry) = notifiers.get(&page.notifier) else {
             return Outcome::Failed {
                 attempts: 0,
                 permanent: true,

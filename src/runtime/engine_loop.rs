@@ -78,6 +78,8 @@ impl crate::notify::Acker for EngineHandle {
 #[derive(Debug, Default)]
 pub struct Health {
     last_tick_ms: AtomicI64,
+    /// When systemd was last told the loop is alive.
+    last_watchdog_ms: AtomicI64,
 }
 
 impl Health {
@@ -92,6 +94,12 @@ impl Health {
 
     pub(super) fn tick(&self, now: Timestamp) {
         self.last_tick_ms.store(now.millis(), Ordering::Relaxed);
+        // systemd's WatchdogSec: only a loop that turns says it is alive, so a hung
+        // engine is restarted. Once a second is plenty; without NOTIFY_SOCKET it is a no-op.
+        if now.millis() - self.last_watchdog_ms.load(Ordering::Relaxed) >= 1000 {
+            self.last_watchdog_ms.store(now.millis(), Ordering::Relaxed);
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
     }
 }
 
@@ -107,6 +115,9 @@ pub(crate) struct EngineLoop {
     /// Outcomes and failed attempts of pages come back here; unbounded because pages in
     /// flight are bounded.
     pub outcomes: mpsc::UnboundedReceiver<Report>,
+    /// Routes and policies from a config reload; incidents already open keep the policy
+    /// they opened with (it is snapshotted into each).
+    pub reconfigured: tokio::sync::watch::Receiver<Arc<EscalationConfig>>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -175,6 +186,11 @@ impl EngineLoop {
 
     /// One turn: apply everything queued plus due deadlines, commit once, then answer and send.
     async fn turn(&mut self, batch: &mut Vec<Request>, outcomes: Vec<Report>) {
+        if self.reconfigured.has_changed().unwrap_or(false) {
+            let cfg = self.reconfigured.borrow_and_update().clone();
+            self.engine.set_config(cfg.clone());
+            self.cfg = cfg;
+        }
         let now = self.clock.now();
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());

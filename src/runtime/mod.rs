@@ -7,6 +7,7 @@
 mod dispatch;
 mod engine_loop;
 mod irc_desk;
+mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
+pub use reload::{ReloadHandle, Reloaded};
 
 use crate::ack_link::AckKey;
 use crate::config::Config;
@@ -62,6 +64,8 @@ impl Options {
 /// A running daemon.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Re-reads alerts.toml (what SIGHUP does).
+    pub reload: ReloadHandle,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -182,16 +186,18 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     // Serving from here on: until the loop's first turn (up to IDLE_TICK away), `/healthz`
     // would otherwise call a loop that last ran at the epoch stalled.
     health.tick(opts.clock.now());
+    let (reconfigure, reconfigured) = tokio::sync::watch::channel(cfg.clone());
     let engine_loop = engine_loop::EngineLoop {
         engine,
         cfg,
         store: store.clone(),
-        dispatcher,
+        dispatcher: dispatcher.clone(),
         clock: opts.clock.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
         rx,
         outcomes: outcome_rx,
+        reconfigured,
     };
     let stop = CancellationToken::new();
     let engine_stop = CancellationToken::new();
@@ -220,16 +226,28 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         ));
     }
 
-    let state = AppState::new(
+    let mut state = AppState::new(
         &opts.config,
         handle,
         store.clone(),
-        metrics,
+        metrics.clone(),
         health,
         opts.clock.clone(),
         ack_key,
         watchdog,
     );
+    let reload = reload::Reloader {
+        path: opts.config.path.clone(),
+        current: Arc::new(opts.config.clone()),
+        engine: reconfigure,
+        dispatcher,
+        app: state.clone(),
+        build,
+        metrics,
+        clock: opts.clock.clone(),
+    }
+    .start(watch_stop.clone());
+    state.reloader = Some(reload.clone());
     let app = http::router(state);
     let http_stop = stop.clone();
     let task = tokio::spawn(async move {
@@ -250,7 +268,12 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         Ok(())
     });
     info!(%addr, "listening");
-    Ok(Running { addr, stop, task })
+    Ok(Running {
+        addr,
+        reload,
+        stop,
+        task,
+    })
 }
 
 /// Mirrors the IRC link's state into metrics.

@@ -89,3 +89,15 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+impl Daemon {
+    /// Sends `signal` (like `HUP`) to the daemon with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}

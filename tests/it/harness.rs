@@ -108,11 +108,24 @@ pub async fn spawn_app(config_toml: &str) -> TestApp {
     app
 }
 
+/// Like [`spawn_app`], with the config read from a file (so it can be reloaded).
+pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
+    init();
+    let config = config::load_file(path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+    let app = spawn_config(config).await;
+    app.wait_ready().await;
+    app
+}
+
 /// Like [`spawn_app`], but returns as soon as `runtime::start` does.
 pub async fn spawn_app_unready(config_toml: &str) -> TestApp {
     init();
     let config = config::load_str(config_toml, None)
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}"));
+    spawn_config(config).await
+}
+
+async fn spawn_config(config: Config) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let running = start(&config, &data_dir, "127.0.0.1:0".parse().unwrap()).await;
     TestApp {

@@ -28,6 +28,7 @@ mod lifecycle;
 mod outages;
 mod promstack;
 mod push;
+mod reload;
 mod smtp;
 mod store_failure;
 mod test_notify;

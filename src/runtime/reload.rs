@@ -1,0 +1,174 @@
+//! Re-reading alerts.toml without a restart (SIGHUP, `POST /-/reload`).
+//!
+//! A file that does not load changes nothing: the running config stays, the errors are
+//! logged, and `tocsin_config_last_reload_successful` drops to 0. A good one replaces
+//! routes, policies, contacts and notifiers for everything from now on; incidents that
+//! are open keep the policy they opened with. Sections that shape long-lived parts (the
+//! listener, the store, the IRC link, the watchdog's channels) are named in the answer
+//! as needing a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::dispatch::Dispatcher;
+use crate::config::{Config, load_file};
+use crate::engine::EscalationConfig;
+use crate::http::AppState;
+use crate::metrics::Metrics;
+use crate::notify::BuildContext;
+use crate::time::Clock;
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    /// The file read.
+    pub path: String,
+    pub contacts: usize,
+    pub policies: usize,
+    pub notifiers: usize,
+    pub routes: usize,
+    /// Changed sections that only a restart applies, like `[sources.irc]`.
+    pub restart_needed: Vec<String>,
+}
+
+type Reply = oneshot::Sender<Result<Reloaded, String>>;
+
+/// Asks the reload task to re-read the config; cheap to clone.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    tx: mpsc::Sender<Reply>,
+}
+
+impl ReloadHandle {
+    /// Re-reads alerts.toml and applies it, or says why not.
+    pub async fn reload(&self) -> Result<Reloaded, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(tx)
+            .await
+            .map_err(|_| "tocsin is shutting down".to_string())?;
+        rx.await
+            .map_err(|_| "tocsin is shutting down".to_string())?
+    }
+}
+
+/// Everything a reload replaces.
+pub(crate) struct Reloader {
+    pub path: Option<PathBuf>,
+    pub current: Arc<Config>,
+    pub engine: watch::Sender<Arc<EscalationConfig>>,
+    pub dispatcher: Dispatcher,
+    pub app: AppState,
+    pub build: BuildContext,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The top-level sections that only a restart applies.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.file, &new.file);
+    let mut out = Vec::new();
+    let mut differs = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push(name.to_string());
+        }
+    };
+    differs("[server]", format!("{:?}", a.server), format!("{:?}", b.server));
+    differs(
+        "[storage]",
+        format!("{:?}", a.storage),
+        format!("{:?}", b.storage),
+    );
+    differs(
+        "[sources]",
+        format!("{:?}", a.sources),
+        format!("{:?}", b.sources),
+    );
+    differs(
+        "[watchdog]",
+        format!("{:?}", a.watchdog),
+        format!("{:?}", b.watchdog),
+    );
+    differs(
+        "[heartbeats]",
+        format!("{:?}", a.heartbeats),
+        format!("{:?}", b.heartbeats),
+    );
+    out
+}
+
+impl Reloader {
+    /// Serves reload requests until `stop`.
+    pub fn start(mut self, stop: CancellationToken) -> ReloadHandle {
+        let (tx, mut rx) = mpsc::channel::<Reply>(4);
+        self.metrics.config_reload_ok.set(1);
+        self.metrics
+            .config_reload_time
+            .set(self.clock.now().millis() / 1000);
+        tokio::spawn(async move {
+            loop {
+                let reply = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = rx.recv() => match r {
+                        Some(r) => r,
+                        None => return,
+                    },
+                };
+                let _ = reply.send(self.reload());
+            }
+        });
+        ReloadHandle { tx }
+    }
+
+    fn reload(&mut self) -> Result<Reloaded, String> {
+        let result = self.try_reload();
+        match &result {
+            Ok(r) => {
+                self.metrics.config_reload_ok.set(1);
+                self.metrics
+                    .config_reload_time
+                    .set(self.clock.now().millis() / 1000);
+                info!(path = %r.path, contacts = r.contacts, policies = r.policies, notifiers = r.notifiers, "config reloaded");
+                if !r.restart_needed.is_empty() {
+                    warn!(sections = %r.restart_needed.join(", "), "these sections changed but apply only after a restart");
+                }
+            }
+            Err(e) => {
+                self.metrics.config_reload_ok.set(0);
+                error!("config reload refused; the running config stays:\n{e}");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&mut self) -> Result<Reloaded, String> {
+        let Some(path) = &self.path else {
+            return Err(
+                "tocsin was started without a config file, so there is nothing to re-read"
+                    .to_string(),
+            );
+        };
+        let new = load_file(path).map_err(|e| e.to_string())?;
+        let notifiers = crate::notify::build_all(&new, &self.build)
+            .map_err(|e| format!("{}: building notifiers: {e}", path.display()))?;
+        let summary = Reloaded {
+            path: path.display().to_string(),
+            contacts: new.file.contacts.len(),
+            policies: new.file.policies.len(),
+            notifiers: new.file.notifiers.len(),
+            routes: new.routes.len(),
+            restart_needed: restart_needed(&self.current, &new),
+        };
+        self.dispatcher.reconfigure(&new, notifiers);
+        self.engine
+            .send_replace(Arc::new(EscalationConfig::from_config(&new)));
+        self.app.reload(&new);
+        self.current = Arc::new(new);
+        Ok(summary)
+    }
+}

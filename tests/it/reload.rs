@@ -1,0 +1,192 @@
+//! Editing alerts.toml on a live daemon: a good file takes effect without a restart,
+//! a broken one is refused and the running config keeps paging, and open incidents keep
+//! the policy they opened with.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::alerts::firing;
+use crate::catcher::{PageCatcher, describe};
+use crate::daemon::Daemon;
+use crate::harness::{Reply, eventually, init, spawn_app_from_file, webhook_config};
+
+/// Generous bound for a page that is due now.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+const PEOPLE: &str = r#"
+[contacts.alice]
+methods = [{ notifier = "hook", to = "alice@pager" }]
+[contacts.bob]
+methods = [{ notifier = "hook", to = "bob@pager" }]
+[contacts.carol]
+methods = [{ notifier = "hook", to = "carol@pager" }]
+"#;
+
+/// The on-call rota before the edit: alice, then carol after 2 s.
+fn before(hook: &str) -> String {
+    webhook_config(
+        hook,
+        &format!(
+            "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}, {{ after = \"2s\", notify = [\"carol\"] }}]\n"
+        ),
+    )
+}
+
+/// After the edit: bob only.
+fn after(hook: &str) -> String {
+    webhook_config(
+        hook,
+        &format!(
+            "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"bob\"] }}]\n"
+        ),
+    )
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_edit_takes_effect_a_broken_one_is_refused_and_open_incidents_keep_their_policy() {
+    let hook = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.toml");
+    write(&path, &before(&hook.url()));
+    let app = spawn_app_from_file(&path).await;
+    let reload = || async {
+        let mut req = app.client.post(app.url("/-/reload"));
+        if let Some(a) = &app.authorization {
+            req = req.header("authorization", a);
+        }
+        Reply::from(req.send().await.unwrap()).await
+    };
+    let reload_ok = || async {
+        let m = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric(&m, "tocsin_config_last_reload_successful")
+    };
+    assert_eq!(reload_ok().await, Some(1.0));
+
+    // An incident opened under the old rota: alice now, carol in 2 s.
+    assert_eq!(app.post_alerts(&firing("Old")).await.status, 200);
+    hook.wait_for_pages(1, PROMPTLY).await;
+
+    write(&path, &after(&hook.url()));
+    let r = reload().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["reloaded"]["restart_needed"], Value::Array(vec![]));
+
+    // A new incident follows the new rota.
+    assert_eq!(app.post_alerts(&firing("New")).await.status, 200);
+    let pages = hook
+        .wait_until(
+            "carol for the old incident, bob for the new",
+            PROMPTLY,
+            |p| p.len() >= 3,
+        )
+        .await;
+    let who = |alertname: &str| -> Vec<String> {
+        pages
+            .iter()
+            .filter(|p| {
+                p.body["incident"]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(alertname))
+            })
+            .map(|p| p.target().to_string())
+            .collect()
+    };
+    assert_eq!(who("Old"), ["alice", "carol"], "{}", describe(&pages));
+    assert_eq!(who("New"), ["bob"], "{}", describe(&pages));
+
+    // A broken edit: refused, saying why, and the running config keeps paging.
+    write(
+        &path,
+        &after(&hook.url()).replace("[contacts.bob]", "[contacts.bob]\nphone = \"typo\""),
+    );
+    let r = reload().await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let error = r.error();
+    assert!(
+        error.contains("running config stays") && error.contains("contacts.bob.phone"),
+        "{error}"
+    );
+    assert_eq!(reload_ok().await, Some(0.0));
+    assert_eq!(app.post_alerts(&firing("AfterTypo")).await.status, 200);
+    let pages = hook
+        .wait_until("the page under the kept config", PROMPTLY, |p| p.len() >= 4)
+        .await;
+    assert_eq!(pages[3].target(), "bob", "{}", describe(&pages));
+
+    // Fixed again: reloaded, and the metric says so.
+    write(&path, &after(&hook.url()));
+    assert_eq!(reload().await.status, 200);
+    assert_eq!(reload_ok().await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_config_of_the_running_binary() {
+    init();
+    let hook = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.toml");
+    write(&path, &before(&hook.url()));
+    let client = reqwest::Client::new();
+    let mut daemon = Daemon::start(&path, &dir.path().join("data"), dir.path().join("log"));
+    daemon.wait_ready(&client).await;
+
+    write(&path, &after(&hook.url()));
+    daemon.signal("HUP");
+    let reloaded_at = eventually("the SIGHUP reload", PROMPTLY, || async {
+        let m = client
+            .get(daemon.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        daemon
+            .log()
+            .contains("config reloaded")
+            .then(|| metric(&m, "tocsin_config_last_reload_success_timestamp_seconds"))
+            .flatten()
+    })
+    .await;
+    assert!(reloaded_at > 0.0);
+    let r = client
+        .post(daemon.url("/hooks/alertmanager"))
+        .json(&firing("AfterHup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pages = hook.wait_for_pages(1, PROMPTLY).await;
+    assert_eq!(pages[0].target(), "bob", "{}", describe(&pages));
+
+    // A broken file on SIGHUP: logged, refused, still running.
+    write(&path, "[server\n");
+    daemon.signal("HUP");
+    eventually("the refusal in the log", PROMPTLY, || async {
+        daemon.log().contains("config reload refused").then_some(())
+    })
+    .await;
+    let health = client.get(daemon.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "{}", daemon.log());
+}
