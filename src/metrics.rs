@@ -60,6 +60,8 @@ pub struct StateLabel {
 
 pub struct Metrics {
     registry: Registry,
+    /// Labelled families, so their HELP and TYPE show before their first series.
+    families: Vec<Declared>,
     pub alerts_received: Family<SourceLabel, Counter>,
     pub heartbeats_received: Family<SourceLabel, Counter>,
     pub truncated_alerts: Family<SourceLabel, Counter>,
@@ -94,6 +96,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tocsin");
+        let mut families = Vec::new();
         let m = Metrics {
             alerts_received: Family::default(),
             heartbeats_received: Family::default(),
@@ -120,23 +123,36 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             registry: Registry::default(),
+            families: Vec::new(),
         };
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "alerts_received",
             "Alerts received, duplicates included",
             m.alerts_received.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "heartbeats_received",
             "Heartbeat (dead man's switch) alerts received; they never open incidents",
             m.heartbeats_received.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "truncated_alerts",
             "Alerts the sender reported dropping (Alertmanager truncatedAlerts)",
             m.truncated_alerts.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "webhook_requests",
             "Webhook requests by HTTP status code",
             m.webhook_requests.clone(),
@@ -146,12 +162,18 @@ impl Metrics {
             "Time from request to answer on /hooks/*, commit included",
             m.webhook_duration.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "notifications",
             "Pages finished, by notifier and outcome",
             m.notifications.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "notification_attempts",
             "Delivery attempts, retries included, by notifier and outcome",
             m.notification_attempts.clone(),
@@ -176,27 +198,42 @@ impl Metrics {
             "When the engine loop last ran, Unix seconds",
             m.engine_last_tick.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "gauge",
             "incidents",
             "Incidents by state, as stored",
             m.incidents.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "acks_from_pages",
             "Replies and link clicks acting on incidents (SMS replies, ack links), by channel and outcome",
             m.replies.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "gauge",
             "pages_held",
             "Pages held back by flood control, waiting to go out in a bundle",
             m.pages_held.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "bundles_sent",
             "Messages that carried more than one page (flood control bundles)",
             m.bundles_sent.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "irc_commands",
             "Commands received in IRC, by command and outcome",
             m.irc_commands.clone(),
@@ -211,17 +248,26 @@ impl Metrics {
             "IRC connections that registered (a rising count means reconnects)",
             m.irc_connects.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "gauge",
             "channel_up",
             "1 while a channel (source, notifier, heartbeat, peer) is up or degraded, 0 while down",
             m.channel_up.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "watchdog_incidents",
             "Watchdog incidents opened because a channel stayed down past the hold-down",
             m.watchdog_incidents.clone(),
         );
-        registry.register(
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
             "outside_pings",
             "Pings of the outside heartbeat URL, by outcome (sent, failed, skipped while the engine loop is unhealthy)",
             m.outside_pings.clone(),
@@ -236,7 +282,7 @@ impl Metrics {
             "When the config was last loaded successfully, Unix seconds",
             m.config_reload_time.clone(),
         );
-        m.with_registry(registry)
+        m.with_registry(registry, families)
     }
 
     /// Counts one IRC command.
@@ -259,15 +305,129 @@ impl Metrics {
             .inc();
     }
 
-    fn with_registry(mut self, r: Registry) -> Self {
+    fn with_registry(mut self, r: Registry, families: Vec<Declared>) -> Self {
         self.registry = r;
+        self.families = families;
         self
     }
 
-    /// Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// OpenMetrics text, as the client library writes it.
+    pub fn render_openmetrics(&self) -> String {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+
+    /// Prometheus text format 0.0.4: what `promtool` and older scrapers read. Counters'
+    /// HELP and TYPE name the `_total` series, and labelled families that have no
+    /// series yet still say what they are.
+    pub fn render(&self) -> String {
+        to_text_format(&self.render_openmetrics(), &self.families)
+    }
+}
+
+/// A labelled family: its full name (`tocsin_alerts_received`), type and help.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    name: String,
+    kind: &'static str,
+    help: &'static str,
+}
+
+fn register_family<M>(
+    registry: &mut Registry,
+    families: &mut Vec<Declared>,
+    kind: &'static str,
+    name: &'static str,
+    help: &'static str,
+    metric: M,
+) where
+    M: prometheus_client::registry::Metric,
+{
+    families.push(Declared {
+        name: format!("tocsin_{name}"),
+        kind,
+        help,
+    });
+    registry.register(name, help, metric);
+}
+
+/// OpenMetrics → Prometheus text format 0.0.4.
+fn to_text_format(openmetrics: &str, families: &[Declared]) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 1024);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            // Held until TYPE says whether the name takes `_total`.
+            help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let name = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if let Some(h) = help.take() {
+                let text = h.split_once(' ').map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            seen.insert(name);
+            continue;
+        }
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for f in families {
+        let name = if f.kind == "counter" {
+            format!("{}_total", f.name)
+        } else {
+            f.name.clone()
+        };
+        if !seen.contains(&name) {
+            out.push_str(&format!(
+                "# HELP {name} {}.\n# TYPE {name} {}\n",
+                f.help, f.kind
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_names_counters_by_their_total_series_and_lists_empty_families() {
+        let m = Metrics::new();
+        m.store_commit_failures.inc();
+        let text = m.render();
+        assert!(
+            text.contains("# HELP tocsin_store_commit_failures_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE tocsin_store_commit_failures_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ntocsin_store_commit_failures_total 1\n"),
+            "{text}"
+        );
+        // No series yet, but Prometheus and people can see it exists.
+        assert!(
+            text.contains("# TYPE tocsin_alerts_received_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE tocsin_channel_up gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(m.render_openmetrics().ends_with("# EOF\n"));
     }
 }

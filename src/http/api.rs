@@ -222,7 +222,7 @@ pub(crate) async fn channels(State(s): State<AppState>) -> Response {
     Json(json!({ "channels": s.watchdog.channels() })).into_response()
 }
 
-pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Ok(counts) = s.store.counts().await {
         for st in [
             IncidentState::Triggered,
@@ -237,14 +237,30 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
                 .set(counts.get(&st).copied().unwrap_or(0) as i64);
         }
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+    // Prometheus asks for OpenMetrics first; anything else gets text format 0.0.4.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            s.metrics.render_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            s.metrics.render(),
+        )
+            .into_response()
+    }
 }
 
 /// `POST /-/reload`: re-read alerts.toml (like SIGHUP). Needs the API's credentials.

@@ -25,6 +25,7 @@ mod ircnet;
 mod kannel;
 mod kannel_server;
 mod lifecycle;
+mod metrics;
 mod outages;
 mod promstack;
 mod push;
