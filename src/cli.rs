@@ -94,6 +94,18 @@ impl Client {
         .await
     }
 
+    /// `GET /healthz`: whether the engine loop turns (the answer's JSON either way).
+    pub async fn healthz(&self) -> anyhow::Result<(bool, Value)> {
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach tocsin at {}: is it running?", self.base))?;
+        let ok = resp.status().is_success();
+        Ok((ok, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     pub async fn status(&self) -> anyhow::Result<Value> {
         self.call(self.http.get(format!("{}/api/v1/status", self.base)))
             .await

@@ -10,11 +10,30 @@ use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
 use tracing::{error, info};
 
+/// Exit codes, the same for every command.
+const EXIT_CODES: &str = "Exit codes:
+  0  done; the config is valid; every test page went out; everything is up
+  1  the config is invalid, a test page failed, or (status) a channel is down or the
+     engine stalled
+  2  the command line is wrong
+  3  the daemon could not be reached, or refused the request";
+
+const EXAMPLES: &str = "Examples:
+  tocsin run --config /etc/tocsin/alerts.toml
+  tocsin check-config alerts.toml
+  tocsin incidents --state triggered
+  tocsin ack 42 --by alice
+  tocsin snooze 42 30m
+  tocsin status --url http://alerts-host:9797
+  tocsin test-notify alice --via sms
+  tocsin completions bash > /etc/bash_completion.d/tocsin";
+
 #[derive(Parser)]
 #[command(
     name = "tocsin",
     version,
-    about = "Alert escalation and watchdog agent: makes sure a page reaches a human"
+    about = "Alert escalation and watchdog agent: makes sure a page reaches a human",
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}")
 )]
 struct Cli {
     /// Log format on stderr.
@@ -32,7 +51,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon.
+    /// Run the daemon. SIGTERM stops it gracefully, SIGHUP re-reads the config.
+    #[command(after_help = "Example: tocsin run --config /etc/tocsin/alerts.toml --data-dir /var/lib/tocsin")]
     Run {
         #[arg(long, default_value = "alerts.toml")]
         config: PathBuf,
@@ -43,12 +63,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Validate a config file; print a summary, or every error with its line.
+    /// Validate a config file; print a summary, or every error with its line (exit 1).
+    #[command(after_help = "Example: tocsin check-config /etc/tocsin/alerts.toml")]
     CheckConfig {
         #[arg(default_value = "alerts.toml")]
         file: PathBuf,
     },
-    /// List incidents of a running daemon.
+    /// List incidents of a running daemon as a table.
+    #[command(after_help = "Examples:\n  tocsin incidents\n  tocsin incidents --state all --json")]
     Incidents {
         /// triggered, acknowledged, resolved or all.
         #[arg(long)]
@@ -66,6 +88,7 @@ enum Command {
         target: Target,
     },
     /// Acknowledge an incident: escalation stops until the ack expires.
+    #[command(after_help = "Example: tocsin ack 42 --by alice")]
     Ack {
         id: u64,
         #[arg(long, env = "USER", default_value = "cli")]
@@ -90,6 +113,7 @@ enum Command {
         target: Target,
     },
     /// Hold paging for a while (e.g. 30m); it resumes from step 1 afterwards.
+    #[command(after_help = "Example: tocsin snooze 42 2h --by alice")]
     Snooze {
         id: u64,
         duration: String,
@@ -113,10 +137,52 @@ enum Command {
     },
     /// Health of a running daemon and of every channel it watches; exits 1 when the
     /// engine is stalled or a channel is down.
+    #[command(after_help = "Example: tocsin status --url http://alerts-host:9797")]
     Status {
         #[command(flatten)]
         target: Target,
     },
+    /// Exit 0 when the daemon answers and its engine loop turns (a container or load
+    /// balancer healthcheck: unlike `status`, a down channel does not fail it).
+    #[command(after_help = "Example (Dockerfile): HEALTHCHECK CMD [\"tocsin\", \"health\", \"--url\", \"http://127.0.0.1:9797\"]")]
+    Health {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish")]
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Why a command failed, which decides its exit code.
+enum Failure {
+    /// What was checked is bad (exit 1).
+    Checked(anyhow::Error),
+    /// The daemon could not be reached or refused (exit 3).
+    Daemon(anyhow::Error),
+}
+
+impl Failure {
+    fn exit(self) -> ExitCode {
+        let (code, e) = match self {
+            Failure::Checked(e) => (1, e),
+            Failure::Daemon(e) => (3, e),
+        };
+        eprintln!("error: {e:#}");
+        ExitCode::from(code)
+    }
+}
+
+/// Errors talking to the daemon.
+fn daemon<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
+    r.map_err(Failure::Daemon)
+}
+
+/// Errors about what was checked, or the daemon's own run.
+fn checked<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
+    r.map_err(Failure::Checked)
 }
 
 #[derive(clap::Args)]
@@ -154,6 +220,11 @@ fn main() -> ExitCode {
     // One TLS provider for the whole process, before any client exists.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "tocsin", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 println!("{}: OK\n{}", file.display(), cfg.summary());
@@ -174,59 +245,67 @@ fn main() -> ExitCode {
                 }
             };
             match rt.block_on(run_command(command)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
+                Ok(code) => code,
+                Err(f) => f.exit(),
             }
         }
     }
 }
 
-async fn run_command(command: Command) -> anyhow::Result<()> {
+async fn run_command(command: Command) -> Result<ExitCode, Failure> {
+    let ok = Ok(ExitCode::SUCCESS);
     match command {
         Command::Run {
             config,
             listen,
             data_dir,
-        } => run_daemon(config, listen, data_dir).await,
-        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        } => {
+            checked(run_daemon(config, listen, data_dir).await)?;
+            ok
+        }
+        Command::CheckConfig { .. } | Command::Completions { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::TestNotify {
             target,
             via,
             config,
         } => {
-            let cfg = config::load_file(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let results = tocsin::notify::test_page::test_notify(&cfg, &target, via.as_deref())
-                .await
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let cfg = checked(config::load_file(&config).map_err(|e| anyhow::anyhow!("{e}")))?;
+            let results = checked(
+                tocsin::notify::test_page::test_notify(&cfg, &target, via.as_deref())
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e)),
+            )?;
             for r in &results {
                 println!("{r}");
             }
             let failed = results.iter().filter(|r| r.error.is_some()).count();
             if failed > 0 {
-                anyhow::bail!("{failed} of {} test page(s) failed", results.len());
+                return Err(Failure::Checked(anyhow::anyhow!(
+                    "{failed} of {} test page(s) failed",
+                    results.len()
+                )));
             }
-            Ok(())
+            ok
         }
         Command::Incidents {
             state,
             json,
             target,
         } => {
-            let v = target.client()?.incidents(state.as_deref()).await?;
+            let v = daemon(daemon(target.client())?.incidents(state.as_deref()).await)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 print!("{}", incidents_table(&v));
             }
-            Ok(())
+            ok
         }
         Command::Show { id, target } => {
-            let v = target.client()?.incident(id).await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(())
+            let v = daemon(daemon(target.client())?.incident(id).await)?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ok
         }
         Command::Ack { id, by, target } => act(&target, id, "ack", &by, None).await,
         Command::Unack { id, by, target } => act(&target, id, "unack", &by, None).await,
@@ -238,13 +317,23 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             target,
         } => act(&target, id, "snooze", &by, Some(&duration)).await,
         Command::Status { target } => {
-            let v = target.client()?.status().await?;
+            let v = daemon(daemon(target.client())?.status().await)?;
             print!("{}", status_text(&v));
-            if status_unhealthy(&v) {
-                // Scripts and monitors read the exit code: 1 means something is down.
-                std::process::exit(1);
-            }
-            Ok(())
+            // Scripts and monitors read the exit code: 1 means something is down.
+            Ok(if status_unhealthy(&v) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Health { target } => {
+            let (healthy, v) = daemon(daemon(target.client())?.healthz().await)?;
+            println!("{}", v["status"].as_str().unwrap_or("no answer"));
+            Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -255,13 +344,13 @@ async fn act(
     action: &str,
     by: &str,
     duration: Option<&str>,
-) -> anyhow::Result<()> {
-    let v = target.client()?.act(id, action, by, duration).await?;
+) -> Result<ExitCode, Failure> {
+    let v = daemon(daemon(target.client())?.act(id, action, by, duration).await)?;
     println!(
         "incident {id} is now {} (by {by})",
         v["state"].as_str().unwrap_or("?")
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_daemon(

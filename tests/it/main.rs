@@ -11,6 +11,7 @@ mod alertmanager;
 mod alerts;
 mod bad_input;
 mod catcher;
+mod cli;
 mod crash;
 mod daemon;
 mod email;

@@ -1,0 +1,86 @@
+//! The command line as a person and a script use it: tables, exit codes, completions.
+
+use std::process::Command;
+
+use crate::alerts::firing;
+use crate::catcher::PageCatcher;
+use crate::harness::{PEOPLE, TOCSIN, free_port, spawn_app, webhook_config};
+
+fn tocsin(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(TOCSIN)
+        .args(args)
+        // No alerts.toml in the test's directory is read by accident.
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run tocsin");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_table_health_and_exit_codes_against_a_running_daemon() {
+    let catcher = PageCatcher::start().await;
+    let app = spawn_app(&webhook_config(
+        &catcher.url(),
+        &format!(
+            "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n"
+        ),
+    ))
+    .await;
+    assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
+    let url = app.url("");
+    let (code, out, err) = tokio::task::block_in_place(|| tocsin(&["incidents", "--url", &url]));
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("STATE"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("triggered") && lines[1].contains("DiskFull"),
+        "{out}"
+    );
+    let (code, out, _) = tokio::task::block_in_place(|| tocsin(&["health", "--url", &url]));
+    assert_eq!((code, out.trim()), (Some(0), "ok"));
+    let (code, _, err) =
+        tokio::task::block_in_place(|| tocsin(&["ack", "99999", "--url", &url, "--by", "bob"]));
+    assert_eq!(code, Some(3), "the daemon refused: {err}");
+    assert!(err.contains("99999"), "{err}");
+}
+
+#[test]
+fn an_unreachable_daemon_exits_3_and_a_wrong_command_line_exits_2() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for cmd in [["status"], ["health"], ["incidents"]] {
+        let (code, _, err) = tocsin(&[cmd[0], "--url", &url]);
+        assert_eq!(code, Some(3), "{cmd:?}: {err}");
+        assert!(err.contains("cannot reach tocsin"), "{err}");
+    }
+    let (code, _, err) = tocsin(&["ack", "not-a-number"]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_tocsin()"),
+        ("zsh", "#compdef tocsin"),
+        ("fish", "complete -c tocsin"),
+    ] {
+        let (code, out, err) = tocsin(&["completions", shell]);
+        assert_eq!(code, Some(0), "{shell}: {err}");
+        assert!(out.contains(marker), "{shell}: {out}");
+        assert!(
+            out.contains("check-config") && out.contains("test-notify"),
+            "{shell}"
+        );
+    }
+    let (_, help, _) = tocsin(&["--help"]);
+    assert!(
+        help.contains("Exit codes:") && help.contains("Examples:"),
+        "{help}"
+    );
+}
