@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # its own), tests/it/email.rs an aiosmtpd capture server (/usr/bin/python3),
 # tests/it/kannel.rs Kannel's bearerbox, smsbox and fake SMSC (kannel-extras),
 # tests/it/ircnet.rs an IRC network: InspIRCd with Anope services (SASL, accounts) and
-# the ZNC bouncer (its TLS listener gets a certificate made with openssl).
+# the ZNC bouncer (its TLS listener gets a certificate made with openssl),
+# tests/it/web.rs (through tests/it/browser.rs) a headless Chromium driven by ChromeDriver
+# (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view.
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -24,6 +26,8 @@ need inspircd /usr/sbin/inspircd
 need anope /usr/sbin/anope
 need znc /usr/bin/znc
 need openssl /usr/bin/openssl
+need chromium /usr/bin/chromium
+need chromium-driver /usr/bin/chromedriver
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()

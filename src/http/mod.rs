@@ -7,6 +7,7 @@ mod hooks;
 mod kannel_inbound;
 mod sms;
 mod twilio_inbound;
+mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -131,6 +132,11 @@ pub fn router(state: AppState) -> Router {
             post(twilio_inbound::receive),
         )
         .route("/ack/{token}", get(ack_page::show).post(ack_page::ack))
+        .route("/", get(web::index))
+        .route("/incidents/{id}", get(web::incident))
+        .route("/incidents/{id}/{action}", post(web::act))
+        .route("/login", get(web::login_form).post(web::login))
+        .route("/logout", post(web::logout))
         .route("/api/v1/incidents", get(api::list))
         .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))

@@ -1,0 +1,395 @@
+//! The web view: `/` lists open incidents and every channel's health, `/incidents/{id}`
+//! shows one incident with buttons that acknowledge, unacknowledge or resolve it.
+//! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
+//!
+//! Looking is open, like the API's GETs. Acting is a form `POST` answered with
+//! `303 See Other` back to the incident (a GET never changes anything), and it must come
+//! from tocsin's own pages ([`guard::same_origin`]). When credentials are configured,
+//! acting also needs a login session (`/login` takes the API's token or basic-auth
+//! password) and the session's CSRF value in the form; see [`guard`].
+
+mod guard;
+mod view;
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine as _;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use self::view::Viewer;
+use super::hooks::read_capped;
+use super::{AppState, auth};
+use crate::engine::{Actor, IncidentState, Input, Refusal};
+use crate::html::{app_page, html_escape};
+use crate::runtime::SubmitError;
+use crate::store::IncidentView;
+
+/// Incidents listed per state on `/`.
+const LIST_LIMIT: usize = 500;
+/// Resolved incidents listed on `/?state=resolved`.
+const RESOLVED_LIMIT: usize = 50;
+/// A form is a few short fields.
+const FORM_MAX: usize = 16 * 1024;
+
+/// Sent with every page: never cached, never framed (the buttons act), nothing loaded
+/// from elsewhere, forms only post back here.
+const PAGE_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+fn reply(code: StatusCode, title: &str, viewer: &Viewer, body: &str) -> Response {
+    (
+        code,
+        PAGE_HEADERS,
+        Html(app_page(title, &view::nav(viewer), body)),
+    )
+        .into_response()
+}
+
+/// A page that only says what went wrong, with a way back.
+fn problem(code: StatusCode, title: &str, viewer: &Viewer, msg: &str, back: &str) -> Response {
+    let body = format!(
+        "<p>{}</p><p><a href=\"{back}\">Back</a></p>",
+        html_escape(msg)
+    );
+    reply(code, title, viewer, &body)
+}
+
+/// `303 See Other` to `to`, setting `cookies`.
+fn see_other(to: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(to).expect("redirects go to paths built here"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for c in cookies {
+        h.append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// Cookies get `Secure` when people reach tocsin over https.
+fn secure(s: &AppState) -> bool {
+    s.live()
+        .config
+        .file
+        .server
+        .public_url
+        .starts_with("https://")
+}
+
+fn viewer(s: &AppState, headers: &HeaderMap) -> (Viewer, Option<guard::Session>) {
+    let locked = !s.auth.is_open();
+    let session = if locked {
+        guard::session(headers, &s.ack_key, &s.auth, s.clock.now())
+    } else {
+        None
+    };
+    let viewer = Viewer {
+        locked,
+        logged_in: session.is_some(),
+        csrf: session.as_ref().map(|x| x.csrf(&s.ack_key)),
+        name: guard::remembered_name(headers).unwrap_or_else(|| "web".to_string()),
+    };
+    (viewer, session)
+}
+
+fn store_down(viewer: &Viewer, e: &impl std::fmt::Display) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "tocsin cannot read its store",
+        viewer,
+        &format!("{e}. Try again in a moment."),
+        "/",
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct IndexQuery {
+    state: Option<String>,
+}
+
+/// `GET /` (open incidents and channels) and `GET /?state=resolved`.
+pub(crate) async fn index(
+    State(s): State<AppState>,
+    Query(q): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (viewer, _) = viewer(&s, &headers);
+    let now = s.clock.now();
+    match q.state.as_deref() {
+        None | Some("" | "open") => {}
+        Some("resolved") => {
+            return match s
+                .store
+                .incidents(Some(IncidentState::Resolved), RESOLVED_LIMIT)
+                .await
+            {
+                Ok(list) => reply(
+                    StatusCode::OK,
+                    "Recently resolved incidents",
+                    &viewer,
+                    &view::resolved(&list, now),
+                ),
+                Err(e) => store_down(&viewer, &e),
+            };
+        }
+        Some(other) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "No such list",
+                &viewer,
+                &format!("There is no list of {other:?} incidents: use open or resolved."),
+                "/",
+            );
+        }
+    }
+    let mut open: Vec<IncidentView> = Vec::new();
+    for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
+        match s.store.incidents(Some(state), LIST_LIMIT).await {
+            Ok(list) => open.extend(list),
+            Err(e) => return store_down(&viewer, &e),
+        }
+    }
+    open.sort_by_key(|v| std::cmp::Reverse((v.created_at, v.id)));
+    let title = match open.len() {
+        0 => "Open incidents: none".to_string(),
+        n => format!("Open incidents: {n}"),
+    };
+    let body = view::index(&open, &s.watchdog.channels(), now);
+    reply(StatusCode::OK, &title, &viewer, &body)
+}
+
+fn not_found(viewer: &Viewer, id: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "No such incident",
+        viewer,
+        &format!("There is no incident {id}."),
+        "/",
+    )
+}
+
+/// `GET /incidents/{id}`.
+pub(crate) async fn incident(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (viewer, _) = viewer(&s, &headers);
+    let Ok(n) = id.parse::<u64>() else {
+        return not_found(&viewer, &id);
+    };
+    match s.store.incident(n, true).await {
+        Ok(Some(v)) => {
+            let body = view::incident(&v, &viewer, s.clock.now());
+            reply(
+                StatusCode::OK,
+                &format!("#{} {}", v.id, v.title),
+                &viewer,
+                &body,
+            )
+        }
+        Ok(None) => not_found(&viewer, &format!("#{n}")),
+        Err(e) => store_down(&viewer, &e),
+    }
+}
+
+/// The fields of a urlencoded form; the first of a repeated name wins.
+async fn form(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, Response> {
+    let bytes = read_capped(headers, body, FORM_MAX).await.map_err(|r| *r)?;
+    let mut fields = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(&bytes) {
+        fields
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    Ok(fields)
+}
+
+fn cross_site(viewer: &Viewer) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "Refused: not from tocsin's own page",
+        viewer,
+        "This form was sent from another site, so nothing was changed. Use the buttons on tocsin's own pages.",
+        "/",
+    )
+}
+
+/// `POST /incidents/{id}/ack|unack|resolve`, from the incident page's form.
+pub(crate) async fn act(
+    State(s): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (viewer, session) = viewer(&s, &headers);
+    let Ok(id) = id.parse::<u64>() else {
+        return not_found(&viewer, &id);
+    };
+    let back = format!("/incidents/{id}");
+    if !guard::same_origin(&headers) {
+        warn!(incident = id, action, "cross-site form post refused");
+        return cross_site(&viewer);
+    }
+    let fields = match form(&headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if viewer.locked {
+        let Some(session) = session else {
+            return reply(
+                StatusCode::FORBIDDEN,
+                "Log in first",
+                &viewer,
+                "<p>Nothing was changed: acting needs a login.</p><p><a href=\"/login\">Log in</a></p>",
+            );
+        };
+        let csrf = fields.get("csrf").map(String::as_str).unwrap_or("");
+        if !session.csrf_ok(&s.ack_key, csrf, s.clock.now()) {
+            warn!(
+                incident = id,
+                action, "web form with a wrong CSRF value refused"
+            );
+            return problem(
+                StatusCode::FORBIDDEN,
+                "Refused: the form is stale",
+                &viewer,
+                "This form does not belong to your login, so nothing was changed. Reload the incident and try again.",
+                &back,
+            );
+        }
+    }
+    let name = guard::clean_name(fields.get("by").map(String::as_str).unwrap_or(""));
+    let name = if name.is_empty() {
+        "web".to_string()
+    } else {
+        name
+    };
+    let by = Actor::new(name.clone(), "web");
+    let input = match action.as_str() {
+        "ack" => Input::Ack { id, by },
+        "unack" => Input::Unack { id, by },
+        "resolve" => Input::Resolve { id, by },
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "No such action",
+                &viewer,
+                &format!("{other:?} is not an action: use ack, unack or resolve."),
+                &back,
+            );
+        }
+    };
+    match s.engine.submit(input).await {
+        Ok(()) => {
+            info!(incident = id, action, by = %name, "acted from the web view");
+            see_other(&back, [guard::name_cookie(&name, secure(&s))])
+        }
+        Err(SubmitError::Refused(r)) => {
+            let code = match r {
+                Refusal::NotFound(_) => return not_found(&viewer, &format!("#{id}")),
+                Refusal::Resolved(_) | Refusal::NotAcked(_) => StatusCode::CONFLICT,
+                Refusal::ZeroSnooze => StatusCode::BAD_REQUEST,
+            };
+            problem(code, "Nothing changed", &viewer, &r.to_string(), &back)
+        }
+        Err(SubmitError::Unavailable(e)) => {
+            warn!(incident = id, action, error = %e, "web action not recorded");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not recorded",
+                &viewer,
+                &format!("tocsin could not record this: {e}. Press the button again."),
+                &back,
+            )
+        }
+    }
+}
+
+/// `GET /login`.
+pub(crate) async fn login_form(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (viewer, _) = viewer(&s, &headers);
+    if !viewer.locked {
+        return problem(
+            StatusCode::OK,
+            "No login needed",
+            &viewer,
+            "No credentials are configured, so the buttons work without logging in.",
+            "/",
+        );
+    }
+    reply(
+        StatusCode::OK,
+        "Log in",
+        &viewer,
+        &view::login(&s.auth, None),
+    )
+}
+
+/// `POST /login`: checks the credentials as the API does and starts a session.
+pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let (viewer, _) = viewer(&s, &headers);
+    if !guard::same_origin(&headers) {
+        return cross_site(&viewer);
+    }
+    if !viewer.locked {
+        return see_other("/", []);
+    }
+    let fields = match form(&headers, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    let authorization = if !field("token").is_empty() {
+        format!("Bearer {}", field("token"))
+    } else if !field("username").is_empty() {
+        let pair = format!("{}:{}", field("username"), field("password"));
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    } else {
+        String::new()
+    };
+    let mut as_api = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&authorization) {
+        as_api.insert(header::AUTHORIZATION, v);
+    }
+    if authorization.is_empty() || auth::check(&s.auth, &as_api).is_err() {
+        warn!("web login with wrong credentials");
+        return reply(
+            StatusCode::FORBIDDEN,
+            "Log in",
+            &viewer,
+            &view::login(&s.auth, Some("Wrong credentials: nothing was changed.")),
+        );
+    }
+    info!("web login");
+    let token = guard::new_session(&s.ack_key, &s.auth, s.clock.now());
+    see_other("/", [guard::session_cookie(&token, secure(&s))])
+}
+
+/// `POST /logout`: forgets the session cookie.
+pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if !guard::same_origin(&headers) {
+        let (viewer, _) = viewer(&s, &headers);
+        return cross_site(&viewer);
+    }
+    see_other("/", [guard::clear_session_cookie(secure(&s))])
+}

@@ -1,0 +1,310 @@
+//! Who may change state from the web pages: same-origin checks, the login session and
+//! its CSRF value, and the cookies that carry them.
+//!
+//! Every value here is signed with the ack-link key ([`AckKey`]), so no new key or
+//! primitive exists. Signed values are kept apart from ack links by their claims: ack
+//! links always name real incidents (ids start at 1), web values name only incident 0
+//! and carry a contact that starts with `web `, which no ack link can:
+//!
+//! - the session cookie signs `web session <nonce> <credentials>` until its expiry,
+//!   where `<credentials>` is a keyed fingerprint of the configured token or password,
+//!   so changing the credentials ends every session;
+//! - the CSRF value signs `web csrf <nonce>` with the session's expiry: it is derived
+//!   from the session, and a page's forms carry it in a hidden field.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use crate::ack_link::{AckKey, Claims};
+use crate::config::HookAuth;
+use crate::time::Timestamp;
+
+/// The login cookie.
+pub(super) const SESSION_COOKIE: &str = "tocsin_session";
+/// Remembers the name a person acted as, to prefill the next form.
+pub(super) const NAME_COOKIE: &str = "tocsin_name";
+/// How long a login lasts.
+pub(super) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How long the remembered name lasts.
+const NAME_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+const SESSION_TAG: &str = "web session ";
+const CSRF_TAG: &str = "web csrf ";
+
+/// Whether a state-changing request comes from tocsin's own pages, as far as the browser
+/// says: `Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host` asked for.
+/// Without either header (curl, very old browsers) it passes; browsers send `Origin`
+/// with every cross-origin POST, so a browser-made cross-site form post never passes.
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let origin_matches = match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host)),
+        _ => false,
+    };
+    match (get("sec-fetch-site"), get("origin")) {
+        (Some(site), _) => site == "same-origin" || origin_matches,
+        (None, Some(_)) => origin_matches,
+        (None, None) => true,
+    }
+}
+
+/// The value of cookie `name` in the request, if any.
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// The remembered name (`tocsin_name`), decoded.
+pub(super) fn remembered_name(headers: &HeaderMap) -> Option<String> {
+    let raw = cookie(headers, NAME_COOKIE)?;
+    let decoded = url::form_urlencoded::parse(format!("n={raw}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    let name = clean_name(&decoded);
+    (!name.is_empty()).then_some(name)
+}
+
+/// A name to act as: no control characters, trimmed, at most 64 characters.
+pub(super) fn clean_name(s: &str) -> String {
+    crate::notify::message::clean(s).chars().take(64).collect()
+}
+
+/// `Set-Cookie` values. `secure` when people reach tocsin over https (its public_url).
+fn set_cookie(name: &str, value: &str, max_age: Duration, http_only: bool, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; Max-Age={}; SameSite=Strict{}{}",
+        max_age.as_secs(),
+        if http_only { "; HttpOnly" } else { "" },
+        if secure { "; Secure" } else { "" },
+    )
+}
+
+pub(super) fn name_cookie(name: &str, secure: bool) -> HeaderValue {
+    let value: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    header_value(set_cookie(NAME_COOKIE, &value, NAME_LIFETIME, true, secure))
+}
+
+pub(super) fn session_cookie(token: &str, secure: bool) -> HeaderValue {
+    header_value(set_cookie(
+        SESSION_COOKIE,
+        token,
+        SESSION_LIFETIME,
+        true,
+        secure,
+    ))
+}
+
+pub(super) fn clear_session_cookie(secure: bool) -> HeaderValue {
+    header_value(set_cookie(SESSION_COOKIE, "", Duration::ZERO, true, secure))
+}
+
+fn header_value(s: String) -> HeaderValue {
+    // Names are URL-encoded and tokens are base64url: always a valid header value.
+    HeaderValue::from_str(&s).expect("cookie values are ASCII without control characters")
+}
+
+/// A valid login session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Session {
+    nonce: String,
+    expires: Timestamp,
+}
+
+impl Session {
+    /// The hidden `csrf` value of this session's forms.
+    pub(super) fn csrf(&self, key: &AckKey) -> String {
+        key.sign(&Claims {
+            incidents: vec![0],
+            contact: Some(format!("{CSRF_TAG}{}", self.nonce)),
+            expires: self.expires,
+        })
+    }
+
+    /// Whether `given` is this session's CSRF value (the MAC is compared in constant time).
+    pub(super) fn csrf_ok(&self, key: &AckKey, given: &str, now: Timestamp) -> bool {
+        key.verify(given, now).is_ok_and(|c| {
+            c.incidents == [0]
+                && c.expires == self.expires
+                && c.contact.as_deref().and_then(|t| t.strip_prefix(CSRF_TAG))
+                    == Some(self.nonce.as_str())
+        })
+    }
+}
+
+/// A keyed fingerprint of the configured credentials: it reveals nothing about them, and
+/// changes when they do.
+fn credentials_id(key: &AckKey, auth: &HookAuth) -> String {
+    let mut what = String::from("web credentials");
+    if let Some(t) = &auth.bearer {
+        what.push_str(" bearer ");
+        what.push_str(t.expose());
+    }
+    if let Some((user, pass)) = &auth.basic {
+        what.push_str(" basic ");
+        what.push_str(user);
+        what.push(':');
+        what.push_str(pass.expose());
+    }
+    // Expired at the epoch: never usable as a link or a session, only as a digest.
+    AckKey::token_id(&key.sign(&Claims {
+        incidents: vec![0],
+        contact: Some(what),
+        expires: Timestamp(0),
+    }))
+}
+
+/// A new session's cookie value, after the credentials were checked.
+pub(super) fn new_session(key: &AckKey, auth: &HookAuth, now: Timestamp) -> String {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).expect("the OS random source works");
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    key.sign(&Claims {
+        incidents: vec![0],
+        contact: Some(format!(
+            "{SESSION_TAG}{nonce} {}",
+            credentials_id(key, auth)
+        )),
+        expires: now.plus(SESSION_LIFETIME),
+    })
+}
+
+/// The request's session, when its cookie is one this tocsin issued, for the current
+/// credentials, and not expired.
+pub(super) fn session(
+    headers: &HeaderMap,
+    key: &AckKey,
+    auth: &HookAuth,
+    now: Timestamp,
+) -> Option<Session> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let claims = key.verify(token, now).ok()?;
+    if claims.incidents != [0] {
+        return None;
+    }
+    let rest = claims.contact.as_deref()?.strip_prefix(SESSION_TAG)?;
+    let (nonce, creds) = rest.split_once(' ')?;
+    (creds == credentials_id(key, auth)).then(|| Session {
+        nonce: nonce.to_string(),
+        expires: claims.expires,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn key() -> AckKey {
+        AckKey::from_bytes([3; 32])
+    }
+
+    fn auth(token: &str) -> HookAuth {
+        HookAuth {
+            bearer: Some(Secret::new(token)),
+            basic: None,
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_cross_site_post_is_not_same_origin() {
+        let host = ("host", "127.0.0.1:9797");
+        assert!(same_origin(&headers(&[host])));
+        assert!(same_origin(&headers(&[
+            host,
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:9797")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "http://evil.test")
+        ])));
+        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+    }
+
+    #[test]
+    fn a_session_works_until_it_expires_or_the_credentials_change() {
+        let now = Timestamp::at("2026-11-21T10:00:00Z");
+        let token = new_session(&key(), &auth("s3cret"), now);
+        let h = headers(&[("cookie", &format!("a=b; {SESSION_COOKIE}={token}"))]);
+        let s = session(&h, &key(), &auth("s3cret"), now).expect("valid session");
+        assert!(session(&h, &key(), &auth("s3cret"), now.plus(SESSION_LIFETIME)).is_none());
+        assert!(session(&h, &key(), &auth("rotated"), now).is_none());
+        assert!(session(&h, &AckKey::from_bytes([4; 32]), &auth("s3cret"), now).is_none());
+
+        let csrf = s.csrf(&key());
+        assert!(s.csrf_ok(&key(), &csrf, now));
+        assert!(
+            !s.csrf_ok(&key(), &token, now),
+            "the session is not a CSRF value"
+        );
+        let other = session(
+            &headers(&[(
+                "cookie",
+                &format!(
+                    "{SESSION_COOKIE}={}",
+                    new_session(&key(), &auth("s3cret"), now)
+                ),
+            )]),
+            &key(),
+            &auth("s3cret"),
+            now,
+        )
+        .unwrap();
+        assert!(
+            !other.csrf_ok(&key(), &csrf, now),
+            "another session's CSRF value"
+        );
+    }
+
+    #[test]
+    fn an_ack_link_is_not_a_session() {
+        let now = Timestamp::at("2026-11-21T10:00:00Z");
+        let link = key().sign(&Claims {
+            incidents: vec![1],
+            contact: Some("web session x y".into()),
+            expires: now.plus(SESSION_LIFETIME),
+        });
+        let h = headers(&[("cookie", &format!("{SESSION_COOKIE}={link}"))]);
+        assert!(session(&h, &key(), &auth("s3cret"), now).is_none());
+    }
+
+    #[test]
+    fn the_remembered_name_round_trips() {
+        let set = name_cookie("Zoë O'Neil; x=1", false);
+        let value = set.to_str().unwrap().split(';').next().unwrap().to_string();
+        let h = headers(&[("cookie", &value)]);
+        assert_eq!(remembered_name(&h).as_deref(), Some("Zoë O'Neil; x=1"));
+    }
+}
