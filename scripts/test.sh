@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # tests/it/ircnet.rs an IRC network: InspIRCd with Anope services (SASL, accounts) and
 # the ZNC bouncer (its TLS listener gets a certificate made with openssl),
 # tests/it/web.rs (through tests/it/browser.rs) a headless Chromium driven by ChromeDriver
-# (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view.
+# (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view, and
+# tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool.
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -26,6 +27,7 @@ need inspircd /usr/sbin/inspircd
 need anope /usr/sbin/anope
 need znc /usr/bin/znc
 need openssl /usr/bin/openssl
+need systemd /usr/bin/systemd-analyze
 need chromium /usr/bin/chromium
 need chromium-driver /usr/bin/chromedriver
 if [ "${#missing[@]}" -gt 0 ]; then

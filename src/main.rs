@@ -52,7 +52,9 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon. SIGTERM stops it gracefully, SIGHUP re-reads the config.
-    #[command(after_help = "Example: tocsin run --config /etc/tocsin/alerts.toml --data-dir /var/lib/tocsin")]
+    #[command(
+        after_help = "Example: tocsin run --config /etc/tocsin/alerts.toml --data-dir /var/lib/tocsin"
+    )]
     Run {
         #[arg(long, default_value = "alerts.toml")]
         config: PathBuf,
@@ -144,16 +146,18 @@ enum Command {
     },
     /// Exit 0 when the daemon answers and its engine loop turns (a container or load
     /// balancer healthcheck: unlike `status`, a down channel does not fail it).
-    #[command(after_help = "Example (Dockerfile): HEALTHCHECK CMD [\"tocsin\", \"health\", \"--url\", \"http://127.0.0.1:9797\"]")]
+    #[command(
+        after_help = "Example (Dockerfile): HEALTHCHECK CMD [\"tocsin\", \"health\", \"--url\", \"http://127.0.0.1:9797\"]"
+    )]
     Health {
         #[command(flatten)]
         target: Target,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish")]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    #[command(
+        after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 /// Why a command failed, which decides its exit code.

@@ -78,7 +78,11 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
             out.push(name.to_string());
         }
     };
-    differs("[server]", format!("{:?}", a.server), format!("{:?}", b.server));
+    differs(
+        "[server]",
+        format!("{:?}", a.server),
+        format!("{:?}", b.server),
+    );
     differs(
         "[storage]",
         format!("{:?}", a.storage),

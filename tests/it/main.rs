@@ -15,6 +15,7 @@ mod catcher;
 mod cli;
 mod crash;
 mod daemon;
+mod deploy;
 mod email;
 mod escalation;
 mod fake_api;
