@@ -285,6 +285,32 @@ impl Metrics {
         m.with_registry(registry, families)
     }
 
+    /// Creates at 0 the series alert rules watch, so the first failure after a start is
+    /// an increase (a series born at 1 is invisible to `increase()`).
+    pub fn prime<'a>(&self, notifiers: impl IntoIterator<Item = &'a str>) {
+        for notifier in notifiers {
+            for outcome in ["delivered", "failed"] {
+                let l = NotifierLabel {
+                    notifier: notifier.to_string(),
+                    outcome: outcome.to_string(),
+                };
+                self.notifications.get_or_create(&l);
+                self.notification_attempts.get_or_create(&l);
+            }
+        }
+        for code in ["200", "400", "401", "413", "503"] {
+            self.webhook_requests.get_or_create(&CodeLabel {
+                code: code.to_string(),
+            });
+        }
+        let source = SourceLabel {
+            source: "alertmanager".to_string(),
+        };
+        self.alerts_received.get_or_create(&source);
+        self.heartbeats_received.get_or_create(&source);
+        self.truncated_alerts.get_or_create(&source);
+    }
+
     /// Counts one IRC command.
     pub fn irc_command(&self, command: &str, outcome: &str) {
         self.irc_commands
@@ -429,5 +455,11 @@ mod tests {
         assert!(text.contains("# TYPE tocsin_channel_up gauge\n"), "{text}");
         assert!(!text.contains("# EOF"), "{text}");
         assert!(m.render_openmetrics().ends_with("# EOF\n"));
+        m.prime(["mail"]);
+        let text = m.render();
+        assert!(
+            text.contains("tocsin_notifications_total{notifier=\"mail\",outcome=\"failed\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The one HTTP listener: Alertmanager webhook, incident API, metrics and health.
+//! The one HTTP listener: Alertmanager webhook, heartbeat URLs, incident API, the web
+//! view, ack links, config reload, metrics and health.
 
 mod ack_page;
 mod api;

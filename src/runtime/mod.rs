@@ -141,6 +141,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     };
     let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
+    metrics.prime(notifiers.keys().map(String::as_str));
     let watch_stop = CancellationToken::new();
     let wcfg = &opts.config.file.watchdog;
     let checked: Vec<_> = wcfg
