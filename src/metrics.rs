@@ -294,21 +294,21 @@ impl Metrics {
                     notifier: notifier.to_string(),
                     outcome: outcome.to_string(),
                 };
-                self.notifications.get_or_create(&l);
-                self.notification_attempts.get_or_create(&l);
+                let _ = self.notifications.get_or_create(&l);
+                let _ = self.notification_attempts.get_or_create(&l);
             }
         }
         for code in ["200", "400", "401", "413", "503"] {
-            self.webhook_requests.get_or_create(&CodeLabel {
+            let _ = self.webhook_requests.get_or_create(&CodeLabel {
                 code: code.to_string(),
             });
         }
         let source = SourceLabel {
             source: "alertmanager".to_string(),
         };
-        self.alerts_received.get_or_create(&source);
-        self.heartbeats_received.get_or_create(&source);
-        self.truncated_alerts.get_or_create(&source);
+        let _ = self.alerts_received.get_or_create(&source);
+        let _ = self.heartbeats_received.get_or_create(&source);
+        let _ = self.truncated_alerts.get_or_create(&source);
     }
 
     /// Counts one IRC command.
