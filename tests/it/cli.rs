@@ -84,3 +84,44 @@ fn completions_are_printed_for_each_shell() {
         "{help}"
     );
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alerts.toml");
+    std::fs::write(
+        &config,
+        "[notifiers.console]\ntype = \"log\"\n[contacts.a]\nmethods = [{ notifier = \"console\", to = \"a\" }]\n[policies.default]\nsteps = [{ after = \"0s\", notify = [\"a\"] }]\n[[routes]]\npolicy = \"default\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("log");
+    let mut child = Command::new(TOCSIN)
+        .args(["--log-format", "json", "run", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start tocsin");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("listening") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("listening"), "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}
