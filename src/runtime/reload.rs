@@ -69,41 +69,41 @@ pub(crate) struct Reloader {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The top-level sections that only a restart applies.
+/// The top-level sections that only a restart applies, where they changed. Compared as
+/// their `Debug` text: the config types are plain data (and redact secrets there).
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let (a, b) = (&old.file, &new.file);
-    let mut out = Vec::new();
-    let mut differs = |name: &str, x: String, y: String| {
-        if x != y {
-            out.push(name.to_string());
-        }
-    };
-    differs(
-        "[server]",
-        format!("{:?}", a.server),
-        format!("{:?}", b.server),
-    );
-    differs(
-        "[storage]",
-        format!("{:?}", a.storage),
-        format!("{:?}", b.storage),
-    );
-    differs(
-        "[sources]",
-        format!("{:?}", a.sources),
-        format!("{:?}", b.sources),
-    );
-    differs(
-        "[watchdog]",
-        format!("{:?}", a.watchdog),
-        format!("{:?}", b.watchdog),
-    );
-    differs(
-        "[heartbeats]",
-        format!("{:?}", a.heartbeats),
-        format!("{:?}", b.heartbeats),
-    );
-    out
+    [
+        (
+            "[server]",
+            format!("{:?}", a.server),
+            format!("{:?}", b.server),
+        ),
+        (
+            "[storage]",
+            format!("{:?}", a.storage),
+            format!("{:?}", b.storage),
+        ),
+        (
+            "[sources]",
+            format!("{:?}", a.sources),
+            format!("{:?}", b.sources),
+        ),
+        (
+            "[watchdog]",
+            format!("{:?}", a.watchdog),
+            format!("{:?}", b.watchdog),
+        ),
+        (
+            "[heartbeats]",
+            format!("{:?}", a.heartbeats),
+            format!("{:?}", b.heartbeats),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, x, y)| x != y)
+    .map(|(name, _, _)| name.to_string())
+    .collect()
 }
 
 impl Reloader {

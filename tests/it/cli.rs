@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::alerts::firing;
 use crate::catcher::PageCatcher;
-use crate::harness::{PEOPLE, TOCSIN, free_port, spawn_app, webhook_config};
+use crate::harness::{TOCSIN, free_port, page_alice, spawn_app, webhook_config};
 
 fn tocsin(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(TOCSIN)
@@ -23,13 +23,7 @@ fn tocsin(args: &[&str]) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incidents_table_health_and_exit_codes_against_a_running_daemon() {
     let catcher = PageCatcher::start().await;
-    let app = spawn_app(&webhook_config(
-        &catcher.url(),
-        &format!(
-            "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n"
-        ),
-    ))
-    .await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
     assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
     let url = app.url("");
     let (code, out, err) = tokio::task::block_in_place(|| tocsin(&["incidents", "--url", &url]));

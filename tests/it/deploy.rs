@@ -571,15 +571,7 @@ async fn tocsin_rules_use_only_metrics_tocsin_exports() {
         "every tocsin metric the rules use on /metrics",
         Duration::from_secs(10),
         || async {
-            let page = app
-                .client
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let page = app.metrics().await;
             let have = sample_names(&page);
             let missing: Vec<&String> = used.iter().filter(|n| !have.contains(*n)).collect();
             if missing.is_empty() {

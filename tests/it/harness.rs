@@ -100,6 +100,18 @@ methods = [{ notifier = "hook", to = "bob@pager" }]
 methods = [{ notifier = "hook", to = "carol@pager" }]
 "#;
 
+/// The value of the unlabelled sample `name` in a `/metrics` text.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// [`PEOPLE`] and a policy paging alice at once.
+pub fn page_alice() -> String {
+    format!("{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n")
+}
+
 /// Starts tocsin with `config_toml` on 127.0.0.1:0 and a fresh data dir, and waits
 /// until `/healthz` answers.
 pub async fn spawn_app(config_toml: &str) -> TestApp {
@@ -173,6 +185,23 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
+    /// One unlabelled sample of `/metrics`, like `tocsin_irc_link_up`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, name)
     }
 
     fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

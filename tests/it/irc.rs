@@ -98,18 +98,7 @@ steps = [
 }
 
 async fn metric(app: &TestApp, name: &str) -> Option<f64> {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    app.metric(name).await
 }
 
 async fn wait_link_up(app: &TestApp) {

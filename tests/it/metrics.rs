@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use crate::alerts::firing;
 use crate::catcher::PageCatcher;
-use crate::harness::{PEOPLE, spawn_app, webhook_config};
+use crate::harness::{page_alice, spawn_app, webhook_config};
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 
@@ -37,13 +37,7 @@ async fn metrics_pass_promtool_and_include_every_documented_metric() {
         "{PROMTOOL} is missing: apt-get install prometheus (scripts/test.sh does it)"
     );
     let catcher = PageCatcher::start().await;
-    let app = spawn_app(&webhook_config(
-        &catcher.url(),
-        &format!(
-            "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n"
-        ),
-    ))
-    .await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
     assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
     catcher
         .wait_for_pages(1, std::time::Duration::from_secs(10))

@@ -10,19 +10,12 @@ use serde_json::Value;
 use crate::alerts::firing;
 use crate::catcher::{PageCatcher, describe};
 use crate::daemon::Daemon;
-use crate::harness::{Reply, eventually, init, spawn_app_from_file, webhook_config};
+use crate::harness::{
+    PEOPLE, Reply, eventually, init, metric_value, spawn_app_from_file, webhook_config,
+};
 
 /// Generous bound for a page that is due now.
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-const PEOPLE: &str = r#"
-[contacts.alice]
-methods = [{ notifier = "hook", to = "alice@pager" }]
-[contacts.bob]
-methods = [{ notifier = "hook", to = "bob@pager" }]
-[contacts.carol]
-methods = [{ notifier = "hook", to = "carol@pager" }]
-"#;
 
 /// The on-call rota before the edit: alice, then carol after 2 s.
 fn before(hook: &str) -> String {
@@ -48,13 +41,6 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_edit_takes_effect_a_broken_one_is_refused_and_open_incidents_keep_their_policy() {
     let hook = PageCatcher::start().await;
@@ -69,18 +55,7 @@ async fn a_good_edit_takes_effect_a_broken_one_is_refused_and_open_incidents_kee
         }
         Reply::from(req.send().await.unwrap()).await
     };
-    let reload_ok = || async {
-        let m = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metric(&m, "tocsin_config_last_reload_successful")
-    };
+    let reload_ok = || async { app.metric("tocsin_config_last_reload_successful").await };
     assert_eq!(reload_ok().await, Some(1.0));
 
     // An incident opened under the old rota: alice now, carol in 2 s.
@@ -165,7 +140,7 @@ async fn sighup_rereads_the_config_of_the_running_binary() {
         daemon
             .log()
             .contains("config reloaded")
-            .then(|| metric(&m, "tocsin_config_last_reload_success_timestamp_seconds"))
+            .then(|| metric_value(&m, "tocsin_config_last_reload_success_timestamp_seconds"))
             .flatten()
     })
     .await;

@@ -375,16 +375,7 @@ async fn a_reply_with_a_forged_signature_acks_nothing() {
         !history_kinds(&incident).contains(&"acked".to_string()),
         "{incident}"
     );
-    let metrics = s
-        .app
-        .client
-        .get(s.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.app.metrics().await;
     assert!(
         metrics.lines().any(|l| l.contains(r#"via="twilio""#)
             && l.contains(r#"outcome="bad_signature""#)

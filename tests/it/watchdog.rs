@@ -643,15 +643,7 @@ async fn tocsin_pings_the_outside_heartbeat_while_its_engine_runs() {
     let times: Vec<Instant> = pings.iter().map(|p| p.at).collect();
     let gap = times[1] - times[0];
     assert!(gap >= Duration::from_millis(900), "pinged {gap:?} apart");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("tocsin_outside_pings_total{state=\"sent\"}"),
         "{metrics}"
