@@ -109,9 +109,18 @@ async fn a_good_edit_takes_effect_a_broken_one_is_refused_and_open_incidents_kee
         .await;
     assert_eq!(pages[3].target(), "bob", "{}", describe(&pages));
 
-    // Fixed again: reloaded, and the metric says so.
-    write(&path, &after(&hook.url()));
-    assert_eq!(reload().await.status, 200);
+    // Fixed again: reloaded, and the metric says so. A section only a restart applies
+    // is named.
+    write(
+        &path,
+        &format!("{}\n[watchdog]\nhold_down = \"5s\"\n", after(&hook.url())),
+    );
+    let r = reload().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["reloaded"]["restart_needed"],
+        serde_json::json!(["[watchdog]"])
+    );
     assert_eq!(reload_ok().await, Some(1.0));
 }
 
