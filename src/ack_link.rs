@@ -121,6 +121,53 @@ impl AckKey {
         )
     }
 
+    /// Signs `value` for `purpose` until `expires` (web sessions and their CSRF values).
+    /// Such a token never verifies as an ack link (whose payload starts `1|`) or for
+    /// another purpose.
+    pub fn sign_value(&self, purpose: &str, value: &str, expires: Timestamp) -> String {
+        debug_assert!(!purpose.contains('|'));
+        let payload = format!("p|{purpose}|{}|{value}", expires.millis() / 1000);
+        format!(
+            "{}.{}",
+            B64.encode(payload.as_bytes()),
+            B64.encode(self.mac(payload.as_bytes()))
+        )
+    }
+
+    /// The value and expiry of a token made by [`AckKey::sign_value`] for `purpose`, if
+    /// its MAC is right (compared in constant time) and it has not expired.
+    pub fn verify_value(
+        &self,
+        purpose: &str,
+        token: &str,
+        now: Timestamp,
+    ) -> Option<(String, Timestamp)> {
+        let (p, m) = token.split_once('.')?;
+        let payload = B64.decode(p).ok()?;
+        let mac = B64.decode(m).ok()?;
+        let mut check =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        check.update(&payload);
+        check.verify_truncated_left(&mac).ok()?;
+        if mac.len() != MAC_LEN {
+            return None;
+        }
+        let payload = String::from_utf8(payload).ok()?;
+        let rest = payload
+            .strip_prefix("p|")?
+            .strip_prefix(purpose)?
+            .strip_prefix('|')?;
+        let (exp, value) = rest.split_once('|')?;
+        let expires = Timestamp(exp.parse::<i64>().ok()?.saturating_mul(1000));
+        (expires > now).then(|| (value.to_string(), expires))
+    }
+
+    /// A keyed digest of `data`: a fingerprint that reveals nothing about it.
+    pub fn digest(&self, data: &str) -> String {
+        let mac = self.mac(format!("d|{data}").as_bytes());
+        B64.encode(mac).chars().take(16).collect()
+    }
+
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, LinkError> {
         let (p, m) = token.split_once('.').ok_or(LinkError::Malformed)?;
         let payload = B64.decode(p).map_err(|_| LinkError::Malformed)?;
@@ -235,5 +282,27 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_signed_value_verifies_only_for_its_purpose_and_until_it_expires() {
+        let key = AckKey::from_bytes([9; 32]);
+        let now = Timestamp::at("2026-11-21T10:00:00Z");
+        let exp = now.plus(std::time::Duration::from_secs(60));
+        let t = key.sign_value("web-csrf", "n0nce", exp);
+        assert_eq!(
+            key.verify_value("web-csrf", &t, now),
+            Some(("n0nce".to_string(), exp))
+        );
+        assert_eq!(key.verify_value("web-session", &t, now), None);
+        assert_eq!(key.verify_value("web-csrf", &t, exp), None, "expired");
+        assert!(key.verify(&t, now).is_err(), "not an ack link");
+        // Another value under the first one's MAC.
+        let mac = t.split_once('.').unwrap().1;
+        let payload = format!("p|web-csrf|{}|other", exp.millis() / 1000);
+        let forged = format!("{}.{mac}", B64.encode(payload.as_bytes()));
+        assert_eq!(key.verify_value("web-csrf", &forged, now), None);
+        assert_eq!(key.digest("a"), key.digest("a"));
+        assert_ne!(key.digest("a"), key.digest("b"));
     }
 }

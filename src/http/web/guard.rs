@@ -1,22 +1,20 @@
 //! Who may change state from the web pages: same-origin checks, the login session and
 //! its CSRF value, and the cookies that carry them.
 //!
-//! Every value here is signed with the ack-link key ([`AckKey`]), so no new key or
-//! primitive exists. Signed values are kept apart from ack links by their claims: ack
-//! links always name real incidents (ids start at 1), web values name only incident 0
-//! and carry a contact that starts with `web `, which no ack link can:
+//! Every value here is signed with the ack-link key ([`AckKey::sign_value`]), each for
+//! its own purpose, so none can pass for an ack link or for the other:
 //!
-//! - the session cookie signs `web session <nonce> <credentials>` until its expiry,
-//!   where `<credentials>` is a keyed fingerprint of the configured token or password,
-//!   so changing the credentials ends every session;
-//! - the CSRF value signs `web csrf <nonce>` with the session's expiry: it is derived
+//! - the session cookie signs `<nonce> <credentials>` until its expiry, where
+//!   `<credentials>` is a keyed digest of the configured token or password, so changing
+//!   the credentials ends every session;
+//! - the CSRF value signs the session's nonce with the session's expiry: it is derived
 //!   from the session, and a page's forms carry it in a hidden field.
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::ack_link::{AckKey, Claims};
+use crate::ack_link::AckKey;
 use crate::config::HookAuth;
 use crate::time::Timestamp;
 
@@ -29,8 +27,8 @@ pub(super) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// How long the remembered name lasts.
 const NAME_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
-const SESSION_TAG: &str = "web session ";
-const CSRF_TAG: &str = "web csrf ";
+const SESSION_PURPOSE: &str = "web-session";
+const CSRF_PURPOSE: &str = "web-csrf";
 
 /// Whether a state-changing request comes from tocsin's own pages, as far as the browser
 /// says: `Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host` asked for.
@@ -122,21 +120,13 @@ pub(super) struct Session {
 impl Session {
     /// The hidden `csrf` value of this session's forms.
     pub(super) fn csrf(&self, key: &AckKey) -> String {
-        key.sign(&Claims {
-            incidents: vec![0],
-            contact: Some(format!("{CSRF_TAG}{}", self.nonce)),
-            expires: self.expires,
-        })
+        key.sign_value(CSRF_PURPOSE, &self.nonce, self.expires)
     }
 
     /// Whether `given` is this session's CSRF value (the MAC is compared in constant time).
     pub(super) fn csrf_ok(&self, key: &AckKey, given: &str, now: Timestamp) -> bool {
-        key.verify(given, now).is_ok_and(|c| {
-            c.incidents == [0]
-                && c.expires == self.expires
-                && c.contact.as_deref().and_then(|t| t.strip_prefix(CSRF_TAG))
-                    == Some(self.nonce.as_str())
-        })
+        key.verify_value(CSRF_PURPOSE, given, now)
+            .is_some_and(|(nonce, expires)| nonce == self.nonce && expires == self.expires)
     }
 }
 
@@ -154,12 +144,7 @@ fn credentials_id(key: &AckKey, auth: &HookAuth) -> String {
         what.push(':');
         what.push_str(pass.expose());
     }
-    // Expired at the epoch: never usable as a link or a session, only as a digest.
-    AckKey::token_id(&key.sign(&Claims {
-        incidents: vec![0],
-        contact: Some(what),
-        expires: Timestamp(0),
-    }))
+    key.digest(&what)
 }
 
 /// A new session's cookie value, after the credentials were checked.
@@ -167,14 +152,11 @@ pub(super) fn new_session(key: &AckKey, auth: &HookAuth, now: Timestamp) -> Stri
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).expect("the OS random source works");
     let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-    key.sign(&Claims {
-        incidents: vec![0],
-        contact: Some(format!(
-            "{SESSION_TAG}{nonce} {}",
-            credentials_id(key, auth)
-        )),
-        expires: now.plus(SESSION_LIFETIME),
-    })
+    key.sign_value(
+        SESSION_PURPOSE,
+        &format!("{nonce} {}", credentials_id(key, auth)),
+        now.plus(SESSION_LIFETIME),
+    )
 }
 
 /// The request's session, when its cookie is one this tocsin issued, for the current
@@ -186,15 +168,11 @@ pub(super) fn session(
     now: Timestamp,
 ) -> Option<Session> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let claims = key.verify(token, now).ok()?;
-    if claims.incidents != [0] {
-        return None;
-    }
-    let rest = claims.contact.as_deref()?.strip_prefix(SESSION_TAG)?;
-    let (nonce, creds) = rest.split_once(' ')?;
+    let (value, expires) = key.verify_value(SESSION_PURPOSE, token, now)?;
+    let (nonce, creds) = value.split_once(' ')?;
     (creds == credentials_id(key, auth)).then(|| Session {
         nonce: nonce.to_string(),
-        expires: claims.expires,
+        expires,
     })
 }
 
@@ -289,15 +267,25 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_link_is_not_a_session() {
+    fn an_ack_link_is_not_a_session_and_a_session_is_not_an_ack_link() {
         let now = Timestamp::at("2026-11-21T10:00:00Z");
-        let link = key().sign(&Claims {
+        let link = key().sign(&crate::ack_link::Claims {
             incidents: vec![1],
-            contact: Some("web session x y".into()),
+            contact: Some("x y".into()),
             expires: now.plus(SESSION_LIFETIME),
         });
         let h = headers(&[("cookie", &format!("{SESSION_COOKIE}={link}"))]);
         assert!(session(&h, &key(), &auth("s3cret"), now).is_none());
+        let cookie = new_session(&key(), &auth("s3cret"), now);
+        assert!(
+            key().verify(&cookie, now).is_err(),
+            "a session acks nothing"
+        );
+        // Nor does a session's value pass as a CSRF value.
+        let h = headers(&[("cookie", &format!("{SESSION_COOKIE}={cookie}"))]);
+        let s = session(&h, &key(), &auth("s3cret"), now).expect("the session");
+        assert!(!s.csrf_ok(&key(), &cookie, now));
+        assert!(s.csrf_ok(&key(), &s.csrf(&key()), now));
     }
 
     #[test]
