@@ -109,6 +109,19 @@ input[type=text], input[type=password] { display: block; box-sizing: border-box;
 }
 ";
 
+/// Sent with every page: never cached, never framed (the buttons act), nothing loaded
+/// from elsewhere, forms only post back here.
+pub const PAGE_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,20 +14,13 @@ use tracing::{info, warn};
 use super::AppState;
 use crate::ack_link::{AckKey, Claims, LinkError};
 use crate::engine::{Actor, IncidentState, Input};
-use crate::html::{html_escape, page};
+use crate::html::{PAGE_HEADERS, html_escape, page};
 use crate::runtime::SubmitError;
 use crate::store::IncidentView;
 
 fn reply(code: StatusCode, title: &str, body: &str) -> Response {
-    (
-        code,
-        [
-            ("cache-control", "no-store"),
-            ("referrer-policy", "no-referrer"),
-        ],
-        Html(page(title, body)),
-    )
-        .into_response()
+    // Never framed: the Ack button must not be clickjacked.
+    (code, PAGE_HEADERS, Html(page(title, body))).into_response()
 }
 
 fn link_error(e: &LinkError) -> Response {

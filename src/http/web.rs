@@ -25,7 +25,7 @@ use self::view::Viewer;
 use super::hooks::read_capped;
 use super::{AppState, auth};
 use crate::engine::{Actor, IncidentState, Input, Refusal};
-use crate::html::{app_page, html_escape};
+use crate::html::{PAGE_HEADERS, app_page, html_escape};
 use crate::runtime::SubmitError;
 use crate::store::IncidentView;
 
@@ -35,19 +35,6 @@ const LIST_LIMIT: usize = 500;
 const RESOLVED_LIMIT: usize = 50;
 /// A form is a few short fields.
 const FORM_MAX: usize = 16 * 1024;
-
-/// Sent with every page: never cached, never framed (the buttons act), nothing loaded
-/// from elsewhere, forms only post back here.
-const PAGE_HEADERS: [(&str, &str); 5] = [
-    ("cache-control", "no-store"),
-    ("referrer-policy", "no-referrer"),
-    ("x-frame-options", "DENY"),
-    ("x-content-type-options", "nosniff"),
-    (
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
-];
 
 fn reply(code: StatusCode, title: &str, viewer: &Viewer, body: &str) -> Response {
     (

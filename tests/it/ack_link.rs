@@ -58,6 +58,15 @@ async fn a_mail_scanner_following_the_link_acks_nothing_but_the_button_does() {
         "triggered",
         "a GET changed state"
     );
+    // No other site may frame the button and trick a click.
+    let r = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
 
     let (status, html) = post(&app, &path).await;
     assert_eq!(status, 200, "{html}");
