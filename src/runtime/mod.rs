@@ -85,6 +85,12 @@ impl Running {
 /// Starts everything on `listener` and returns once it is serving.
 pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
+    if opts.config.hook_auth.is_open() && !addr.ip().is_loopback() {
+        warn!(
+            %addr,
+            "listening beyond this machine without credentials: anyone who can reach it can post alerts and ack or resolve incidents; set [server] auth_token_file"
+        );
+    }
     let data_dir = opts.data_dir.clone();
     let store: Arc<dyn Store> = match opts.store.take() {
         Some(s) => s,
