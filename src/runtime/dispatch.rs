@@ -19,7 +19,7 @@ use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError};
 use crate::store::Store;
 use crate::time::Clock;
-use crate::watchdog::Watchdog;
+use crate::watchdog::{Gate, Watchdog};
 
 /// Messages sent at the same time; the rest wait in the queue.
 const WORKERS: usize = 32;
@@ -356,14 +356,17 @@ impl Inner {
                 ),
             };
         };
-        if let Err(why) = self.watchdog.gate(&page.notifier) {
-            info!(page = page.id, incident = page.incident, notifier = %page.notifier, reason = %why, "notifier down: failing over without trying it");
-            return Outcome::Failed {
-                attempts: 0,
-                permanent: true,
-                error: why,
-            };
-        }
+        let gate = match self.watchdog.gate(&page.notifier) {
+            Ok(g) => g,
+            Err(why) => {
+                info!(page = page.id, incident = page.incident, notifier = %page.notifier, reason = %why, "notifier down: failing over without trying it");
+                return Outcome::Failed {
+                    attempts: 0,
+                    permanent: true,
+                    error: why,
+                };
+            }
+        };
         let attempts = AtomicU32::new(0);
         let label = |outcome: &str| NotifierLabel {
             notifier: page.notifier.clone(),
@@ -386,7 +389,9 @@ impl Inner {
             r
         };
         let budget = self.retry_budget(page, entry);
-        let max_retries = if budget.is_zero() {
+        // A trial through a down notifier gets one attempt: if it fails, the contact's
+        // next method should not wait for retries of a channel known to be dead.
+        let max_retries = if budget.is_zero() || gate == Gate::Trial {
             0
         } else {
             entry.max_attempts.saturating_sub(1) as usize

@@ -61,6 +61,15 @@ pub struct Spec {
     pub checks: Vec<&'static str>,
 }
 
+/// Whether a page may go through a notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Up or degraded: send as usual.
+    Open,
+    /// Down, but this page may find out whether it is back: one attempt, no retries.
+    Trial,
+}
+
 /// What the runtime must do about an outage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -275,13 +284,13 @@ impl Board {
         channel: &str,
         now: Timestamp,
         trial: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<Gate, String> {
         self.evaluate_channel(channel, now);
         let Some(ch) = self.channels.get_mut(channel) else {
-            return Ok(());
+            return Ok(Gate::Open);
         };
         if ch.health != Health::Down {
-            return Ok(());
+            return Ok(Gate::Open);
         }
         // The first trial comes one interval after the notifier went down: the pages
         // right after the failures that marked it down must not wait for it again.
@@ -289,7 +298,7 @@ impl Board {
             && now >= ch.last_trial.unwrap_or(ch.since).plus(retry)
         {
             ch.last_trial = Some(now);
-            return Ok(());
+            return Ok(Gate::Trial);
         }
         Err(format!(
             "{channel} is down since {} ({}); routing around it",

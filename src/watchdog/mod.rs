@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use board::{Board, ChannelView, Decision, Health, Kind};
+pub use board::{Board, ChannelView, Decision, Gate, Health, Kind};
 
 use crate::config::{Config, NotifierConfig};
 use crate::engine::IncidentState;
@@ -270,9 +270,9 @@ impl Watchdog {
 
     /// Whether a page may go through `notifier` now; `Err` says why not, and the page
     /// fails over at once instead of waiting for its retries.
-    pub fn gate(&self, notifier: &str) -> Result<(), String> {
+    pub fn gate(&self, notifier: &str) -> Result<Gate, String> {
         if !self.notifiers.contains(notifier) {
-            return Ok(());
+            return Ok(Gate::Open);
         }
         let trial = (!self.checked.contains(notifier)).then_some(self.retry_down_after);
         self.board()

@@ -87,7 +87,7 @@ async fn every_source_notifier_and_heartbeat_is_a_channel_but_the_irc_notifier_i
     );
     assert_eq!(
         wd.gate("chat"),
-        Ok(()),
+        Ok(Gate::Open),
         "the irc notifier is judged by its link"
     );
 }
@@ -165,8 +165,8 @@ async fn failed_sends_mark_a_notifier_down_but_a_bad_address_does_not() {
     let why = wd.gate("mail").unwrap_err();
     assert!(why.contains("connection refused"), "{why}");
     tokio::time::advance(Duration::from_secs(60)).await;
-    assert_eq!(wd.gate("mail"), Ok(()), "the trial");
+    assert_eq!(wd.gate("mail"), Ok(Gate::Trial), "the trial");
     assert!(wd.gate("mail").is_err());
     wd.send_result("mail", Ok(()));
-    assert_eq!(wd.gate("mail"), Ok(()));
+    assert_eq!(wd.gate("mail"), Ok(Gate::Open));
 }

@@ -755,3 +755,60 @@ async fn tocsin_status_lists_the_dead_channel_first_and_exits_1() {
         "the dead channel comes first:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_page_through_a_down_notifier_gets_one_attempt_then_fails_over() {
+    let good = PageCatcher::start().await;
+    let dead = free_port(); // nothing listens there
+    let config = format!(
+        r#"
+[notifiers.dead]
+type = "webhook"
+url = "http://127.0.0.1:{dead}/page"
+timeout = "1s"
+max_attempts = 3
+[notifiers.good]
+type = "webhook"
+url = "{}"
+
+[contacts.alice]
+methods = [{{ notifier = "dead" }}, {{ notifier = "good", after = "10m" }}]
+
+[policies.default]
+steps = [{{ after = "0s", notify = ["alice"] }}]
+[[routes]]
+policy = "default"
+
+[watchdog]
+notifier_failures = 3
+retry_down_after = "1s"
+hold_down = "1h"
+"#,
+        good.url()
+    );
+    let app = spawn_app(&config).await;
+    let dead_page = |inc: &Value| -> Value {
+        inc["pages"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["notifier"] == "dead"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // The first page spends its three attempts and marks the notifier down.
+    assert_eq!(app.post_alerts(&alerts::firing("First")).await.status, 200);
+    good.wait_for_pages(1, PROMPTLY).await;
+    let first = dead_page(&app.incident(1).await);
+    assert_eq!(first["attempts"], 3, "{first}");
+    assert_eq!(channel(&app, "notifier:dead").await["state"], "down");
+    // A second later a page may try it once, and no more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.post_alerts(&alerts::firing("Second")).await.status, 200);
+    good.wait_for_pages(2, PROMPTLY).await;
+    let second = dead_page(&app.incident(2).await);
+    assert_eq!(second["attempts"], 1, "the trial: {second}");
+    // And right after it, the next page is routed around without an attempt.
+    assert_eq!(app.post_alerts(&alerts::firing("Third")).await.status, 200);
+    good.wait_for_pages(3, PROMPTLY).await;
+    let third = dead_page(&app.incident(3).await);
+    assert_eq!(third["attempts"], 0, "{third}");
+}

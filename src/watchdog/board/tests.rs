@@ -210,7 +210,7 @@ fn a_notifier_is_degraded_by_failures_then_down_at_the_threshold_and_up_on_deliv
     assert_eq!(b.health("notifier:mail"), Some(Health::Degraded));
     assert_eq!(
         b.gate("notifier:mail", at(2), None),
-        Ok(()),
+        Ok(Gate::Open),
         "degraded still sends"
     );
     b.send_failed("notifier:mail", at(3), "connection refused", 3);
@@ -222,7 +222,7 @@ fn a_notifier_is_degraded_by_failures_then_down_at_the_threshold_and_up_on_deliv
     );
     b.send_ok("notifier:mail", at(5));
     assert_eq!(b.health("notifier:mail"), Some(Health::Up));
-    assert_eq!(b.gate("notifier:mail", at(5), None), Ok(()));
+    assert_eq!(b.gate("notifier:mail", at(5), None), Ok(Gate::Open));
 }
 
 #[test]
@@ -240,14 +240,14 @@ fn a_down_notifier_without_a_check_lets_one_trial_page_through_per_interval() {
     assert!(b.gate("notifier:mail", at(61), retry).is_err());
     assert_eq!(
         b.gate("notifier:mail", at(62), retry),
-        Ok(()),
+        Ok(Gate::Trial),
         "the first trial"
     );
     assert!(b.gate("notifier:mail", at(63), retry).is_err());
     assert!(b.gate("notifier:mail", at(121), retry).is_err());
     assert_eq!(
         b.gate("notifier:mail", at(122), retry),
-        Ok(()),
+        Ok(Gate::Trial),
         "the next trial"
     );
     assert!(
