@@ -9,7 +9,6 @@ mod engine_loop;
 mod irc_desk;
 mod reload;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,8 +135,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             ));
             let (irc, task) =
                 crate::irc::link::start(link_cfg, desk, opts.clock.clone(), irc_stop.clone());
-            tokio::spawn(watch_link(irc.watch(), metrics.clone()));
-            tokio::spawn(crate::watchdog::watch_link(watchdog.clone(), irc.watch()));
+            tokio::spawn(watch_link(irc.watch(), metrics.clone(), watchdog.clone()));
             Some((irc, task))
         }
     };
@@ -283,14 +281,17 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     })
 }
 
-/// Mirrors the IRC link's state into metrics.
+/// Mirrors the IRC link's state into metrics and onto the watchdog's board.
 async fn watch_link(
     mut status: tokio::sync::watch::Receiver<crate::irc::LinkStatus>,
     metrics: Arc<Metrics>,
+    watchdog: Arc<Watchdog>,
 ) {
     let mut was_up = false;
     loop {
-        let up = status.borrow_and_update().state == crate::irc::LinkState::Up;
+        let s = status.borrow_and_update().clone();
+        watchdog.irc_link(&s);
+        let up = s.state == crate::irc::LinkState::Up;
         metrics.irc_up.set(i64::from(up));
         if up && !was_up {
             metrics.irc_connects.inc();
@@ -300,16 +301,4 @@ async fn watch_link(
             return;
         }
     }
-}
-
-/// Runs until `shutdown` completes, then stops gracefully.
-pub async fn serve(
-    opts: Options,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let running = start(opts, listener).await?;
-    shutdown.await;
-    running.stop();
-    running.wait().await
 }

@@ -449,17 +449,6 @@ pub async fn run(wd: Arc<Watchdog>, engine: EngineHandle, stop: CancellationToke
     }
 }
 
-/// Mirrors the IRC link's status onto the board.
-pub async fn watch_link(wd: Arc<Watchdog>, mut status: tokio::sync::watch::Receiver<LinkStatus>) {
-    loop {
-        let s = status.borrow_and_update().clone();
-        wd.irc_link(&s);
-        if status.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// `90s` → "1m 30s", for pages.
 pub(crate) fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs().max(1))).to_string()

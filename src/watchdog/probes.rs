@@ -25,12 +25,7 @@ async fn pause(stop: &CancellationToken, d: Duration) -> bool {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a client with timeouts always builds")
+    crate::notify::http_client(REQUEST_TIMEOUT).expect("a client with timeouts always builds")
 }
 
 /// Runs each listed notifier's own check every `interval` (the first at once).
