@@ -320,6 +320,7 @@ impl Live {
                         topic: None,
                         late_by_ms: late_by,
                         reason: reason.clone(),
+                        retry_until: None,
                     };
                     cx.fx.push(Effect::Page(page));
                     if !self.esc.announced.contains(name) {
@@ -405,7 +406,11 @@ impl Live {
     /// Sends the next method of chain `i` and moves the chain on.
     fn page_method(&mut self, cx: &mut Ctx<'_>, i: usize, late_by: Option<u64>, reason: String) {
         let chain = self.esc.chains[i].clone();
-        let m = self.methods_of(&chain.contact)[chain.next_method].clone();
+        let methods = self.methods_of(&chain.contact);
+        let m = methods[chain.next_method].clone();
+        let retry_until = methods
+            .get(chain.next_method + 1)
+            .map(|next| chain.paged_at.plus(next.after).max(cx.now));
         let page = Page {
             id: cx.page_id(),
             incident: self.id,
@@ -421,6 +426,7 @@ impl Live {
             topic: m.topic,
             late_by_ms: late_by,
             reason,
+            retry_until,
         };
         let reached = (chain.contact.clone(), chain.next_method as u32);
         match self.esc.reached.iter_mut().find(|r| r.0 == chain.contact) {
@@ -508,6 +514,7 @@ impl Live {
                 topic: None,
                 late_by_ms: None,
                 reason: reason.to_string(),
+                retry_until: None,
             };
             cx.fx.push(Effect::Page(page));
         }
@@ -518,7 +525,30 @@ impl Live {
         self.esc.next_step_at = None;
     }
 
-    pub fn ack(&mut self, cx: &mut Ctx<'_>, by: &Actor) {
+    /// Acks, or refuses when it is acked already (a snooze is turned into an ack): the
+    /// first ack stays, nobody is told again, and a second person's ack is a line of
+    /// history.
+    pub fn ack(&mut self, cx: &mut Ctx<'_>, by: &Actor) -> Result<(), Refusal> {
+        if self.state == IncidentState::Acknowledged && self.esc.snoozed_until.is_none() {
+            let first = self.acked_by.clone().unwrap_or_default();
+            let at = self.acked_at.unwrap_or(cx.now);
+            if by.name != first {
+                cx.event(
+                    self.id,
+                    "also_acked",
+                    Some(by),
+                    format!(
+                        "also acknowledged by {}; {first} acked it first, at {at}",
+                        by.name
+                    ),
+                );
+            }
+            return Err(Refusal::AlreadyAcked {
+                id: self.id,
+                by: first,
+                at,
+            });
+        }
         self.state = IncidentState::Acknowledged;
         self.acked_by = Some(by.name.clone());
         self.acked_at = Some(cx.now);
@@ -536,13 +566,14 @@ impl Live {
         if self.policy.resolve_on_ack {
             let why = format!("acknowledged by {}, which is all it asked for", by.name);
             self.resolve_as(cx, Some(by), why);
-            return;
+            return Ok(());
         }
         self.announce(
             cx,
             PageKind::Acknowledged,
             &format!("acknowledged by {}", by.name),
         );
+        Ok(())
     }
 
     /// Someone asked to escalate now (an SMS `42E`): the next step fires at once. An
@@ -651,6 +682,7 @@ impl Live {
                 topic: m.topic,
                 late_by_ms: None,
                 reason: reason.to_string(),
+                retry_until: None,
             };
             cx.fx.push(Effect::Page(page));
         }

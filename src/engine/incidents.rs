@@ -147,21 +147,19 @@ impl Engine {
         self.cfg = cfg;
     }
 
-    /// Applies one input at `now`. On refusal nothing changed.
-    pub fn apply(&mut self, now: Timestamp, input: Input) -> Result<Vec<Effect>, Refusal> {
+    /// Applies one input at `now`. On refusal nothing changed but the history notes the
+    /// refusal carries.
+    pub fn apply(&mut self, now: Timestamp, input: Input) -> Result<Vec<Effect>, Refused> {
         let mut fx = Vec::new();
         match input {
             Input::Alerts(batch) => self.on_alerts(now, batch, &mut fx),
-            Input::Ack { id, by } => self.with_open(now, id, &mut fx, |l, cx| {
-                l.ack(cx, &by);
-                Ok(())
-            })?,
+            Input::Ack { id, by } => self.with_open(now, id, &mut fx, |l, cx| l.ack(cx, &by))?,
             Input::Unack { id, by } => {
                 self.with_open(now, id, &mut fx, |l, cx| l.unack(cx, &by))?
             }
             Input::Snooze { id, by, duration } => {
                 if duration.is_zero() {
-                    return Err(Refusal::ZeroSnooze);
+                    return Err(Refusal::ZeroSnooze.into());
                 }
                 self.with_open(now, id, &mut fx, |l, cx| {
                     l.snooze(cx, &by, duration);
@@ -202,7 +200,7 @@ impl Engine {
                 detail,
             } => {
                 if id == 0 || id >= self.next_incident_id {
-                    return Err(Refusal::NotFound(id));
+                    return Err(Refusal::NotFound(id).into());
                 }
                 fx.push(Effect::Event(super::model::HistoryEvent::new(
                     id, now, &kind, &by, detail,
@@ -226,22 +224,23 @@ impl Engine {
 
     fn refusal_for_missing(&self, id: IncidentId) -> Refusal {
         if id >= 1 && id < self.next_incident_id {
-            Refusal::Resolved(id)
+            Refusal::AlreadyResolved(id)
         } else {
             Refusal::NotFound(id)
         }
     }
 
-    /// Runs `f` on an open incident, then writes its status and moves its deadline.
+    /// Runs `f` on an open incident, then writes its status and moves its deadline. A
+    /// refusal keeps only the history notes `f` left (nothing else changed).
     fn with_open(
         &mut self,
         now: Timestamp,
         id: IncidentId,
         fx: &mut Vec<Effect>,
         f: impl FnOnce(&mut Live, &mut Ctx<'_>) -> Result<(), Refusal>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Refused> {
         let Some(mut live) = self.open.remove(&id) else {
-            return Err(self.refusal_for_missing(id));
+            return Err(self.refusal_for_missing(id).into());
         };
         let mark = fx.len();
         let res = {
@@ -252,11 +251,18 @@ impl Engine {
             }
             r
         };
-        if res.is_err() {
-            fx.truncate(mark);
+        match res {
+            Ok(()) => {
+                self.put_back(now, live, fx);
+                Ok(())
+            }
+            Err(refusal) => {
+                let notes = fx.split_off(mark);
+                debug_assert!(notes.iter().all(|e| matches!(e, Effect::Event(_))));
+                self.open.insert(id, live);
+                Err(Refused { refusal, notes })
+            }
         }
-        self.put_back(now, live, fx);
-        res
     }
 
     /// Returns an incident to the maps (or retires it when resolved) and records its status.

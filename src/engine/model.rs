@@ -246,6 +246,11 @@ pub struct Page {
     pub late_by_ms: Option<u64>,
     /// Human reason, e.g. "step 2 of policy default" or "failover: push failed permanently".
     pub reason: String,
+    /// Retries of this page stop here: the contact's next method is due then (from the
+    /// incident's policy snapshot), and a slow failure must not delay a method that could
+    /// work. `None`: only the notifier's own retry budget bounds them.
+    #[serde(default)]
+    pub retry_until: Option<Timestamp>,
 }
 
 /// The durable fields of a new incident that never change.
@@ -390,17 +395,58 @@ pub enum Effect {
     },
 }
 
-/// Why the engine refused an input (answered to the caller, nothing changes).
+/// Why the engine refused an input: it would change nothing. The caller is answered with
+/// it (one mapping per channel: [`Refusal::http_status`] for HTTP, `Display` for chat and
+/// SMS), and nothing about the incident changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("incident {0} does not exist")]
+    #[error("no incident #{0}")]
     NotFound(IncidentId),
-    #[error("incident {0} is already resolved")]
-    Resolved(IncidentId),
-    #[error("incident {0} is not acknowledged")]
+    #[error("#{0} is already resolved")]
+    AlreadyResolved(IncidentId),
+    #[error("#{id} was already acknowledged by {by}")]
+    AlreadyAcked {
+        id: IncidentId,
+        /// Who acked first; a second ack never takes their place.
+        by: String,
+        at: Timestamp,
+    },
+    #[error("#{0} is not acknowledged")]
     NotAcked(IncidentId),
     #[error("snooze needs a duration above zero")]
     ZeroSnooze,
+}
+
+impl Refusal {
+    /// The HTTP status every HTTP path answers this refusal with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::NotFound(_) => 404,
+            Refusal::AlreadyResolved(_) | Refusal::AlreadyAcked { .. } | Refusal::NotAcked(_) => {
+                409
+            }
+            Refusal::ZeroSnooze => 400,
+        }
+    }
+}
+
+/// A refused input: why, plus the lines of history the refusal leaves (a second person's
+/// ack is noted on the incident, though it changes nothing). The runtime commits
+/// `notes` like any effects.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{refusal}")]
+pub struct Refused {
+    pub refusal: Refusal,
+    pub notes: Vec<Effect>,
+}
+
+impl From<Refusal> for Refused {
+    fn from(refusal: Refusal) -> Self {
+        Refused {
+            refusal,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// An incident as stored, handed back to the engine on start.

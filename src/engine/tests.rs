@@ -374,7 +374,8 @@ fn unack_resumes_paging_at_once() {
                 id: 1,
                 by: Actor::new("alice", "api")
             }
-        ),
+        )
+        .map_err(|r| r.refusal),
         Err(Refusal::NotAcked(1))
     );
 }
@@ -409,11 +410,13 @@ fn resolve_mid_escalation_stops_paging_and_announces_it() {
     );
     assert_eq!(e.open_count(), 0);
     assert_eq!(
-        e.apply(t("11:00:00"), ack(1, "alice")),
-        Err(Refusal::Resolved(1))
+        e.apply(t("11:00:00"), ack(1, "alice"))
+            .map_err(|r| r.refusal),
+        Err(Refusal::AlreadyResolved(1))
     );
     assert_eq!(
-        e.apply(t("11:00:00"), ack(99, "alice")),
+        e.apply(t("11:00:00"), ack(99, "alice"))
+            .map_err(|r| r.refusal),
         Err(Refusal::NotFound(99))
     );
 }
@@ -947,7 +950,8 @@ fn snooze_needs_a_duration() {
                 by: Actor::new("a", "api"),
                 duration: Duration::ZERO
             }
-        ),
+        )
+        .map_err(|r| r.refusal),
         Err(Refusal::ZeroSnooze)
     );
 }
@@ -1078,4 +1082,172 @@ fn an_unacked_self_test_escalates_to_everyone_and_an_acked_one_resolves() {
         "the ack is all a self-test asks for"
     );
     assert_eq!(e.open_count(), 0);
+}
+
+#[test]
+fn three_people_ack_one_incident_and_it_is_announced_once_with_the_first_acker_kept() {
+    let mut e = engine();
+    run_table(
+        &mut e,
+        &[
+            (
+                "10:00:00",
+                fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"),
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+            (
+                "10:01:00",
+                ack(1, "alice"),
+                &["console:console:acknowledged:s0c0"],
+            ),
+        ],
+    );
+    let bob = e.apply(t("10:01:30"), ack(1, "bob")).unwrap_err();
+    assert_eq!(
+        bob.refusal,
+        Refusal::AlreadyAcked {
+            id: 1,
+            by: "alice".into(),
+            at: t("10:01:00")
+        }
+    );
+    // Bob's ack is a line of history, never a second announcement or a new acker.
+    assert!(pages(&bob.notes).is_empty());
+    let notes = events(&bob.notes);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].kind, "also_acked");
+    assert_eq!(notes[0].actor, "bob via api");
+    assert!(
+        notes[0].detail.contains("alice acked it first"),
+        "{}",
+        notes[0].detail
+    );
+    assert!(bob.notes.iter().all(|fx| !matches!(fx, Effect::Status(_))));
+
+    // Alice acking again is only refused: there is nothing new to note.
+    let again = e.apply(t("10:02:00"), ack(1, "alice")).unwrap_err();
+    assert!(matches!(again.refusal, Refusal::AlreadyAcked { .. }));
+    assert!(again.notes.is_empty());
+
+    // The first ack's expiry still counts from 10:01, not from the later attempts.
+    run_table(
+        &mut e,
+        &[
+            ("10:30:59", Input::Tick, &[]),
+            (
+                "10:31:00",
+                Input::Tick,
+                &[
+                    "console:console:triggered:s1c0",
+                    "alice:push:triggered:s1c0",
+                ],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn acking_a_snoozed_incident_turns_the_snooze_into_an_ack() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    e.apply(
+        t("10:01:00"),
+        Input::Snooze {
+            id: 1,
+            by: Actor::new("alice", "api"),
+            duration: Duration::from_secs(300),
+        },
+    )
+    .unwrap();
+    let fx = e.apply(t("10:02:00"), ack(1, "bob")).unwrap();
+    assert!(events(&fx).iter().any(|h| h.kind == "acked"));
+    // The snooze would have ended at 10:06; the ack lasts its 30 minutes.
+    run_table(
+        &mut e,
+        &[
+            ("10:06:00", Input::Tick, &[]),
+            ("10:31:59", Input::Tick, &[]),
+        ],
+    );
+}
+
+#[test]
+fn a_page_may_retry_only_until_the_contacts_next_method_is_due_by_the_incidents_own_policy() {
+    let mut e = engine();
+    let fx = e
+        .apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let push = pages(&fx)
+        .into_iter()
+        .find(|p| p.notifier == "push")
+        .cloned()
+        .unwrap();
+    // alice's SMS follows her push 2 minutes after she is paged.
+    assert_eq!(push.retry_until, Some(t("10:02:00")));
+    // A reload that makes alice's SMS wait 30 minutes changes nothing for this incident:
+    // its escalation and its retries both follow the policy it opened with.
+    e.set_config(escalation_config(&CONFIG.replace(
+        r#"{ notifier = "sms", to = "+15550100", after = "2m" }"#,
+        r#"{ notifier = "sms", to = "+15550100", after = "30m" }"#,
+    )));
+    let fx = e.apply(t("10:02:00"), Input::Tick).unwrap();
+    let sms = pages(&fx);
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert_eq!(page_str(sms[0]), "alice:sms:triggered:s1c0");
+    // Her last method and a notifier target have nothing after them.
+    assert_eq!(sms[0].retry_until, None);
+    let fx = e
+        .apply(t("10:00:00"), fire("g2", "bbbbbbbbbbbbbbbb", "10:00:00"))
+        .unwrap();
+    let console = pages(&fx)
+        .into_iter()
+        .find(|p| p.target == "console")
+        .cloned()
+        .unwrap();
+    assert_eq!(console.retry_until, None);
+}
+
+#[test]
+fn a_failover_page_may_retry_until_the_method_after_it_is_due() {
+    let cfg = CONFIG.replace(
+        r#"[contacts.bob]
+methods = [{ notifier = "sms", to = "+15550111" }]"#,
+        r#"[contacts.bob]
+methods = [
+  { notifier = "push", topic = "bob" },
+  { notifier = "sms", to = "+15550111", after = "5m" },
+  { notifier = "hook", after = "15m" },
+]"#,
+    );
+    let mut e = Engine::new(escalation_config(&cfg));
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let fx = e.apply(t("10:10:00"), Input::Tick).unwrap();
+    let push = pages(&fx)
+        .into_iter()
+        .find(|p| p.target == "bob")
+        .cloned()
+        .unwrap();
+    assert_eq!(page_str(&push), "bob:push:escalated:s2c0");
+    assert_eq!(push.retry_until, Some(t("10:15:00")));
+    let fx = e
+        .apply(
+            t("10:10:30"),
+            Input::PageOutcome {
+                page: push,
+                outcome: Outcome::Failed {
+                    attempts: 1,
+                    permanent: true,
+                    error: "bad topic".into(),
+                },
+            },
+        )
+        .unwrap();
+    let sms = pages(&fx);
+    assert_eq!(page_str(sms[0]), "bob:sms:escalated:s2c0");
+    assert_eq!(sms[0].retry_until, Some(t("10:25:00")));
 }

@@ -169,18 +169,7 @@ pub(crate) async fn ack(State(s): State<AppState>, Path(token): Path<String>) ->
     let mut lines = String::new();
     let mut acked = 0;
     for v in &l.incidents {
-        if v.state != IncidentState::Triggered {
-            lines.push_str(&format!(
-                "<li>#{} was already {}{}</li>",
-                v.id,
-                v.state.as_str(),
-                v.acked_by
-                    .as_ref()
-                    .map(|b| format!(" by {}", html_escape(b)))
-                    .unwrap_or_default()
-            ));
-            continue;
-        }
+        // The engine says what an ack of an incident acked or resolved meanwhile means.
         match s
             .engine
             .submit(Input::Ack {
@@ -199,11 +188,7 @@ pub(crate) async fn ack(State(s): State<AppState>, Path(token): Path<String>) ->
                 ));
             }
             Err(SubmitError::Refused(r)) => {
-                lines.push_str(&format!(
-                    "<li>#{}: {}</li>",
-                    v.id,
-                    html_escape(&r.to_string())
-                ));
+                lines.push_str(&format!("<li>{}</li>", html_escape(&r.to_string())));
             }
             Err(SubmitError::Unavailable(e)) => {
                 warn!(incident = v.id, error = %e, "ack by link not recorded");

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::hooks::read_capped;
+use super::refused;
 use super::{AppState, auth, error};
 use crate::config::HumanDuration;
-use crate::engine::{Actor, IncidentState, Input, Refusal};
+use crate::engine::{Actor, IncidentState, Input};
 use crate::metrics::StateLabel;
-use crate::runtime::SubmitError;
 
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
@@ -149,15 +149,7 @@ pub(crate) async fn act(
             ),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         },
-        Err(SubmitError::Refused(r)) => {
-            let code = match r {
-                Refusal::NotFound(_) => StatusCode::NOT_FOUND,
-                Refusal::Resolved(_) | Refusal::NotAcked(_) => StatusCode::CONFLICT,
-                Refusal::ZeroSnooze => StatusCode::BAD_REQUEST,
-            };
-            error(code, r.to_string())
-        }
-        Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => refused(&e),
     }
 }
 

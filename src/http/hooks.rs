@@ -117,7 +117,7 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "alerts": n}))).into_response(),
         // Alertmanager retries 5xx: right for a store that could not commit.
         Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(SubmitError::Refused(r)) => error(StatusCode::INTERNAL_SERVER_ERROR, r.to_string()),
+        Err(e @ SubmitError::Refused(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

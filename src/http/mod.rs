@@ -159,3 +159,22 @@ pub fn router(state: AppState) -> Router {
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
+
+/// The HTTP status of an input the engine refused or could not record: the one mapping
+/// every HTTP path uses.
+pub(crate) fn status_of(e: &crate::runtime::SubmitError) -> StatusCode {
+    StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A JSON error body for an input the engine refused or could not record. A refusal
+/// because the incident is acked already names who acked it and when, as data.
+pub(crate) fn refused(e: &crate::runtime::SubmitError) -> Response {
+    use crate::engine::Refusal;
+    use crate::runtime::SubmitError;
+    let mut body = json!({ "error": e.to_string() });
+    if let SubmitError::Refused(Refusal::AlreadyAcked { by, at, .. }) = e {
+        body["acked_by"] = json!(by);
+        body["acked_at"] = json!(at.to_rfc3339());
+    }
+    (status_of(e), Json(body)).into_response()
+}

@@ -73,21 +73,12 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
         Command::Escalate(id) => (Input::Escalate { id, by }, format!("Escalated #{id}")),
         Command::Resolve(id) => (Input::Resolve { id, by }, format!("Closed #{id}")),
     };
-    if let Input::Ack { id, .. } = &input {
-        // An ack of an incident someone already acked changes nothing; say so.
-        if let Ok(Some(v)) = s.store.incident(*id, false).await
-            && v.state == crate::engine::IncidentState::Acknowledged
-        {
-            let who = v.acked_by.unwrap_or_default();
-            return ReplyOutcome::Refused(format!("#{id} was already acknowledged by {who}"));
-        }
-    }
     match s.engine.submit(input).await {
         Ok(()) => {
             info!(via, contact, command = ?cmd, "SMS reply applied");
             ReplyOutcome::Done(done)
         }
-        Err(SubmitError::Refused(r)) => ReplyOutcome::Refused(r.to_string()),
+        Err(e @ SubmitError::Refused(_)) => ReplyOutcome::Refused(e.to_string()),
         Err(SubmitError::Unavailable(e)) => ReplyOutcome::Unavailable(e),
     }
 }

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use self::view::Viewer;
 use super::hooks::read_capped;
+use super::status_of;
 use super::{AppState, auth};
 use crate::engine::{Actor, IncidentState, Input, Refusal};
 use crate::html::{PAGE_HEADERS, app_page, html_escape};
@@ -288,13 +289,17 @@ pub(crate) async fn act(
             info!(incident = id, action, by = %name, "acted from the web view");
             see_other(&back, [guard::name_cookie(&name, secure(&s))])
         }
-        Err(SubmitError::Refused(r)) => {
-            let code = match r {
-                Refusal::NotFound(_) => return not_found(&viewer, &format!("#{id}")),
-                Refusal::Resolved(_) | Refusal::NotAcked(_) => StatusCode::CONFLICT,
-                Refusal::ZeroSnooze => StatusCode::BAD_REQUEST,
-            };
-            problem(code, "Nothing changed", &viewer, &r.to_string(), &back)
+        Err(e @ SubmitError::Refused(_)) => {
+            if let SubmitError::Refused(Refusal::NotFound(_)) = e {
+                return not_found(&viewer, &format!("#{id}"));
+            }
+            problem(
+                status_of(&e),
+                "Nothing changed",
+                &viewer,
+                &e.to_string(),
+                &back,
+            )
         }
         Err(SubmitError::Unavailable(e)) => {
             warn!(incident = id, action, error = %e, "web action not recorded");

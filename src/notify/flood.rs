@@ -240,6 +240,7 @@ mod tests {
             topic: None,
             late_by_ms: None,
             reason: "step 1".into(),
+            retry_until: None,
         }
     }
 

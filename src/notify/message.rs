@@ -331,6 +331,7 @@ pub(crate) mod fixtures {
             topic: None,
             late_by_ms: None,
             reason: "step 1 of policy default".into(),
+            retry_until: None,
         }
     }
 

@@ -65,8 +65,6 @@ struct Inner {
     public_url: String,
     ack_key: AckKey,
     clock: Arc<dyn Clock>,
-    /// Each contact's methods' `after`, to bound retries by when the next method is due.
-    method_afters: std::sync::RwLock<Arc<BTreeMap<String, Vec<Duration>>>>,
     /// Notifier health: a notifier that is down is routed around, and every attempt's
     /// result is reported to it.
     watchdog: Arc<Watchdog>,
@@ -86,7 +84,6 @@ impl Dispatcher {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flood = Flood::new(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
-        let method_afters = std::sync::RwLock::new(Arc::new(method_afters(cfg)));
         let notifiers = std::sync::RwLock::new(Arc::new(notifiers));
         let inner = Arc::new(Inner {
             notifiers,
@@ -102,7 +99,6 @@ impl Dispatcher {
             public_url: cfg.file.server.public_url.trim_end_matches('/').to_string(),
             ack_key,
             clock,
-            method_afters,
             watchdog,
         });
         for _ in 0..WORKERS {
@@ -122,15 +118,14 @@ impl Dispatcher {
         Dispatcher { inner }
     }
 
-    /// A reloaded config: its notifiers, limits and contacts' method delays serve every
+    /// A reloaded config: its notifiers and limits serve every
     /// send from now on (sends already under way finish with what they started with).
-    pub fn reconfigure(&self, cfg: &Config, notifiers: BTreeMap<String, NotifierEntry>) {
+    pub fn reconfigure(&self, notifiers: BTreeMap<String, NotifierEntry>) {
         self.inner
             .flood
             .lock()
             .expect("flood lock")
             .set_limits(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
-        *self.inner.method_afters.write().expect("afters lock") = Arc::new(method_afters(cfg));
         *self.inner.notifiers.write().expect("notifiers lock") = Arc::new(notifiers);
         self.inner.flood_wake.notify_one();
     }
@@ -198,15 +193,6 @@ impl Dispatcher {
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
     }
-}
-
-/// Each contact's methods' `after`, by contact.
-fn method_afters(cfg: &Config) -> BTreeMap<String, Vec<Duration>> {
-    cfg.file
-        .contacts
-        .iter()
-        .map(|(n, c)| (n.clone(), c.methods.iter().map(|m| m.after.0).collect()))
-        .collect()
 }
 
 impl Inner {
@@ -325,22 +311,13 @@ impl Inner {
         }
     }
 
-    /// How long retries of `page` may go on: never past the moment the contact's next
-    /// method is due, so a slow failure does not delay the method that could work.
+    /// How long retries of `page` may go on: the notifier's budget, never past the
+    /// moment the engine said the contact's next method is due.
     fn retry_budget(&self, page: &Page, entry: &NotifierEntry) -> Duration {
-        let budget = entry.retry_budget;
-        let (Some(contact), Some(m)) = (&page.contact, page.method) else {
-            return budget;
-        };
-        let afters = self.method_afters.read().expect("afters lock").clone();
-        let Some(afters) = afters.get(contact) else {
-            return budget;
-        };
-        let (Some(this), Some(next)) = (afters.get(m as usize), afters.get(m as usize + 1)) else {
-            return budget;
-        };
-        let next_due = page.at.plus(next.saturating_sub(*this));
-        budget.min(next_due.since(self.clock.now()))
+        match page.retry_until {
+            Some(until) => entry.retry_budget.min(until.since(self.clock.now())),
+            None => entry.retry_budget,
+        }
     }
 
     async fn send_one(&self, msg: &Message) -> Outcome {

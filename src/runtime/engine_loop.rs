@@ -34,8 +34,18 @@ pub const STALE_TICKS: u32 = 5;
 pub enum SubmitError {
     #[error(transparent)]
     Refused(#[from] Refusal),
-    #[error("not recorded: {0}")]
+    #[error("not recorded, try again: {0}")]
     Unavailable(String),
+}
+
+impl SubmitError {
+    /// The HTTP status every HTTP path answers with; chat and SMS answer the `Display`.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SubmitError::Refused(r) => r.http_status(),
+            SubmitError::Unavailable(_) => 503,
+        }
+    }
 }
 
 pub(crate) struct Request {
@@ -214,7 +224,10 @@ impl EngineLoop {
                     effects.extend(fx);
                     replies.push((req.reply, Ok(())));
                 }
-                Err(r) => replies.push((req.reply, Err(SubmitError::Refused(r)))),
+                Err(r) => {
+                    effects.extend(r.notes);
+                    replies.push((req.reply, Err(SubmitError::Refused(r.refusal))));
+                }
             }
         }
         if let Ok(fx) = self.engine.apply(now, Input::Tick) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::{info, warn};
 
-use super::{EngineHandle, SubmitError};
+use super::EngineHandle;
 use crate::config::Config;
 use crate::engine::{Actor, AlertBatch, IncidentId, IncidentState, Input};
 use crate::irc::command::{AckTarget, ChatCommand, HELP};
@@ -123,7 +123,6 @@ impl IrcDesk {
         let by = Actor::new(contact, "irc");
         match *cmd {
             ChatCommand::Ack(AckTarget::One(id)) => {
-                self.check_open(id, false).await?;
                 self.submit(Input::Ack { id, by }).await?;
                 Ok(format!(
                     "#{id} acknowledged by {contact}; escalation stopped"
@@ -157,7 +156,6 @@ impl IrcDesk {
                 Ok(format!("#{id} is triggered again; escalation resumes"))
             }
             ChatCommand::Snooze(id, duration) => {
-                self.check_open(id, true).await?;
                 self.submit(Input::Snooze { id, by, duration }).await?;
                 let until = self.clock.now().plus(duration);
                 Ok(format!(
@@ -174,31 +172,12 @@ impl IrcDesk {
         }
     }
 
-    /// "no incident #99999" and "already acked by" come from the store, before asking
-    /// the engine, so the answer names what happened.
-    async fn check_open(&self, id: IncidentId, acked_is_fine: bool) -> Result<(), String> {
-        match self.store.incident(id, false).await {
-            Ok(None) => Err(format!("no incident #{id}")),
-            Ok(Some(v)) if v.state == IncidentState::Resolved => {
-                Err(format!("#{id} is already resolved"))
-            }
-            Ok(Some(v)) if v.state == IncidentState::Acknowledged && !acked_is_fine => {
-                Err(format!(
-                    "#{id} was already acknowledged by {}",
-                    clean(v.acked_by.as_deref().unwrap_or("someone"))
-                ))
-            }
-            Ok(Some(_)) => Ok(()),
-            Err(e) => Err(format!("cannot read incident #{id}: {e}")),
-        }
-    }
-
     async fn submit(&self, input: Input) -> Result<(), String> {
-        match self.engine.submit(input).await {
-            Ok(()) => Ok(()),
-            Err(SubmitError::Refused(r)) => Err(r.to_string()),
-            Err(SubmitError::Unavailable(e)) => Err(format!("not recorded, try again: {e}")),
-        }
+        // The engine's refusal is the answer ("#42 was already acknowledged by alice").
+        self.engine
+            .submit(input)
+            .await
+            .map_err(|e| clean(&e.to_string()))
     }
 
     async fn list(&self) -> String {

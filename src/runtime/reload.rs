@@ -168,7 +168,7 @@ impl Reloader {
             routes: new.routes.len(),
             restart_needed: restart_needed(&self.current, &new),
         };
-        self.dispatcher.reconfigure(&new, notifiers);
+        self.dispatcher.reconfigure(notifiers);
         self.engine
             .send_replace(Arc::new(EscalationConfig::from_config(&new)));
         self.app.reload(&new);

@@ -33,9 +33,18 @@ use super::{IncidentView, Restored, SQLITE_FILE, Store, StoreError};
 use crate::engine::{Effect, IncidentId, IncidentState};
 use crate::time::Timestamp;
 
-/// The schema this build writes. A database with a higher version was written by a newer
-/// tocsin and is refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes: `schema.sql` is version 1, each of [`MIGRATIONS`] one
+/// more. A database with a higher version was written by a newer tocsin and is refused
+/// rather than misread.
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+
+/// What each version after the first changed, in order, applied once to a database made
+/// by an older tocsin (and to a fresh one after `schema.sql`), in the transaction that
+/// records the new version.
+const MIGRATIONS: &[&str] = &[
+    // 2: a page carries the moment its retries must stop (the contact's next method is due).
+    "ALTER TABLE pages ADD COLUMN retry_until INTEGER",
+];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
 /// one group while still letting a burst of committers share one fsync.
@@ -315,10 +324,10 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         )
         .optional()
         .map_err(open_err)?;
-    match found {
-        None => {}
+    let from = match found {
+        None => 1,
         Some(v) => match v.parse::<i64>() {
-            Ok(v) if v == SCHEMA_VERSION => {}
+            Ok(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
             Ok(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Corrupt {
                     what: format!("schema version of {}", path.display()),
@@ -336,11 +345,14 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 });
             }
         },
-    }
+    };
     tx.execute_batch(SCHEMA).map_err(open_err)?;
+    for sql in &MIGRATIONS[(from - 1) as usize..] {
+        tx.execute_batch(sql).map_err(open_err)?;
+    }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
-         ON CONFLICT (key) DO NOTHING",
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [SCHEMA_VERSION.to_string()],
     )
     .map_err(open_err)?;

@@ -332,11 +332,7 @@ async fn api_refuses_actions_that_make_no_sense() {
 
     let r = app.act(42, "ack", json!({"by": "alice"})).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    assert!(
-        r.error().contains("incident 42 does not exist"),
-        "{}",
-        r.error()
-    );
+    assert!(r.error().contains("no incident #42"), "{}", r.error());
 
     assert_eq!(app.post_hook(firing_bytes()).await.status, 200);
     let id = app.incidents(None).await[0]["id"].as_u64().unwrap();
@@ -370,6 +366,53 @@ async fn api_refuses_actions_that_make_no_sense() {
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.error().contains("already resolved"), "{}", r.error());
     assert_eq!(app.incident(id).await["state"], "resolved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_people_ack_one_incident_and_the_ack_is_announced_once_naming_the_first() {
+    let catcher = PageCatcher::start().await;
+    // The hook notifier is a step target: it is told of the ack (once).
+    let policy = format!(
+        "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"hook\", \"alice\"] }}]\n"
+    );
+    let app = spawn_app(&webhook_config(&catcher.url(), &policy)).await;
+    assert_eq!(app.post_hook(firing_bytes()).await.status, 200);
+    let id = app.incidents(None).await[0]["id"].as_u64().unwrap();
+
+    assert_eq!(app.act(id, "ack", json!({"by": "alice"})).await.status, 200);
+    for late in ["bob", "carol", "alice"] {
+        let r = app.act(id, "ack", json!({"by": late})).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(
+            r.error().contains("already acknowledged by alice"),
+            "{}",
+            r.error()
+        );
+        assert_eq!(r.body["acked_by"], "alice", "{}", r.body);
+    }
+    let inc = app.incident(id).await;
+    assert_eq!(inc["acked_by"], "alice");
+    // Every page is recorded before it is sent: one ACKNOWLEDGED announcement, not four.
+    let acks: Vec<&Value> = inc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 1, "{:#}", inc["pages"]);
+    let also: Vec<&str> = inc["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "also_acked")
+        .map(|h| h["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        also,
+        ["bob via api", "carol via api"],
+        "{:#}",
+        inc["history"]
+    );
 }
 
 /// A config `check-config` accepts.

@@ -67,7 +67,8 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
     let mut stmt = tx
         .prepare_cached(
             "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
-             to_addr, topic, late_by_ms, reason FROM pages WHERE status = 'pending' ORDER BY id",
+             to_addr, topic, late_by_ms, reason, retry_until FROM pages WHERE status = 'pending' \
+             ORDER BY id",
         )
         .or_read()?;
     let mut rows = stmt.query([]).or_read()?;
@@ -308,7 +309,7 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
     let mut stmt = tx
         .prepare_cached(
             "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
-             to_addr, topic, late_by_ms, reason, status, attempts, error, done_at \
+             to_addr, topic, late_by_ms, reason, retry_until, status, attempts, error, done_at \
              FROM pages WHERE incident_id = ?1 ORDER BY id",
         )
         .or_read()?;
@@ -316,7 +317,7 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
     let mut out = Vec::new();
     while let Some(row) = rows.next().or_read()? {
         let page = page_row(row).or_read()?;
-        let status: String = row.get(14).or_read()?;
+        let status: String = row.get(15).or_read()?;
         let status = match status.as_str() {
             "pending" => PageStatus::Pending,
             "delivered" => PageStatus::Delivered,
@@ -341,15 +342,15 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
             to: page.to,
             reason: page.reason,
             status,
-            attempts: row.get(15).or_read()?,
-            error: row.get(16).or_read()?,
-            done_at: row.get::<_, Option<i64>>(17).or_read()?.map(Timestamp),
+            attempts: row.get(16).or_read()?,
+            error: row.get(17).or_read()?,
+            done_at: row.get::<_, Option<i64>>(18).or_read()?.map(Timestamp),
         });
     }
     Ok(out)
 }
 
-/// A page from the first 14 columns of a `pages` row (in table order).
+/// A page from the first 15 columns of a `pages` row (in table order, `retry_until` last).
 fn page_row(row: &Row<'_>) -> rusqlite::Result<Page> {
     let kind: String = row.get(3)?;
     Ok(Page {
@@ -380,6 +381,7 @@ fn page_row(row: &Row<'_>) -> rusqlite::Result<Page> {
             })
             .transpose()?,
         reason: row.get(13)?,
+        retry_until: row.get::<_, Option<i64>>(14)?.map(Timestamp),
     })
 }
 

@@ -93,6 +93,7 @@ fn page(id: PageId, incident: IncidentId, at: Timestamp) -> Page {
         topic: None,
         late_by_ms: Some(1500),
         reason: "step 1 of policy default".into(),
+        retry_until: None,
     }
 }
 
@@ -488,17 +489,66 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
     let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    let newer = super::SCHEMA_VERSION + 1;
     conn.execute(
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
-        [],
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [newer.to_string()],
     )
     .unwrap();
     drop(conn);
     let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("schema version 2") && err.contains("newer tocsin"),
+        err.contains(&format!("schema version {newer}")) && err.contains("newer tocsin"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_database_from_the_first_schema_is_migrated_and_keeps_its_pending_pages() {
+    // What tocsin 0.1's first schema wrote: pages without retry_until, version 1.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+        conn.execute_batch(include_str!("../schema.sql")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', '1');
+             INSERT INTO pages (id, incident_id, at, kind, step, cycle, target, notifier, reason,
+                                status, attempts)
+             VALUES (7, 1, 1000, 'triggered', 1, 0, 'alice', 'mail', 'step 1', 'pending', 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let restored = store.restore(Timestamp(0)).await.unwrap();
+    assert_eq!(restored.pending_pages.len(), 1);
+    assert_eq!(restored.pending_pages[0].id, 7);
+    assert_eq!(restored.pending_pages[0].retry_until, None);
+    drop(store);
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    let v: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, super::SCHEMA_VERSION.to_string());
+}
+
+#[tokio::test]
+async fn a_page_keeps_when_its_retries_must_stop_across_a_restart() {
+    let (dir, store) = open_temp();
+    let mut fx = opening(1, t("2026-11-21T10:00:00Z"));
+    let mut p = page(3, 1, t("2026-11-21T10:00:00Z"));
+    p.retry_until = Some(t("2026-11-21T10:02:00Z"));
+    fx.push(Effect::Page(p));
+    store.commit(fx).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let r = store.restore(Timestamp(0)).await.unwrap();
+    let p3 = r.pending_pages.iter().find(|p| p.id == 3).unwrap();
+    assert_eq!(p3.retry_until, Some(t("2026-11-21T10:02:00Z")));
 }
 
 #[tokio::test]
