@@ -206,6 +206,7 @@ impl Engine {
                     id, now, &kind, &by, detail,
                 )));
             }
+            Input::Released { pages } => self.on_released(now, pages, &mut fx),
             Input::Tick => self.on_tick(now, &mut fx),
             Input::PageOutcome { page, outcome } => self.on_outcome(now, page, outcome, &mut fx),
         }
@@ -349,6 +350,36 @@ impl Engine {
                 live.advance(&mut cx);
             }
             self.put_back(now, live, fx);
+        }
+    }
+
+    /// Held pages that flood control let go: those asking for action on an incident
+    /// acked or resolved meanwhile are cancelled (nobody is woken for it); the rest go
+    /// out together.
+    fn on_released(&mut self, now: Timestamp, pages: Vec<Page>, fx: &mut Vec<Effect>) {
+        let mut send = Vec::with_capacity(pages.len());
+        for page in pages {
+            let state = self
+                .open
+                .get(&page.incident)
+                .map(|l| (l.state, &l.acked_by));
+            let why_not = match state {
+                _ if !page.kind.needs_action() => None,
+                Some((IncidentState::Triggered, _)) => None,
+                Some((st, by)) => Some(format!(
+                    "held by flood control while the incident was {} (by {})",
+                    st.as_str(),
+                    by.as_deref().unwrap_or("tocsin")
+                )),
+                None => Some("held by flood control while the incident was resolved".into()),
+            };
+            match why_not {
+                None => send.push(page),
+                Some(reason) => self.on_outcome(now, page, Outcome::Cancelled { reason }, fx),
+            }
+        }
+        if !send.is_empty() {
+            fx.push(Effect::Send { pages: send });
         }
     }
 

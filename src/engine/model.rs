@@ -154,6 +154,11 @@ pub enum Input {
         by: Actor,
         detail: String,
     },
+    /// Flood control let these held pages (one destination's) go: the engine decides
+    /// which are still wanted, and they go out together as one message.
+    Released {
+        pages: Vec<Page>,
+    },
     /// Time passed: fire whatever came due.
     Tick,
     /// A notifier finished with a page (the page comes back so the engine needs no lookup).
@@ -196,6 +201,14 @@ pub enum PageKind {
 }
 
 impl PageKind {
+    /// Whether the page asks someone to act; the others report a change of state.
+    pub fn needs_action(self) -> bool {
+        matches!(
+            self,
+            PageKind::Triggered | PageKind::Escalated | PageKind::Reminder
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PageKind::Triggered => "triggered",
@@ -387,6 +400,11 @@ pub enum Effect {
     Event(HistoryEvent),
     /// Record the intent, then (after the commit) send it.
     Page(Page),
+    /// Send these recorded pages now, together, past flood control (it released them).
+    /// Nothing to make durable: their intents are recorded already.
+    Send {
+        pages: Vec<Page>,
+    },
     /// Record how a page ended.
     PageDone {
         page: PageId,

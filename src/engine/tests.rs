@@ -1251,3 +1251,123 @@ methods = [
     assert_eq!(page_str(sms[0]), "bob:sms:escalated:s2c0");
     assert_eq!(sms[0].retry_until, Some(t("10:25:00")));
 }
+
+fn cancelled(fx: &[Effect]) -> Vec<(PageId, String)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::PageDone {
+                page,
+                outcome: Outcome::Cancelled { reason },
+                ..
+            } => Some((*page, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent(fx: &[Effect]) -> Vec<Vec<String>> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Send { pages } => Some(pages.iter().map(page_str).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn held_pages_released_after_an_ack_or_resolve_are_cancelled_and_the_rest_go_out_together() {
+    let mut e = engine();
+    // Three incidents page bob by SMS at once; flood control holds the pages.
+    let mut held = Vec::new();
+    for (g, fp) in [
+        ("g1", "aaaaaaaaaaaaaaaa"),
+        ("g2", "bbbbbbbbbbbbbbbb"),
+        ("g3", "cccccccccccccccc"),
+    ] {
+        let fx = e
+            .apply(
+                t("10:00:00"),
+                Input::Alerts(AlertBatch {
+                    labels: labels(&[("team", "db"), ("severity", "critical")]),
+                    ..match fire(g, fp, "10:00:00") {
+                        Input::Alerts(b) => b,
+                        _ => unreachable!(),
+                    }
+                }),
+            )
+            .unwrap();
+        held.extend(pages(&fx).into_iter().cloned());
+    }
+    assert_eq!(held.len(), 3, "{held:?}");
+    e.apply(t("10:00:20"), ack(1, "bob")).unwrap();
+    e.apply(
+        t("10:00:30"),
+        Input::Resolve {
+            id: 2,
+            by: Actor::new("bob", "api"),
+        },
+    )
+    .unwrap();
+
+    let fx = e
+        .apply(
+            t("10:01:00"),
+            Input::Released {
+                pages: held.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        cancelled(&fx),
+        [
+            (
+                held[0].id,
+                "held by flood control while the incident was acknowledged (by bob)".to_string()
+            ),
+            (
+                held[1].id,
+                "held by flood control while the incident was resolved".to_string()
+            ),
+        ]
+    );
+    // Only the incident still triggered wakes bob, in one message.
+    assert_eq!(sent(&fx), [vec!["bob:sms:triggered:s1c0".to_string()]]);
+    assert!(
+        events(&fx)
+            .iter()
+            .filter(|h| h.kind == "page_cancelled")
+            .count()
+            == 2
+    );
+}
+
+#[test]
+fn a_released_status_update_goes_out_whatever_the_incident_became() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let fx = e.apply(t("10:01:00"), ack(1, "alice")).unwrap();
+    let update = pages(&fx)[0].clone();
+    assert_eq!(update.kind, PageKind::Acknowledged);
+    e.apply(
+        t("10:02:00"),
+        Input::Resolve {
+            id: 1,
+            by: Actor::new("alice", "api"),
+        },
+    )
+    .unwrap();
+    let fx = e
+        .apply(
+            t("10:03:00"),
+            Input::Released {
+                pages: vec![update],
+            },
+        )
+        .unwrap();
+    assert!(cancelled(&fx).is_empty());
+    assert_eq!(
+        sent(&fx),
+        [vec!["console:console:acknowledged:s0c0".to_string()]]
+    );
+}

@@ -49,6 +49,14 @@ impl Sent {
             self.0.pop_front();
         }
     }
+
+    /// A send counted at `counted` really went out at `sent` (later): count it then.
+    fn retime(&mut self, counted: Timestamp, sent: Timestamp) {
+        if let Some(t) = self.0.iter_mut().rev().find(|t| **t == counted) {
+            *t = sent.max(counted);
+        }
+        self.0.make_contiguous().sort_unstable();
+    }
 }
 
 /// One notifier's limits and what it sent.
@@ -100,6 +108,13 @@ impl Limiter {
             .record(at, self.keep);
     }
 
+    fn retime(&mut self, dest: &str, counted: Timestamp, sent: Timestamp) {
+        self.overall.retime(counted, sent);
+        if let Some(d) = self.per_destination.get_mut(dest) {
+            d.retime(counted, sent);
+        }
+    }
+
     /// Forgets destinations whose sends no longer count against any rule.
     fn prune(&mut self, now: Timestamp) {
         let longest = self
@@ -120,6 +135,11 @@ pub struct Flood {
     limiters: BTreeMap<String, Limiter>,
     /// (notifier, destination) -> held pages, oldest first.
     held: BTreeMap<(String, String), Vec<Page>>,
+    /// Destinations with a released message not yet handed to its notifier (the engine
+    /// is deciding what of it still goes), and when it was counted: nothing more is
+    /// released to them until [`Flood::settle`] counts the real send time, so a slow
+    /// decision cannot put two messages closer together than the limits allow.
+    unsettled: BTreeMap<(String, String), Timestamp>,
 }
 
 impl Flood {
@@ -130,6 +150,7 @@ impl Flood {
                 .map(|(n, l)| (n, Limiter::new(l)))
                 .collect(),
             held: BTreeMap::new(),
+            unsettled: BTreeMap::new(),
         }
     }
 
@@ -182,6 +203,9 @@ impl Flood {
             .collect();
         keys.sort();
         for (_, _, key) in keys {
+            if self.unsettled.contains_key(&key) {
+                continue;
+            }
             let Some(limiter) = self.limiters.get_mut(&key.0) else {
                 continue;
             };
@@ -199,12 +223,36 @@ impl Flood {
                 next = Some(now);
             }
             limiter.record(&key.1, now);
+            self.unsettled.insert(key, now);
             out.push(bundle);
         }
         for l in self.limiters.values_mut() {
             l.prune(now);
         }
         (out, next)
+    }
+
+    /// The message released for `page`'s destination went out at `sent` (or was
+    /// dropped: `sent` is then when that was decided): it counts from then, and the
+    /// destination may be released to again.
+    pub fn settle(&mut self, page: &Page, sent: Timestamp) {
+        let key = (page.notifier.clone(), destination(page));
+        if let Some(counted) = self.unsettled.remove(&key)
+            && let Some(l) = self.limiters.get_mut(&key.0)
+        {
+            l.retime(&key.1, counted, sent);
+        }
+    }
+
+    /// Puts pages back at the head of their destination's queue (a release the engine
+    /// could not record); their destination is settled.
+    pub fn rehold(&mut self, pages: Vec<Page>, now: Timestamp) {
+        let Some(first) = pages.first() else { return };
+        self.settle(&first.clone(), now);
+        let key = (first.notifier.clone(), destination(first));
+        let queue = self.held.entry(key).or_default();
+        let rest = std::mem::replace(queue, pages);
+        queue.extend(rest);
     }
 
     /// Everything still held (shutdown: these stay pending in the store and are sent on
@@ -269,6 +317,7 @@ mod tests {
             }
             let (msgs, next) = flood.release(Timestamp(now));
             for m in msgs {
+                flood.settle(&m[0], Timestamp(now));
                 sent.push((now, m.iter().map(|p| p.id).collect()));
             }
             let next_arrival = arrivals.front().map(|p| p.at.0);
@@ -362,5 +411,34 @@ mod tests {
         let flood = Flood::new([("hook".to_string(), Limits::default())]);
         assert!(!flood.limits("hook"));
         assert!(!flood.limits("not-configured"));
+    }
+
+    #[test]
+    fn a_message_counts_from_when_it_went_out_not_from_when_it_was_released() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        flood.hold(page(1, 0, "+1"));
+        let (msgs, _) = flood.release(Timestamp(0));
+        assert_eq!(msgs.len(), 1);
+        // While the first message is being decided, the phone's next page waits.
+        flood.hold(page(2, MIN, "+1"));
+        assert!(flood.release(Timestamp(2 * MIN)).0.is_empty());
+        // It went out 30 s after its release: the next may follow a minute after that.
+        flood.settle(&msgs[0][0], Timestamp(MIN / 2));
+        assert!(flood.release(Timestamp(MIN + MIN / 2 - 1)).0.is_empty());
+        let (msgs, _) = flood.release(Timestamp(MIN + MIN / 2));
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0][0].id, 2);
+    }
+
+    #[test]
+    fn a_release_put_back_goes_first_next_time() {
+        let mut flood = Flood::new([("sms".to_string(), sms_limits())]);
+        flood.hold(page(1, 0, "+1"));
+        let (msgs, _) = flood.release(Timestamp(0));
+        flood.hold(page(2, 10, "+1"));
+        flood.rehold(msgs.into_iter().next().unwrap(), Timestamp(0));
+        let (msgs, _) = flood.release(Timestamp(MIN));
+        let ids: Vec<u64> = msgs[0].iter().map(|p| p.id).collect();
+        assert_eq!(ids, [1, 2]);
     }
 }

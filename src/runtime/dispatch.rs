@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::ack_link::{AckKey, Claims, LINK_LIFETIME};
 use crate::config::Config;
-use crate::engine::{IncidentId, IncidentState, Outcome, Page, PageKind};
+use crate::engine::{IncidentId, Outcome, Page};
 use crate::metrics::{Metrics, NotifierLabel, NotifierOnly};
 use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError};
@@ -34,6 +34,9 @@ pub(crate) enum Report {
     Outcome(Page, Outcome),
     /// One attempt failed and another follows: recorded in the history.
     Attempt(Page, u32, String),
+    /// Flood control let these held pages of one destination go; the engine decides
+    /// which still go out (as [`Dispatcher::send_now`]).
+    Released(Vec<Page>),
 }
 
 #[derive(Clone)]
@@ -44,8 +47,9 @@ pub(crate) struct Dispatcher {
 /// One message: a page, or a bundle of pages for one destination.
 struct Job {
     pages: Vec<Page>,
-    /// Went through flood control: pages whose incident was acked meanwhile are dropped.
-    held: bool,
+    /// Released by flood control: the destination's send is counted from the moment
+    /// the notifier is called, so a slow store read cannot bring two messages closer.
+    released: bool,
 }
 
 struct Inner {
@@ -146,7 +150,7 @@ impl Dispatcher {
                 } else {
                     self.inner.enqueue(Job {
                         pages: vec![p],
-                        held: false,
+                        released: false,
                     });
                 }
             }
@@ -154,6 +158,33 @@ impl Dispatcher {
         if held > 0 {
             self.inner.flood_wake.notify_one();
         }
+    }
+
+    /// Flood control released `released` and the engine decided: `wanted` (a part of
+    /// it, maybe none) goes out now, together, without being held again; the
+    /// destination counts this send from now.
+    pub fn send_released(&self, released: &[Page], wanted: Vec<Page>) {
+        let Some(first) = released.first() else {
+            return;
+        };
+        if self.inner.closed.load(Ordering::Acquire) || wanted.is_empty() {
+            self.with_flood(|flood, now| flood.settle(first, now));
+            return;
+        }
+        self.inner.enqueue(Job {
+            pages: wanted,
+            released: true,
+        });
+    }
+
+    /// The engine could not record its decision on released pages: they are held again,
+    /// first in line.
+    pub fn rehold(&self, released: Vec<Page>) {
+        self.with_flood(|flood, now| flood.rehold(released, now));
+    }
+
+    fn with_flood(&self, f: impl FnOnce(&mut Flood, crate::time::Timestamp)) {
+        self.inner.with_flood(f);
     }
 
     /// The incident was acked or resolved: notifiers stop what still rings for it.
@@ -200,6 +231,12 @@ impl Inner {
         self.notifiers.read().expect("notifiers lock").clone()
     }
 
+    fn with_flood(&self, f: impl FnOnce(&mut Flood, crate::time::Timestamp)) {
+        let now = self.clock.now();
+        f(&mut self.flood.lock().expect("flood lock"), now);
+        self.flood_wake.notify_one();
+    }
+
     fn enqueue(&self, job: Job) {
         let guard = self.queue_tx.lock().expect("queue lock");
         let Some(tx) = guard.as_ref() else { return };
@@ -231,7 +268,9 @@ impl Inner {
                 r
             };
             for pages in jobs {
-                self.enqueue(Job { pages, held: true });
+                // The engine may be gone at the very end of shutdown: the pages stay
+                // pending in the store and go out after the next start.
+                let _ = self.reports.send(Report::Released(pages));
             }
             let wait = next
                 .map(|t| t.since(now).max(Duration::from_millis(10)))
@@ -244,27 +283,11 @@ impl Inner {
     }
 
     async fn send_job(&self, job: Job) {
+        let settle = job.released.then(|| job.pages[0].clone());
         let mut items = Vec::with_capacity(job.pages.len());
         for page in job.pages {
             match self.incident(&page).await {
-                Ok(incident) => {
-                    let needs_action = matches!(
-                        page.kind,
-                        PageKind::Triggered | PageKind::Escalated | PageKind::Reminder
-                    );
-                    if job.held && needs_action && incident.state != IncidentState::Triggered {
-                        let reason = format!(
-                            "held by flood control while the incident was {} (by {})",
-                            incident.state.as_str(),
-                            incident.acked_by.as_deref().unwrap_or("tocsin")
-                        );
-                        let _ = self
-                            .reports
-                            .send(Report::Outcome(page, Outcome::Cancelled { reason }));
-                        continue;
-                    }
-                    items.push(Item { page, incident });
-                }
+                Ok(incident) => items.push(Item { page, incident }),
                 Err(e) => {
                     let _ = self.reports.send(Report::Outcome(
                         page,
@@ -276,6 +299,9 @@ impl Inner {
                     ));
                 }
             }
+        }
+        if let Some(first) = &settle {
+            self.with_flood(|flood, now| flood.settle(first, now));
         }
         if items.is_empty() {
             return;

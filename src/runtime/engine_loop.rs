@@ -205,7 +205,27 @@ impl EngineLoop {
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         let inputs = batch.len() + outcomes.len();
+        // Released bundles and what the engine still wants of each, sent after the commit.
+        let mut released: Vec<(Vec<Page>, Vec<Page>)> = Vec::new();
         for r in outcomes {
+            if let Report::Released(pages) = r {
+                let mut wanted = Vec::new();
+                if let Ok(fx) = self.engine.apply(
+                    now,
+                    Input::Released {
+                        pages: pages.clone(),
+                    },
+                ) {
+                    for e in fx {
+                        match e {
+                            Effect::Send { pages } => wanted.extend(pages),
+                            other => effects.push(other),
+                        }
+                    }
+                }
+                released.push((pages, wanted));
+                continue;
+            }
             let input = match r {
                 Report::Outcome(page, outcome) => Input::PageOutcome { page, outcome },
                 Report::Attempt(page, attempt, error) => Input::PageAttempt {
@@ -213,6 +233,7 @@ impl EngineLoop {
                     attempt,
                     error,
                 },
+                Report::Released(_) => unreachable!("handled above"),
             };
             if let Ok(fx) = self.engine.apply(now, input) {
                 effects.extend(fx);
@@ -239,6 +260,9 @@ impl EngineLoop {
             self.metrics.engine_batch_inputs.observe(inputs as f64);
         }
         if effects.is_empty() {
+            for (all, wanted) in released {
+                self.dispatcher.send_released(&all, wanted);
+            }
             for (tx, r) in replies {
                 if let Some(tx) = tx {
                     let _ = tx.send(r);
@@ -270,12 +294,19 @@ impl EngineLoop {
                     }
                 }
                 self.dispatcher.send_all(pages);
+                for (all, wanted) in released {
+                    self.dispatcher.send_released(&all, wanted);
+                }
                 self.dispatcher.closed(closed);
             }
             Err(e) => {
                 self.metrics.store_commit_failures.inc();
                 error!(error = %e, inputs, "store commit failed; answering 503 and reloading the engine from the store");
                 let msg = e.to_string();
+                // Not one released page is lost: they wait in flood control again.
+                for (all, _) in released {
+                    self.dispatcher.rehold(all);
+                }
                 for (tx, _) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(Err(SubmitError::Unavailable(msg.clone())));

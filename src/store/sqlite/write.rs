@@ -31,6 +31,8 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Event(e) => insert_event(&tx, e)?,
             Effect::Page(p) => insert_page(&tx, p)?,
             Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
+            // Released pages were recorded when they were held.
+            Effect::Send { .. } => {}
         }
     }
     tx.commit()
