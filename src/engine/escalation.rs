@@ -26,7 +26,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn event(&mut self, id: IncidentId, kind: &str, actor: Option<&Actor>, detail: String) {
+    fn event(&mut self, id: IncidentId, kind: EventKind, actor: Option<&Actor>, detail: String) {
         let ev = match actor {
             Some(a) => HistoryEvent::new(id, self.now, kind, a, detail),
             None => HistoryEvent::by_engine(id, self.now, kind, detail),
@@ -198,7 +198,7 @@ impl Live {
                 }
                 self.retrigger(
                     cx,
-                    "snooze_ended",
+                    EventKind::SnoozeEnded,
                     None,
                     format!("the snooze by {who} ended"),
                 );
@@ -208,7 +208,7 @@ impl Live {
                 }
                 self.retrigger(
                     cx,
-                    "ack_expired",
+                    EventKind::AckExpired,
                     None,
                     format!("the ack by {who} expired after {}", human(cx.ack_timeout)),
                 );
@@ -266,7 +266,7 @@ impl Live {
         if latest.len() < occurrences {
             cx.event(
                 self.id,
-                "catch_up",
+                EventKind::CatchUp,
                 None,
                 format!(
                     "{} step occurrence(s) came due while tocsin was not running; each step fires once, for its latest pass",
@@ -300,7 +300,7 @@ impl Live {
                 human(Duration::from_millis(ms))
             ));
         }
-        cx.event(self.id, "step", None, detail);
+        cx.event(self.id, EventKind::Step, None, detail);
         let reason = format!("step {number} of policy {}", policy.name);
         for t in &step.targets {
             match t {
@@ -331,7 +331,7 @@ impl Live {
                     if methods.is_empty() {
                         cx.event(
                             self.id,
-                            "unreachable",
+                            EventKind::Unreachable,
                             None,
                             format!(
                                 "contact {name} has no contact methods; nobody was paged for them"
@@ -457,7 +457,7 @@ impl Live {
         let next = self.methods_of(contact)[method as usize + 1].clone();
         cx.event(
             self.id,
-            "failover",
+            EventKind::Failover,
             None,
             format!(
                 "{} could not reach {contact} ({error}); trying {} now instead of after {}",
@@ -477,7 +477,7 @@ impl Live {
         true
     }
 
-    fn retrigger(&mut self, cx: &mut Ctx<'_>, kind: &str, actor: Option<&Actor>, why: String) {
+    fn retrigger(&mut self, cx: &mut Ctx<'_>, kind: EventKind, actor: Option<&Actor>, why: String) {
         self.state = IncidentState::Triggered;
         self.acked_by = None;
         self.acked_at = None;
@@ -535,7 +535,7 @@ impl Live {
             if by.name != first {
                 cx.event(
                     self.id,
-                    "also_acked",
+                    EventKind::AlsoAcked,
                     Some(by),
                     format!(
                         "also acknowledged by {}; {first} acked it first, at {at}",
@@ -562,7 +562,7 @@ impl Live {
             ),
             None => "acknowledged; escalation stopped (acks do not expire)".to_string(),
         };
-        cx.event(self.id, "acked", Some(by), detail);
+        cx.event(self.id, EventKind::Acked, Some(by), detail);
         if self.policy.resolve_on_ack {
             let why = format!("acknowledged by {}, which is all it asked for", by.name);
             self.resolve_as(cx, Some(by), why);
@@ -581,14 +581,19 @@ impl Live {
     /// fires again.
     pub fn escalate_now(&mut self, cx: &mut Ctx<'_>, by: &Actor) {
         if self.state == IncidentState::Acknowledged {
-            self.retrigger(cx, "unacked", Some(by), "escalation asked for".to_string());
+            self.retrigger(
+                cx,
+                EventKind::Unacked,
+                Some(by),
+                "escalation asked for".to_string(),
+            );
         }
         let steps = self.policy.steps.len();
         match self.esc.next_step_at {
             Some(_) => {
                 cx.event(
                     self.id,
-                    "escalate_now",
+                    EventKind::EscalateNow,
                     Some(by),
                     format!(
                         "step {} of {steps} fires now, not at its delay",
@@ -600,7 +605,7 @@ impl Live {
             None => {
                 cx.event(
                     self.id,
-                    "escalate_now",
+                    EventKind::EscalateNow,
                     Some(by),
                     format!("the policy is used up; step {steps} of {steps} fires again"),
                 );
@@ -614,7 +619,12 @@ impl Live {
         if self.state != IncidentState::Acknowledged {
             return Err(Refusal::NotAcked(self.id));
         }
-        self.retrigger(cx, "unacked", Some(by), "unacknowledged".to_string());
+        self.retrigger(
+            cx,
+            EventKind::Unacked,
+            Some(by),
+            "unacknowledged".to_string(),
+        );
         Ok(())
     }
 
@@ -628,7 +638,7 @@ impl Live {
         self.stop_paging();
         cx.event(
             self.id,
-            "snoozed",
+            EventKind::Snoozed,
             Some(by),
             format!("snoozed for {} (paging holds until {until})", human(d)),
         );
@@ -653,7 +663,7 @@ impl Live {
             Some(a) => format!("resolved by {}", a.name),
             None => why.clone(),
         };
-        cx.event(self.id, "resolved", by, why);
+        cx.event(self.id, EventKind::Resolved, by, why);
         self.announce(cx, PageKind::Resolved, &reason);
         if self.policy.page_recovery {
             self.page_recovery(cx, &reason);
@@ -712,7 +722,7 @@ impl Live {
         if truncated > 0 {
             cx.event(
                 self.id,
-                "truncated",
+                EventKind::Truncated,
                 None,
                 format!(
                     "the sender dropped {truncated} alert(s) from this notification (Alertmanager max_alerts); they are not listed here"
@@ -766,7 +776,7 @@ impl Live {
         if new_firing + resolved > 0 {
             cx.event(
                 self.id,
-                "received",
+                EventKind::Received,
                 None,
                 format!(
                     "{new_firing} alert(s) newly firing, {resolved} resolved; {} of {} firing",

@@ -188,7 +188,7 @@ impl Engine {
                     fx.push(Effect::Event(super::model::HistoryEvent::by_engine(
                         page.incident,
                         now,
-                        "page_attempt",
+                        EventKind::PageAttempt,
                         detail,
                     )));
                 }
@@ -203,7 +203,7 @@ impl Engine {
                     return Err(Refusal::NotFound(id).into());
                 }
                 fx.push(Effect::Event(super::model::HistoryEvent::new(
-                    id, now, &kind, &by, detail,
+                    id, now, kind, &by, detail,
                 )));
             }
             Input::Released { pages } => self.on_released(now, pages, &mut fx),
@@ -395,7 +395,7 @@ impl Engine {
         };
         let (kind, detail) = match &outcome {
             Outcome::Delivered { attempts } => (
-                "page_delivered",
+                EventKind::PageDelivered,
                 format!(
                     "{} page to {dest} delivered (attempt {attempts})",
                     page.kind.as_str()
@@ -406,7 +406,7 @@ impl Engine {
                 permanent,
                 error,
             } => (
-                "page_failed",
+                EventKind::PageFailed,
                 format!(
                     "{} page to {dest} failed after {attempts} attempt(s){}: {error}",
                     page.kind.as_str(),
@@ -414,7 +414,7 @@ impl Engine {
                 ),
             ),
             Outcome::Cancelled { reason } => (
-                "page_cancelled",
+                EventKind::PageCancelled,
                 format!("{} page to {dest} not sent: {reason}", page.kind.as_str()),
             ),
         };
@@ -520,7 +520,10 @@ impl Engine {
             )
         };
         fx.push(Effect::Event(HistoryEvent::by_engine(
-            id, now, "opened", detail,
+            id,
+            now,
+            EventKind::Opened,
+            detail,
         )));
         let mut live = Live::open(id, gid.clone(), policy, now);
         let truncated = batch.truncated;

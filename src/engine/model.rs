@@ -94,24 +94,123 @@ pub struct AlertBatch {
     pub policy: Option<String>,
 }
 
+/// Declares a closed set of names that are stored and shown as text: the enum, its
+/// `as_str` and `parse`, and serde as the same snake_case text.
+macro_rules! named {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $s)] $v,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s,)*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some($name::$v),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// The channel through which someone acted.
+    pub enum Via {
+        /// tocsin itself: deadlines, outcomes, alerts.
+        Engine = "engine",
+        Api = "api",
+        Cli = "cli",
+        Web = "web",
+        Irc = "irc",
+        Sms = "sms",
+        /// A signed ack link; the actor's `reference` is the link's id.
+        Link = "link",
+        /// A Pushover emergency receipt acknowledged on the phone.
+        Pushover = "pushover",
+    }
+}
+
+named! {
+    /// What a line of an incident's history records.
+    pub enum EventKind {
+        Opened = "opened",
+        Received = "received",
+        Truncated = "truncated",
+        Step = "step",
+        CatchUp = "catch_up",
+        Unreachable = "unreachable",
+        PageAttempt = "page_attempt",
+        PageDelivered = "page_delivered",
+        PageFailed = "page_failed",
+        PageCancelled = "page_cancelled",
+        Failover = "failover",
+        Acked = "acked",
+        /// Someone acked an incident that someone else had acked already.
+        AlsoAcked = "also_acked",
+        AckExpired = "ack_expired",
+        Unacked = "unacked",
+        Snoozed = "snoozed",
+        SnoozeEnded = "snooze_ended",
+        EscalateNow = "escalate_now",
+        Resolved = "resolved",
+        /// A command that was not allowed (an IRC user who is no acker, an SMS from an
+        /// unknown number); nothing changed.
+        Refused = "refused",
+    }
+}
+
 /// Who did something, and through which channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub name: String,
-    /// `api`, `cli`, `irc`, `sms`, `link`, ...
-    pub via: String,
+    pub via: Via,
+    /// Which one of the channel: the ack link's id, the SMS gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>, via: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, via: Via) -> Self {
         Actor {
             name: name.into(),
-            via: via.into(),
+            via,
+            reference: None,
+        }
+    }
+
+    /// An actor on one particular link or gateway of a channel.
+    pub fn with_reference(name: impl Into<String>, via: Via, reference: impl Into<String>) -> Self {
+        Actor {
+            reference: Some(reference.into()),
+            ..Actor::new(name, via)
         }
     }
 
     fn system() -> Self {
-        Actor::new("tocsin", "engine")
+        Actor::new("tocsin", Via::Engine)
+    }
+
+    /// How the history shows them: "alice via link 3f2a", "tocsin".
+    pub fn describe(&self) -> String {
+        match (self.via, &self.reference) {
+            (Via::Engine, _) => self.name.clone(),
+            (via, None) => format!("{} via {via}", self.name),
+            (via, Some(r)) => format!("{} via {via} {r}", self.name),
+        }
     }
 }
 
@@ -150,7 +249,7 @@ pub enum Input {
     /// A line of history that changes nothing (a refused SMS reply or IRC command).
     Note {
         id: IncidentId,
-        kind: String,
+        kind: EventKind,
         by: Actor,
         detail: String,
     },
@@ -347,10 +446,13 @@ pub struct AlertRecord {
 pub struct HistoryEvent {
     pub incident: IncidentId,
     pub at: Timestamp,
-    /// `opened`, `received`, `paged`, `page_delivered`, `page_failed`, `escalated`, `acked`,
-    /// `ack_expired`, `unacked`, `snoozed`, `snooze_ended`, `resolved`, `truncated`, `failover`, ...
-    pub kind: String,
+    pub kind: EventKind,
+    /// Who acted ("alice via irc"; "tocsin" for the engine), as the history shows it.
     pub actor: String,
+    /// The channel they acted through, as data (never parsed back out of `actor`).
+    pub via: Via,
+    /// Which link or gateway of that channel.
+    pub reference: Option<String>,
     pub detail: String,
 }
 
@@ -358,19 +460,17 @@ impl HistoryEvent {
     pub fn new(
         incident: IncidentId,
         at: Timestamp,
-        kind: &str,
+        kind: EventKind,
         actor: &Actor,
         detail: impl Into<String>,
     ) -> Self {
         HistoryEvent {
             incident,
             at,
-            kind: kind.to_string(),
-            actor: if actor.via.is_empty() {
-                actor.name.clone()
-            } else {
-                format!("{} via {}", actor.name, actor.via)
-            },
+            kind,
+            actor: actor.describe(),
+            via: actor.via,
+            reference: actor.reference.clone(),
             detail: detail.into(),
         }
     }
@@ -378,16 +478,10 @@ impl HistoryEvent {
     pub fn by_engine(
         incident: IncidentId,
         at: Timestamp,
-        kind: &str,
+        kind: EventKind,
         detail: impl Into<String>,
     ) -> Self {
-        HistoryEvent {
-            incident,
-            at,
-            kind: kind.to_string(),
-            actor: Actor::system().name,
-            detail: detail.into(),
-        }
+        HistoryEvent::new(incident, at, kind, &Actor::system(), detail)
     }
 }
 

@@ -102,7 +102,7 @@ fn clear(group: &str, fp: &str, starts: &str) -> Input {
 fn ack(id: IncidentId, who: &str) -> Input {
     Input::Ack {
         id,
-        by: Actor::new(who, "api"),
+        by: Actor::new(who, Via::Api),
     }
 }
 
@@ -285,7 +285,7 @@ fn an_expired_ack_retriggers_from_step_one_and_says_so() {
     let ev = events(&fx[3]);
     let expired = ev
         .iter()
-        .find(|e| e.kind == "ack_expired")
+        .find(|e| e.kind == EventKind::AckExpired)
         .expect("ack_expired event");
     assert!(
         expired.detail.contains("ack by alice expired after 30m"),
@@ -313,7 +313,7 @@ fn snooze_holds_paging_then_resumes_from_step_one() {
                 "10:01:00",
                 Input::Snooze {
                     id: 1,
-                    by: Actor::new("alice", "api"),
+                    by: Actor::new("alice", Via::Api),
                     duration: Duration::from_secs(15 * 60),
                 },
                 &["console:console:acknowledged:s0c0"],
@@ -356,7 +356,7 @@ fn unack_resumes_paging_at_once() {
                 "10:04:00",
                 Input::Unack {
                     id: 1,
-                    by: Actor::new("alice", "api"),
+                    by: Actor::new("alice", Via::Api),
                 },
                 &[
                     "console:console:triggered:s1c0",
@@ -372,7 +372,7 @@ fn unack_resumes_paging_at_once() {
             t("10:15:00"),
             Input::Unack {
                 id: 1,
-                by: Actor::new("alice", "api")
+                by: Actor::new("alice", Via::Api)
             }
         )
         .map_err(|r| r.refusal),
@@ -439,7 +439,7 @@ fn manual_resolve_ends_the_incident_even_while_alerts_fire() {
                 "10:03:00",
                 Input::Resolve {
                     id: 1,
-                    by: Actor::new("bob", "cli"),
+                    by: Actor::new("bob", Via::Cli),
                 },
                 &["console:console:resolved:s0c0"],
             ),
@@ -483,7 +483,7 @@ fn a_method_that_fails_for_good_hands_over_to_the_next_method_at_once() {
     );
     let failover = events(&fx)
         .into_iter()
-        .find(|e| e.kind == "failover")
+        .find(|e| e.kind == EventKind::Failover)
         .expect("failover event");
     assert!(
         failover.detail.contains("unknown topic"),
@@ -608,7 +608,7 @@ fn alerts_join_the_open_incident_of_their_group_and_it_resolves_when_all_do() {
     assert_eq!(e.open_count(), 0);
     let resolved = events(&fx)
         .into_iter()
-        .find(|e| e.kind == "resolved")
+        .find(|e| e.kind == EventKind::Resolved)
         .unwrap();
     assert!(
         resolved.detail.contains("all 2 alert(s) resolved"),
@@ -771,7 +771,7 @@ fn after_downtime_overdue_steps_fire_once_and_say_how_late() {
     assert_eq!(bob2.id, 100, "page ids continue from the store");
     let step_events: Vec<_> = events(&fx)
         .into_iter()
-        .filter(|e| e.kind == "step")
+        .filter(|e| e.kind == EventKind::Step)
         .collect();
     assert!(
         step_events[0].detail.contains("15m late"),
@@ -825,7 +825,7 @@ fn after_a_long_outage_skipped_passes_do_not_replay() {
             "hook:hook:reminder:s3c1",
         ]
     );
-    assert!(events(&fx).iter().any(|e| e.kind == "catch_up"));
+    assert!(events(&fx).iter().any(|e| e.kind == EventKind::CatchUp));
 }
 
 #[test]
@@ -929,11 +929,11 @@ fn an_unrouted_incident_is_recorded_and_says_nobody_is_paged() {
     let ev = events(&fx);
     assert!(
         ev.iter()
-            .any(|e| e.kind == "opened" && e.detail.contains("no route matched"))
+            .any(|e| e.kind == EventKind::Opened && e.detail.contains("no route matched"))
     );
     assert!(
         ev.iter()
-            .any(|e| e.kind == "truncated" && e.detail.contains("3 alert(s)"))
+            .any(|e| e.kind == EventKind::Truncated && e.detail.contains("3 alert(s)"))
     );
 }
 
@@ -947,7 +947,7 @@ fn snooze_needs_a_duration() {
             t("10:01:00"),
             Input::Snooze {
                 id: 1,
-                by: Actor::new("a", "api"),
+                by: Actor::new("a", Via::Api),
                 duration: Duration::ZERO
             }
         )
@@ -1118,7 +1118,7 @@ fn three_people_ack_one_incident_and_it_is_announced_once_with_the_first_acker_k
     assert!(pages(&bob.notes).is_empty());
     let notes = events(&bob.notes);
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(notes[0].kind, "also_acked");
+    assert_eq!(notes[0].kind, EventKind::AlsoAcked);
     assert_eq!(notes[0].actor, "bob via api");
     assert!(
         notes[0].detail.contains("alice acked it first"),
@@ -1158,13 +1158,13 @@ fn acking_a_snoozed_incident_turns_the_snooze_into_an_ack() {
         t("10:01:00"),
         Input::Snooze {
             id: 1,
-            by: Actor::new("alice", "api"),
+            by: Actor::new("alice", Via::Api),
             duration: Duration::from_secs(300),
         },
     )
     .unwrap();
     let fx = e.apply(t("10:02:00"), ack(1, "bob")).unwrap();
-    assert!(events(&fx).iter().any(|h| h.kind == "acked"));
+    assert!(events(&fx).iter().any(|h| h.kind == EventKind::Acked));
     // The snooze would have ended at 10:06; the ack lasts its 30 minutes.
     run_table(
         &mut e,
@@ -1304,7 +1304,7 @@ fn held_pages_released_after_an_ack_or_resolve_are_cancelled_and_the_rest_go_out
         t("10:00:30"),
         Input::Resolve {
             id: 2,
-            by: Actor::new("bob", "api"),
+            by: Actor::new("bob", Via::Api),
         },
     )
     .unwrap();
@@ -1335,7 +1335,7 @@ fn held_pages_released_after_an_ack_or_resolve_are_cancelled_and_the_rest_go_out
     assert!(
         events(&fx)
             .iter()
-            .filter(|h| h.kind == "page_cancelled")
+            .filter(|h| h.kind == EventKind::PageCancelled)
             .count()
             == 2
     );
@@ -1353,7 +1353,7 @@ fn a_released_status_update_goes_out_whatever_the_incident_became() {
         t("10:02:00"),
         Input::Resolve {
             id: 1,
-            by: Actor::new("alice", "api"),
+            by: Actor::new("alice", Via::Api),
         },
     )
     .unwrap();

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::AppState;
 use crate::ack_link::{AckKey, Claims, LinkError};
-use crate::engine::{Actor, IncidentState, Input};
+use crate::engine::{Actor, EventKind, IncidentState, Input, Via};
 use crate::html::{PAGE_HEADERS, html_escape, page};
 use crate::runtime::SubmitError;
 use crate::store::IncidentView;
@@ -52,16 +52,17 @@ async fn look(s: &AppState, token: &str) -> Result<Looked, Response> {
         .verify(token, s.clock.now())
         .map_err(|e| link_error(&e))?;
     let link_id = AckKey::token_id(token);
-    let marker = format!("via link {link_id}");
     let mut incidents = Vec::new();
     let mut used_at = None;
     for id in &claims.incidents {
         match s.store.incident(*id, true).await {
             Ok(Some(mut v)) => {
                 if let Some(h) = &v.history
-                    && let Some(e) = h
-                        .iter()
-                        .find(|e| e.kind == "acked" && e.actor.ends_with(&marker))
+                    && let Some(e) = h.iter().find(|e| {
+                        e.kind == EventKind::Acked
+                            && e.via == Via::Link
+                            && e.reference.as_deref() == Some(link_id.as_str())
+                    })
                 {
                     used_at = Some(e.at.to_rfc3339());
                 }
@@ -165,7 +166,7 @@ pub(crate) async fn ack(State(s): State<AppState>, Path(token): Path<String>) ->
         .contact
         .clone()
         .unwrap_or_else(|| "someone".to_string());
-    let by = Actor::new(name, format!("link {}", l.link_id));
+    let by = Actor::with_reference(name, Via::Link, l.link_id.clone());
     let mut lines = String::new();
     let mut acked = 0;
     for v in &l.incidents {

@@ -14,7 +14,7 @@ use super::hooks::read_capped;
 use super::refused;
 use super::{AppState, auth, error};
 use crate::config::HumanDuration;
-use crate::engine::{Actor, IncidentState, Input};
+use crate::engine::{Actor, IncidentState, Input, Via};
 use crate::metrics::StateLabel;
 
 #[derive(Deserialize)]
@@ -109,7 +109,7 @@ pub(crate) async fn act(
             "say who is acting: {\"by\": \"alice\"}",
         );
     };
-    let by = Actor::new(crate::notify::message::clean(&by), "api");
+    let by = Actor::new(crate::notify::message::clean(&by), Via::Api);
     let duration = match b.duration.as_deref().map(HumanDuration::parse) {
         None => None,
         Some(Ok(d)) => Some(d.0),

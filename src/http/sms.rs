@@ -4,7 +4,7 @@
 use tracing::{info, warn};
 
 use super::AppState;
-use crate::engine::{Actor, Input};
+use crate::engine::{Actor, EventKind, Input, Via};
 use crate::runtime::SubmitError;
 use crate::source::sms_reply::{self, Command};
 
@@ -50,8 +50,8 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
                 .engine
                 .submit(Input::Note {
                     id: cmd.incident(),
-                    kind: "refused".into(),
-                    by: Actor::new(from_clean.clone(), format!("sms ({via})")),
+                    kind: EventKind::Refused,
+                    by: Actor::with_reference(from_clean.clone(), Via::Sms, via),
                     detail: format!(
                         "SMS reply {text_clean:?} from {from_clean}, which is no contact's SMS number; nothing done"
                     ),
@@ -67,7 +67,7 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
             return ReplyOutcome::NotUnderstood(help.to_string());
         }
     };
-    let by = Actor::new(contact, "sms");
+    let by = Actor::with_reference(contact, Via::Sms, via);
     let (input, done) = match cmd {
         Command::Ack(id) => (Input::Ack { id, by }, format!("Acknowledged #{id}")),
         Command::Escalate(id) => (Input::Escalate { id, by }, format!("Escalated #{id}")),

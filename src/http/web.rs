@@ -25,7 +25,7 @@ use self::view::Viewer;
 use super::hooks::read_capped;
 use super::status_of;
 use super::{AppState, auth};
-use crate::engine::{Actor, IncidentState, Input, Refusal};
+use crate::engine::{Actor, IncidentState, Input, Refusal, Via};
 use crate::html::{PAGE_HEADERS, app_page, html_escape};
 use crate::runtime::SubmitError;
 use crate::store::IncidentView;
@@ -269,7 +269,7 @@ pub(crate) async fn act(
     } else {
         name
     };
-    let by = Actor::new(name.clone(), "web");
+    let by = Actor::new(name.clone(), Via::Web);
     let input = match action.as_str() {
         "ack" => Input::Ack { id, by },
         "unack" => Input::Unack { id, by },

@@ -21,7 +21,7 @@ use super::message::clean;
 use super::webhook::classify_status;
 use super::{Acker, Message, Notifier, NotifyError};
 use crate::config::{PushoverConfig, Secret};
-use crate::engine::{Actor, IncidentId, IncidentState, PageKind};
+use crate::engine::{Actor, IncidentId, IncidentState, PageKind, Via};
 
 /// Pushover's limits: title 250 characters, message 1024, url 512, url_title 100.
 const MAX_TITLE: usize = 250;
@@ -252,7 +252,7 @@ impl Shared {
         let Some(acker) = &self.acker else { return };
         let mut failed = BTreeSet::new();
         for &id in &rec.incidents {
-            match acker.ack(id, Actor::new(who, "pushover")).await {
+            match acker.ack(id, Actor::new(who, Via::Pushover)).await {
                 Ok(()) => info!(incident = id, by = who, receipt, "acknowledged on Pushover"),
                 Err(e) => {
                     warn!(incident = id, by = who, receipt, error = %e, "recording a Pushover acknowledgement failed");

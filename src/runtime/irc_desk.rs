@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::EngineHandle;
 use crate::config::Config;
-use crate::engine::{Actor, AlertBatch, IncidentId, IncidentState, Input};
+use crate::engine::{Actor, AlertBatch, EventKind, IncidentId, IncidentState, Input, Via};
 use crate::irc::command::{AckTarget, ChatCommand, HELP};
 use crate::irc::mask::{mask_matches, same_name};
 use crate::irc::session::Ask;
@@ -104,8 +104,8 @@ impl IrcDesk {
                 .engine
                 .submit(Input::Note {
                     id,
-                    kind: "refused".into(),
-                    by: Actor::new(clean(&ask.hostmask), "irc"),
+                    kind: EventKind::Refused,
+                    by: Actor::new(clean(&ask.hostmask), Via::Irc),
                     detail: format!(
                         "IRC command {:?} from {} ({who}): not an acker; nothing done",
                         ask.text, ask.hostmask
@@ -120,7 +120,7 @@ impl IrcDesk {
     }
 
     async fn act(&self, contact: &str, cmd: &ChatCommand) -> Result<String, String> {
-        let by = Actor::new(contact, "irc");
+        let by = Actor::new(contact, Via::Irc);
         match *cmd {
             ChatCommand::Ack(AckTarget::One(id)) => {
                 self.submit(Input::Ack { id, by }).await?;

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::engine::{AlertStatus, Effect, IncidentId, IncidentState, Page, PageId, PageKind};
+use crate::engine::{
+    AlertStatus, Effect, EventKind, IncidentId, IncidentState, Page, PageId, PageKind, Via,
+};
 
 /// Defined beside the engine (which consumes it); re-exported here where stores build it.
 pub use crate::engine::RestoredIncident;
@@ -139,8 +141,14 @@ impl AlertView {
 pub struct EventView {
     #[serde(with = "rfc3339")]
     pub at: Timestamp,
-    pub kind: String,
+    pub kind: EventKind,
+    /// Who, as the history shows it ("alice via irc").
     pub actor: String,
+    /// The channel they acted through.
+    pub via: Via,
+    /// Which link or gateway of it (an ack link's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub detail: String,
 }
 

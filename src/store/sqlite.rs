@@ -44,6 +44,17 @@ pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 const MIGRATIONS: &[&str] = &[
     // 2: a page carries the moment its retries must stop (the contact's next method is due).
     "ALTER TABLE pages ADD COLUMN retry_until INTEGER",
+    // 3: the channel someone acted through is data, not a phrase inside `actor`. Rows
+    // written before are read once here to fill it in.
+    "ALTER TABLE events ADD COLUMN via TEXT NOT NULL DEFAULT 'engine';
+     ALTER TABLE events ADD COLUMN reference TEXT;
+     UPDATE events SET via = 'link', reference = substr(actor, instr(actor, ' via link ') + 10)
+       WHERE instr(actor, ' via link ') > 0;
+     UPDATE events SET via = 'sms', reference = rtrim(substr(actor, instr(actor, ' via sms (') + 10), ')')
+       WHERE instr(actor, ' via sms (') > 0;
+     UPDATE events SET via = substr(actor, instr(actor, ' via ') + 5)
+       WHERE via = 'engine'
+         AND substr(actor, instr(actor, ' via ') + 5) IN ('api', 'cli', 'web', 'irc', 'sms', 'pushover');",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of

@@ -372,7 +372,7 @@ pub(super) fn incident(v: &IncidentView, viewer: &Viewer, now: Timestamp) -> Str
         .map(|e| {
             vec![
                 when(e.at),
-                html_escape(&e.kind),
+                e.kind.to_string(),
                 html_escape(&e.actor),
                 html_escape(&e.detail),
             ]

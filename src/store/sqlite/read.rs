@@ -7,7 +7,8 @@ use rusqlite::{Connection, Row, Transaction, params};
 
 use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
 use crate::engine::{
-    AlertStatus, Escalation, IncidentId, IncidentState, Page, PageKind, PolicySnapshot,
+    AlertStatus, Escalation, EventKind, IncidentId, IncidentState, Page, PageKind, PolicySnapshot,
+    Via,
 };
 use crate::store::{
     AlertView, EventView, IncidentView, PageStatus, PageView, Restored, RestoredIncident,
@@ -289,20 +290,27 @@ fn alert_views(
 fn event_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<EventView>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT at, kind, actor, detail FROM events WHERE incident_id = ?1 ORDER BY at, id",
+            "SELECT at, kind, actor, via, reference, detail FROM events WHERE incident_id = ?1 \
+             ORDER BY at, id",
         )
         .or_read()?;
-    let rows = stmt
-        .query_map([sql_u64(id).or_read()?], |row| {
-            Ok(EventView {
-                at: Timestamp(row.get(0)?),
-                kind: row.get(1)?,
-                actor: row.get(2)?,
-                detail: row.get(3)?,
-            })
-        })
-        .or_read()?;
-    rows.collect::<rusqlite::Result<_>>().or_read()
+    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let kind: String = row.get(1).or_read()?;
+        let via: String = row.get(3).or_read()?;
+        out.push(EventView {
+            at: Timestamp(row.get(0).or_read()?),
+            kind: EventKind::parse(&kind)
+                .ok_or_else(|| corrupt(id, "history", format!("unknown event kind {kind:?}")))?,
+            actor: row.get(2).or_read()?,
+            via: Via::parse(&via)
+                .ok_or_else(|| corrupt(id, "history", format!("unknown channel {via:?}")))?,
+            reference: row.get(4).or_read()?,
+            detail: row.get(5).or_read()?,
+        });
+    }
+    Ok(out)
 }
 
 fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, StoreError> {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::engine::{
-    AlertIn, AlertRecord, AlertStatus, Escalation, HistoryEvent, IncidentOpened, IncidentStatus,
-    LabelSet, Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot, Target,
+    AlertIn, AlertRecord, AlertStatus, Escalation, EventKind, HistoryEvent, IncidentOpened,
+    IncidentStatus, LabelSet, Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot,
+    Target,
 };
 use crate::store::{IncidentView, PageStatus};
 
@@ -111,7 +112,12 @@ fn opening(id: IncidentId, at: Timestamp) -> Vec<Effect> {
         }),
         Effect::Status(status(id, IncidentState::Triggered, at)),
         alert(id, "a1b2c3d4e5f60718", at),
-        Effect::Event(HistoryEvent::by_engine(id, at, "opened", "DiskFull")),
+        Effect::Event(HistoryEvent::by_engine(
+            id,
+            at,
+            EventKind::Opened,
+            "DiskFull",
+        )),
         Effect::Page(page(id, id, at)),
     ]
 }
@@ -149,7 +155,7 @@ async fn webhook_batch_reads_back_whole() {
     assert_eq!(a.generator_url, "http://prometheus/graph");
     let history = view.history.expect("history in the detail view");
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].kind, "opened");
+    assert_eq!(history[0].kind, EventKind::Opened);
     assert_eq!(history[0].actor, "tocsin");
     let pages = view.pages.expect("pages in the detail view");
     assert_eq!(pages.len(), 1);
@@ -371,7 +377,7 @@ async fn only_the_last_status_of_a_batch_counts() {
     effects.push(Effect::Event(HistoryEvent::by_engine(
         1,
         t("2026-11-21T10:01:00Z"),
-        "acked",
+        EventKind::Acked,
         "",
     )));
     store.commit(effects).await.unwrap();
@@ -379,7 +385,7 @@ async fn only_the_last_status_of_a_batch_counts() {
     assert_eq!(view.state, IncidentState::Acknowledged);
     assert_eq!(view.acked_by.as_deref(), Some("bob"));
     let kinds: Vec<_> = view.history.unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["opened", "acked"]);
+    assert_eq!(kinds, [EventKind::Opened, EventKind::Acked]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -441,7 +447,10 @@ async fn failed_commit_writes_nothing_and_the_store_carries_on() {
     store.commit(opening(1, at)).await.unwrap();
     // Incident 1 again (an id reused by a bug): the whole batch must roll back.
     let mut effects = vec![Effect::Event(HistoryEvent::by_engine(
-        1, at, "received", "",
+        1,
+        at,
+        EventKind::Received,
+        "",
     ))];
     effects.extend(opening(1, at));
     let err = store.commit(effects).await.unwrap_err();
@@ -515,7 +524,12 @@ async fn a_database_from_the_first_schema_is_migrated_and_keeps_its_pending_page
              INSERT INTO meta VALUES ('schema_version', '1');
              INSERT INTO pages (id, incident_id, at, kind, step, cycle, target, notifier, reason,
                                 status, attempts)
-             VALUES (7, 1, 1000, 'triggered', 1, 0, 'alice', 'mail', 'step 1', 'pending', 0);",
+             VALUES (7, 1, 1000, 'triggered', 1, 0, 'alice', 'mail', 'step 1', 'pending', 0);
+             INSERT INTO events (incident_id, at, kind, actor, detail) VALUES
+               (1, 1000, 'acked', 'alice via link 3f2a9c', 'acknowledged'),
+               (1, 1001, 'acked', 'bob via sms (kannel)', 'acknowledged'),
+               (1, 1002, 'unacked', 'carol via irc', 'unacknowledged'),
+               (1, 1003, 'step', 'tocsin', 'step 1');",
         )
         .unwrap();
     }
@@ -534,6 +548,24 @@ async fn a_database_from_the_first_schema_is_migrated_and_keeps_its_pending_page
         )
         .unwrap();
     assert_eq!(v, super::SCHEMA_VERSION.to_string());
+    // The channel of older history lines is data now: a link used before the upgrade
+    // is still known as used.
+    let rows: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT via, reference FROM events ORDER BY at")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("link".to_string(), Some("3f2a9c".to_string())),
+            ("sms".to_string(), Some("kannel".to_string())),
+            ("irc".to_string(), None),
+            ("engine".to_string(), None),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -111,13 +111,16 @@ fn upsert_alert(tx: &Transaction<'_>, a: &AlertRecord) -> rusqlite::Result<()> {
 
 fn insert_event(tx: &Transaction<'_>, e: &HistoryEvent) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO events (incident_id, at, kind, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (incident_id, at, kind, actor, via, reference, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     stmt.execute(params![
         sql_u64(e.incident)?,
         e.at.0,
-        e.kind,
+        e.kind.as_str(),
         e.actor,
+        e.via.as_str(),
+        e.reference,
         e.detail
     ])?;
     Ok(())
