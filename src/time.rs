@@ -79,9 +79,60 @@ pub fn human(d: Duration) -> String {
 }
 
 /// Where the runtime gets `now`. Production reads the system clock; tests use a clock
-/// driven by tokio's paused time so that deadlines fire without sleeping.
+/// driven by tokio's paused time, or moved by hand, so that deadlines fire without
+/// sleeping.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+
+    /// For a clock that jumps (moved by a test): a receiver that changes whenever it
+    /// jumps, so loops waiting for a deadline look again at once. Clocks that flow
+    /// answer `None` and loops simply sleep until the deadline.
+    fn jumps(&self) -> Option<tokio::sync::watch::Receiver<Timestamp>> {
+        None
+    }
+}
+
+/// Waits until `jumps` (from [`Clock::jumps`]) says the clock moved; forever when the
+/// clock flows.
+pub async fn jumped(jumps: &mut Option<tokio::sync::watch::Receiver<Timestamp>>) {
+    match jumps {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// A clock that stands still until it is moved: escalation tests move it ten minutes
+/// and see the step due then fire at once, with the page stamped at that instant.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: tokio::sync::watch::Sender<Timestamp>,
+}
+
+impl ManualClock {
+    pub fn starting_at(at: Timestamp) -> Self {
+        ManualClock {
+            now: tokio::sync::watch::Sender::new(at),
+        }
+    }
+
+    /// Moves the clock forward by `d` and wakes whatever waits for a deadline.
+    pub fn advance(&self, d: Duration) {
+        self.now.send_modify(|t| *t = t.plus(d));
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.now.borrow()
+    }
+
+    fn jumps(&self) -> Option<tokio::sync::watch::Receiver<Timestamp>> {
+        Some(self.now.subscribe())
+    }
 }
 
 /// The system's wall clock.

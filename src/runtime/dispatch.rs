@@ -249,6 +249,7 @@ impl Inner {
 
     /// Lets held pages go as their limits allow.
     async fn release_loop(self: Arc<Self>) {
+        let mut jumps = self.clock.jumps();
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return;
@@ -278,6 +279,7 @@ impl Inner {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.flood_wake.notified() => {}
+                _ = crate::time::jumped(&mut jumps) => {}
             }
         }
     }

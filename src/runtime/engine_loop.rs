@@ -140,6 +140,7 @@ impl EngineLoop {
     pub async fn run(mut self, stop: CancellationToken, drain_grace: Duration) {
         let mut batch: Vec<Request> = Vec::new();
         let mut stopping_since: Option<Instant> = None;
+        let mut jumps = self.clock.jumps();
         loop {
             let wait = self
                 .engine
@@ -159,6 +160,7 @@ impl EngineLoop {
                 Some(o) = self.outcomes.recv() => outcome_batch.push(o),
                 _ = stop.cancelled(), if stopping_since.is_none() => begin_stop = true,
                 _ = tokio::time::sleep(wait) => {}
+                _ = crate::time::jumped(&mut jumps) => {}
             }
             if begin_stop {
                 info!("stopping: taking no new input, finishing queued work and pages in flight");

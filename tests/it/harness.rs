@@ -2,13 +2,14 @@
 //! bound listener), on port 0 with a fresh data dir, plus small clients for its API.
 
 use std::net::SocketAddr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options, Running};
+use tocsin::time::{Clock, ManualClock, SystemClock, Timestamp};
 use tokio::net::TcpListener;
 
 /// How long a test waits for the daemon to answer `/healthz` after it started.
@@ -70,6 +71,8 @@ pub struct TestApp {
     config: Config,
     data_dir: TempDir,
     running: Option<Running>,
+    /// The daemon's clock: the system's, or one the test moves ([`spawn_app_on_clock`]).
+    clock: Arc<dyn Clock>,
 }
 
 /// A config with a `webhook` notifier named `hook` that POSTs to `hook_url`, the
@@ -137,9 +140,28 @@ pub async fn spawn_app_unready(config_toml: &str) -> TestApp {
     spawn_config(config).await
 }
 
+/// Like [`spawn_app`], on a clock that stands still until the test moves it: time-driven
+/// behaviour (steps ten minutes apart, an ack that expires after half an hour) is tested
+/// at its real delays without waiting for them.
+pub async fn spawn_app_on_clock(config_toml: &str) -> (TestApp, Arc<ManualClock>) {
+    init();
+    let config = config::load_str(config_toml, None)
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}"));
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::at(
+        "2026-11-21T10:00:00Z",
+    )));
+    let app = spawn_config_on(config, clock.clone()).await;
+    app.wait_ready().await;
+    (app, clock)
+}
+
 async fn spawn_config(config: Config) -> TestApp {
+    spawn_config_on(config, Arc::new(SystemClock)).await
+}
+
+async fn spawn_config_on(config: Config, clock: Arc<dyn Clock>) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp data dir");
-    let running = start(&config, &data_dir, "127.0.0.1:0".parse().unwrap()).await;
+    let running = start(&config, &data_dir, "127.0.0.1:0".parse().unwrap(), &clock).await;
     TestApp {
         addr: running.addr,
         client: client(),
@@ -147,6 +169,7 @@ async fn spawn_config(config: Config) -> TestApp {
         config,
         data_dir,
         running: Some(running),
+        clock,
     }
 }
 
@@ -157,11 +180,17 @@ fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-async fn start(config: &Config, data_dir: &TempDir, addr: SocketAddr) -> Running {
+async fn start(
+    config: &Config,
+    data_dir: &TempDir,
+    addr: SocketAddr,
+    clock: &Arc<dyn Clock>,
+) -> Running {
     let listener = TcpListener::bind(addr)
         .await
         .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
     let mut opts = Options::new(config.clone(), data_dir.path().to_path_buf());
+    opts.clock = clock.clone();
     opts.drain_grace = Duration::from_secs(3);
     runtime::start(opts, listener).await.expect("tocsin starts")
 }
@@ -290,10 +319,45 @@ impl TestApp {
         }
     }
 
+    /// Moves `clock` (from [`spawn_app_on_clock`]) by `d` and returns once the engine has
+    /// acted on the new time and committed it: a request through the engine made after
+    /// the move is answered only after a turn that saw the new time.
+    pub async fn advance(&self, clock: &ManualClock, d: Duration) {
+        clock.advance(d);
+        let r = self.act(0, "ack", serde_json::json!({"by": "clock"})).await;
+        assert_eq!(
+            r.status, 404,
+            "the engine answers a barrier request: {}",
+            r.body
+        );
+    }
+
+    /// The pages the incident recorded (intents are committed before anything is sent),
+    /// as `target:kind:step`, with when each was decided.
+    pub async fn recorded_pages(&self, id: u64) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+        let inc = self.incident(id).await;
+        inc["pages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no pages in {inc}"))
+            .iter()
+            .map(|p| {
+                (
+                    format!(
+                        "{}:{}:{}",
+                        p["target"].as_str().unwrap(),
+                        p["kind"].as_str().unwrap(),
+                        p["step"]
+                    ),
+                    time_of(&p["at"]),
+                )
+            })
+            .collect()
+    }
+
     /// Stops gracefully and starts again on the same data dir and address.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = start(&self.config, &self.data_dir, self.addr).await;
+        let running = start(&self.config, &self.data_dir, self.addr, &self.clock).await;
         self.addr = running.addr;
         self.running = Some(running);
         // Connections to the old server are gone; start with a fresh pool.
