@@ -5,9 +5,14 @@
 //! groups alerts into incidents, walks each incident's escalation policy and answers with
 //! [`engine::Effect`]s. The runtime commits all effects of a batch to the [`store`] in
 //! one transaction (group commit), then answers the senders and hands the pages to the
-//! [`notify`] implementations, whose outcomes come back to the engine as inputs.
-//! Deadlines are wall-clock instants in the store, so a restart resumes every
-//! escalation where it stood.
+//! dispatcher, which sends them through the [`notify`] implementations; every attempt,
+//! outcome and flood-control release comes back to the engine as an input. Deadlines
+//! are wall-clock instants in the store, so a restart resumes every escalation where it
+//! stood.
+//!
+//! The split: the **engine decides** (whom to page, how long a send may retry, whether
+//! a released page is still wanted, what a second ack means: [`engine::Refusal`]); the
+//! **dispatcher executes** and reports back, never re-reading the store to decide.
 //!
 //! Module map:
 //! - [`config`]: `alerts.toml` schema and validation (every error at once).
