@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, Limits, NotifierConfig};
+use crate::config::{Config, Limits, NotifierConfig, Secret};
 use crate::engine::{Actor, IncidentId};
 
 pub use log::LogNotifier;
@@ -107,58 +107,109 @@ pub struct NotifierEntry {
     pub limits: Limits,
 }
 
-/// Builds every notifier named in the config.
+/// A notifier of the config that could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("notifiers.{name}: {error}")]
+pub struct BuildError {
+    /// The notifier's name in alerts.toml.
+    pub name: String,
+    pub error: NotifyError,
+}
+
+/// Every notifier of a config that could not be built, one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct BuildErrors(pub Vec<BuildError>);
+
+impl std::fmt::Display for BuildErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BuildContext {
+    /// Nothing to ack through and no IRC link: what `check-config` and `test-notify` build
+    /// with. Building never touches the network, so this finds the mistakes only a
+    /// notifier can see (a relay URL's TLS mode, a template) without sending anything.
+    pub fn offline() -> Self {
+        BuildContext {
+            acker: None,
+            irc: None,
+        }
+    }
+}
+
+/// Builds one notifier from its config and its secrets (by the `base` of their keys,
+/// like `password`).
+pub fn build(
+    nc: &NotifierConfig,
+    secrets: &BTreeMap<&'static str, Secret>,
+    cx: &BuildContext,
+) -> Result<NotifierEntry, NotifyError> {
+    let secret = |k: &str| secrets.get(k).cloned();
+    let notifier: Arc<dyn Notifier> = match nc {
+        NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
+        NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
+            &w.url,
+            w.timeout.0,
+            secret("bearer_token"),
+        )?),
+        NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
+        NotifierConfig::Kannel(c) => Arc::new(kannel::KannelNotifier::new(c, secret("password"))?),
+        NotifierConfig::Twilio(c) => {
+            Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
+        }
+        NotifierConfig::HttpSms(c) => Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?),
+        NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
+        NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
+            c,
+            secret("app_token"),
+            cx.acker.clone(),
+        )?),
+        NotifierConfig::Gotify(c) => Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?),
+        NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
+    };
+    let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
+    Ok(NotifierEntry {
+        notifier,
+        max_attempts: attempts.max(1),
+        // Room for every attempt plus the backoff between them; the dispatcher
+        // shortens it further so a retry never delays the next method.
+        retry_budget: timeout * attempts.max(1) + Duration::from_secs(30),
+        limits: nc.limits(),
+    })
+}
+
+/// Builds every notifier named in the config, or says which could not be built and why.
 pub fn build_all(
     cfg: &Config,
     cx: &BuildContext,
-) -> Result<BTreeMap<String, NotifierEntry>, NotifyError> {
+) -> Result<BTreeMap<String, NotifierEntry>, BuildErrors> {
     let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
     let none = BTreeMap::new();
     for (name, nc) in &cfg.file.notifiers {
         let secrets = cfg.notifier_secrets.get(name).unwrap_or(&none);
-        let secret = |k: &str| secrets.get(k).cloned();
-        let notifier: Arc<dyn Notifier> = match nc {
-            NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
-            NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
-                &w.url,
-                w.timeout.0,
-                secret("bearer_token"),
-            )?),
-            NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
-            NotifierConfig::Kannel(c) => {
-                Arc::new(kannel::KannelNotifier::new(c, secret("password"))?)
+        match build(nc, secrets, cx) {
+            Ok(entry) => {
+                out.insert(name.clone(), entry);
             }
-            NotifierConfig::Twilio(c) => {
-                Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
-            }
-            NotifierConfig::HttpSms(c) => {
-                Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?)
-            }
-            NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
-            NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
-                c,
-                secret("app_token"),
-                cx.acker.clone(),
-            )?),
-            NotifierConfig::Gotify(c) => {
-                Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?)
-            }
-            NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
-        };
-        let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
-        out.insert(
-            name.clone(),
-            NotifierEntry {
-                notifier,
-                max_attempts: attempts.max(1),
-                // Room for every attempt plus the backoff between them; the dispatcher
-                // shortens it further so a retry never delays the next method.
-                retry_budget: timeout * attempts.max(1) + Duration::from_secs(30),
-                limits: nc.limits(),
-            },
-        );
+            Err(error) => errors.push(BuildError {
+                name: name.clone(),
+                error,
+            }),
+        }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(BuildErrors(errors))
+    }
 }
 
 /// The check of an HTTP notifier: any HTTP answer from `url`'s server proves it is

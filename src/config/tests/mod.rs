@@ -6,6 +6,8 @@ use std::path::Path;
 use super::load::load_with_env;
 use super::*;
 
+mod notifiers;
+
 /// The design's example, with only the notifier types this build has.
 const DESIGN_EXAMPLE: &str = r#"
 [server]
@@ -96,7 +98,7 @@ fn design_example_loads_and_summary_counts_everything() {
 
 #[test]
 fn shipped_alerts_toml_loads_on_a_fresh_machine() {
-    let c = load_str(include_str!("../../alerts.toml"), None).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_str(include_str!("../../../alerts.toml"), None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.file.server.listen, "127.0.0.1:9797");
     assert!(c.file.notifiers.contains_key("console"));
     assert!(c.file.policies.contains_key("default"));
