@@ -553,6 +553,29 @@ fn check_config_refuses_a_template_the_sms_gateway_notifier_cannot_render() {
     assert!(c.stderr.contains(&at), "expected {at:?} in:\n{}", c.stderr);
 }
 
+#[test]
+fn check_config_refuses_a_watchdog_that_would_page_nobody_and_says_how_to_fix_it() {
+    // Before, this passed: a silent Alertmanager logged "paging through the channels
+    // that still work" and paged the console alone.
+    let c = check_config(
+        "[policies.default]",
+        "[watchdog]\npolicy = \"machines\"\n[policies.machines]\nsteps = [{ after = \"0s\", notify = [\"console\"] }]\n\n[policies.default]",
+    );
+    assert_eq!(c.code, Some(1), "stdout: {}", c.stdout);
+    let at = format!(
+        "{}:{}: watchdog.policy: watchdog incidents page nobody: policy \"machines\" names no contact with a method",
+        c.file,
+        c.line_of("policy = \"machines\"")
+    );
+    assert!(c.stderr.contains(&at), "expected {at:?} in:\n{}", c.stderr);
+    assert!(
+        c.stderr
+            .contains("name a contact with methods in one of its steps"),
+        "{}",
+        c.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_call_with_a_huge_body_or_no_token_is_refused_and_not_counted() {
     let catcher = PageCatcher::start().await;

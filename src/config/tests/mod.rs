@@ -7,6 +7,7 @@ use super::load::load_with_env;
 use super::*;
 
 mod notifiers;
+mod watchdog;
 
 /// The design's example, with only the notifier types this build has.
 const DESIGN_EXAMPLE: &str = r#"
@@ -482,9 +483,11 @@ const IRC: &str = r##"
 [notifiers.chan]
 type = "irc"
 channel = "#alerts"
+[notifiers.console]
+type = "log"
 [contacts.alice]
 irc_account = "alice"
-methods = [{ notifier = "chan", to = "alice" }]
+methods = [{ notifier = "chan", to = "alice" }, { notifier = "console", after = "5m" }]
 [policies.default]
 steps = [{ after = "0s", notify = ["chan", "alice"] }]
 [[routes]]
