@@ -20,6 +20,7 @@ pub mod test_page;
 mod twilio;
 mod webhook;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,9 +75,10 @@ pub struct BuildContext {
     pub irc: Option<crate::irc::IrcHandle>,
 }
 
-/// One way to deliver a page.
+/// One way to deliver a page. (`Any`: a notifier built on a reload looks at the one it
+/// replaces, to take over what that one still tracks.)
 #[async_trait]
-pub trait Notifier: Send + Sync + 'static {
+pub trait Notifier: Any + Send + Sync + 'static {
     /// The `type` in alerts.toml, for logs and metrics.
     fn kind(&self) -> &'static str;
 
@@ -92,6 +94,11 @@ pub trait Notifier: Send + Sync + 'static {
     /// The incident was acknowledged or resolved: stop whatever still rings for it
     /// (Pushover emergency receipts). Most notifiers have nothing to stop.
     async fn closed(&self, _incident: IncidentId) {}
+
+    /// A reload put a rebuilt notifier of the same name in this one's place, and that
+    /// one took over what this one tracked ([`build`]'s `previous`): stop background work
+    /// the successor does now. Sends already under way still finish here.
+    fn replaced(&self) {}
 }
 
 /// A configured notifier with the retry budget the dispatcher gives it.
@@ -145,11 +152,13 @@ impl BuildContext {
 }
 
 /// Builds one notifier from its config and its secrets (by the `base` of their keys,
-/// like `password`).
+/// like `password`). `previous` is the notifier of the same name that this one replaces
+/// on a reload: a Pushover notifier takes over its receipts still ringing.
 pub fn build(
     nc: &NotifierConfig,
     secrets: &BTreeMap<&'static str, Secret>,
     cx: &BuildContext,
+    previous: Option<&dyn Notifier>,
 ) -> Result<NotifierEntry, NotifyError> {
     let secret = |k: &str| secrets.get(k).cloned();
     let notifier: Arc<dyn Notifier> = match nc {
@@ -170,6 +179,7 @@ pub fn build(
             c,
             secret("app_token"),
             cx.acker.clone(),
+            previous,
         )?),
         NotifierConfig::Gotify(c) => Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?),
         NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
@@ -195,7 +205,7 @@ pub fn build_all(
     let none = BTreeMap::new();
     for (name, nc) in &cfg.file.notifiers {
         let secrets = cfg.notifier_secrets.get(name).unwrap_or(&none);
-        match build(nc, secrets, cx) {
+        match build(nc, secrets, cx, None) {
             Ok(entry) => {
                 out.insert(name.clone(), entry);
             }
@@ -209,6 +219,62 @@ pub fn build_all(
         Ok(out)
     } else {
         Err(BuildErrors(errors))
+    }
+}
+
+/// The notifiers after a reload from `old` to `new`, and the names of those built anew.
+///
+/// A notifier whose config and secrets did not change is kept as it is, with its state
+/// (Pushover's receipts and their poller, an HTTP client's open connections): a reload must not
+/// stop a phone ringing for an open incident from acking it. A changed or added one is
+/// built, and takes over from the one of the same name it replaces ([`build`]).
+pub fn rebuild_all(
+    old: &Config,
+    running: &BTreeMap<String, NotifierEntry>,
+    new: &Config,
+    cx: &BuildContext,
+) -> Result<(BTreeMap<String, NotifierEntry>, Vec<String>), BuildErrors> {
+    let mut out = BTreeMap::new();
+    let mut rebuilt = Vec::new();
+    let mut errors = Vec::new();
+    let none = BTreeMap::new();
+    for (name, nc) in &new.file.notifiers {
+        let previous = running.get(name);
+        if let Some(entry) = previous
+            && unchanged(old, new, name)
+        {
+            out.insert(name.clone(), entry.clone());
+            continue;
+        }
+        let secrets = new.notifier_secrets.get(name).unwrap_or(&none);
+        match build(nc, secrets, cx, previous.map(|e| &*e.notifier)) {
+            Ok(entry) => {
+                out.insert(name.clone(), entry);
+                rebuilt.push(name.clone());
+            }
+            Err(error) => errors.push(BuildError {
+                name: name.clone(),
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, rebuilt))
+    } else {
+        Err(BuildErrors(errors))
+    }
+}
+
+/// Whether notifier `name` is configured the same in both configs, secrets included.
+/// Config types are plain data, so their `Debug` text is their value (secrets show as
+/// `<redacted>` there, and are compared on their own).
+fn unchanged(old: &Config, new: &Config, name: &str) -> bool {
+    match (old.file.notifiers.get(name), new.file.notifiers.get(name)) {
+        (Some(a), Some(b)) => {
+            format!("{a:?}") == format!("{b:?}")
+                && old.notifier_secrets.get(name) == new.notifier_secrets.get(name)
+        }
+        _ => false,
     }
 }
 
@@ -240,4 +306,77 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyEr
         .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two webhooks (the first with a bearer token from `token_file`) and a log, with
+    /// `extra` appended.
+    fn config(token_file: &std::path::Path, second_url: &str, extra: &str) -> Config {
+        let text = format!(
+            r#"
+[notifiers.console]
+type = "log"
+[notifiers.hook1]
+type = "webhook"
+url = "http://127.0.0.1:8080/one"
+bearer_token_file = "{}"
+[notifiers.hook2]
+type = "webhook"
+url = "{second_url}"
+[contacts.alice]
+methods = [{{ notifier = "hook1" }}, {{ notifier = "hook2", after = "1m" }}]
+[policies.default]
+steps = [{{ after = "0s", notify = ["console", "alice"] }}]
+[[routes]]
+policy = "default"
+{extra}
+"#,
+            token_file.display()
+        );
+        crate::config::load_str(&text, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn kept(
+        a: &BTreeMap<String, NotifierEntry>,
+        b: &BTreeMap<String, NotifierEntry>,
+        n: &str,
+    ) -> bool {
+        Arc::ptr_eq(&a[n].notifier, &b[n].notifier)
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_notifiers_and_rebuilds_changed_or_added_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("hook1-token");
+        std::fs::write(&token, "first-token\n").unwrap();
+        let old = config(&token, "http://127.0.0.1:8080/two", "");
+        let running = build_all(&old, &BuildContext::offline()).unwrap();
+
+        // An edit elsewhere: every notifier is kept as it is.
+        let new = config(
+            &token,
+            "http://127.0.0.1:8080/two",
+            "[defaults]\nack_timeout = \"2h\"",
+        );
+        let (after, rebuilt) = rebuild_all(&old, &running, &new, &BuildContext::offline()).unwrap();
+        assert!(rebuilt.is_empty(), "{rebuilt:?}");
+        for n in ["console", "hook1", "hook2"] {
+            assert!(kept(&running, &after, n), "{n} was rebuilt");
+        }
+
+        // A rotated secret, a changed URL and a new notifier are built anew.
+        std::fs::write(&token, "second-token\n").unwrap();
+        let new = config(
+            &token,
+            "http://127.0.0.1:8080/moved",
+            "[notifiers.hook3]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8080/three\"",
+        );
+        let (after, rebuilt) = rebuild_all(&old, &running, &new, &BuildContext::offline()).unwrap();
+        assert_eq!(rebuilt, ["hook1", "hook2", "hook3"]);
+        assert!(kept(&running, &after, "console"));
+        assert!(!kept(&running, &after, "hook1") && !kept(&running, &after, "hook2"));
+    }
 }
