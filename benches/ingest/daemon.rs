@@ -180,6 +180,9 @@ data_dir = {data_dir}
 [notifiers.console]
 type = "log"
 
+[contacts.oncall]
+methods = [{{ notifier = "console" }}]
+
 [policies.bench]
 steps = [{{ after = "1h", notify = ["console"] }}]
 

@@ -7,7 +7,8 @@
 //!    not hide a bad policy; an unknown key is reported, dropped, and the entry retried, so
 //!    every unknown key shows up in one run;
 //! 3. semantic checks: the shared name space, references, step order, matchers, addresses,
-//!    and reading the secrets.
+//!    reading the secrets, and building every notifier as the daemon would (without the
+//!    network), so what only a notifier can judge fails here and not at start.
 //!
 //! Every error carries its key path (`policies.default.steps[1].after`) and, where the
 //! spanned tree has it, the line.

@@ -1,8 +1,11 @@
 //! Pass 3: the checks that need more than one entry, or the outside world: the shared name
-//! space, references, step order, matchers, addresses and (through `secrets.rs`) secrets.
+//! space, references, step order, matchers, addresses, (through `secrets.rs`) secrets, and
+//! each notifier built offline ([`crate::notify::build`]) and dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+
+use lettre::message::Mailbox;
 
 use super::IrcSecrets;
 use super::irc::{is_channel, is_nick};
@@ -14,6 +17,7 @@ use super::sections::Parsed;
 use super::types::Secret;
 use super::{HookAuth, Route};
 use crate::engine::Matcher;
+use crate::notify::BuildContext;
 
 impl Loader<'_, '_> {
     /// Pass 3: everything that needs more than one entry, or the outside world.
@@ -34,6 +38,7 @@ impl Loader<'_, '_> {
         let mut secrets = BTreeMap::new();
         for (name, n) in &p.file.notifiers {
             let at = KeyPath::default().key("notifiers").key(name);
+            let errors_before = self.errors.len();
             for problem in n.problems() {
                 self.err(&at.key(problem.key), problem.message);
             }
@@ -53,6 +58,14 @@ impl Loader<'_, '_> {
                     }
                     None => {}
                 }
+            }
+            // What only the notifier can judge (a template that renders no request, a TLS
+            // setup): it is built here as the daemon builds it, without the network, and
+            // dropped. Only a notifier that is otherwise fine, so nothing is said twice.
+            if self.errors.len() == errors_before
+                && let Err(e) = crate::notify::build(n, &mine, &BuildContext::offline(), None)
+            {
+                self.err(&at, e.message);
             }
             secrets.insert(name.clone(), mine);
         }
@@ -312,8 +325,13 @@ fn check_address(
             Some(t) => Err(("to", format!("{t:?} is neither an IRC nick nor a channel"))),
         },
         Address::Email => match to {
-            Some(t) if t.contains('@') && !t.chars().any(char::is_control) => Ok(()),
-            Some(t) => Err(("to", format!("{t:?} is not an email address"))),
+            Some(t) if !t.chars().any(char::is_control) && t.parse::<Mailbox>().is_ok() => Ok(()),
+            Some(t) => Err((
+                "to",
+                format!(
+                    "{t:?} is not an email address: write it like \"alice@example.com\" or \"Alice <alice@example.com>\""
+                ),
+            )),
             None => Err((
                 "to",
                 format!("a {ty} method needs to = \"someone@example.com\""),

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::NotifierConfig;
 use super::types::HumanDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchdogConfig {
     /// Policy of watchdog incidents. Without it: one step paging every contact, each
-    /// through their methods in order, skipping notifiers that are down.
+    /// through their methods in order, skipping notifiers that are down. Either way it
+    /// must reach a contact with a method, not only through the IRC link (checked on load).
     pub policy: Option<String>,
     /// A channel must be down this long before it pages, and up this long before its
     /// incident resolves: a link that drops and returns inside it pages nobody.
@@ -181,6 +183,9 @@ impl super::load::Loader<'_, '_> {
                 ),
             );
         }
+        if let Some(problem) = pages_nobody(p) {
+            self.err(&at.key("policy"), problem);
+        }
         for (key, d) in w.durations() {
             if d.is_zero() {
                 self.err(&at.key(key), format!("{key} must be more than 0s"));
@@ -258,6 +263,74 @@ impl super::load::Loader<'_, '_> {
             }
         }
     }
+}
+
+/// Why watchdog incidents would reach no person, if they would: they are paged through
+/// the `[watchdog] policy` (every contact without one), and only a contact's methods reach
+/// a person; a notifier named in a step (a log, a webhook, a channel) reaches none. A
+/// person reached only through IRC is not reached either when the IRC link is what is
+/// down, which is the outage the watchdog exists for.
+fn pages_nobody(p: &super::sections::Parsed) -> Option<String> {
+    let f = &p.file;
+    // An entry that failed on its own is missing here and reported already: judging
+    // without it would be a second, wrong error.
+    if f.contacts.len() != p.contact_names.len()
+        || f.policies.len() != p.policy_names.len()
+        || f.notifiers.len() != p.notifier_names.len()
+    {
+        return None;
+    }
+    let fix = "add a contact with a method, like [contacts.oncall] methods = [{ notifier = \"mail\", to = \"oncall@example.com\" }]";
+    let contacts: Vec<&String> = match &f.watchdog.policy {
+        Some(name) => {
+            let policy = f.policies.get(name)?;
+            let named: Vec<&String> = policy.steps.iter().flat_map(|s| &s.notify).collect();
+            let people: Vec<&String> = named
+                .iter()
+                .copied()
+                .filter(|n| f.contacts.contains_key(*n))
+                .collect();
+            if people.iter().all(|c| f.contacts[*c].methods.is_empty()) {
+                let notifiers: Vec<String> = named
+                    .iter()
+                    .filter(|n| f.notifiers.contains_key(**n))
+                    .map(|n| format!("{n:?}"))
+                    .collect();
+                let why = if notifiers.is_empty() {
+                    "names no contact with a method".to_string()
+                } else {
+                    format!(
+                        "names no contact with a method, and the notifiers it names ({}) reach no person",
+                        notifiers.join(", ")
+                    )
+                };
+                return Some(format!(
+                    "watchdog incidents page nobody: policy {name:?} {why}; name a contact with methods in one of its steps, or leave [watchdog] policy out to page every contact"
+                ));
+            }
+            people
+        }
+        None => {
+            if f.contacts.is_empty() {
+                return Some(format!(
+                    "watchdog incidents page nobody: without [watchdog] policy they page every contact, and there is none; {fix}, or add [watchdog] policy = \"...\" naming a policy that pages one"
+                ));
+            }
+            if f.contacts.values().all(|c| c.methods.is_empty()) {
+                return Some(format!(
+                    "watchdog incidents page nobody: without [watchdog] policy they page every contact, and none has a method (an irc_account only lets someone ack); {fix}"
+                ));
+            }
+            f.contacts.keys().collect()
+        }
+    };
+    let irc_only = contacts
+        .iter()
+        .flat_map(|c| &f.contacts[*c].methods)
+        .all(|m| matches!(f.notifiers.get(&m.notifier), Some(NotifierConfig::Irc(_))));
+    irc_only.then(|| {
+        "watchdog incidents reach people only through irc notifiers: when the IRC link is down, the outage the watchdog is for, nobody hears of it; give a contact the watchdog pages a method through email, SMS or push (or add [watchdog] policy = \"...\" naming such a contact)".to_string()
+    })
 }
 
 /// An absolute http(s) URL, or what is wrong with it.

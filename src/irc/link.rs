@@ -799,7 +799,7 @@ mod tests {
 
     fn config(irc: &str) -> Config {
         let text = format!(
-            "[notifiers.console]\ntype = \"log\"\n[policies.default]\nsteps = [{{ notify = [\"console\"] }}]\n[[routes]]\npolicy = \"default\"\n[sources.irc]\nserver = \"irc.example.net:6697\"\n{irc}\n"
+            "[notifiers.console]\ntype = \"log\"\n[contacts.oncall]\nmethods = [{{ notifier = \"console\" }}]\n[policies.default]\nsteps = [{{ notify = [\"console\"] }}]\n[[routes]]\npolicy = \"default\"\n[sources.irc]\nserver = \"irc.example.net:6697\"\n{irc}\n"
         );
         crate::config::load_str(&text, None).expect("valid config")
     }

@@ -19,7 +19,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::message::{clean, kind_word};
 use super::{Message, Notifier, NotifyError};
-use crate::config::{EmailConfig, Secret};
+use crate::config::{EmailConfig, Secret, SmtpSecurity};
 use crate::engine::IncidentState;
 use crate::html::html_escape;
 use crate::store::IncidentView;
@@ -47,110 +47,19 @@ pub struct EmailNotifier {
     timeout: Duration,
 }
 
-/// How the connection to the relay is protected, from the scheme and `?tls=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Security {
-    /// `smtp://host:port`: plaintext, for a relay on the same host or network.
-    Plain,
-    /// `smtp://host:port?tls=starttls`: fails unless the relay upgrades to TLS.
-    StartTls,
-    /// `smtps://host:port`: TLS from the first byte.
-    Implicit,
-}
-
-/// The parts of `smtp_url` the transport needs.
-#[derive(Debug, PartialEq, Eq)]
-struct Relay {
-    host: String,
-    port: u16,
-    security: Security,
-}
-
-/// Parses `smtp_url`; every mistake names the URL and how to write it.
-fn parse_smtp_url(raw: &str) -> Result<Relay, String> {
-    let url = url::Url::parse(raw).map_err(|e| {
-        format!("smtp_url {raw:?} is not a URL ({e}): write it like \"smtp://127.0.0.1:25\"")
-    })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "smtp_url {raw:?} carries credentials: put the user in `username` and the \
-             password in `password_file` (or `password_env`)"
-        ));
-    }
-    let host = match url.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(format!("smtp_url {raw:?} has no host")),
-    };
-    if !matches!(url.path(), "" | "/") || url.fragment().is_some() {
-        return Err(format!(
-            "smtp_url {raw:?} has a path or fragment: write only scheme, host, port and ?tls="
-        ));
-    }
-    let mut tls = None;
-    for (k, v) in url.query_pairs() {
-        match (k.as_ref(), tls) {
-            ("tls", None) => tls = Some(v.to_string()),
-            _ => {
-                return Err(format!(
-                    "smtp_url {raw:?}: unknown or repeated parameter {k:?} (only ?tls=starttls)"
-                ));
-            }
-        }
-    }
-    let security = match (url.scheme(), tls.as_deref()) {
-        ("smtp", None) => Security::Plain,
-        ("smtp", Some("starttls" | "required")) => Security::StartTls,
-        ("smtps", None) => Security::Implicit,
-        ("smtps", Some(_)) => {
-            return Err(format!(
-                "smtp_url {raw:?}: smtps:// is TLS from the start; drop ?tls="
-            ));
-        }
-        ("smtp", Some(other)) => {
-            return Err(format!(
-                "smtp_url {raw:?}: tls={other:?} is unknown; use ?tls=starttls, or smtps:// for \
-                 implicit TLS"
-            ));
-        }
-        (scheme, _) => {
-            return Err(format!(
-                "smtp_url {raw:?}: scheme {scheme:?} is unknown; use smtp:// or smtps://"
-            ));
-        }
-    };
-    let port = url.port().unwrap_or(match security {
-        Security::Plain => 25,
-        Security::StartTls => 587,
-        Security::Implicit => 465,
-    });
-    Ok(Relay {
-        host,
-        port,
-        security,
-    })
-}
-
 impl EmailNotifier {
     pub fn new(cfg: &EmailConfig, password: Option<Secret>) -> Result<Self, NotifyError> {
-        let relay = parse_smtp_url(&cfg.smtp_url).map_err(NotifyError::permanent)?;
-        let from: Mailbox = cfg.from.parse().map_err(|e| {
-            NotifyError::permanent(format!(
-                "from {:?} is not a mail address ({e}): write it like \
-                 \"tocsin <tocsin@example.com>\"",
-                cfg.from
-            ))
-        })?;
+        let relay = cfg.relay().map_err(NotifyError::permanent)?;
+        let from = cfg.mailbox().map_err(NotifyError::permanent)?;
         let tls = |host: &str| {
             TlsParameters::new(host.to_string()).map_err(|e| {
                 NotifyError::permanent(format!("cannot set up TLS for {}: {e}", cfg.smtp_url))
             })
         };
         let tls = match relay.security {
-            Security::Plain => Tls::None,
-            Security::StartTls => Tls::Required(tls(&relay.host)?),
-            Security::Implicit => Tls::Wrapper(tls(&relay.host)?),
+            SmtpSecurity::Plain => Tls::None,
+            SmtpSecurity::StartTls => Tls::Required(tls(&relay.host)?),
+            SmtpSecurity::Implicit => Tls::Wrapper(tls(&relay.host)?),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&relay.host)
             .port(relay.port)
@@ -173,7 +82,7 @@ impl EmailNotifier {
             }
             (None, None) => {}
         }
-        let scheme = if relay.security == Security::Implicit {
+        let scheme = if relay.security == SmtpSecurity::Implicit {
             "smtps"
         } else {
             "smtp"
@@ -582,45 +491,6 @@ mod tests {
             "no ack button: {h}"
         );
         assert!(h.contains("alertname") && h.contains("DiskFull"), "{h}");
-    }
-
-    #[test]
-    fn smtp_urls_pick_the_protection() {
-        let p = |u| parse_smtp_url(u);
-        assert_eq!(
-            p("smtp://127.0.0.1:2525").unwrap(),
-            Relay {
-                host: "127.0.0.1".into(),
-                port: 2525,
-                security: Security::Plain
-            }
-        );
-        assert_eq!(
-            p("smtp://mail.example.com?tls=starttls").unwrap(),
-            Relay {
-                host: "mail.example.com".into(),
-                port: 587,
-                security: Security::StartTls
-            }
-        );
-        assert_eq!(
-            p("smtps://[::1]").unwrap(),
-            Relay {
-                host: "::1".into(),
-                port: 465,
-                security: Security::Implicit
-            }
-        );
-        for bad in [
-            "smtp://user:pw@host",
-            "smtp://host?tls=maybe",
-            "smtps://host?tls=starttls",
-            "http://host",
-            "smtp://host/x",
-            "smtp://host?tls=starttls&x=1",
-        ] {
-            assert!(p(bad).is_err(), "{bad} was accepted");
-        }
     }
 
     /// A relay that answers RCPT TO with `rcpt_reply` and everything else with success.

@@ -20,13 +20,14 @@ pub mod test_page;
 mod twilio;
 mod webhook;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, Limits, NotifierConfig};
+use crate::config::{Config, Limits, NotifierConfig, Secret};
 use crate::engine::{Actor, IncidentId};
 
 pub use log::LogNotifier;
@@ -74,9 +75,10 @@ pub struct BuildContext {
     pub irc: Option<crate::irc::IrcHandle>,
 }
 
-/// One way to deliver a page.
+/// One way to deliver a page. (`Any`: a notifier built on a reload looks at the one it
+/// replaces, to take over what that one still tracks.)
 #[async_trait]
-pub trait Notifier: Send + Sync + 'static {
+pub trait Notifier: Any + Send + Sync + 'static {
     /// The `type` in alerts.toml, for logs and metrics.
     fn kind(&self) -> &'static str;
 
@@ -92,6 +94,11 @@ pub trait Notifier: Send + Sync + 'static {
     /// The incident was acknowledged or resolved: stop whatever still rings for it
     /// (Pushover emergency receipts). Most notifiers have nothing to stop.
     async fn closed(&self, _incident: IncidentId) {}
+
+    /// A reload put a rebuilt notifier of the same name in this one's place, and that
+    /// one took over what this one tracked ([`build`]'s `previous`): stop background work
+    /// the successor does now. Sends already under way still finish here.
+    fn replaced(&self) {}
 }
 
 /// A configured notifier with the retry budget the dispatcher gives it.
@@ -107,58 +114,168 @@ pub struct NotifierEntry {
     pub limits: Limits,
 }
 
-/// Builds every notifier named in the config.
+/// A notifier of the config that could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("notifiers.{name}: {error}")]
+pub struct BuildError {
+    /// The notifier's name in alerts.toml.
+    pub name: String,
+    pub error: NotifyError,
+}
+
+/// Every notifier of a config that could not be built, one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct BuildErrors(pub Vec<BuildError>);
+
+impl std::fmt::Display for BuildErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BuildContext {
+    /// Nothing to ack through and no IRC link: what `check-config` and `test-notify` build
+    /// with. Building never touches the network, so this finds the mistakes only a
+    /// notifier can see (a relay URL's TLS mode, a template) without sending anything.
+    pub fn offline() -> Self {
+        BuildContext {
+            acker: None,
+            irc: None,
+        }
+    }
+}
+
+/// Builds one notifier from its config and its secrets (by the `base` of their keys,
+/// like `password`). `previous` is the notifier of the same name that this one replaces
+/// on a reload: a Pushover notifier takes over its receipts still ringing.
+pub fn build(
+    nc: &NotifierConfig,
+    secrets: &BTreeMap<&'static str, Secret>,
+    cx: &BuildContext,
+    previous: Option<&dyn Notifier>,
+) -> Result<NotifierEntry, NotifyError> {
+    let secret = |k: &str| secrets.get(k).cloned();
+    let notifier: Arc<dyn Notifier> = match nc {
+        NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
+        NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
+            &w.url,
+            w.timeout.0,
+            secret("bearer_token"),
+        )?),
+        NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
+        NotifierConfig::Kannel(c) => Arc::new(kannel::KannelNotifier::new(c, secret("password"))?),
+        NotifierConfig::Twilio(c) => {
+            Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
+        }
+        NotifierConfig::HttpSms(c) => Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?),
+        NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
+        NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
+            c,
+            secret("app_token"),
+            cx.acker.clone(),
+            previous,
+        )?),
+        NotifierConfig::Gotify(c) => Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?),
+        NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
+    };
+    let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
+    Ok(NotifierEntry {
+        notifier,
+        max_attempts: attempts.max(1),
+        // Room for every attempt plus the backoff between them; the dispatcher
+        // shortens it further so a retry never delays the next method.
+        retry_budget: timeout * attempts.max(1) + Duration::from_secs(30),
+        limits: nc.limits(),
+    })
+}
+
+/// Builds every notifier named in the config, or says which could not be built and why.
 pub fn build_all(
     cfg: &Config,
     cx: &BuildContext,
-) -> Result<BTreeMap<String, NotifierEntry>, NotifyError> {
+) -> Result<BTreeMap<String, NotifierEntry>, BuildErrors> {
     let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
     let none = BTreeMap::new();
     for (name, nc) in &cfg.file.notifiers {
         let secrets = cfg.notifier_secrets.get(name).unwrap_or(&none);
-        let secret = |k: &str| secrets.get(k).cloned();
-        let notifier: Arc<dyn Notifier> = match nc {
-            NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
-            NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
-                &w.url,
-                w.timeout.0,
-                secret("bearer_token"),
-            )?),
-            NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
-            NotifierConfig::Kannel(c) => {
-                Arc::new(kannel::KannelNotifier::new(c, secret("password"))?)
+        match build(nc, secrets, cx, None) {
+            Ok(entry) => {
+                out.insert(name.clone(), entry);
             }
-            NotifierConfig::Twilio(c) => {
-                Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
-            }
-            NotifierConfig::HttpSms(c) => {
-                Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?)
-            }
-            NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
-            NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
-                c,
-                secret("app_token"),
-                cx.acker.clone(),
-            )?),
-            NotifierConfig::Gotify(c) => {
-                Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?)
-            }
-            NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
-        };
-        let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
-        out.insert(
-            name.clone(),
-            NotifierEntry {
-                notifier,
-                max_attempts: attempts.max(1),
-                // Room for every attempt plus the backoff between them; the dispatcher
-                // shortens it further so a retry never delays the next method.
-                retry_budget: timeout * attempts.max(1) + Duration::from_secs(30),
-                limits: nc.limits(),
-            },
-        );
+            Err(error) => errors.push(BuildError {
+                name: name.clone(),
+                error,
+            }),
+        }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(BuildErrors(errors))
+    }
+}
+
+/// The notifiers after a reload from `old` to `new`, and the names of those built anew.
+///
+/// A notifier whose config and secrets did not change is kept as it is, with its state
+/// (Pushover's receipts and their poller, an HTTP client's open connections): a reload must not
+/// stop a phone ringing for an open incident from acking it. A changed or added one is
+/// built, and takes over from the one of the same name it replaces ([`build`]).
+pub fn rebuild_all(
+    old: &Config,
+    running: &BTreeMap<String, NotifierEntry>,
+    new: &Config,
+    cx: &BuildContext,
+) -> Result<(BTreeMap<String, NotifierEntry>, Vec<String>), BuildErrors> {
+    let mut out = BTreeMap::new();
+    let mut rebuilt = Vec::new();
+    let mut errors = Vec::new();
+    let none = BTreeMap::new();
+    for (name, nc) in &new.file.notifiers {
+        let previous = running.get(name);
+        if let Some(entry) = previous
+            && unchanged(old, new, name)
+        {
+            out.insert(name.clone(), entry.clone());
+            continue;
+        }
+        let secrets = new.notifier_secrets.get(name).unwrap_or(&none);
+        match build(nc, secrets, cx, previous.map(|e| &*e.notifier)) {
+            Ok(entry) => {
+                out.insert(name.clone(), entry);
+                rebuilt.push(name.clone());
+            }
+            Err(error) => errors.push(BuildError {
+                name: name.clone(),
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, rebuilt))
+    } else {
+        Err(BuildErrors(errors))
+    }
+}
+
+/// Whether notifier `name` is configured the same in both configs, secrets included.
+/// Config types are plain data, so their `Debug` text is their value (secrets show as
+/// `<redacted>` there, and are compared on their own).
+fn unchanged(old: &Config, new: &Config, name: &str) -> bool {
+    match (old.file.notifiers.get(name), new.file.notifiers.get(name)) {
+        (Some(a), Some(b)) => {
+            format!("{a:?}") == format!("{b:?}")
+                && old.notifier_secrets.get(name) == new.notifier_secrets.get(name)
+        }
+        _ => false,
+    }
 }
 
 /// The check of an HTTP notifier: any HTTP answer from `url`'s server proves it is
@@ -189,4 +306,77 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyEr
         .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two webhooks (the first with a bearer token from `token_file`) and a log, with
+    /// `extra` appended.
+    fn config(token_file: &std::path::Path, second_url: &str, extra: &str) -> Config {
+        let text = format!(
+            r#"
+[notifiers.console]
+type = "log"
+[notifiers.hook1]
+type = "webhook"
+url = "http://127.0.0.1:8080/one"
+bearer_token_file = "{}"
+[notifiers.hook2]
+type = "webhook"
+url = "{second_url}"
+[contacts.alice]
+methods = [{{ notifier = "hook1" }}, {{ notifier = "hook2", after = "1m" }}]
+[policies.default]
+steps = [{{ after = "0s", notify = ["console", "alice"] }}]
+[[routes]]
+policy = "default"
+{extra}
+"#,
+            token_file.display()
+        );
+        crate::config::load_str(&text, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn kept(
+        a: &BTreeMap<String, NotifierEntry>,
+        b: &BTreeMap<String, NotifierEntry>,
+        n: &str,
+    ) -> bool {
+        Arc::ptr_eq(&a[n].notifier, &b[n].notifier)
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_notifiers_and_rebuilds_changed_or_added_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("hook1-token");
+        std::fs::write(&token, "first-token\n").unwrap();
+        let old = config(&token, "http://127.0.0.1:8080/two", "");
+        let running = build_all(&old, &BuildContext::offline()).unwrap();
+
+        // An edit elsewhere: every notifier is kept as it is.
+        let new = config(
+            &token,
+            "http://127.0.0.1:8080/two",
+            "[defaults]\nack_timeout = \"2h\"",
+        );
+        let (after, rebuilt) = rebuild_all(&old, &running, &new, &BuildContext::offline()).unwrap();
+        assert!(rebuilt.is_empty(), "{rebuilt:?}");
+        for n in ["console", "hook1", "hook2"] {
+            assert!(kept(&running, &after, n), "{n} was rebuilt");
+        }
+
+        // A rotated secret, a changed URL and a new notifier are built anew.
+        std::fs::write(&token, "second-token\n").unwrap();
+        let new = config(
+            &token,
+            "http://127.0.0.1:8080/moved",
+            "[notifiers.hook3]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8080/three\"",
+        );
+        let (after, rebuilt) = rebuild_all(&old, &running, &new, &BuildContext::offline()).unwrap();
+        assert_eq!(rebuilt, ["hook1", "hook2", "hook3"]);
+        assert!(kept(&running, &after, "console"));
+        assert!(!kept(&running, &after, "hook1") && !kept(&running, &after, "hook2"));
+    }
 }

@@ -7,8 +7,13 @@
 //! incident is acked or resolved some other way, [`Notifier::closed`] cancels the
 //! receipt so the phone stops ringing. Receipts live in memory only: after a restart an
 //! old emergency page still rings until it expires (`expire`), but can no longer ack.
+//! A reload keeps them: an unchanged notifier is kept as it is, and a changed one
+//! shares its predecessor's receipts, each polled and cancelled with the application
+//! token it was sent with.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,25 +40,45 @@ pub struct PushoverNotifier {
 }
 
 /// What the notifier and its receipt poller share. The poller holds it weakly, so it
-/// stops once the notifier is dropped (the daemon stopped).
+/// stops once the notifier is dropped (the daemon stopped, or a reload replaced it).
 struct Shared {
-    /// `{api_url}/1/`: every endpoint is relative to it.
-    api: reqwest::Url,
+    /// Where new messages go, and as which application.
+    account: Arc<Account>,
     client: reqwest::Client,
-    app_token: Secret,
     /// Severities sent at emergency priority.
     emergency: Vec<String>,
     retry_secs: u64,
     expire: Duration,
     /// Records acknowledgements made on the phone; `None` in `tocsin test-notify`.
     acker: Option<Arc<dyn Acker>>,
-    /// Emergency pages still ringing, by receipt. Never locked across an await.
-    receipts: Mutex<HashMap<String, Receipt>>,
+    /// Emergency pages still ringing, by receipt; shared with the notifier this one
+    /// replaced on a reload, so none is lost. Never locked across an await.
+    receipts: Arc<Mutex<HashMap<String, Receipt>>>,
+    /// A reload put a successor in this notifier's place: the successor polls the shared
+    /// receipts, so this one's poller stops (sends still under way finish here).
+    replaced: AtomicBool,
+}
+
+/// A Pushover application at an API: what a receipt is polled and cancelled with.
+struct Account {
+    /// `{api_url}/1/`: every endpoint is relative to it.
+    api: reqwest::Url,
+    app_token: Secret,
+}
+
+impl Account {
+    fn endpoint(&self, path: &str) -> reqwest::Url {
+        self.api
+            .join(path)
+            .expect("a relative path joins any http URL")
+    }
 }
 
 /// One emergency message that may still ring.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Receipt {
+    /// The application that sent it: a reload may change the token or the API since.
+    account: Arc<Account>,
     /// The incidents it pages about that are still open (a bundle covers several).
     incidents: BTreeSet<IncidentId>,
     /// The contact paged: whoever acks on the phone acks as them.
@@ -65,10 +90,13 @@ struct Receipt {
 }
 
 impl PushoverNotifier {
+    /// `previous` is the notifier this one replaces on a reload: if it is a Pushover
+    /// notifier too, its receipts still ringing are this one's from now on.
     pub fn new(
         cfg: &PushoverConfig,
         app_token: Option<Secret>,
         acker: Option<Arc<dyn Acker>>,
+        previous: Option<&dyn super::Notifier>,
     ) -> Result<Self, NotifyError> {
         let app_token = app_token.ok_or_else(|| {
             NotifyError::permanent("pushover needs app_token_file or app_token_env")
@@ -80,15 +108,19 @@ impl PushoverNotifier {
                 cfg.api_url
             ))
         })?;
+        let receipts = previous
+            .and_then(|p| (p as &dyn Any).downcast_ref::<PushoverNotifier>())
+            .map(|p| p.shared.receipts.clone())
+            .unwrap_or_default();
         let shared = Arc::new(Shared {
-            api,
+            account: Arc::new(Account { api, app_token }),
             client: http_client(cfg.timeout.0)?,
-            app_token,
             emergency: cfg.emergency_severities.clone(),
             retry_secs: cfg.retry.0.as_secs(),
             expire: cfg.expire.0,
             acker,
-            receipts: Mutex::new(HashMap::new()),
+            receipts,
+            replaced: AtomicBool::new(false),
         });
         if shared.acker.is_some() {
             match tokio::runtime::Handle::try_current() {
@@ -127,7 +159,7 @@ fn priority(msg: &Message, emergency: &[String]) -> i8 {
 fn form(shared: &Shared, msg: &Message, user: &str) -> Vec<(&'static str, String)> {
     let priority = priority(msg, &shared.emergency);
     let mut f = vec![
-        ("token", shared.app_token.expose().to_string()),
+        ("token", shared.account.app_token.expose().to_string()),
         ("user", user.to_string()),
         ("title", chars(&clean(&msg.headline()), MAX_TITLE)),
         ("message", chars(&msg.body_text(), MAX_MESSAGE)),
@@ -176,12 +208,6 @@ fn valid_receipt(r: &str) -> bool {
 }
 
 impl Shared {
-    fn endpoint(&self, path: &str) -> reqwest::Url {
-        self.api
-            .join(path)
-            .expect("a relative path joins any http URL")
-    }
-
     /// Forgets receipts that stopped ringing by themselves, so the map stays bounded
     /// even when nobody polls or closes them.
     fn prune(receipts: &mut HashMap<String, Receipt>) {
@@ -202,10 +228,19 @@ impl Shared {
         }
     }
 
+    /// The application `receipt` was sent by, while it is still tracked.
+    fn account_of(&self, receipt: &str) -> Option<Arc<Account>> {
+        let receipts = self.receipts.lock().expect("receipts lock");
+        receipts.get(receipt).map(|r| r.account.clone())
+    }
+
     async fn poll_one(&self, receipt: &str) {
-        let mut url = self.endpoint(&format!("receipts/{receipt}.json"));
+        let Some(account) = self.account_of(receipt) else {
+            return;
+        };
+        let mut url = account.endpoint(&format!("receipts/{receipt}.json"));
         url.query_pairs_mut()
-            .append_pair("token", self.app_token.expose());
+            .append_pair("token", account.app_token.expose());
         let resp = match self.client.get(url).send().await {
             Ok(r) => r,
             Err(e) => {
@@ -274,12 +309,12 @@ impl Shared {
         self.receipts.lock().expect("receipts lock").remove(receipt)
     }
 
-    async fn cancel(&self, receipt: &str) {
-        let url = self.endpoint(&format!("receipts/{receipt}/cancel.json"));
+    async fn cancel(&self, receipt: &str, account: &Account) {
+        let url = account.endpoint(&format!("receipts/{receipt}/cancel.json"));
         let sent = self
             .client
             .post(url)
-            .form(&[("token", self.app_token.expose())])
+            .form(&[("token", account.app_token.expose())])
             .send()
             .await;
         match sent {
@@ -298,7 +333,7 @@ impl Shared {
     }
 }
 
-/// Polls receipts every `every` until the notifier is dropped.
+/// Polls receipts every `every` until the notifier is dropped or replaced.
 async fn poll_receipts(shared: Weak<Shared>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -308,6 +343,9 @@ async fn poll_receipts(shared: Weak<Shared>, every: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if shared.replaced.load(Ordering::Acquire) {
+            return;
+        }
         shared.poll_once().await;
     }
 }
@@ -319,7 +357,7 @@ impl Notifier for PushoverNotifier {
     }
 
     async fn check(&self) -> Result<String, NotifyError> {
-        crate::notify::reachable(&self.shared.client, &self.shared.api).await
+        crate::notify::reachable(&self.shared.client, &self.shared.account.api).await
     }
 
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
@@ -330,7 +368,7 @@ impl Notifier for PushoverNotifier {
                 msg.page.target
             )));
         };
-        let url = s.endpoint("messages.json");
+        let url = s.account.endpoint("messages.json");
         let resp = s
             .client
             .post(url.clone())
@@ -379,6 +417,7 @@ impl Notifier for PushoverNotifier {
             receipts.insert(
                 receipt,
                 Receipt {
+                    account: s.account.clone(),
                     incidents,
                     contact: msg.page.contact.clone(),
                     expires: Instant::now() + s.expire,
@@ -389,22 +428,26 @@ impl Notifier for PushoverNotifier {
         Ok(())
     }
 
+    fn replaced(&self) {
+        self.shared.replaced.store(true, Ordering::Release);
+    }
+
     async fn closed(&self, incident: IncidentId) {
-        let done: Vec<String> = {
+        let done: Vec<(String, Arc<Account>)> = {
             let mut receipts = self.shared.receipts.lock().expect("receipts lock");
             let mut done = Vec::new();
             for (r, rec) in receipts.iter_mut() {
                 if rec.incidents.remove(&incident) && rec.incidents.is_empty() {
-                    done.push(r.clone());
+                    done.push((r.clone(), rec.account.clone()));
                 }
             }
-            for r in &done {
+            for (r, _) in &done {
                 receipts.remove(r);
             }
             done
         };
-        for r in done {
-            self.shared.cancel(&r).await;
+        for (r, account) in done {
+            self.shared.cancel(&r, &account).await;
         }
     }
 }
@@ -414,16 +457,23 @@ mod tests {
     use super::super::ntfy::tests::message;
     use super::*;
 
+    fn account() -> Arc<Account> {
+        Arc::new(Account {
+            api: reqwest::Url::parse("https://api.pushover.net/1/").unwrap(),
+            app_token: Secret::new("azGDORePK8gMaC0QOYAMyEEuzJnyUi"),
+        })
+    }
+
     fn shared() -> Shared {
         Shared {
-            api: reqwest::Url::parse("https://api.pushover.net/1/").unwrap(),
+            account: account(),
             client: reqwest::Client::new(),
-            app_token: Secret::new("azGDORePK8gMaC0QOYAMyEEuzJnyUi"),
             emergency: vec!["critical".to_string()],
             retry_secs: 60,
             expire: Duration::from_secs(3600),
             acker: None,
-            receipts: Mutex::default(),
+            receipts: Arc::default(),
+            replaced: AtomicBool::new(false),
         }
     }
 
@@ -481,20 +531,54 @@ mod tests {
         assert_eq!(chars("short", MAX_TITLE), "short");
     }
 
+    fn receipt(incidents: BTreeSet<IncidentId>) -> Receipt {
+        Receipt {
+            account: account(),
+            incidents,
+            contact: None,
+            expires: Instant::now() + Duration::from_secs(60),
+            ack_tries: 0,
+        }
+    }
+
+    #[test]
+    fn a_notifier_rebuilt_on_reload_takes_over_the_receipts_with_the_token_they_were_sent_with() {
+        let old = PushoverNotifier {
+            shared: Arc::new(shared()),
+        };
+        old.shared
+            .receipts
+            .lock()
+            .unwrap()
+            .insert("r1".into(), receipt([7].into()));
+        let cfg: PushoverConfig = toml::from_str("app_token_env = \"PUSHOVER\"").unwrap();
+        let new = PushoverNotifier::new(&cfg, Some(Secret::new("rotated-token")), None, Some(&old))
+            .unwrap();
+        assert!(Arc::ptr_eq(&new.shared.receipts, &old.shared.receipts));
+        assert_eq!(new.shared.account.app_token.expose(), "rotated-token");
+        let taken = new.shared.receipts.lock().unwrap()["r1"].account.clone();
+        assert_eq!(
+            taken.app_token.expose(),
+            "azGDORePK8gMaC0QOYAMyEEuzJnyUi",
+            "the receipt is polled and cancelled as the application that sent it"
+        );
+
+        // A notifier of another type has no receipts to hand over.
+        let log = super::super::LogNotifier::stderr();
+        let fresh = PushoverNotifier::new(&cfg, Some(Secret::new("t")), None, Some(&log)).unwrap();
+        assert!(fresh.shared.receipts.lock().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn closing_one_incident_of_a_bundle_keeps_the_receipt_ringing() {
         let n = PushoverNotifier {
             shared: Arc::new(shared()),
         };
-        n.shared.receipts.lock().unwrap().insert(
-            "r1".into(),
-            Receipt {
-                incidents: [1, 2].into(),
-                contact: None,
-                expires: Instant::now() + Duration::from_secs(60),
-                ack_tries: 0,
-            },
-        );
+        n.shared
+            .receipts
+            .lock()
+            .unwrap()
+            .insert("r1".into(), receipt([1, 2].into()));
         // Incident 1 closes: incident 2 still needs someone, so nothing is cancelled
         // (a cancel would reach api.pushover.net and fail in this test).
         n.closed(1).await;

@@ -172,7 +172,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let dispatcher = dispatch::Dispatcher::start(
         &opts.config,
-        notifiers,
+        notifiers.clone(),
         store.clone(),
         outcome_tx,
         metrics.clone(),
@@ -246,6 +246,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         current: Arc::new(opts.config.clone()),
         engine: reconfigure,
         dispatcher,
+        notifiers,
         app: state.clone(),
         build,
         metrics,

@@ -3,10 +3,14 @@
 //! A file that does not load changes nothing: the running config stays, the errors are
 //! logged, and `tocsin_config_last_reload_successful` drops to 0. A good one replaces
 //! routes, policies, contacts and notifiers for everything from now on; incidents that
-//! are open keep the policy they opened with. Sections that shape long-lived parts (the
+//! are open keep the policy they opened with. Notifiers whose config and secrets did
+//! not change are kept as they are, with what they track (a Pushover emergency page
+//! still ringing acks its incident when acknowledged on the phone, and stops ringing
+//! when the incident is acked in tocsin); a changed one takes over from its predecessor. Sections that shape long-lived parts (the
 //! listener, the store, the IRC link, the watchdog's channels) are named in the answer
 //! as needing a restart.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,7 +24,7 @@ use crate::config::{Config, load_file};
 use crate::engine::EscalationConfig;
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::notify::BuildContext;
+use crate::notify::{BuildContext, NotifierEntry};
 use crate::time::Clock;
 
 /// What a reload did.
@@ -31,6 +35,9 @@ pub struct Reloaded {
     pub contacts: usize,
     pub policies: usize,
     pub notifiers: usize,
+    /// Notifiers built anew because they were added or changed; the others were kept as
+    /// they were, with their state.
+    pub rebuilt_notifiers: Vec<String>,
     pub routes: usize,
     /// Changed sections that only a restart applies, like `[sources.irc]`.
     pub restart_needed: Vec<String>,
@@ -63,6 +70,8 @@ pub(crate) struct Reloader {
     pub current: Arc<Config>,
     pub engine: watch::Sender<Arc<EscalationConfig>>,
     pub dispatcher: Dispatcher,
+    /// The notifiers the dispatcher sends through, to keep those a reload leaves alone.
+    pub notifiers: BTreeMap<String, NotifierEntry>,
     pub app: AppState,
     pub build: BuildContext,
     pub metrics: Arc<Metrics>,
@@ -137,7 +146,7 @@ impl Reloader {
                 self.metrics
                     .config_reload_time
                     .set(self.clock.now().millis() / 1000);
-                info!(path = %r.path, contacts = r.contacts, policies = r.policies, notifiers = r.notifiers, "config reloaded");
+                info!(path = %r.path, contacts = r.contacts, policies = r.policies, notifiers = r.notifiers, rebuilt_notifiers = %r.rebuilt_notifiers.join(", "), "config reloaded");
                 if !r.restart_needed.is_empty() {
                     warn!(sections = %r.restart_needed.join(", "), "these sections changed but apply only after a restart");
                 }
@@ -158,17 +167,25 @@ impl Reloader {
             );
         };
         let new = load_file(path).map_err(|e| e.to_string())?;
-        let notifiers = crate::notify::build_all(&new, &self.build)
-            .map_err(|e| format!("{}: building notifiers: {e}", path.display()))?;
+        let (notifiers, rebuilt) =
+            crate::notify::rebuild_all(&self.current, &self.notifiers, &new, &self.build)
+                .map_err(|e| format!("{}: building notifiers:\n{e}", path.display()))?;
         let summary = Reloaded {
             path: path.display().to_string(),
             contacts: new.file.contacts.len(),
             policies: new.file.policies.len(),
             notifiers: new.file.notifiers.len(),
+            rebuilt_notifiers: rebuilt,
             routes: new.routes.len(),
             restart_needed: restart_needed(&self.current, &new),
         };
-        self.dispatcher.reconfigure(notifiers);
+        self.dispatcher.reconfigure(notifiers.clone());
+        for name in &summary.rebuilt_notifiers {
+            if let Some(old) = self.notifiers.get(name) {
+                old.notifier.replaced();
+            }
+        }
+        self.notifiers = notifiers;
         self.engine
             .send_replace(Arc::new(EscalationConfig::from_config(&new)));
         self.app.reload(&new);

@@ -565,6 +565,60 @@ fn check_config_reports_every_error_at_once() {
     }
 }
 
+#[test]
+fn check_config_builds_every_notifier_so_a_relay_url_tocsin_cannot_use_fails_there() {
+    // Before, this passed check-config and failed only when `tocsin run` started.
+    let c = check_config(
+        "[contacts.alice]",
+        "[notifiers.mail]\ntype = \"email\"\nsmtp_url = \"smtp://h?tls=maybe\"\nfrom = \"tocsin@example.com\"\n\n[contacts.alice]",
+    );
+    assert_eq!(c.code, Some(1), "stdout: {}", c.stdout);
+    let at = format!(
+        "{}:{}: notifiers.mail.smtp_url: smtp_url \"smtp://h?tls=maybe\": tls=\"maybe\" is unknown; use ?tls=starttls",
+        c.file,
+        c.line_of("tls=maybe")
+    );
+    assert!(c.stderr.contains(&at), "expected {at:?} in:\n{}", c.stderr);
+}
+
+#[test]
+fn check_config_refuses_a_template_the_sms_gateway_notifier_cannot_render() {
+    let c = check_config(
+        "[contacts.alice]",
+        "[notifiers.sms]\ntype = \"http_sms\"\nurl = \"https://gw.example.com/send\"\nbody = { json = '{\"to\": {to}}' }\n\n[contacts.alice]",
+    );
+    assert_eq!(c.code, Some(1), "stdout: {}", c.stdout);
+    let at = format!(
+        "{}:{}: notifiers.sms: http_sms: body.json does not render to valid JSON",
+        c.file,
+        c.line_of("[notifiers.sms]")
+    );
+    assert!(c.stderr.contains(&at), "expected {at:?} in:\n{}", c.stderr);
+}
+
+#[test]
+fn check_config_refuses_a_watchdog_that_would_page_nobody_and_says_how_to_fix_it() {
+    // Before, this passed: a silent Alertmanager logged "paging through the channels
+    // that still work" and paged the console alone.
+    let c = check_config(
+        "[policies.default]",
+        "[watchdog]\npolicy = \"machines\"\n[policies.machines]\nsteps = [{ after = \"0s\", notify = [\"console\"] }]\n\n[policies.default]",
+    );
+    assert_eq!(c.code, Some(1), "stdout: {}", c.stdout);
+    let at = format!(
+        "{}:{}: watchdog.policy: watchdog incidents page nobody: policy \"machines\" names no contact with a method",
+        c.file,
+        c.line_of("policy = \"machines\"")
+    );
+    assert!(c.stderr.contains(&at), "expected {at:?} in:\n{}", c.stderr);
+    assert!(
+        c.stderr
+            .contains("name a contact with methods in one of its steps"),
+        "{}",
+        c.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_call_with_a_huge_body_or_no_token_is_refused_and_not_counted() {
     let catcher = PageCatcher::start().await;

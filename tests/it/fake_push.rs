@@ -141,6 +141,8 @@ pub struct PushoverAccount {
 struct ReceiptState {
     polls: u64,
     cancelled: bool,
+    /// Acknowledged on the phone (by [`PushoverAccount::acknowledge`]).
+    acked: bool,
 }
 
 impl PushoverAccount {
@@ -157,6 +159,25 @@ impl PushoverAccount {
     /// Receipts issued so far.
     pub fn receipts(&self) -> BTreeSet<String> {
         self.receipts.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Someone acknowledges `receipt` on the phone: polls say so from now on.
+    pub fn acknowledge(&self, receipt: &str) {
+        self.receipts
+            .lock()
+            .unwrap()
+            .get_mut(receipt)
+            .expect("a receipt this account issued")
+            .acked = true;
+    }
+
+    /// How often `receipt` was polled.
+    pub fn polls(&self, receipt: &str) -> u64 {
+        self.receipts
+            .lock()
+            .unwrap()
+            .get(receipt)
+            .map_or(0, |r| r.polls)
     }
 
     /// Whether `receipt` was cancelled (retries stopped).
@@ -330,7 +351,7 @@ impl PushoverAccount {
             );
         };
         state.polls += 1;
-        let acked = self.acked_on_poll > 0 && state.polls >= self.acked_on_poll;
+        let acked = state.acked || (self.acked_on_poll > 0 && state.polls >= self.acked_on_poll);
         (
             StatusCode::OK,
             json!({

@@ -32,6 +32,7 @@ mod metrics;
 mod outages;
 mod promstack;
 mod push;
+mod push_reload;
 mod reload;
 mod smtp;
 mod store_failure;

@@ -16,25 +16,25 @@ use crate::fake_push::{self, PushoverAccount};
 use crate::harness::{TestApp, eventually, history_kinds, spawn_app, webhook_config};
 
 /// Generous bound for a page that is due now to arrive (a busy 2-core CI machine).
-const PROMPTLY: Duration = Duration::from_secs(5);
+pub(crate) const PROMPTLY: Duration = Duration::from_secs(5);
 /// The public URL ack links start with (the harness's default `public_url`).
 const PUBLIC_URL: &str = "http://127.0.0.1:9797";
 
 const NTFY_TOKEN: &str = "tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2";
-const PUSHOVER_APP: &str = "azGDORePK8gMaC0QOYAMyEEuzJnyUi";
-const ALICE_KEY: &str = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG";
+pub(crate) const PUSHOVER_APP: &str = "azGDORePK8gMaC0QOYAMyEEuzJnyUi";
+pub(crate) const ALICE_KEY: &str = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG";
 const GOTIFY_APP: &str = "AvKcy9o-yvVhyKd";
 
 /// Secret files the config points at; kept until the test ends.
-struct Secrets(TempDir);
+pub(crate) struct Secrets(TempDir);
 
 impl Secrets {
-    fn new() -> Secrets {
+    pub(crate) fn new() -> Secrets {
         Secrets(tempfile::tempdir().expect("secrets dir"))
     }
 
     /// Writes `value` to a file named `name` and returns its path for a `*_file` key.
-    fn file(&self, name: &str, value: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, value: &str) -> PathBuf {
         let p = self.0.path().join(name);
         std::fs::write(&p, format!("{value}\n")).expect("write secret");
         p
@@ -44,7 +44,7 @@ impl Secrets {
 /// `push` (the notifier under test, `notifier_toml`) is alice's first method, with the
 /// address `first_method` (like `, topic = "t"`); `more_methods` adds methods; alice is
 /// paged at once by the only policy.
-fn config(notifier_toml: &str, first_method: &str, more_methods: &str) -> String {
+pub(crate) fn config(notifier_toml: &str, first_method: &str, more_methods: &str) -> String {
     format!(
         r#"
 [notifiers.push]
@@ -66,19 +66,19 @@ steps = [{{ after = "0s", notify = ["alice"] }}]
 }
 
 /// The whole config for a test without a webhook: `config` plus the catch-all route.
-fn routed(body: &str) -> String {
+pub(crate) fn routed(body: &str) -> String {
     format!("{body}\n[[routes]]\npolicy = \"default\"\n")
 }
 
 /// Posts one firing critical alert and returns the incident id.
-async fn page_alice(app: &TestApp) -> u64 {
+pub(crate) async fn page_alice(app: &TestApp) -> u64 {
     let r = app.post_alerts(&alerts::firing("DiskFull")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     app.only_incident().await["id"].as_u64().unwrap()
 }
 
 /// The incident's first page, once its outcome is recorded.
-async fn first_page_outcome(app: &TestApp, id: u64) -> Value {
+pub(crate) async fn first_page_outcome(app: &TestApp, id: u64) -> Value {
     eventually("the page's outcome", PROMPTLY, || async {
         app.incident(id).await["pages"]
             .as_array()
@@ -89,14 +89,14 @@ async fn first_page_outcome(app: &TestApp, id: u64) -> Value {
 }
 
 /// The history entry of `kind`, whole.
-fn event<'a>(incident: &'a Value, kind: &str) -> &'a Value {
+pub(crate) fn event<'a>(incident: &'a Value, kind: &str) -> &'a Value {
     incident["history"]
         .as_array()
         .and_then(|h| h.iter().find(|e| e["kind"] == kind))
         .unwrap_or_else(|| panic!("no {kind} in the history: {:?}", history_kinds(incident)))
 }
 
-async fn wait_acked(app: &TestApp, id: u64, timeout: Duration) -> Value {
+pub(crate) async fn wait_acked(app: &TestApp, id: u64, timeout: Duration) -> Value {
     eventually("the incident to be acknowledged", timeout, || async {
         let i = app.incident(id).await;
         (i["state"] == "acknowledged").then_some(i)
@@ -176,14 +176,14 @@ async fn ntfy_gets_the_page_with_an_ack_button_that_acks() {
 }
 
 /// A Pushover account where alice exists; receipts say acknowledged from `acked_on_poll`.
-fn pushover_account(acked_on_poll: u64) -> Arc<PushoverAccount> {
+pub(crate) fn pushover_account(acked_on_poll: u64) -> Arc<PushoverAccount> {
     let mut a = PushoverAccount::new(PUSHOVER_APP, vec![ALICE_KEY]);
     a.acked_on_poll = acked_on_poll;
     a.acked_by = ALICE_KEY;
     Arc::new(a)
 }
 
-fn pushover_notifier(api: &str, token: &std::path::Path, poll: &str) -> String {
+pub(crate) fn pushover_notifier(api: &str, token: &std::path::Path, poll: &str) -> String {
     format!(
         "type = \"pushover\"\napi_url = \"{api}\"\napp_token_file = \"{}\"\nretry = \"30s\"\nexpire = \"1h\"\npoll_interval = \"{poll}\"",
         token.display()
@@ -191,7 +191,7 @@ fn pushover_notifier(api: &str, token: &std::path::Path, poll: &str) -> String {
 }
 
 /// The emergency message the fake Pushover received.
-async fn emergency_message(fake: &FakeApi) -> Request {
+pub(crate) async fn emergency_message(fake: &FakeApi) -> Request {
     fake.wait_for("the Pushover message", PROMPTLY, |r| {
         r.path == "/1/messages.json"
     })

@@ -174,3 +174,53 @@ async fn sighup_rereads_the_config_of_the_running_binary() {
     let health = client.get(daemon.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "{}", daemon.log());
 }
+
+async fn post_reload(app: &crate::harness::TestApp) -> Reply {
+    Reply::from(app.client.post(app.url("/-/reload")).send().await.unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refuses_a_notifier_tocsin_cannot_build_and_a_watchdog_that_pages_nobody() {
+    let hook = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.toml");
+    write(&path, &before(&hook.url()));
+    let app = spawn_app_from_file(&path).await;
+
+    // A relay URL the mailer cannot use: named by notifier, key and line.
+    let text = format!(
+        "{}\n[notifiers.mail]\ntype = \"email\"\nsmtp_url = \"smtp://h?tls=maybe\"\nfrom = \"tocsin@example.com\"\n",
+        before(&hook.url())
+    );
+    write(&path, &text);
+    let r = post_reload(&app).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let line = text.lines().position(|l| l.contains("tls=maybe")).unwrap() + 1;
+    let at = format!(
+        ":{line}: notifiers.mail.smtp_url: smtp_url \"smtp://h?tls=maybe\": tls=\"maybe\" is unknown"
+    );
+    assert!(r.error().contains(&at), "expected {at:?} in {}", r.error());
+
+    // Watchdog incidents that would reach nobody.
+    write(
+        &path,
+        &format!(
+            "{}\n[policies.machines]\nsteps = [{{ after = \"0s\", notify = [\"hook\"] }}]\n[watchdog]\npolicy = \"machines\"\n",
+            before(&hook.url())
+        ),
+    );
+    let r = post_reload(&app).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error()
+            .contains("watchdog.policy: watchdog incidents page nobody: policy \"machines\"")
+            && r.error().contains("name a contact with methods"),
+        "{}",
+        r.error()
+    );
+
+    // Both refused: the running config still pages alice.
+    assert_eq!(app.post_alerts(&firing("StillPaging")).await.status, 200);
+    let pages = hook.wait_for_pages(1, PROMPTLY).await;
+    assert_eq!(pages[0].target(), "alice", "{}", describe(&pages));
+}

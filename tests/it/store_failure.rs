@@ -62,6 +62,8 @@ async fn full_disk_answers_503_and_the_retry_is_stored_not_deduplicated() {
         r#"
 [notifiers.console]
 type = "log"
+[contacts.oncall]
+methods = [{ notifier = "console" }]
 [policies.p]
 steps = [{ after = "1h", notify = ["console"] }]
 [[routes]]

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::types::{HumanDuration, RateLimit};
 
-pub use email::EmailConfig;
+pub use email::{EmailConfig, SmtpRelay, SmtpSecurity};
 pub use gotify::GotifyConfig;
 pub use http_sms::{HttpSmsBody, HttpSmsConfig};
 pub use irc::IrcNotifierConfig;
@@ -313,15 +313,21 @@ pub struct Limits {
     pub overall: Option<RateLimit>,
 }
 
-/// `url` must be http(s).
+/// `url` must be an absolute http(s) URL with a host, as the HTTP client parses it.
 pub(crate) fn check_http_url(key: &'static str, url: &str, out: &mut Vec<Problem>) {
-    let ok = url.starts_with("http://") || url.starts_with("https://");
-    if !ok {
-        out.push(Problem::new(
-            key,
-            format!("{key} {url:?} must start with http:// or https://"),
-        ));
-    }
+    let problem = match reqwest::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            format!("{key} {url:?} must start with http:// or https://")
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            format!("{key} {url:?} has no host: write it like \"https://host:port/path\"")
+        }
+        Ok(_) => return,
+        Err(e) => {
+            format!("{key} {url:?} is not a URL ({e}): write it like \"https://host:port/path\"")
+        }
+    };
+    out.push(Problem::new(key, problem));
 }
 
 pub(crate) fn default_timeout() -> HumanDuration {

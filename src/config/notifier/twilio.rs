@@ -62,9 +62,54 @@ impl TwilioConfig {
                 "set from (a Twilio number like \"+15550100\") or messaging_service_sid",
             ));
         }
+        if let Some(from) = &self.from
+            && let Err(e) = twilio_sender(from)
+        {
+            out.push(Problem::new("from", e));
+        }
+        if let Some(sid) = &self.messaging_service_sid
+            && !(sid.starts_with("MG")
+                && sid.len() > 2
+                && sid.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            out.push(Problem::new(
+                "messaging_service_sid",
+                format!(
+                    "messaging_service_sid {sid:?} is not a Messaging Service SID: those start with MG (see the Twilio console)"
+                ),
+            ));
+        }
         if self.segments == 0 {
             out.push(Problem::new("segments", "segments must be at least 1"));
         }
         out
     }
+}
+
+/// What Twilio takes as `From` for an SMS: a number in E.164 form (`+15550199`), or an
+/// alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter).
+/// Anything else is refused by Twilio on every page, which is found out at 3 a.m.
+fn twilio_sender(from: &str) -> Result<(), String> {
+    if let Some(digits) = from.strip_prefix('+') {
+        let e164 = (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
+        if e164 {
+            return Ok(());
+        }
+        let hint = crate::config::types::normalize_phone(from)
+            .map(|n| format!(", like {n:?}"))
+            .unwrap_or_else(|| ", like \"+15550199\"".to_string());
+        return Err(format!(
+            "from {from:?} is not a number in E.164 form (a + and 7 to 15 digits, no spaces or dashes){hint}"
+        ));
+    }
+    let alnum = !from.is_empty()
+        && from.chars().count() <= 11
+        && from.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && from.chars().any(|c| c.is_ascii_alphabetic());
+    if alnum {
+        return Ok(());
+    }
+    Err(format!(
+        "from {from:?} is neither a number in E.164 form (like \"+15550199\") nor an alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter)"
+    ))
 }

@@ -6,6 +6,9 @@ use std::path::Path;
 use super::load::load_with_env;
 use super::*;
 
+mod notifiers;
+mod watchdog;
+
 /// The design's example, with only the notifier types this build has.
 const DESIGN_EXAMPLE: &str = r#"
 [server]
@@ -96,7 +99,7 @@ fn design_example_loads_and_summary_counts_everything() {
 
 #[test]
 fn shipped_alerts_toml_loads_on_a_fresh_machine() {
-    let c = load_str(include_str!("../../alerts.toml"), None).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_str(include_str!("../../../alerts.toml"), None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.file.server.listen, "127.0.0.1:9797");
     assert!(c.file.notifiers.contains_key("console"));
     assert!(c.file.policies.contains_key("default"));
@@ -480,9 +483,11 @@ const IRC: &str = r##"
 [notifiers.chan]
 type = "irc"
 channel = "#alerts"
+[notifiers.console]
+type = "log"
 [contacts.alice]
 irc_account = "alice"
-methods = [{ notifier = "chan", to = "alice" }]
+methods = [{ notifier = "chan", to = "alice" }, { notifier = "console", after = "5m" }]
 [policies.default]
 steps = [{ after = "0s", notify = ["chan", "alice"] }]
 [[routes]]
