@@ -8,6 +8,7 @@ mod dispatch;
 mod engine_loop;
 mod irc_desk;
 mod reload;
+pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ use tracing::{info, warn};
 
 pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
 pub use reload::{ReloadHandle, Reloaded};
+pub use supervisor::{
+    Importance, RestartPolicy, Supervisor, TaskFailed, TaskHandle, TaskState, TaskStatus,
+};
 
 use crate::ack_link::AckKey;
 use crate::config::Config;
