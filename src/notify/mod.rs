@@ -72,6 +72,8 @@ pub struct BuildContext {
     pub acker: Option<Arc<dyn Acker>>,
     /// The IRC link `irc` notifiers speak through (the daemon's, when configured).
     pub irc: Option<crate::irc::IrcHandle>,
+    /// Runs a notifier's own background tasks (Pushover's receipt poller); the daemon's.
+    pub tasks: Option<crate::runtime::Supervisor>,
 }
 
 /// One way to deliver a page.
@@ -136,9 +138,10 @@ pub fn build_all(
             }
             NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
             NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
+                name,
                 c,
                 secret("app_token"),
-                cx.acker.clone(),
+                cx,
             )?),
             NotifierConfig::Gotify(c) => {
                 Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?)

@@ -158,6 +158,7 @@ pub async fn test_notify(
         &BuildContext {
             acker: None,
             irc: None,
+            tasks: None,
         },
     )
     .map_err(|e| e.to_string())?;

@@ -131,6 +131,8 @@ impl EngineLoop {
         let mut batch: Vec<Request> = Vec::new();
         let mut stopping_since: Option<Instant> = None;
         loop {
+            #[cfg(test)]
+            super::supervisor::fault::maybe_panic("engine-loop");
             let wait = self
                 .engine
                 .next_deadline()

@@ -231,3 +231,151 @@ async fn a_task_that_cannot_be_restarted_fails_at_its_first_panic() {
     assert_eq!(only(&sup, "engine-loop").state, TaskState::Failed);
     assert_eq!(restarts_metric(&metrics, "engine-loop"), Some(0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pushover_poller_ends_quietly_with_its_notifier() {
+    struct NoAcks;
+    #[async_trait::async_trait]
+    impl crate::notify::Acker for NoAcks {
+        async fn ack(
+            &self,
+            _: crate::engine::IncidentId,
+            _: crate::engine::Actor,
+        ) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("app-token");
+    std::fs::write(&token, "azGDORePK8gMaC0QOYAMyEEuzJnyUi").unwrap();
+    let cfg = crate::config::load_str(
+        &format!(
+            "{MINIMAL}[notifiers.push]\ntype = \"pushover\"\napp_token_file = \"{}\"\n",
+            token.display()
+        ),
+        None,
+    )
+    .expect("valid config");
+    let (sup, metrics) = supervisor(RestartPolicy::default());
+    let cx = crate::notify::BuildContext {
+        acker: Some(Arc::new(NoAcks)),
+        irc: None,
+        tasks: Some(sup.clone()),
+    };
+    let notifiers = crate::notify::build_all(&cfg, &cx).expect("notifiers build");
+    assert_eq!(
+        only(&sup, "pushover-receipts:push").state,
+        TaskState::Running
+    );
+    // A reload replaces the notifiers: the old poller goes with its notifier.
+    drop(notifiers);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(sup.tasks().is_empty(), "{:?}", sup.tasks());
+    assert_eq!(restarts_metric(&metrics, "pushover-receipts:push"), Some(0));
+}
+
+// The daemon, in-process, as `main` runs it.
+
+const MINIMAL: &str = "[notifiers.console]\ntype = \"log\"\n[policies.default]\nsteps = [{ notify = [\"console\"] }]\n[[routes]]\npolicy = \"default\"\n";
+
+/// Restarts that come quickly and give up after 2, so tests do not wait for backoffs.
+fn quick() -> RestartPolicy {
+    RestartPolicy {
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        max_restarts: 2,
+        ..RestartPolicy::default()
+    }
+}
+
+struct Daemon {
+    running: crate::runtime::Running,
+    client: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Daemon {
+    async fn start(restart: RestartPolicy) -> Daemon {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let cfg = crate::config::load_str(MINIMAL, None).expect("valid config");
+        let data = tempfile::tempdir().expect("temp data dir");
+        let mut opts = crate::runtime::Options::new(cfg, data.path().to_path_buf());
+        opts.restart = restart;
+        opts.drain_grace = Duration::from_secs(3);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = crate::runtime::start(opts, listener)
+            .await
+            .expect("tocsin starts");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Daemon {
+            running,
+            client,
+            _data: data,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .get(format!("http://{}{path}", self.running.addr))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// Asks `/healthz` until it answers `status`; its body then.
+    async fn healthz_until(&self, status: u16) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, body) = self.get("/healthz").await;
+            if code == status {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/healthz did not answer {status} within 10 s; last {code} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stopped(self) -> anyhow::Result<()> {
+        tokio::time::timeout(Duration::from_secs(15), self.running.wait())
+            .await
+            .expect("the daemon stops")
+    }
+}
+
+#[tokio::test]
+async fn a_task_that_keeps_failing_stops_the_daemon_and_wait_names_it() {
+    let daemon = Daemon::start(quick()).await;
+    daemon.healthz_until(200).await;
+    fault::panic_next("watchdog", u32::MAX);
+    let err = daemon.stopped().await.expect_err("the daemon fails");
+    let err = format!("{err:#}");
+    assert!(
+        err.starts_with(
+            "task watchdog failed 3 times within 10m (last panicked: injected fault in watchdog)"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_loop_panic_stops_the_daemon_with_an_error() {
+    let daemon = Daemon::start(RestartPolicy::default()).await;
+    daemon.healthz_until(200).await;
+    fault::panic_next("engine-loop", 1);
+    let err = daemon.stopped().await.expect_err("the daemon fails");
+    let err = format!("{err:#}");
+    assert!(
+        err.starts_with(
+            "task engine-loop panicked: injected fault in engine-loop; it cannot be restarted in place"
+        ),
+        "{err}"
+    );
+}
