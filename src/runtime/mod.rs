@@ -294,6 +294,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         opts.clock.clone(),
         ack_key,
         watchdog,
+        tasks.clone(),
     );
     let reload = reload::Reloader {
         path: opts.config.path.clone(),

@@ -43,6 +43,30 @@ pub fn maybe_panic(task: &str) {
     }
 }
 
+/// Holds restarts of `task` (after their backoff) until the guard is dropped, so a
+/// test can look at the daemon while the task is down.
+pub fn hold_restarts(task: &str) -> Hold {
+    let (tx, rx) = watch::channel(true);
+    FAULTS.with(|f| f.borrow_mut().holds.insert(task.to_string(), rx));
+    Hold {
+        task: task.to_string(),
+        tx,
+    }
+}
+
+/// Lets the held restarts go when dropped.
+pub struct Hold {
+    task: String,
+    tx: watch::Sender<bool>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        FAULTS.with(|f| f.borrow_mut().holds.remove(&self.task));
+        self.tx.send_replace(false);
+    }
+}
+
 pub(super) async fn restart_allowed(task: &str) {
     let held = FAULTS.with(|f| f.borrow().holds.get(task).cloned());
     if let Some(mut rx) = held {

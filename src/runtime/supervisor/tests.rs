@@ -351,6 +351,67 @@ impl Daemon {
 }
 
 #[tokio::test]
+async fn healthz_fails_naming_an_essential_task_while_it_is_down_and_recovers_after_its_restart() {
+    let daemon = Daemon::start(quick()).await;
+    daemon.healthz_until(200).await;
+    let (_, status) = daemon.get("/api/v1/status").await;
+    assert_eq!(status["tasks"], serde_json::json!([]), "{status}");
+
+    let held = fault::hold_restarts("watchdog");
+    fault::panic_next("watchdog", 1);
+    let body = daemon.healthz_until(503).await;
+    let why = body["status"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("essential task down: watchdog (restarting, 1 restart; last panicked: injected fault in watchdog)"),
+        "{body}"
+    );
+    assert_eq!(
+        body["detail"]["tasks_down"][0]["name"], "watchdog",
+        "{body}"
+    );
+
+    let (_, status) = daemon.get("/api/v1/status").await;
+    let tasks = status["tasks"].as_array().expect("a task list");
+    assert_eq!(tasks.len(), 1, "{status}");
+    assert_eq!(tasks[0]["name"], "watchdog");
+    assert_eq!(tasks[0]["state"], "restarting");
+    assert_eq!(tasks[0]["restarts"], 1);
+    assert_eq!(tasks[0]["essential"], true);
+    let text = crate::cli::status_text(&status);
+    assert!(
+        text.contains("tasks down:\n  watchdog [essential]  RESTARTING  restarts 1, next start "),
+        "{text}"
+    );
+    assert!(crate::cli::status_unhealthy(&status));
+    let metrics = daemon
+        .client
+        .get(format!("http://{}/metrics", daemon.running.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\ntocsin_task_restarts_total{task=\"watchdog\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\ntocsin_task_restarts_total{task=\"dispatch-worker-31\"} 0\n"),
+        "{metrics}"
+    );
+
+    drop(held);
+    let body = daemon.healthz_until(200).await;
+    assert_eq!(body["status"], "ok", "{body}");
+    let (_, status) = daemon.get("/api/v1/status").await;
+    assert_eq!(status["tasks"], serde_json::json!([]), "{status}");
+    assert!(!crate::cli::status_unhealthy(&status));
+    daemon.running.stop();
+    daemon.stopped().await.expect("a clean stop");
+}
+
+#[tokio::test]
 async fn a_task_that_keeps_failing_stops_the_daemon_and_wait_names_it() {
     let daemon = Daemon::start(quick()).await;
     daemon.healthz_until(200).await;
