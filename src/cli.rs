@@ -149,7 +149,8 @@ pub fn incidents_table(v: &Value) -> String {
     out
 }
 
-/// A few lines about the daemon, then one line per channel, worst first.
+/// A few lines about the daemon, the tasks that are down, then one line per channel,
+/// worst first.
 pub fn status_text(v: &Value) -> String {
     let mut out = format!(
         "tocsin {} up {}s, engine {} (last tick {})\nincidents: {} triggered, {} acknowledged, {} resolved\n",
@@ -165,6 +166,28 @@ pub fn status_text(v: &Value) -> String {
         v["incidents"]["acknowledged"],
         v["incidents"]["resolved"],
     );
+    let tasks = v["tasks"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !tasks.is_empty() {
+        out.push_str("tasks down:\n");
+    }
+    for t in tasks {
+        let when = match t["restart_at"].as_str() {
+            Some(at) => format!("next start {at}"),
+            None => "given up: tocsin is exiting".to_string(),
+        };
+        out.push_str(&format!(
+            "  {}{}  {}  restarts {}, {when}  {}\n",
+            t["name"].as_str().unwrap_or("?"),
+            if t["essential"].as_bool() == Some(true) {
+                " [essential]"
+            } else {
+                ""
+            },
+            t["state"].as_str().unwrap_or("?").to_uppercase(),
+            t["restarts"],
+            t["last_failure"].as_str().unwrap_or(""),
+        ));
+    }
     let mut channels: Vec<&Value> = v["channels"]
         .as_array()
         .map(|a| a.iter().collect())
@@ -201,9 +224,13 @@ pub fn status_text(v: &Value) -> String {
     out
 }
 
-/// Whether `tocsin status` should exit non-zero: the engine stalled or a channel down.
+/// Whether `tocsin status` should exit non-zero: the engine stalled, an essential task
+/// down, or a channel down.
 pub fn status_unhealthy(v: &Value) -> bool {
     v["engine"]["healthy"].as_bool() != Some(true)
+        || v["tasks"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["essential"] == true))
         || v["channels"]
             .as_array()
             .is_some_and(|a| a.iter().any(|c| c["state"] == "down"))

@@ -14,10 +14,17 @@
 //! a released page is still wanted, what a second ack means: [`engine::Refusal`]); the
 //! **dispatcher executes** and reports back, never re-reading the store to decide.
 //!
+//! Every long-running task (engine loop, dispatcher workers, IRC link, watchdog, probes,
+//! pollers) is owned by one [`runtime::Supervisor`]: a task that panics or ends is
+//! logged, counted (`tocsin_task_restarts_total`) and restarted with backoff, `/healthz`
+//! answers 503 while an essential one is down, and one that keeps failing makes the
+//! process exit non-zero so that systemd starts it again from the store.
+//!
 //! Module map:
 //! - [`config`]: `alerts.toml` schema and validation (every error at once).
 //! - [`engine`]: the escalation state machine; no IO, no clock.
-//! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown.
+//! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown, and the
+//!   [`runtime::supervisor`] that owns, restarts and reports every task.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
 //! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait.
 //! - [`source`]: alert sources (the Alertmanager payload today).

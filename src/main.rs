@@ -13,8 +13,8 @@ use tracing::{error, info};
 /// Exit codes, the same for every command.
 const EXIT_CODES: &str = "Exit codes:
   0  done; the config is valid; every test page went out; everything is up
-  1  the config is invalid, a test page failed, or (status) a channel is down or the
-     engine stalled
+  1  the config is invalid, a test page failed, (status) a channel or an essential
+     task is down or the engine stalled, or (run) a task kept failing
   2  the command line is wrong
   3  the daemon could not be reached, or refused the request";
 
@@ -137,15 +137,16 @@ enum Command {
         #[arg(long, default_value = "alerts.toml")]
         config: PathBuf,
     },
-    /// Health of a running daemon and of every channel it watches; exits 1 when the
-    /// engine is stalled or a channel is down.
+    /// Health of a running daemon, its tasks that are down and every channel it watches;
+    /// exits 1 when the engine is stalled, an essential task or a channel is down.
     #[command(after_help = "Example: tocsin status --url http://alerts-host:9797")]
     Status {
         #[command(flatten)]
         target: Target,
     },
-    /// Exit 0 when the daemon answers and its engine loop turns (a container or load
-    /// balancer healthcheck: unlike `status`, a down channel does not fail it).
+    /// Exit 0 when the daemon answers `/healthz`: its engine loop turns and no essential
+    /// task is down (a container or load balancer healthcheck: unlike `status`, a down
+    /// channel does not fail it).
     #[command(
         after_help = "Example (Dockerfile): HEALTHCHECK CMD [\"tocsin\", \"health\", \"--url\", \"http://127.0.0.1:9797\"]"
     )]
@@ -375,8 +376,18 @@ async fn run_daemon(
     // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let reload = running.reload.clone();
-    tokio::spawn(async move { reload_on_sighup(reload).await });
-    shutdown_signal().await;
+    running.tasks.spawn(
+        "sighup",
+        runtime::Importance::BestEffort,
+        &running.tasks.stopping(),
+        move || reload_on_sighup(reload.clone()),
+    );
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        // A task was given up: the daemon stops by itself, `wait` answers which task
+        // and why, and the exit status (1) makes systemd start tocsin again.
+        _ = running.tasks.failed() => {}
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     running.stop();
     running.wait().await
@@ -389,7 +400,8 @@ async fn reload_on_sighup(reload: runtime::ReloadHandle) {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
-            return;
+            // Trying again would fail the same way.
+            return std::future::pending().await;
         }
     };
     while hup.recv().await.is_some() {

@@ -58,6 +58,12 @@ pub struct StateLabel {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabel {
+    /// A supervised task: `watchdog`, `irc-link`, `dispatch-worker-7`, ...
+    pub task: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Labelled families, so their HELP and TYPE show before their first series.
@@ -85,6 +91,9 @@ pub struct Metrics {
     pub outside_pings: Family<StateLabel, Counter>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: Gauge,
+    /// Supervised tasks restarted after a panic or an unexpected end; each series is
+    /// created at 0 when its task is registered.
+    pub task_restarts: Family<TaskLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +131,7 @@ impl Metrics {
             outside_pings: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
+            task_restarts: Family::default(),
             registry: Registry::default(),
             families: Vec::new(),
         };
@@ -281,6 +291,14 @@ impl Metrics {
             "config_last_reload_success_timestamp_seconds",
             "When the config was last loaded successfully, Unix seconds",
             m.config_reload_time.clone(),
+        );
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
+            "task_restarts",
+            "Background tasks restarted after they panicked or ended while tocsin was not stopping, by task",
+            m.task_restarts.clone(),
         );
         m.with_registry(registry, families)
     }

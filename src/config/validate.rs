@@ -63,7 +63,7 @@ impl Loader<'_, '_> {
             // setup): it is built here as the daemon builds it, without the network, and
             // dropped. Only a notifier that is otherwise fine, so nothing is said twice.
             if self.errors.len() == errors_before
-                && let Err(e) = crate::notify::build(n, &mine, &BuildContext::offline(), None)
+                && let Err(e) = crate::notify::build(name, n, &mine, &BuildContext::offline(), None)
             {
                 self.err(&at, e.message);
             }

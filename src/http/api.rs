@@ -159,14 +159,26 @@ fn engine_age(s: &AppState) -> Duration {
 
 pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
     let age = engine_age(&s);
+    let down: Vec<_> = s.tasks.down().into_iter().filter(|t| t.essential).collect();
     let body = json!({
         "engine_last_tick": s.health.last_tick().to_rfc3339(),
         "engine_age_seconds": age.as_secs_f64(),
+        "tasks_down": down,
     });
     if !s.health.healthy(s.clock.now()) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "engine loop stalled", "detail": body})),
+        )
+            .into_response()
+    } else if !down.is_empty() {
+        let names: Vec<String> = down.iter().map(|t| t.describe()).collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": format!("essential task down: {}", names.join(", ")),
+                "detail": body,
+            })),
         )
             .into_response()
     } else {
@@ -205,6 +217,8 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         },
         "incidents": by_state,
         "channels": s.watchdog.channels(),
+        // Only the tasks that are not running: restarting, or given up.
+        "tasks": s.tasks.down(),
     }))
     .into_response()
 }

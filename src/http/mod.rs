@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::ack_link::AckKey;
 use crate::config::{Config, HookAuth};
 use crate::metrics::Metrics;
-use crate::runtime::{EngineHandle, Health};
+use crate::runtime::{EngineHandle, Health, Supervisor};
 use crate::source::sms_reply::Numbers;
 use crate::store::Store;
 use crate::time::Clock;
@@ -52,6 +52,8 @@ pub struct AppState {
     pub(crate) reloader: Option<crate::runtime::ReloadHandle>,
     /// Channel health: heartbeats are reported to it, `/api/v1/channels` shows it.
     pub(crate) watchdog: Arc<Watchdog>,
+    /// The daemon's tasks: `/healthz` fails while an essential one is down.
+    pub(crate) tasks: Supervisor,
 }
 
 /// The parts of the config handlers read that a reload may change.
@@ -92,6 +94,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         ack_key: AckKey,
         watchdog: Arc<Watchdog>,
+        tasks: Supervisor,
     ) -> Self {
         AppState {
             engine,
@@ -113,6 +116,7 @@ impl AppState {
             live: Arc::new(std::sync::RwLock::new(Arc::new(Live::new(cfg)))),
             reloader: None,
             watchdog,
+            tasks,
         }
     }
 }

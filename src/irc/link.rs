@@ -21,6 +21,7 @@ use super::wire::{self, Read};
 use crate::config::irc::IrcSourceConfig;
 use crate::config::{Config, IrcSecrets};
 use crate::engine::AlertBatch;
+use crate::runtime::{Importance, Supervisor, TaskHandle};
 use crate::source::irc::Patterns;
 use crate::time::{Clock, Timestamp, human};
 
@@ -236,13 +237,19 @@ fn tls_config(irc: &IrcSourceConfig, cfg: &Config) -> Result<rustls::ClientConfi
     Ok(config)
 }
 
-/// Starts the link task; it runs until `stop`.
+/// Starts the link as the supervised (essential) task `irc-link`; it runs until `stop`.
+///
+/// A link task that panics is started again on a fresh session, like a reconnect after
+/// a process restart: what it had not announced yet is lost, and the backlog it is
+/// replayed is read as after a start (commands in it never act). The handle keeps
+/// working across restarts, and the link's status says down meanwhile.
 pub fn start(
     cfg: LinkConfig,
     desk: Arc<dyn Desk>,
     clock: Arc<dyn Clock>,
-    stop: CancellationToken,
-) -> (IrcHandle, tokio::task::JoinHandle<()>) {
+    stop: &CancellationToken,
+    tasks: &Supervisor,
+) -> (IrcHandle, TaskHandle) {
     let (tx, rx) = mpsc::channel(256);
     let (status_tx, status_rx) = watch::channel(LinkStatus {
         state: LinkState::Connecting,
@@ -254,18 +261,33 @@ pub fn start(
         caps: Vec::new(),
         probe: ProbeStatus::unknown(clock.now()),
     });
-    let link = Link {
-        session: Session::new(cfg.session.clone()),
-        sendq: SendQueue::new(Pacer::new(cfg.flood_burst, cfg.flood_interval)),
-        cfg,
-        desk,
-        clock,
-        status: status_tx,
-        rx,
-        missed: Vec::new(),
-        upstream: None,
-    };
-    let task = tokio::spawn(link.run(stop));
+    // What outlives one run of the link: the requests' queue and the status.
+    let cfg = Arc::new(cfg);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let task_stop = stop.clone();
+    let status = status_tx;
+    let task = tasks.spawn("irc-link", Importance::Essential, stop, move || {
+        let (cfg, desk, clock) = (cfg.clone(), desk.clone(), clock.clone());
+        let (status, rx, stop) = (status.clone(), rx.clone(), task_stop.clone());
+        async move {
+            let _down = DownWhenGone {
+                status: status.clone(),
+                clock: clock.clone(),
+            };
+            let link = Link {
+                session: Session::new(cfg.session.clone()),
+                sendq: SendQueue::new(Pacer::new(cfg.flood_burst, cfg.flood_interval)),
+                cfg,
+                desk,
+                clock,
+                status,
+                rx: rx.lock_owned().await,
+                missed: Vec::new(),
+                upstream: None,
+            };
+            link.run(stop).await
+        }
+    });
     (
         IrcHandle {
             tx,
@@ -291,14 +313,36 @@ enum Work {
     Command(Ask),
 }
 
+/// Marks the link down when its task ends: a panicked link must not look up to the
+/// watchdog while the supervisor waits to restart it.
+struct DownWhenGone {
+    status: watch::Sender<LinkStatus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Drop for DownWhenGone {
+    fn drop(&mut self) {
+        let now = self.clock.now();
+        self.status.send_modify(|s| {
+            if s.state != LinkState::Down {
+                s.since = now;
+                s.state = LinkState::Down;
+            }
+            s.detail = "the IRC link task stopped".into();
+            s.joined.clear();
+        });
+    }
+}
+
 struct Link {
-    cfg: LinkConfig,
+    cfg: Arc<LinkConfig>,
     session: Session,
     sendq: SendQueue,
     desk: Arc<dyn Desk>,
     clock: Arc<dyn Clock>,
     status: watch::Sender<LinkStatus>,
-    rx: mpsc::Receiver<Request>,
+    /// Held for the life of this run; the next run after a restart takes it over.
+    rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Request>>,
     missed: Vec<Missed>,
     /// Through a bouncer: whether its network is connected (None: not a bouncer, or
     /// not known yet).
@@ -306,15 +350,33 @@ struct Link {
 }
 
 impl Link {
+    /// Connects and reconnects until `stop`. The worker that records alerts and answers
+    /// commands is this run's: if it panics, so does the link (and both are restarted).
     async fn run(mut self, stop: CancellationToken) {
         let (work_tx, work_rx) = mpsc::channel::<Work>(1024);
-        let (reply_tx, mut reply_rx) = mpsc::channel::<(String, String)>(256);
-        tokio::spawn(worker(
+        let (reply_tx, reply_rx) = mpsc::channel::<(String, String)>(256);
+        let mut worker = tokio::spawn(worker(
             self.desk.clone(),
             work_rx,
             reply_tx,
             self.status.subscribe(),
         ));
+        tokio::select! {
+            _ = self.connect_loop(&stop, work_tx, reply_rx) => {}
+            ended = &mut worker => match ended {
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // It ends only when the work queue closes, which this run owns.
+                _ => panic!("the IRC worker stopped while the link ran"),
+            },
+        }
+    }
+
+    async fn connect_loop(
+        &mut self,
+        stop: &CancellationToken,
+        work_tx: mpsc::Sender<Work>,
+        mut reply_rx: mpsc::Receiver<(String, String)>,
+    ) {
         let mut backoff = self.backoff();
         let mut down_since: Option<Timestamp> = None;
         let mut last_failure: Option<String> = None;
@@ -335,7 +397,7 @@ impl Link {
                 Ok(stream) => {
                     let registered_at = Instant::now();
                     let why = self
-                        .serve(stream, &stop, &work_tx, &mut reply_rx, &mut down_since)
+                        .serve(stream, stop, &work_tx, &mut reply_rx, &mut down_since)
                         .await;
                     if stop.is_cancelled() {
                         return;

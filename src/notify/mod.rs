@@ -73,6 +73,8 @@ pub struct BuildContext {
     pub acker: Option<Arc<dyn Acker>>,
     /// The IRC link `irc` notifiers speak through (the daemon's, when configured).
     pub irc: Option<crate::irc::IrcHandle>,
+    /// Runs a notifier's own background tasks (Pushover's receipt poller); the daemon's.
+    pub tasks: Option<crate::runtime::Supervisor>,
 }
 
 /// One way to deliver a page. (`Any`: a notifier built on a reload looks at the one it
@@ -147,6 +149,7 @@ impl BuildContext {
         BuildContext {
             acker: None,
             irc: None,
+            tasks: None,
         }
     }
 }
@@ -155,6 +158,7 @@ impl BuildContext {
 /// like `password`). `previous` is the notifier of the same name that this one replaces
 /// on a reload: a Pushover notifier takes over its receipts still ringing.
 pub fn build(
+    name: &str,
     nc: &NotifierConfig,
     secrets: &BTreeMap<&'static str, Secret>,
     cx: &BuildContext,
@@ -176,9 +180,10 @@ pub fn build(
         NotifierConfig::HttpSms(c) => Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?),
         NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
         NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
+            name,
             c,
             secret("app_token"),
-            cx.acker.clone(),
+            cx,
             previous,
         )?),
         NotifierConfig::Gotify(c) => Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?),
@@ -205,7 +210,7 @@ pub fn build_all(
     let none = BTreeMap::new();
     for (name, nc) in &cfg.file.notifiers {
         let secrets = cfg.notifier_secrets.get(name).unwrap_or(&none);
-        match build(nc, secrets, cx, None) {
+        match build(name, nc, secrets, cx, None) {
             Ok(entry) => {
                 out.insert(name.clone(), entry);
             }
@@ -247,7 +252,7 @@ pub fn rebuild_all(
             continue;
         }
         let secrets = new.notifier_secrets.get(name).unwrap_or(&none);
-        match build(nc, secrets, cx, previous.map(|e| &*e.notifier)) {
+        match build(name, nc, secrets, cx, previous.map(|e| &*e.notifier)) {
             Ok(entry) => {
                 out.insert(name.clone(), entry);
                 rebuilt.push(name.clone());

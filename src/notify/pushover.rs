@@ -19,14 +19,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
 use super::http_client;
 use super::message::clean;
 use super::webhook::classify_status;
-use super::{Acker, Message, Notifier, NotifyError};
+use super::{Acker, BuildContext, Message, Notifier, NotifyError};
 use crate::config::{PushoverConfig, Secret};
 use crate::engine::{Actor, IncidentId, IncidentState, PageKind, Via};
+use crate::runtime::Importance;
 
 /// Pushover's limits: title 250 characters, message 1024, url 512, url_title 100.
 const MAX_TITLE: usize = 250;
@@ -37,6 +39,8 @@ const MAX_ACK_TRIES: u32 = 3;
 
 pub struct PushoverNotifier {
     shared: Arc<Shared>,
+    /// Stops the receipt poller when the notifier goes (a reload replaced it).
+    _poller: Option<DropGuard>,
 }
 
 /// What the notifier and its receipt poller share. The poller holds it weakly, so it
@@ -90,14 +94,18 @@ struct Receipt {
 }
 
 impl PushoverNotifier {
-    /// `previous` is the notifier this one replaces on a reload: if it is a Pushover
-    /// notifier too, its receipts still ringing are this one's from now on.
+    /// The notifier `name`; with an acker and a supervisor in `cx` (the daemon), its
+    /// receipt poller runs as the supervised task `pushover-receipts:NAME`. `previous`
+    /// is the notifier this one replaces on a reload: if it is a Pushover notifier too,
+    /// its receipts still ringing are this one's from now on.
     pub fn new(
+        name: &str,
         cfg: &PushoverConfig,
         app_token: Option<Secret>,
-        acker: Option<Arc<dyn Acker>>,
+        cx: &BuildContext,
         previous: Option<&dyn super::Notifier>,
     ) -> Result<Self, NotifyError> {
+        let acker = cx.acker.clone();
         let app_token = app_token.ok_or_else(|| {
             NotifyError::permanent("pushover needs app_token_file or app_token_env")
         })?;
@@ -122,17 +130,29 @@ impl PushoverNotifier {
             receipts,
             replaced: AtomicBool::new(false),
         });
-        if shared.acker.is_some() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(poll_receipts(Arc::downgrade(&shared), cfg.poll_interval.0));
-                }
-                Err(_) => {
-                    warn!("no async runtime: Pushover acknowledgements will not ack incidents")
-                }
+        let poller = match (&shared.acker, &cx.tasks) {
+            (Some(_), Some(tasks)) => {
+                let stop = CancellationToken::new();
+                let (weak, every) = (Arc::downgrade(&shared), cfg.poll_interval.0);
+                let task_stop = stop.clone();
+                tasks.spawn(
+                    format!("pushover-receipts:{name}"),
+                    Importance::BestEffort,
+                    &stop,
+                    move || poll_receipts(weak.clone(), every, task_stop.clone()),
+                );
+                Some(stop.drop_guard())
             }
-        }
-        Ok(PushoverNotifier { shared })
+            (Some(_), None) => {
+                warn!("no supervisor: Pushover acknowledgements will not ack incidents");
+                None
+            }
+            (None, _) => None,
+        };
+        Ok(PushoverNotifier {
+            shared,
+            _poller: poller,
+        })
     }
 }
 
@@ -333,18 +353,24 @@ impl Shared {
     }
 }
 
-/// Polls receipts every `every` until the notifier is dropped or replaced.
-async fn poll_receipts(shared: Weak<Shared>, every: Duration) {
+/// Polls receipts every `every` until `stop` (the notifier is dropped); a notifier
+/// replaced by a reload stops polling (its successor polls the receipts it took over).
+async fn poll_receipts(shared: Weak<Shared>, every: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let Some(shared) = shared.upgrade() else {
-            return;
+            // The notifier is going; its guard cancels `stop` as it drops.
+            return stop.cancelled().await;
         };
         if shared.replaced.load(Ordering::Acquire) {
-            return;
+            drop(shared);
+            return stop.cancelled().await;
         }
         shared.poll_once().await;
     }
@@ -545,6 +571,7 @@ mod tests {
     fn a_notifier_rebuilt_on_reload_takes_over_the_receipts_with_the_token_they_were_sent_with() {
         let old = PushoverNotifier {
             shared: Arc::new(shared()),
+            _poller: None,
         };
         old.shared
             .receipts
@@ -552,8 +579,14 @@ mod tests {
             .unwrap()
             .insert("r1".into(), receipt([7].into()));
         let cfg: PushoverConfig = toml::from_str("app_token_env = \"PUSHOVER\"").unwrap();
-        let new = PushoverNotifier::new(&cfg, Some(Secret::new("rotated-token")), None, Some(&old))
-            .unwrap();
+        let new = PushoverNotifier::new(
+            "push",
+            &cfg,
+            Some(Secret::new("rotated-token")),
+            &BuildContext::offline(),
+            Some(&old),
+        )
+        .unwrap();
         assert!(Arc::ptr_eq(&new.shared.receipts, &old.shared.receipts));
         assert_eq!(new.shared.account.app_token.expose(), "rotated-token");
         let taken = new.shared.receipts.lock().unwrap()["r1"].account.clone();
@@ -565,7 +598,14 @@ mod tests {
 
         // A notifier of another type has no receipts to hand over.
         let log = super::super::LogNotifier::stderr();
-        let fresh = PushoverNotifier::new(&cfg, Some(Secret::new("t")), None, Some(&log)).unwrap();
+        let fresh = PushoverNotifier::new(
+            "push",
+            &cfg,
+            Some(Secret::new("t")),
+            &BuildContext::offline(),
+            Some(&log),
+        )
+        .unwrap();
         assert!(fresh.shared.receipts.lock().unwrap().is_empty());
     }
 
@@ -573,6 +613,7 @@ mod tests {
     async fn closing_one_incident_of_a_bundle_keeps_the_receipt_ringing() {
         let n = PushoverNotifier {
             shared: Arc::new(shared()),
+            _poller: None,
         };
         n.shared
             .receipts

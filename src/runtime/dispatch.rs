@@ -21,6 +21,8 @@ use crate::store::Store;
 use crate::time::Clock;
 use crate::watchdog::{Gate, Watchdog};
 
+use super::{Importance, Supervisor};
+
 /// Messages sent at the same time; the rest wait in the queue.
 const WORKERS: usize = 32;
 /// Alerts listed per incident of a bundle (a storm's bundle lists every incident, not
@@ -85,6 +87,7 @@ impl Dispatcher {
         ack_key: AckKey,
         clock: Arc<dyn Clock>,
         watchdog: Arc<Watchdog>,
+        tasks: &Supervisor,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let flood = Flood::new(notifiers.iter().map(|(n, e)| (n.clone(), e.limits.clone())));
@@ -105,20 +108,36 @@ impl Dispatcher {
             clock,
             watchdog,
         });
-        for _ in 0..WORKERS {
+        // Workers end when the queue closes and the release loop when the dispatcher
+        // does: both only while tocsin stops.
+        let stop = tasks.stopping();
+        for i in 0..WORKERS {
+            let name = format!("dispatch-worker-{i}");
             let inner = inner.clone();
-            tokio::spawn(async move {
-                loop {
-                    let job = { inner.queue_rx.lock().await.recv().await };
-                    let Some(job) = job else { break };
-                    let n = job.pages.len();
-                    inner.send_job(job).await;
-                    inner.in_flight.fetch_sub(n, Ordering::AcqRel);
+            tasks.spawn(name, Importance::Essential, &stop, move || {
+                let inner = inner.clone();
+                async move {
+                    /// A job's pages leave `in_flight` even when sending it panics, so
+                    /// shutdown does not wait for them (they stay pending in the store).
+                    struct Sent<'a>(&'a Inner, usize);
+                    impl Drop for Sent<'_> {
+                        fn drop(&mut self) {
+                            self.0.in_flight.fetch_sub(self.1, Ordering::AcqRel);
+                        }
+                    }
+                    loop {
+                        let job = { inner.queue_rx.lock().await.recv().await };
+                        let Some(job) = job else { break };
+                        let _sent = Sent(&inner, job.pages.len());
+                        inner.send_job(job).await;
+                    }
                 }
             });
         }
         let flood_inner = inner.clone();
-        tokio::spawn(async move { flood_inner.release_loop().await });
+        tasks.spawn("flood-release", Importance::Essential, &stop, move || {
+            flood_inner.clone().release_loop()
+        });
         Dispatcher { inner }
     }
 

@@ -142,6 +142,8 @@ impl EngineLoop {
         let mut stopping_since: Option<Instant> = None;
         let mut jumps = self.clock.jumps();
         loop {
+            #[cfg(test)]
+            super::supervisor::fault::maybe_panic("engine-loop");
             let wait = self
                 .engine
                 .next_deadline()

@@ -3,11 +3,21 @@
 //!
 //! [`start`] is what `main` and the tests both call: it takes an already-bound listener
 //! (port 0 in tests) and returns a handle to stop and await the daemon.
+//!
+//! Every long-running task (the engine loop, the dispatcher's workers and flood release,
+//! the watchdog and its probes, the IRC link, pollers, reload) runs under the
+//! [`Supervisor`]: a task that panics or ends is logged, counted and restarted, `/healthz`
+//! fails while an essential one is down, and one that keeps failing stops the daemon,
+//! whose [`Running::wait`] then names it (`main` exits non-zero, systemd restarts
+//! tocsin). The engine loop owns the in-memory engine, so it is never restarted in
+//! place: its failure stops the daemon at once, and the next start restores the engine
+//! from the store.
 
 mod dispatch;
 mod engine_loop;
 mod irc_desk;
 mod reload;
+pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,10 +29,13 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
 pub use reload::{ReloadHandle, Reloaded};
+pub use supervisor::{
+    Importance, RestartPolicy, Supervisor, TaskFailed, TaskHandle, TaskState, TaskStatus,
+};
 
 use crate::ack_link::AckKey;
 use crate::config::Config;
@@ -46,6 +59,8 @@ pub struct Options {
     pub drain_grace: Duration,
     /// A store to use instead of opening SQLite in `data_dir` (tests inject failing disks).
     pub store: Option<Arc<dyn Store>>,
+    /// How failed tasks are restarted, and when one is given up (tests shorten it).
+    pub restart: RestartPolicy,
 }
 
 impl Options {
@@ -56,6 +71,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             drain_grace: Duration::from_secs(10),
             store: None,
+            restart: RestartPolicy::default(),
         }
     }
 }
@@ -65,6 +81,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Re-reads alerts.toml (what SIGHUP does).
     pub reload: ReloadHandle,
+    /// Owns the daemon's tasks; `main` runs its SIGHUP listener under it too, and waits
+    /// on [`Supervisor::failed`] beside the signals.
+    pub tasks: Supervisor,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -75,7 +94,8 @@ impl Running {
         self.stop.cancel();
     }
 
-    /// Waits until the daemon has stopped.
+    /// Waits until the daemon has stopped: after [`Running::stop`], or after a task was
+    /// given up, which is then the error (the daemon stops by itself first).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("the daemon task panicked")?
     }
@@ -110,6 +130,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         "state restored"
     );
     let metrics = Arc::new(Metrics::new());
+    let tasks = Supervisor::new(opts.restart.clone(), metrics.clone(), opts.clock.clone());
     let ack_key = AckKey::load_or_create(&data_dir).with_context(|| {
         format!(
             "reading or creating the ack link key {}",
@@ -134,14 +155,18 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 watchdog.clone(),
             ));
             let (irc, task) =
-                crate::irc::link::start(link_cfg, desk, opts.clock.clone(), irc_stop.clone());
-            tokio::spawn(watch_link(irc.watch(), metrics.clone(), watchdog.clone()));
+                crate::irc::link::start(link_cfg, desk, opts.clock.clone(), &irc_stop, &tasks);
+            let (status, metrics, watchdog) = (irc.clone(), metrics.clone(), watchdog.clone());
+            tasks.spawn("irc-status", Importance::Essential, &irc_stop, move || {
+                watch_link(status.watch(), metrics.clone(), watchdog.clone())
+            });
             Some((irc, task))
         }
     };
     let build = BuildContext {
         acker: Some(Arc::new(handle.clone())),
         irc: irc.as_ref().map(|(h, _)| h.clone()),
+        tasks: Some(tasks.clone()),
     };
     let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
@@ -154,20 +179,23 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         .filter_map(|n| notifiers.get(n).map(|e| (n.clone(), e.notifier.clone())))
         .collect();
     if !checked.is_empty() {
-        tokio::spawn(probes::check_notifiers(
-            watchdog.clone(),
-            checked,
-            wcfg.check_interval.0,
-            watch_stop.clone(),
-        ));
+        let (wd, every, stop) = (watchdog.clone(), wcfg.check_interval.0, watch_stop.clone());
+        tasks.spawn(
+            "notifier-checks",
+            Importance::BestEffort,
+            &watch_stop,
+            move || probes::check_notifiers(wd.clone(), checked.clone(), every, stop.clone()),
+        );
     }
     if !wcfg.peers.is_empty() {
-        tokio::spawn(probes::watch_peers(
-            watchdog.clone(),
-            wcfg.peers.clone(),
-            wcfg.peer_interval.0,
-            watch_stop.clone(),
-        ));
+        let (wd, peers, every) = (watchdog.clone(), wcfg.peers.clone(), wcfg.peer_interval.0);
+        let stop = watch_stop.clone();
+        tasks.spawn(
+            "peer-watch",
+            Importance::BestEffort,
+            &watch_stop,
+            move || probes::watch_peers(wd.clone(), peers.clone(), every, stop.clone()),
+        );
     }
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let dispatcher = dispatch::Dispatcher::start(
@@ -179,6 +207,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         ack_key.clone(),
         opts.clock.clone(),
         watchdog.clone(),
+        &tasks,
     );
     if !pending.is_empty() {
         warn!(
@@ -206,29 +235,54 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     };
     let stop = CancellationToken::new();
     let engine_stop = CancellationToken::new();
-    let engine_task = tokio::spawn(engine_loop.run(engine_stop.clone(), opts.drain_grace));
-    tokio::spawn(crate::watchdog::run(
-        watchdog.clone(),
-        handle.clone(),
-        watch_stop.clone(),
-    ));
+    // The engine loop owns the engine's state in memory: a fresh loop could only start
+    // from the store, which is what a fresh process does. So its failure is fatal.
+    let engine_task = tasks.spawn_once(
+        "engine-loop",
+        &engine_stop,
+        engine_loop.run(engine_stop.clone(), opts.drain_grace),
+    );
+    {
+        let (wd, engine, stop) = (watchdog.clone(), handle.clone(), watch_stop.clone());
+        tasks.spawn("watchdog", Importance::Essential, &watch_stop, move || {
+            crate::watchdog::run(wd.clone(), engine.clone(), stop.clone())
+        });
+    }
     if let Some(url) = &wcfg.ping_url {
-        tokio::spawn(probes::ping_outside(
-            url.clone(),
-            wcfg.ping_interval.0,
-            health.clone(),
-            opts.clock.clone(),
-            metrics.clone(),
-            watch_stop.clone(),
-        ));
+        let (url, every, health) = (url.clone(), wcfg.ping_interval.0, health.clone());
+        let (clock, metrics, stop) = (opts.clock.clone(), metrics.clone(), watch_stop.clone());
+        tasks.spawn(
+            "outside-ping",
+            Importance::BestEffort,
+            &watch_stop,
+            move || {
+                probes::ping_outside(
+                    url.clone(),
+                    every,
+                    health.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                    stop.clone(),
+                )
+            },
+        );
     }
     if let Some(st) = &wcfg.self_test {
-        tokio::spawn(crate::watchdog::self_test::run(
-            st.clone(),
-            handle.clone(),
-            opts.clock.clone(),
-            watch_stop.clone(),
-        ));
+        let (st, engine, clock) = (st.clone(), handle.clone(), opts.clock.clone());
+        let stop = watch_stop.clone();
+        tasks.spawn(
+            "self-test",
+            Importance::BestEffort,
+            &watch_stop,
+            move || {
+                crate::watchdog::self_test::run(
+                    st.clone(),
+                    engine.clone(),
+                    clock.clone(),
+                    stop.clone(),
+                )
+            },
+        );
     }
 
     let mut state = AppState::new(
@@ -240,6 +294,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         opts.clock.clone(),
         ack_key,
         watchdog,
+        tasks.clone(),
     );
     let reload = reload::Reloader {
         path: opts.config.path.clone(),
@@ -252,24 +307,40 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         metrics,
         clock: opts.clock.clone(),
     }
-    .start(watch_stop.clone());
+    .start(&watch_stop, &tasks);
     state.reloader = Some(reload.clone());
     let app = http::router(state);
     let http_stop = stop.clone();
+    let supervisor = tasks.clone();
     let task = tokio::spawn(async move {
+        // A task given up stops the daemon as SIGTERM would: queued work is still
+        // committed and pages in flight are recorded before the process exits.
+        let stopped = {
+            let tasks = supervisor.clone();
+            async move {
+                tokio::select! {
+                    _ = http_stop.cancelled() => {}
+                    f = tasks.failed() => error!(error = %f, "stopping tocsin"),
+                }
+            }
+        };
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .with_graceful_shutdown(stopped)
             .await
             .context("HTTP server failed")?;
         info!("HTTP listener closed; draining the engine");
+        supervisor.stop();
         watch_stop.cancel();
         engine_stop.cancel();
-        engine_task.await.context("the engine loop panicked")?;
+        engine_task.join().await;
         irc_stop.cancel();
         if let Some((_, task)) = irc {
-            let _ = task.await;
+            task.join().await;
         }
         drop(store);
+        if let Some(f) = supervisor.failure() {
+            return Err(f.into());
+        }
         info!("stopped cleanly");
         Ok(())
     });
@@ -277,6 +348,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     Ok(Running {
         addr,
         reload,
+        tasks,
         stop,
         task,
     })

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::dispatch::Dispatcher;
+use super::{Importance, Supervisor};
 use crate::config::{Config, load_file};
 use crate::engine::EscalationConfig;
 use crate::http::AppState;
@@ -116,23 +117,32 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
 }
 
 impl Reloader {
-    /// Serves reload requests until `stop`.
-    pub fn start(mut self, stop: CancellationToken) -> ReloadHandle {
-        let (tx, mut rx) = mpsc::channel::<Reply>(4);
+    /// Serves reload requests until `stop`, as the supervised task `reload`.
+    pub fn start(self, stop: &CancellationToken, tasks: &Supervisor) -> ReloadHandle {
+        let (tx, rx) = mpsc::channel::<Reply>(4);
         self.metrics.config_reload_ok.set(1);
         self.metrics
             .config_reload_time
             .set(self.clock.now().millis() / 1000);
-        tokio::spawn(async move {
-            loop {
-                let reply = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = rx.recv() => match r {
-                        Some(r) => r,
-                        None => return,
-                    },
-                };
-                let _ = reply.send(self.reload());
+        // Kept across restarts of the task: the config it runs and the requests queue.
+        let state = Arc::new(tokio::sync::Mutex::new((self, rx)));
+        let task_stop = stop.clone();
+        tasks.spawn("reload", Importance::BestEffort, stop, move || {
+            let (state, stop) = (state.clone(), task_stop.clone());
+            async move {
+                let mut state = state.lock_owned().await;
+                let (reloader, rx) = &mut *state;
+                loop {
+                    let reply = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = rx.recv() => match r {
+                            Some(r) => r,
+                            // Nobody can ask any more: nothing to do until the stop.
+                            None => return stop.cancelled().await,
+                        },
+                    };
+                    let _ = reply.send(reloader.reload());
+                }
             }
         });
         ReloadHandle { tx }

@@ -411,6 +411,8 @@ impl Watchdog {
 /// Evaluates the board until `stop`: outages become incidents, recoveries resolve them.
 pub async fn run(wd: Arc<Watchdog>, engine: EngineHandle, stop: CancellationToken) {
     loop {
+        #[cfg(test)]
+        crate::runtime::supervisor::fault::maybe_panic("watchdog");
         let (decisions, views) = wd.evaluate();
         for v in &views {
             wd.metrics

@@ -71,7 +71,8 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let Ok(second) = cfg.second_of_day() else {
-        return; // check-config refuses it; nothing to schedule
+        // check-config refuses it; nothing to schedule (and not a task that failed).
+        return stop.cancelled().await;
     };
     loop {
         let due = next_run(clock.now(), second);
