@@ -200,4 +200,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many incidents are in each state.
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError>;
+
+    /// Small state a source keeps across restarts (the IRC link's replay mark), as the
+    /// JSON text it saved under `name`; `None` before the first save.
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the state saved under `name`; durable when it returns, like `commit`.
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 }

@@ -1,4 +1,4 @@
--- tocsin's durable state, schema version 1.
+-- tocsin's durable state, schema version 2 (sqlite.rs migrates older databases).
 --
 -- Kept portable so a PostgreSQL backend is a translation: instants are INTEGER
 -- milliseconds since the Unix epoch (UTC), structured values are TEXT holding JSON,
@@ -76,3 +76,12 @@ CREATE TABLE IF NOT EXISTS pages (
 );
 CREATE INDEX IF NOT EXISTS pages_incident ON pages (incident_id);
 CREATE INDEX IF NOT EXISTS pages_status ON pages (status);
+
+-- Small state a source keeps across restarts, by name: the IRC link's replay mark (how
+-- far it had heard the channels, so backlog said while tocsin was down is read and
+-- backlog it had heard is not). Schema version 2.
+CREATE TABLE IF NOT EXISTS source_state (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,        -- JSON, the source's own shape
+    updated_at INTEGER NOT NULL
+);

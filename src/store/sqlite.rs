@@ -34,8 +34,16 @@ use crate::engine::{Effect, IncidentId, IncidentState};
 use crate::time::Timestamp;
 
 /// The schema this build writes. A database with a higher version was written by a newer
-/// tocsin and is refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+/// tocsin and is refused rather than misread; a lower one is migrated on open.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// What turns a database of the version before each into that version, in order. A fresh
+/// database gets `schema.sql`, which already is the newest version.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "CREATE TABLE IF NOT EXISTS source_state (\
+         name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL)",
+)];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
 /// one group while still letting a burst of committers share one fsync.
@@ -61,9 +69,11 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// How often the checkpointer folds the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// One `commit` call waiting for the writer.
+/// One `commit` (or `save_source_state`) call waiting for the writer.
 struct WriteRequest {
     effects: Vec<Effect>,
+    /// A source's state to replace: name, JSON value, when.
+    source_state: Option<(String, String, Timestamp)>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -182,6 +192,31 @@ impl SqliteStore {
         }
     }
 
+    /// Queues a write for the writer thread and waits until it is committed.
+    async fn write(
+        &self,
+        effects: Vec<Effect>,
+        source_state: Option<(String, String, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = lock(&self.writer_tx);
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(WriteRequest {
+                effects,
+                source_state,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Runs `f` with the read connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -209,19 +244,31 @@ impl Store for SqliteStore {
         if effects.is_empty() {
             return Ok(());
         }
-        let _slot = self
-            .in_flight
-            .acquire()
+        self.write(effects, None).await
+    }
+
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT value FROM source_state WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .or_read()
+        })
+        .await
+    }
+
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(Vec::new(), Some((name.to_string(), value, at)))
             .await
-            .map_err(|_| StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        {
-            let tx = lock(&self.writer_tx);
-            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(WriteRequest { effects, reply })
-                .map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError> {
@@ -296,7 +343,9 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Creates the schema on a fresh database; refuses one written by a newer tocsin.
+/// Creates the schema on a fresh database, migrates an older one (in the same
+/// transaction: a failed migration leaves it as it was), refuses one written by a newer
+/// tocsin.
 fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.display().to_string(),
@@ -315,10 +364,9 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         )
         .optional()
         .map_err(open_err)?;
-    match found {
-        None => {}
+    let found = match found {
+        None => None,
         Some(v) => match v.parse::<i64>() {
-            Ok(v) if v == SCHEMA_VERSION => {}
             Ok(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Corrupt {
                     what: format!("schema version of {}", path.display()),
@@ -329,6 +377,7 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                     ),
                 });
             }
+            Ok(v) if v >= 1 => Some(v),
             _ => {
                 return Err(StoreError::Corrupt {
                     what: format!("schema version of {}", path.display()),
@@ -336,11 +385,22 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 });
             }
         },
+    };
+    if let Some(from) = found {
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+            tx.execute_batch(sql).map_err(open_err)?;
+            tracing::info!(
+                path = %path.display(),
+                from,
+                to = version,
+                "store schema migrated"
+            );
+        }
     }
     tx.execute_batch(SCHEMA).map_err(open_err)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
-         ON CONFLICT (key) DO NOTHING",
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [SCHEMA_VERSION.to_string()],
     )
     .map_err(open_err)?;

@@ -53,6 +53,17 @@ impl Store for FullDisk {
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
         self.inner.counts().await
     }
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.source_state(name).await
+    }
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.save_source_state(name, value, at).await
+    }
 }
 
 #[tokio::test]

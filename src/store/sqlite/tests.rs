@@ -488,17 +488,83 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
     let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    let newer = SCHEMA_VERSION + 1;
     conn.execute(
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
-        [],
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [newer.to_string()],
     )
     .unwrap();
     drop(conn);
     let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("schema version 2") && err.contains("newer tocsin"),
+        err.contains(&format!("schema version {newer}")) && err.contains("newer tocsin"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_source_keeps_its_state_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.source_state("irc.replay").await.unwrap(), None);
+        let at = t("2026-11-21T10:00:00Z");
+        store
+            .save_source_state("irc.replay", r#"{"heard":1}"#.into(), at)
+            .await
+            .unwrap();
+        store
+            .save_source_state("irc.replay", r#"{"heard":2}"#.into(), at)
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.source_state("irc.replay").await.unwrap().as_deref(),
+        Some(r#"{"heard":2}"#),
+        "the last save wins and survives"
+    );
+    assert_eq!(store.source_state("other").await.unwrap(), None);
+}
+
+/// A data dir from before source state existed (schema version 1): opening it keeps
+/// every incident and adds what is new.
+#[tokio::test]
+async fn a_version_1_database_is_migrated_and_keeps_its_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t("2026-11-21T10:00:00Z");
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.commit(opening(7, at)).await.unwrap();
+    }
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE source_state; UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.incident(7, false).await.unwrap().unwrap().title,
+        "DiskFull #7"
+    );
+    store
+        .save_source_state("irc.replay", "{}".into(), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.source_state("irc.replay").await.unwrap().as_deref(),
+        Some("{}")
+    );
+    let version: String = lock(&store.reader)
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
 }
 
 #[tokio::test]

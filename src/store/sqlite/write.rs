@@ -33,7 +33,24 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
         }
     }
+    for (name, value, at) in group.iter().filter_map(|r| r.source_state.as_ref()) {
+        save_source_state(&tx, name, value, *at)?;
+    }
     tx.commit()
+}
+
+fn save_source_state(
+    tx: &Transaction<'_>,
+    name: &str,
+    value: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO source_state (name, value, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?;
+    stmt.execute(params![name, value, at.0])?;
+    Ok(())
 }
 
 /// The row with placeholder status fields; the `Status` effect that always follows in the
