@@ -11,12 +11,16 @@ use crate::config::Config;
 use crate::engine::{Actor, AlertBatch, IncidentId, IncidentState, Input};
 use crate::irc::command::{AckTarget, ChatCommand, HELP};
 use crate::irc::mask::{mask_matches, same_name};
+use crate::irc::replay::Mark;
 use crate::irc::session::Ask;
 use crate::irc::{Desk, LinkStatus};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::notify::message::clean;
 use crate::store::Store;
 use crate::time::{Clock, human};
+
+/// Where the IRC link's replay mark is kept in the store.
+const REPLAY_MARK: &str = "irc.replay";
 
 /// Most incidents one `!ack all` acts on; more is a storm better handled in bulk
 /// elsewhere, and the answer must fit a line.
@@ -293,6 +297,31 @@ impl Desk for IrcDesk {
             })
             .inc_by(batch.alerts.len() as u64);
         self.submit(Input::Alerts(batch)).await
+    }
+
+    async fn replay_mark(&self) -> Option<Mark> {
+        let json = match self.store.source_state(REPLAY_MARK).await {
+            Ok(json) => json?,
+            Err(e) => {
+                warn!(error = %e, "cannot read the IRC replay mark: backlog the bouncer replays is read only from this connection on");
+                return None;
+            }
+        };
+        match serde_json::from_str(&json) {
+            Ok(mark) => Some(mark),
+            Err(e) => {
+                warn!(error = %e, %json, "the stored IRC replay mark is not understood: backlog the bouncer replays is read only from this connection on");
+                None
+            }
+        }
+    }
+
+    async fn save_replay_mark(&self, mark: &Mark) -> Result<(), String> {
+        let json = serde_json::to_string(mark).map_err(|e| e.to_string())?;
+        self.store
+            .save_source_state(REPLAY_MARK, json, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn command(&self, ask: Ask, link: &LinkStatus) -> String {
