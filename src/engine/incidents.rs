@@ -485,7 +485,7 @@ impl Engine {
         fx.push(Effect::Event(HistoryEvent::by_engine(
             id, now, "opened", detail,
         )));
-        let mut live = Live::open(id, gid.clone(), policy, now);
+        let mut live = Live::open(id, gid.clone(), policy, &batch.labels, now);
         let truncated = batch.truncated;
         {
             let mut cx = self.ctx(now, fx);

@@ -388,6 +388,12 @@ pub enum Effect {
         at: Timestamp,
         outcome: Outcome,
     },
+    /// Replace an incident's labels: a later batch of its group carries other ones
+    /// (the labels its alerts share changed as alerts joined or resolved).
+    Labels {
+        incident: IncidentId,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 /// Why the engine refused an input (answered to the caller, nothing changes).
@@ -418,4 +424,6 @@ pub struct RestoredIncident {
     pub escalation: Escalation,
     /// (fingerprint, status, startsAt) of every alert of the incident.
     pub alerts: Vec<(String, AlertStatus, Timestamp)>,
+    /// Its labels as stored, so that a batch carrying the same ones changes nothing.
+    pub labels: BTreeMap<String, String>,
 }

@@ -92,7 +92,7 @@ fn restored_incidents(
     let mut stmt = tx
         .prepare_cached(&format!(
             "SELECT id, source, group_key, state, created_at, resolved_at, acked_by, acked_at, \
-             policy, escalation FROM incidents {filter}"
+             policy, escalation, labels FROM incidents {filter}"
         ))
         .or_read()?;
     let mut rows = stmt.query(args).or_read()?;
@@ -101,6 +101,7 @@ fn restored_incidents(
         let id = get_u64(row, 0).or_read()?;
         let policy: String = row.get(8).or_read()?;
         let escalation: String = row.get(9).or_read()?;
+        let labels: String = row.get(10).or_read()?;
         out.push(RestoredIncident {
             id,
             source: row.get(1).or_read()?,
@@ -113,6 +114,7 @@ fn restored_incidents(
             policy: from_json::<PolicySnapshot>(&policy, id, "policy")?,
             escalation: from_json::<Escalation>(&escalation, id, "escalation")?,
             alerts: Vec::new(),
+            labels: from_json(&labels, id, "labels")?,
         });
     }
     drop(rows);

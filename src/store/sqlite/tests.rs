@@ -612,3 +612,24 @@ fn readers_see_wal_mode_and_a_small_cache() {
         .unwrap();
     assert_eq!(cache, -CACHE_KIB);
 }
+
+#[tokio::test]
+async fn new_labels_replace_an_incidents_labels_and_come_back_on_restore() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(5, at)).await.unwrap();
+    let shared = labels(&[("alertname", "DiskFull")]);
+    store
+        .commit(vec![Effect::Labels {
+            incident: 5,
+            labels: shared.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.incident(5, false).await.unwrap().unwrap().labels,
+        shared
+    );
+    let restored = store.restore(at).await.unwrap();
+    assert_eq!(restored.open[0].labels, shared);
+}

@@ -1,6 +1,6 @@
 //! Effects to rows: each engine effect is one statement inside the group's transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
@@ -31,6 +31,7 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Event(e) => insert_event(&tx, e)?,
             Effect::Page(p) => insert_page(&tx, p)?,
             Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
+            Effect::Labels { incident, labels } => update_labels(&tx, *incident, labels)?,
         }
     }
     for (name, value, at) in group.iter().filter_map(|r| r.source_state.as_ref()) {
@@ -72,6 +73,16 @@ fn insert_incident(tx: &Transaction<'_>, o: &IncidentOpened) -> rusqlite::Result
         to_json(&*o.policy)?,
         to_json(&Escalation::default())?,
     ])?;
+    Ok(())
+}
+
+fn update_labels(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    labels: &BTreeMap<String, String>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE incidents SET labels = ?2 WHERE id = ?1")?;
+    stmt.execute(params![sql_u64(id)?, to_json(labels)?])?;
     Ok(())
 }
 
