@@ -82,7 +82,8 @@ pub struct AlertBatch {
     pub source: String,
     /// Alerts group into incidents by this key (Alertmanager `groupKey`).
     pub group_key: String,
-    /// Labels the route matchers see (Alertmanager `commonLabels`).
+    /// Labels the route matchers see (Alertmanager `commonLabels`); an open incident's
+    /// labels become these when the batch changes one of its alerts.
     pub labels: BTreeMap<String, String>,
     /// A short human title for a new incident ("DiskFull: Disk almost full on db1").
     pub title: String,

@@ -1,6 +1,7 @@
 //! What the IRC link's alert lines and commands do to incidents: the engine records
 //! them, the store answers questions, and every answer is one short line.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use tracing::{info, warn};
 
 use super::{EngineHandle, SubmitError};
 use crate::config::Config;
-use crate::engine::{Actor, AlertBatch, IncidentId, IncidentState, Input};
+use crate::engine::{Actor, AlertBatch, AlertStatus, IncidentId, IncidentState, Input};
 use crate::irc::command::{AckTarget, ChatCommand, HELP};
 use crate::irc::mask::{mask_matches, same_name};
 use crate::irc::replay::Mark;
@@ -16,6 +17,7 @@ use crate::irc::session::Ask;
 use crate::irc::{Desk, LinkStatus};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::notify::message::clean;
+use crate::source::irc::shared_labels;
 use crate::store::Store;
 use crate::time::{Clock, human};
 
@@ -82,6 +84,32 @@ impl IrcDesk {
                 .map(|(n, ..)| n.clone());
         }
         None
+    }
+
+    /// The labels the line's group shares, from the group's open incident in the store:
+    /// the link records its lines one at a time, so the previous one is in.
+    async fn group_labels(&self, batch: &AlertBatch) -> BTreeMap<String, String> {
+        let open = match self
+            .store
+            .open_incident_of_group(&batch.source, &batch.group_key)
+            .await
+        {
+            Ok(open) => open,
+            Err(e) => {
+                warn!(group = %batch.group_key, error = %e, "cannot read the IRC alert's open incident; its labels become the line's");
+                return batch.labels.clone();
+            }
+        };
+        let Some(open) = open else {
+            return shared_labels(batch, None, BTreeMap::new());
+        };
+        let firing = open
+            .alerts
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .map(|a| (a.fingerprint, a.labels))
+            .collect();
+        shared_labels(batch, Some(&open.labels), firing)
     }
 
     fn count(&self, command: &str, outcome: &str) {
@@ -289,13 +317,14 @@ fn command_name(cmd: &ChatCommand) -> &'static str {
 
 #[async_trait]
 impl Desk for IrcDesk {
-    async fn alert(&self, batch: AlertBatch) -> Result<(), String> {
+    async fn alert(&self, mut batch: AlertBatch) -> Result<(), String> {
         self.metrics
             .alerts_received
             .get_or_create(&SourceLabel {
                 source: batch.source.clone(),
             })
             .inc_by(batch.alerts.len() as u64);
+        batch.labels = self.group_labels(&batch).await;
         self.submit(Input::Alerts(batch)).await
     }
 

@@ -312,6 +312,21 @@ impl Store for SqliteStore {
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
         self.read(|conn| read::counts(conn)).await
     }
+
+    async fn open_incident_of_group(
+        &self,
+        source: &str,
+        group_key: &str,
+    ) -> Result<Option<IncidentView>, StoreError> {
+        let (source, group_key) = (source.to_string(), group_key.to_string());
+        self.read(move |conn| {
+            let tx = conn.transaction().or_read()?;
+            let view = read::open_incident_of_group(&tx, &source, &group_key)?;
+            tx.commit().or_read()?;
+            Ok(view)
+        })
+        .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -340,6 +340,46 @@ async fn a_recovery_posted_while_tocsin_restarts_resolves_its_incident_from_znc_
     assert_eq!(all.len(), 1, "{all:#?}");
 }
 
+/// The relay reports a second instance of the same alert: one incident, whose labels are
+/// what both share (no `instance`), as Alertmanager's commonLabels would be; when the
+/// second recovers, the first's instance is the incident's again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incidents_labels_are_what_its_firing_irc_alerts_share() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    let id = alert_from_the_relay(&s, &relay, &relay).await;
+
+    relay
+        .say(ALERTS, "Alert DiskFull on db2:9100 is firing")
+        .await;
+    let inc = eventually("db2 to join the incident", SOON, || async {
+        let inc = s.app.incident(id).await;
+        (inc["alerts"].as_array().map_or(0, Vec::len) == 2).then_some(inc)
+    })
+    .await;
+    assert_eq!(
+        inc["labels"],
+        serde_json::json!({ "alertname": "DiskFull" }),
+        "{inc}"
+    );
+    assert_eq!(
+        s.app.incidents(None).await.len(),
+        1,
+        "one incident for the group"
+    );
+
+    relay
+        .say(ALERTS, "Alert DiskFull on db2:9100 is resolved")
+        .await;
+    let inc = eventually("db2's recovery", SOON, || async {
+        let inc = s.app.incident(id).await;
+        (inc["labels"]["instance"] == "db1:9100").then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "triggered", "db1 still fires: {inc}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn znc_killed_and_restarted_the_bot_is_back_and_sums_up_what_it_missed() {
     let net = network().await;

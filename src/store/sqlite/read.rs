@@ -203,6 +203,28 @@ pub(super) fn incident(
     Ok(Some(view))
 }
 
+/// The open incident of a group (there is at most one; the newest, should a crash have
+/// left two), with its alerts.
+pub(super) fn open_incident_of_group(
+    tx: &Transaction<'_>,
+    source: &str,
+    group_key: &str,
+) -> Result<Option<IncidentView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id FROM incidents WHERE state IN ('triggered', 'acknowledged') \
+             AND source = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
+        )
+        .or_read()?;
+    let mut rows = stmt.query(params![source, group_key]).or_read()?;
+    let Some(row) = rows.next().or_read()? else {
+        return Ok(None);
+    };
+    let id = get_u64(row, 0).or_read()?;
+    drop(rows);
+    incident(tx, id, false)
+}
+
 /// An incident row (selected with [`INCIDENT_COLUMNS`]) without its alerts.
 fn incident_view(row: &Row<'_>) -> Result<IncidentView, StoreError> {
     let id = get_u64(row, 0).or_read()?;

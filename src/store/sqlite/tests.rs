@@ -633,3 +633,36 @@ async fn new_labels_replace_an_incidents_labels_and_come_back_on_restore() {
     let restored = store.restore(at).await.unwrap();
     assert_eq!(restored.open[0].labels, shared);
 }
+
+#[tokio::test]
+async fn the_open_incident_of_a_group_is_found_by_source_and_key() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(3, at)).await.unwrap();
+    let key = "{}:{alertname=\"DiskFull\",n=\"3\"}";
+    let found = store
+        .open_incident_of_group("alertmanager", key)
+        .await
+        .unwrap()
+        .expect("open");
+    assert_eq!((found.id, found.alerts.len()), (3, 1));
+    assert!(
+        store
+            .open_incident_of_group("irc", key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .commit(vec![Effect::Status(status(3, IncidentState::Resolved, at))])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .open_incident_of_group("alertmanager", key)
+            .await
+            .unwrap()
+            .is_none(),
+        "a resolved incident is not the group's open one"
+    );
+}
