@@ -134,7 +134,8 @@ struct Pending {
 
 pub struct Session {
     cfg: SessionConfig,
-    /// Kept across connections: what was seen and read.
+    /// Kept across connections (and across runs, through the mark the link keeps in
+    /// the store): what was seen, read and heard.
     replay: Replay,
     // Per connection:
     nick: String,
