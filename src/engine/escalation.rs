@@ -5,7 +5,8 @@
 //! method at once. Ack stops it all until the ack expires; snooze holds it for a while;
 //! both end by starting again from step 1.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,14 @@ impl AlertKey {
     }
 }
 
+/// Labels in 8 bytes: the engine keeps no labels, only enough to tell whether a batch
+/// carries other ones than the incident has.
+pub(crate) fn labels_hash(labels: &BTreeMap<String, String>) -> u64 {
+    let mut h = DefaultHasher::new();
+    labels.hash(&mut h);
+    h.finish()
+}
+
 /// An open incident, as the engine keeps it in memory.
 #[derive(Debug)]
 pub(crate) struct Live {
@@ -76,6 +85,8 @@ pub(crate) struct Live {
     pub firing: usize,
     /// The deadline under which it sits in the engine's timer index.
     pub wake: Option<Timestamp>,
+    /// [`labels_hash`] of the labels it has in the store.
+    pub labels_hash: u64,
 }
 
 fn page_kind(step: u32, cycle: u32) -> PageKind {
@@ -96,6 +107,7 @@ impl Live {
         id: IncidentId,
         group: String,
         policy: Arc<PolicySnapshot>,
+        labels: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Self {
         let first = policy.steps.first().map(|s| now.plus(s.after));
@@ -115,6 +127,7 @@ impl Live {
             alerts: HashMap::new(),
             firing: 0,
             wake: None,
+            labels_hash: labels_hash(labels),
         }
     }
 
@@ -130,6 +143,7 @@ impl Live {
             })
             .collect();
         let firing = alerts.values().filter(|a| a.firing()).count();
+        let labels_hash = labels_hash(&r.labels);
         Live {
             id: r.id,
             group,
@@ -142,6 +156,7 @@ impl Live {
             alerts,
             firing,
             wake: None,
+            labels_hash,
         }
     }
 
@@ -734,7 +749,7 @@ impl Live {
     /// Alerts for an incident that is already open. Returns whether anything changed;
     /// a byte-identical redelivery changes nothing.
     pub fn merge_alerts(&mut self, cx: &mut Ctx<'_>, batch: AlertBatch) -> bool {
-        let (mut new_firing, mut resolved) = (0usize, 0usize);
+        let (mut new_firing, mut resolved, mut recorded) = (0usize, 0usize, 0usize);
         for a in batch.alerts {
             let key = fingerprint_key(&a.fingerprint);
             let known = self.alerts.get(&key).copied();
@@ -765,12 +780,24 @@ impl Live {
                 }
             };
             if record {
+                recorded += 1;
                 cx.fx.push(Effect::Alert(AlertRecord {
                     incident: self.id,
                     received_at: cx.now,
                     alert: a,
                 }));
             }
+        }
+        // The labels follow the group's latest batch (Alertmanager's commonLabels: what
+        // its alerts share), unless the batch only repeats what is known (an HA peer's
+        // late copy must not bring back labels a newer batch dropped).
+        let hash = labels_hash(&batch.labels);
+        if recorded > 0 && hash != self.labels_hash {
+            self.labels_hash = hash;
+            cx.fx.push(Effect::Labels {
+                incident: self.id,
+                labels: batch.labels,
+            });
         }
         let changed = new_firing + resolved > 0 || batch.truncated > 0;
         if new_firing + resolved > 0 {

@@ -525,7 +525,7 @@ impl Engine {
             EventKind::Opened,
             detail,
         )));
-        let mut live = Live::open(id, gid.clone(), policy, now);
+        let mut live = Live::open(id, gid.clone(), policy, &batch.labels, now);
         let truncated = batch.truncated;
         {
             let mut cx = self.ctx(now, fx);

@@ -82,7 +82,8 @@ pub struct AlertBatch {
     pub source: String,
     /// Alerts group into incidents by this key (Alertmanager `groupKey`).
     pub group_key: String,
-    /// Labels the route matchers see (Alertmanager `commonLabels`).
+    /// Labels the route matchers see (Alertmanager `commonLabels`); an open incident's
+    /// labels become these when the batch changes one of its alerts.
     pub labels: BTreeMap<String, String>,
     /// A short human title for a new incident ("DiskFull: Disk almost full on db1").
     pub title: String,
@@ -505,6 +506,12 @@ pub enum Effect {
         at: Timestamp,
         outcome: Outcome,
     },
+    /// Replace an incident's labels: a later batch of its group carries other ones
+    /// (the labels its alerts share changed as alerts joined or resolved).
+    Labels {
+        incident: IncidentId,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 /// Why the engine refused an input: it would change nothing. The caller is answered with
@@ -576,4 +583,6 @@ pub struct RestoredIncident {
     pub escalation: Escalation,
     /// (fingerprint, status, startsAt) of every alert of the incident.
     pub alerts: Vec<(String, AlertStatus, Timestamp)>,
+    /// Its labels as stored, so that a batch carrying the same ones changes nothing.
+    pub labels: BTreeMap<String, String>,
 }

@@ -691,9 +691,17 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
     let mut opened = None;
     let mut status = None;
     let mut alerts = Vec::new();
+    let mut labels = BTreeMap::new();
     for f in fx.iter().flatten() {
         match f {
-            Effect::Opened(o) if o.id == id => opened = Some(o.clone()),
+            Effect::Opened(o) if o.id == id => {
+                labels = o.labels.clone();
+                opened = Some(o.clone());
+            }
+            Effect::Labels {
+                incident,
+                labels: l,
+            } if *incident == id => labels = l.clone(),
             Effect::Status(s) if s.id == id => status = Some(s.clone()),
             Effect::Alert(a) if a.incident == id => {
                 alerts.retain(|(fp, _, _): &(String, AlertStatus, Timestamp)| {
@@ -721,6 +729,7 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
         policy: (*o.policy).clone(),
         escalation: s.escalation,
         alerts,
+        labels,
     }
 }
 
@@ -1370,4 +1379,130 @@ fn a_released_status_update_goes_out_whatever_the_incident_became() {
         sent(&fx),
         [vec!["console:console:acknowledged:s0c0".to_string()]]
     );
+}
+
+/// One alert line of the IRC relay as its source hands it on: the alert, and the labels
+/// the group's firing alerts share (`instance` only while one instance fires).
+fn relay_line(fp: &str, status: AlertStatus, at: &str, shared: &[(&str, &str)]) -> Input {
+    Input::Alerts(AlertBatch {
+        source: "irc".into(),
+        group_key: "irc:DiskFull".into(),
+        labels: labels(shared),
+        title: "DiskFull".into(),
+        alerts: vec![alert(fp, status, at)],
+        truncated: 0,
+        policy: None,
+    })
+}
+
+/// The `Labels` effects of a batch: (incident, labels as `k=v` pairs).
+fn label_changes(fx: &[Effect]) -> Vec<(IncidentId, Vec<String>)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Labels { incident, labels } => Some((
+                *incident,
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_incidents_labels_follow_what_its_firing_alerts_share() {
+    let mut e = engine();
+    let db1 = [("alertname", "DiskFull"), ("instance", "db1")];
+    let both = [("alertname", "DiskFull")];
+    let fx = e
+        .apply(
+            t("10:00:00"),
+            relay_line("db1", AlertStatus::Firing, "10:00:00", &db1),
+        )
+        .unwrap();
+    assert!(label_changes(&fx).is_empty(), "opened with them: {fx:?}");
+
+    // db2 joins: the group no longer shares an instance.
+    let fx = e
+        .apply(
+            t("10:01:00"),
+            relay_line("db2", AlertStatus::Firing, "10:01:00", &both),
+        )
+        .unwrap();
+    assert_eq!(
+        label_changes(&fx),
+        [(1, vec!["alertname=DiskFull".to_string()])]
+    );
+
+    // The relay repeats db2's line: the same labels, nothing to write.
+    let fx = e
+        .apply(
+            t("10:05:00"),
+            relay_line("db2", AlertStatus::Firing, "10:05:00", &both),
+        )
+        .unwrap();
+    assert!(label_changes(&fx).is_empty(), "{fx:?}");
+
+    // A late copy of something already known, with older labels: ignored whole.
+    let fx = e
+        .apply(
+            t("10:06:00"),
+            relay_line("db2", AlertStatus::Firing, "10:01:00", &db1),
+        )
+        .unwrap();
+    assert!(label_changes(&fx).is_empty(), "{fx:?}");
+
+    // db2 recovers: db1 fires alone, and its instance is the incident's again.
+    let fx = e
+        .apply(
+            t("10:10:00"),
+            relay_line("db2", AlertStatus::Resolved, "10:10:00", &db1),
+        )
+        .unwrap();
+    assert_eq!(
+        label_changes(&fx),
+        [(
+            1,
+            vec!["alertname=DiskFull".to_string(), "instance=db1".to_string()]
+        )]
+    );
+    assert_eq!(e.open_count(), 1, "db1 still fires");
+}
+
+#[test]
+fn after_a_restart_the_same_labels_change_nothing_and_new_ones_are_written() {
+    let mut e = engine();
+    let db1 = [("alertname", "DiskFull"), ("instance", "db1")];
+    let fx = vec![
+        e.apply(
+            t("10:00:00"),
+            relay_line("db1", AlertStatus::Firing, "10:00:00", &db1),
+        )
+        .unwrap(),
+    ];
+    let mut e = Engine::restore(
+        escalation_config(CONFIG),
+        2,
+        100,
+        vec![stored(&fx, 1)],
+        vec![],
+    );
+    let fx = e
+        .apply(
+            t("10:30:00"),
+            relay_line("db1", AlertStatus::Firing, "10:30:00", &db1),
+        )
+        .unwrap();
+    assert!(label_changes(&fx).is_empty(), "{fx:?}");
+    let fx = e
+        .apply(
+            t("10:31:00"),
+            relay_line(
+                "db2",
+                AlertStatus::Firing,
+                "10:31:00",
+                &[("alertname", "DiskFull")],
+            ),
+        )
+        .unwrap();
+    assert_eq!(label_changes(&fx).len(), 1, "{fx:?}");
 }

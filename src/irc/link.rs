@@ -4,6 +4,7 @@
 //! the socket: announcements and command answers come in through an [`IrcHandle`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::replay::{Mark, Tally};
 use super::sendq::{Pacer, SendQueue};
 use super::session::{Ask, Event, Session, SessionConfig};
 use super::text::{clean_line, payload_budget, split_to_fit};
@@ -32,6 +34,12 @@ pub trait Desk: Send + Sync + 'static {
     async fn alert(&self, batch: AlertBatch) -> Result<(), String>;
     /// A command from chat; the answer is said back to `ask.reply_to`.
     async fn command(&self, ask: Ask, link: &LinkStatus) -> String;
+    /// The replay mark an earlier run kept (how far it had heard the channels); `None`
+    /// on a first start, or when it cannot be read (then said in the log).
+    async fn replay_mark(&self) -> Option<Mark>;
+    /// Keeps the replay mark for the next run. Called only once every alert line heard
+    /// before it is recorded.
+    async fn save_replay_mark(&self, mark: &Mark) -> Result<(), String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -83,6 +91,14 @@ impl ProbeStatus {
 }
 
 const NOT_PROBED: &str = "not checked yet on this connection";
+
+/// How often what the link has heard (PONGs move it in a quiet channel) is saved as the
+/// replay mark; an alert line saves it at once.
+const MARK_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a stopping link waits for its alert lines and the last replay mark to be
+/// recorded.
+const FLUSH: Duration = Duration::from_secs(3);
 
 /// How a `say` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -266,9 +282,13 @@ pub fn start(
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let task_stop = stop.clone();
     let status = status_tx;
+    // A line that could not be recorded freezes the replay mark for this process, across
+    // restarts of the link task too.
+    let marks_frozen = Arc::new(AtomicBool::new(false));
     let task = tasks.spawn("irc-link", Importance::Essential, stop, move || {
         let (cfg, desk, clock) = (cfg.clone(), desk.clone(), clock.clone());
         let (status, rx, stop) = (status.clone(), rx.clone(), task_stop.clone());
+        let marks_frozen = marks_frozen.clone();
         async move {
             let _down = DownWhenGone {
                 status: status.clone(),
@@ -284,6 +304,9 @@ pub fn start(
                 rx: rx.lock_owned().await,
                 missed: Vec::new(),
                 upstream: None,
+                offered_mark: None,
+                offered_at: None,
+                marks_frozen,
             };
             link.run(stop).await
         }
@@ -311,6 +334,8 @@ struct Missed {
 enum Work {
     Alert(AlertBatch),
     Command(Ask),
+    /// Save the replay mark, once the alert lines queued before it are recorded.
+    Mark(Mark),
 }
 
 /// Marks the link down when its task ends: a panicked link must not look up to the
@@ -347,35 +372,61 @@ struct Link {
     /// Through a bouncer: whether its network is connected (None: not a bouncer, or
     /// not known yet).
     upstream: Option<bool>,
+    /// The replay mark last handed to the worker, and when.
+    offered_mark: Option<Mark>,
+    offered_at: Option<Instant>,
+    /// Set when an alert line could not be recorded: no later mark may be saved in this
+    /// run, or a restart would skip that line in the bouncer's backlog for good.
+    marks_frozen: Arc<AtomicBool>,
 }
 
 impl Link {
     /// Connects and reconnects until `stop`. The worker that records alerts and answers
     /// commands is this run's: if it panics, so does the link (and both are restarted).
     async fn run(mut self, stop: CancellationToken) {
+        if let Some(mark) = self.desk.replay_mark().await {
+            info!(
+                heard = %mark.heard.to_rfc3339(),
+                "IRC replay mark restored: backlog the bouncer replays that was said after it is read, the rest was heard before"
+            );
+            self.session.restore_replay(&mark);
+            self.offered_mark = Some(mark);
+        }
         let (work_tx, work_rx) = mpsc::channel::<Work>(1024);
-        let (reply_tx, reply_rx) = mpsc::channel::<(String, String)>(256);
+        let (reply_tx, mut reply_rx) = mpsc::channel::<(String, String)>(256);
         let mut worker = tokio::spawn(worker(
             self.desk.clone(),
             work_rx,
             reply_tx,
             self.status.subscribe(),
+            self.marks_frozen.clone(),
         ));
         tokio::select! {
-            _ = self.connect_loop(&stop, work_tx, reply_rx) => {}
+            _ = self.connect_until(&stop, &work_tx, &mut reply_rx) => {}
             ended = &mut worker => match ended {
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 // It ends only when the work queue closes, which this run owns.
                 _ => panic!("the IRC worker stopped while the link ran"),
             },
         }
+        // What was heard up to the stop is kept for the next run, after the alert lines
+        // heard before it.
+        self.offer_mark(&work_tx, true);
+        drop(work_tx);
+        if tokio::time::timeout(FLUSH, worker).await.is_err() {
+            warn!(
+                "IRC alert lines were still being recorded {} after the link stopped",
+                human(FLUSH)
+            );
+        }
     }
 
-    async fn connect_loop(
+    /// Connects, serves and reconnects until `stop`.
+    async fn connect_until(
         &mut self,
         stop: &CancellationToken,
-        work_tx: mpsc::Sender<Work>,
-        mut reply_rx: mpsc::Receiver<(String, String)>,
+        work_tx: &mpsc::Sender<Work>,
+        reply_rx: &mut mpsc::Receiver<(String, String)>,
     ) {
         let mut backoff = self.backoff();
         let mut down_since: Option<Timestamp> = None;
@@ -397,7 +448,7 @@ impl Link {
                 Ok(stream) => {
                     let registered_at = Instant::now();
                     let why = self
-                        .serve(stream, stop, &work_tx, &mut reply_rx, &mut down_since)
+                        .serve(stream, stop, work_tx, reply_rx, &mut down_since)
                         .await;
                     if stop.is_cancelled() {
                         return;
@@ -607,11 +658,15 @@ impl Link {
                         said.channel.as_deref(),
                         &said.text,
                         said.at,
-                    ) && work.try_send(Work::Alert(batch)).is_err()
-                    {
-                        warn!("IRC alert line dropped: the engine is not keeping up");
+                    ) {
+                        if work.try_send(Work::Alert(batch)).is_err() {
+                            warn!("IRC alert line dropped: the engine is not keeping up");
+                            freeze_marks(&self.marks_frozen);
+                        }
+                        self.offer_mark(work, true);
                     }
                 }
+                Event::Replayed(tally) => log_replay(&tally),
                 Event::Command(ask) => {
                     if work.try_send(Work::Command(ask)).is_err() {
                         warn!("IRC command dropped: too many commands waiting");
@@ -632,7 +687,25 @@ impl Link {
                 Event::Dead(why) => return Some(why),
             }
         }
+        self.offer_mark(work, false);
         None
+    }
+
+    /// Hands the replay mark to the worker when it moved: at once after an alert line
+    /// (`now`), else at most every [`MARK_EVERY`].
+    fn offer_mark(&mut self, work: &mpsc::Sender<Work>, now: bool) {
+        let Some(mark) = self.session.replay_mark() else {
+            return;
+        };
+        if self.offered_mark.as_ref() == Some(&mark)
+            || !now && self.offered_at.is_some_and(|at| at.elapsed() < MARK_EVERY)
+        {
+            return;
+        }
+        if work.try_send(Work::Mark(mark.clone())).is_ok() {
+            self.offered_mark = Some(mark);
+            self.offered_at = Some(Instant::now());
+        }
     }
 
     fn refresh_state(&mut self, detail: &str) {
@@ -833,13 +906,18 @@ async fn worker(
     mut rx: mpsc::Receiver<Work>,
     replies: mpsc::Sender<(String, String)>,
     status: watch::Receiver<LinkStatus>,
+    marks_frozen: Arc<AtomicBool>,
 ) {
+    // The newest mark offered: saved once nothing else waits, so a burst of alert lines
+    // (a replay) costs one write, and only after every line before it is recorded.
+    let mut mark: Option<Mark> = None;
     while let Some(w) = rx.recv().await {
         match w {
             Work::Alert(batch) => {
                 let title = batch.title.clone();
                 if let Err(e) = desk.alert(batch).await {
                     warn!(%title, error = %e, "an IRC alert line could not be recorded");
+                    freeze_marks(&marks_frozen);
                 }
             }
             Work::Command(ask) => {
@@ -851,8 +929,75 @@ async fn worker(
                     let _ = replies.send((to, format!("{nick}: {answer}"))).await;
                 }
             }
+            Work::Mark(m) => mark = Some(m),
+        }
+        if rx.is_empty()
+            && let Some(m) = mark.take()
+            && !marks_frozen.load(Ordering::Acquire)
+            && let Err(e) = desk.save_replay_mark(&m).await
+        {
+            warn!(
+                error = %e,
+                "the IRC replay mark could not be saved; after a restart the bouncer's backlog since the last saved one is read again"
+            );
         }
     }
+}
+
+/// An alert line was heard and not recorded: marks stop here for this run, so that a
+/// restart reads the bouncer's backlog from the last saved mark again (at least once,
+/// rather than never).
+fn freeze_marks(frozen: &AtomicBool) {
+    if !frozen.swap(true, Ordering::AcqRel) {
+        warn!(
+            "the IRC replay mark is no longer saved in this run: after a restart, the bouncer's backlog since the last saved mark is read again"
+        );
+    }
+}
+
+/// One line per replay: how much of the bouncer's backlog was read, and why the rest
+/// was not.
+fn log_replay(t: &Tally) {
+    let since = match (t.heard_before, t.connected_at) {
+        (Some(h), _) => format!("said after tocsin last heard IRC live, {}", h.to_rfc3339()),
+        (None, Some(c)) => format!(
+            "nothing heard before, so only lines from this connection on, {}",
+            c.to_rfc3339()
+        ),
+        (None, None) => "nothing heard before".to_string(),
+    };
+    let reasons: Vec<String> = [
+        (t.older, "heard before"),
+        (t.duplicate, "delivered before"),
+        (t.undated, "without a time tag"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect();
+    let dropped = match reasons.is_empty() {
+        true => "none dropped".to_string(),
+        false => format!("{} dropped: {}", t.dropped(), reasons.join(", ")),
+    };
+    let commands = match t.commands {
+        0 => String::new(),
+        n => format!("; {n} command(s) not acted on (history never acts)"),
+    };
+    info!(
+        channel = t.target.as_deref().unwrap_or(""),
+        read = t.read,
+        dropped = t.dropped(),
+        heard_before = t.older,
+        delivered_before = t.duplicate,
+        undated = t.undated,
+        commands = t.commands,
+        "IRC backlog replayed{}: {} line(s) read ({since}); {dropped}{commands}",
+        t.target
+            .as_deref()
+            .map(|c| format!(" in {c}"))
+            .unwrap_or_default(),
+        t.read,
+    );
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use super::accounts::Accounts;
 use super::command::{self, ChatCommand};
 use super::mask::{casefold, same_name};
-use super::replay::{Freshness, Replay};
+use super::replay::{Freshness, Mark, Replay, Tally};
 use super::wire::{Msg, Source, raw};
 use crate::time::Timestamp;
 
@@ -82,6 +82,8 @@ pub enum Event {
     Command(Ask),
     /// A command or line ignored, and why (for the log).
     Ignored(String),
+    /// A bouncer's replay of history ended: what was read of it and what was dropped.
+    Replayed(Tally),
     /// The bouncer reports its upstream network state (ZNC `*status`).
     Upstream {
         connected: bool,
@@ -132,7 +134,8 @@ struct Pending {
 
 pub struct Session {
     cfg: SessionConfig,
-    /// Kept across connections: what was seen and read.
+    /// Kept across connections (and across runs, through the mark the link keeps in
+    /// the store): what was seen, read and heard.
     replay: Replay,
     // Per connection:
     nick: String,
@@ -204,6 +207,17 @@ impl Session {
         self.joined.contains(&casefold(channel))
     }
 
+    /// Takes up the replay filter where an earlier run left it (its [`Mark`], from the
+    /// store): history said after it is read, history before it is not.
+    pub fn restore_replay(&mut self, mark: &Mark) {
+        self.replay.restore(mark);
+    }
+
+    /// How far the replay filter has heard, to keep for the next run.
+    pub fn replay_mark(&self) -> Option<Mark> {
+        self.replay.mark()
+    }
+
     /// Capabilities in force on this connection.
     pub fn caps(&self) -> impl Iterator<Item = &String> {
         self.enabled.iter()
@@ -230,8 +244,14 @@ impl Session {
         self.next_probe = None;
         self.probe_deadline = None;
         self.probe_sent_at = None;
+        let mut out: Vec<Event> = self
+            .replay
+            .summary()
+            .map(Event::Replayed)
+            .into_iter()
+            .collect();
         self.replay.connected(now);
-        let mut out = vec![Event::Send("CAP LS 302".into())];
+        out.push(Event::Send("CAP LS 302".into()));
         if let Some(p) = &self.cfg.password {
             out.push(Event::Send(raw("PASS", &[p])));
         }
@@ -264,7 +284,12 @@ impl Session {
     /// Timers: registration and PONG deadlines, the next PING, rejoins, the end-to-end
     /// probe and its deadline, WHOIS answers that never came.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out: Vec<Event> = self
+            .replay
+            .summary()
+            .map(Event::Replayed)
+            .into_iter()
+            .collect();
         if !self.registered && now >= self.connected_at.plus(self.cfg.register_timeout) {
             out.push(Event::Dead(format!(
                 "no welcome (001) within {}s of connecting: the server or bouncer accepted the connection but does not answer (hung, or waiting for a password)",
@@ -323,6 +348,8 @@ impl Session {
         // Any line proves the link carries bytes; the PONG deadline wants its own PONG
         // though, so a chatty but wedged bouncer is still caught.
         let mut out = Vec::new();
+        let time = m.tag("time").and_then(Timestamp::parse_rfc3339);
+        self.replay.received(m.tag("batch"), time, now);
         match m.command.as_str() {
             "PING" => out.push(Event::Send(raw("PONG", &[m.param(0)]))),
             "PONG" => {
@@ -421,9 +448,11 @@ impl Session {
             "BATCH" => {
                 let r = m.param(0);
                 if let Some(r) = r.strip_prefix('+') {
-                    self.replay.batch_start(r, m.param(1));
-                } else if let Some(r) = r.strip_prefix('-') {
-                    self.replay.batch_end(r);
+                    self.replay.batch_start(r, m.param(1), m.param(2));
+                } else if let Some(r) = r.strip_prefix('-')
+                    && let Some(tally) = self.replay.batch_end(r)
+                {
+                    out.push(Event::Replayed(tally));
                 }
             }
             "PRIVMSG" | "NOTICE" => self.on_chat(m, now, &mut out),
@@ -698,7 +727,9 @@ impl Session {
         // ZNC speaks as *status (status@znc.in) and brackets text playback as ***.
         if host == "znc.in" {
             if nick == "***" {
-                self.replay.text_playback(&target, &text);
+                if let Some(tally) = self.replay.text_playback(&target, &text) {
+                    out.push(Event::Replayed(tally));
+                }
             } else if (user == "status" || nick.ends_with("status"))
                 && let Some(e) = znc_status(&text)
             {
@@ -715,13 +746,10 @@ impl Session {
         let hostmask = m.hostmask().unwrap_or_default();
         let time = m.tag("time").and_then(Timestamp::parse_rfc3339);
         let private = !target.starts_with(['#', '&']);
-        let freshness = self.replay.classify(
-            m.tag("batch"),
-            time,
-            m.tag("msgid"),
-            &target,
-            &format!("{hostmask} {target} {text}"),
-        );
+        let key = format!("{hostmask} {target} {text}");
+        let freshness = self
+            .replay
+            .classify(m.tag("batch"), time, m.tag("msgid"), &target, &key);
         let command = if m.command == "PRIVMSG" {
             command::parse(&text, &self.nick, private)
         } else {
@@ -729,6 +757,9 @@ impl Session {
         };
         if let Some(command) = command {
             if freshness != Freshness::Live {
+                if freshness == Freshness::Replayed {
+                    self.replay.command_ignored();
+                }
                 out.push(Event::Ignored(format!(
                     "{freshness:?} command from {hostmask} ignored: {:?}",
                     super::text::clean_line(&text)
@@ -748,7 +779,7 @@ impl Session {
             self.resolve_sender(m, ask, now, out);
             return;
         }
-        if self.replay.take_alert(freshness, time) {
+        if self.replay.take_alert(freshness, time, &key) {
             out.push(Event::Said(Said {
                 hostmask,
                 channel: (!private).then_some(target),

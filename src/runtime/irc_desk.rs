@@ -1,6 +1,7 @@
 //! What the IRC link's alert lines and commands do to incidents: the engine records
 //! them, the store answers questions, and every answer is one short line.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,15 +9,22 @@ use tracing::{info, warn};
 
 use super::EngineHandle;
 use crate::config::Config;
-use crate::engine::{Actor, AlertBatch, EventKind, IncidentId, IncidentState, Input, Via};
+use crate::engine::{
+    Actor, AlertBatch, AlertStatus, EventKind, IncidentId, IncidentState, Input, Via,
+};
 use crate::irc::command::{AckTarget, ChatCommand, HELP};
 use crate::irc::mask::{mask_matches, same_name};
+use crate::irc::replay::Mark;
 use crate::irc::session::Ask;
 use crate::irc::{Desk, LinkStatus};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::notify::message::clean;
+use crate::source::irc::shared_labels;
 use crate::store::Store;
 use crate::time::{Clock, human};
+
+/// Where the IRC link's replay mark is kept in the store.
+const REPLAY_MARK: &str = "irc.replay";
 
 /// Most incidents one `!ack all` acts on; more is a storm better handled in bulk
 /// elsewhere, and the answer must fit a line.
@@ -78,6 +86,32 @@ impl IrcDesk {
                 .map(|(n, ..)| n.clone());
         }
         None
+    }
+
+    /// The labels the line's group shares, from the group's open incident in the store:
+    /// the link records its lines one at a time, so the previous one is in.
+    async fn group_labels(&self, batch: &AlertBatch) -> BTreeMap<String, String> {
+        let open = match self
+            .store
+            .open_incident_of_group(&batch.source, &batch.group_key)
+            .await
+        {
+            Ok(open) => open,
+            Err(e) => {
+                warn!(group = %batch.group_key, error = %e, "cannot read the IRC alert's open incident; its labels become the line's");
+                return batch.labels.clone();
+            }
+        };
+        let Some(open) = open else {
+            return shared_labels(batch, None, BTreeMap::new());
+        };
+        let firing = open
+            .alerts
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .map(|a| (a.fingerprint, a.labels))
+            .collect();
+        shared_labels(batch, Some(&open.labels), firing)
     }
 
     fn count(&self, command: &str, outcome: &str) {
@@ -264,14 +298,40 @@ fn command_name(cmd: &ChatCommand) -> &'static str {
 
 #[async_trait]
 impl Desk for IrcDesk {
-    async fn alert(&self, batch: AlertBatch) -> Result<(), String> {
+    async fn alert(&self, mut batch: AlertBatch) -> Result<(), String> {
         self.metrics
             .alerts_received
             .get_or_create(&SourceLabel {
                 source: batch.source.clone(),
             })
             .inc_by(batch.alerts.len() as u64);
+        batch.labels = self.group_labels(&batch).await;
         self.submit(Input::Alerts(batch)).await
+    }
+
+    async fn replay_mark(&self) -> Option<Mark> {
+        let json = match self.store.source_state(REPLAY_MARK).await {
+            Ok(json) => json?,
+            Err(e) => {
+                warn!(error = %e, "cannot read the IRC replay mark: backlog the bouncer replays is read only from this connection on");
+                return None;
+            }
+        };
+        match serde_json::from_str(&json) {
+            Ok(mark) => Some(mark),
+            Err(e) => {
+                warn!(error = %e, %json, "the stored IRC replay mark is not understood: backlog the bouncer replays is read only from this connection on");
+                None
+            }
+        }
+    }
+
+    async fn save_replay_mark(&self, mark: &Mark) -> Result<(), String> {
+        let json = serde_json::to_string(mark).map_err(|e| e.to_string())?;
+        self.store
+            .save_source_state(REPLAY_MARK, json, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn command(&self, ask: Ask, link: &LinkStatus) -> String {

@@ -3,6 +3,10 @@
 //! A line is untrusted text from a channel: it is cleaned before any regex sees it, and
 //! what the captures yield is capped, so a bot (or someone spoofing one) cannot put
 //! protocol lines or megabytes into labels that are stored and announced again.
+//!
+//! A line is one alert; its incident is the group. The labels a batch carries are those
+//! the group's firing alerts share ([`shared_labels`]), as Alertmanager's `commonLabels`
+//! are, so an incident does not keep `instance=db1` once `db2` fires too.
 
 use std::collections::BTreeMap;
 
@@ -238,6 +242,36 @@ impl Capture {
     }
 }
 
+/// The labels a line's batch carries: those every alert of its group shares once the
+/// line is counted (a firing line adds or updates its alert, a resolved one takes it
+/// out). `firing` are the group's open incident's firing alerts (fingerprint → labels),
+/// `current` that incident's labels. When nothing fires any more (the last recovery) the
+/// incident keeps what it had; with no open incident the line is the group.
+pub fn shared_labels(
+    batch: &AlertBatch,
+    current: Option<&BTreeMap<String, String>>,
+    mut firing: BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    for a in &batch.alerts {
+        match a.status {
+            AlertStatus::Firing => {
+                firing.insert(a.fingerprint.clone(), a.labels.to_map());
+            }
+            AlertStatus::Resolved => {
+                firing.remove(&a.fingerprint);
+            }
+        }
+    }
+    let mut sets = firing.into_values();
+    let Some(first) = sets.next() else {
+        return current.cloned().unwrap_or_else(|| batch.labels.clone());
+    };
+    sets.fold(first, |mut shared, labels| {
+        shared.retain(|k, v| labels.get(k) == Some(v));
+        shared
+    })
+}
+
 /// Identifies the alert across lines: status and summary are left out so that the
 /// resolved line, or a firing line with a new summary, updates the same alert.
 /// 0xff and 0xfe never occur in UTF-8, so no two label sets encode alike.
@@ -381,6 +415,58 @@ mod tests {
         let db2 = read_in(&p, "#ops", "Alert DiskFull on db2:9100 is firing").unwrap();
         assert_ne!(only_alert(&db1).fingerprint, only_alert(&db2).fingerprint);
         assert_eq!(db1.group_key, db2.group_key);
+    }
+
+    /// The firing alerts of an open incident, as the store has them.
+    fn firing_of(lines: &[&AlertBatch]) -> BTreeMap<String, BTreeMap<String, String>> {
+        lines
+            .iter()
+            .map(|b| (only_alert(b).fingerprint.clone(), b.labels.clone()))
+            .collect()
+    }
+
+    fn pairs(labels: &BTreeMap<String, String>) -> Vec<String> {
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+
+    #[test]
+    fn a_second_instance_firing_leaves_only_the_labels_both_share() {
+        let mut cfg = relay_preset();
+        cfg.labels = BTreeMap::from([("team".to_string(), "db".to_string())]);
+        let p = patterns(vec![cfg]);
+        let db1 = read_in(&p, "#ops", "Alert DiskFull on db1:9100 is firing").unwrap();
+        assert_eq!(
+            pairs(&shared_labels(&db1, None, BTreeMap::new())),
+            ["alertname=DiskFull", "instance=db1:9100", "team=db"],
+            "a new group: the line is all there is"
+        );
+        let db2 = read_in(&p, "#ops", "Alert DiskFull on db2:9100 is firing").unwrap();
+        let shared = shared_labels(&db2, Some(&db1.labels), firing_of(&[&db1]));
+        assert_eq!(pairs(&shared), ["alertname=DiskFull", "team=db"]);
+    }
+
+    #[test]
+    fn a_recovery_leaves_the_labels_the_alerts_still_firing_share() {
+        let p = patterns(vec![relay_preset()]);
+        let db1 = read_in(&p, "#ops", "Alert DiskFull on db1:9100 is firing").unwrap();
+        let db2 = read_in(&p, "#ops", "Alert DiskFull on db2:9100 is firing").unwrap();
+        let both = BTreeMap::from([("alertname".to_string(), "DiskFull".to_string())]);
+        let db2_ok = read_in(&p, "#ops", "Alert DiskFull on db2:9100 is resolved").unwrap();
+        let shared = shared_labels(&db2_ok, Some(&both), firing_of(&[&db1, &db2]));
+        assert_eq!(pairs(&shared), ["alertname=DiskFull", "instance=db1:9100"]);
+
+        let db1_ok = read_in(&p, "#ops", "Alert DiskFull on db1:9100 is resolved").unwrap();
+        let last = shared_labels(&db1_ok, Some(&shared), firing_of(&[&db1]));
+        assert_eq!(last, shared, "nothing fires: the incident keeps its labels");
+    }
+
+    #[test]
+    fn a_repeated_line_counts_its_alert_once() {
+        let p = patterns(vec![relay_preset()]);
+        let db1 = read_in(&p, "#ops", "Alert DiskFull on db1:9100 is firing").unwrap();
+        let again = read_in(&p, "#ops", "Alert DiskFull on db1:9100 is firing").unwrap();
+        let shared = shared_labels(&again, Some(&db1.labels), firing_of(&[&db1]));
+        assert_eq!(shared, db1.labels);
     }
 
     #[test]

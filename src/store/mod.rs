@@ -68,7 +68,9 @@ pub struct IncidentView {
     pub title: String,
     pub group_key: String,
     pub source: String,
-    /// The labels routing saw (Alertmanager `commonLabels`).
+    /// What its alerts share (Alertmanager `commonLabels`; for IRC, the labels common
+    /// to the group's firing alerts), as of the latest batch that changed an alert.
+    /// Routing saw those of the first.
     pub labels: BTreeMap<String, String>,
     /// Firing alerts first, then the oldest; capped (20 in lists, 500 in one incident).
     pub alerts: Vec<AlertView>,
@@ -208,4 +210,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many incidents are in each state.
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError>;
+
+    /// The open (triggered or acknowledged) incident of a source's alert group, with its
+    /// alerts (firing first), without history.
+    async fn open_incident_of_group(
+        &self,
+        source: &str,
+        group_key: &str,
+    ) -> Result<Option<IncidentView>, StoreError>;
+
+    /// Small state a source keeps across restarts (the IRC link's replay mark), as the
+    /// JSON text it saved under `name`; `None` before the first save.
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the state saved under `name`; durable when it returns, like `commit`.
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 }

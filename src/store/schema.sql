@@ -1,4 +1,4 @@
--- tocsin's durable state, schema version 1.
+-- tocsin's durable state, schema version 2 (sqlite.rs migrates older databases).
 --
 -- Kept portable so a PostgreSQL backend is a translation: instants are INTEGER
 -- milliseconds since the Unix epoch (UTC), structured values are TEXT holding JSON,

@@ -55,6 +55,9 @@ const MIGRATIONS: &[&str] = &[
      UPDATE events SET via = substr(actor, instr(actor, ' via ') + 5)
        WHERE via = 'engine'
          AND substr(actor, instr(actor, ' via ') + 5) IN ('api', 'cli', 'web', 'irc', 'sms', 'pushover');",
+    // 4: what a source keeps across restarts (the IRC link's replay mark).
+    "CREATE TABLE IF NOT EXISTS source_state (\
+         name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL)",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -81,9 +84,11 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// How often the checkpointer folds the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// One `commit` call waiting for the writer.
+/// One `commit` (or `save_source_state`) call waiting for the writer.
 struct WriteRequest {
     effects: Vec<Effect>,
+    /// A source's state to replace: name, JSON value, when.
+    source_state: Option<(String, String, Timestamp)>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -202,6 +207,31 @@ impl SqliteStore {
         }
     }
 
+    /// Queues a write for the writer thread and waits until it is committed.
+    async fn write(
+        &self,
+        effects: Vec<Effect>,
+        source_state: Option<(String, String, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = lock(&self.writer_tx);
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(WriteRequest {
+                effects,
+                source_state,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Runs `f` with the read connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -229,19 +259,31 @@ impl Store for SqliteStore {
         if effects.is_empty() {
             return Ok(());
         }
-        let _slot = self
-            .in_flight
-            .acquire()
+        self.write(effects, None).await
+    }
+
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT value FROM source_state WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .or_read()
+        })
+        .await
+    }
+
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(Vec::new(), Some((name.to_string(), value, at)))
             .await
-            .map_err(|_| StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        {
-            let tx = lock(&self.writer_tx);
-            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(WriteRequest { effects, reply })
-                .map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError> {
@@ -285,6 +327,21 @@ impl Store for SqliteStore {
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
         self.read(|conn| read::counts(conn)).await
     }
+
+    async fn open_incident_of_group(
+        &self,
+        source: &str,
+        group_key: &str,
+    ) -> Result<Option<IncidentView>, StoreError> {
+        let (source, group_key) = (source.to_string(), group_key.to_string());
+        self.read(move |conn| {
+            let tx = conn.transaction().or_read()?;
+            let view = read::open_incident_of_group(&tx, &source, &group_key)?;
+            tx.commit().or_read()?;
+            Ok(view)
+        })
+        .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -316,7 +373,9 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Creates the schema on a fresh database; refuses one written by a newer tocsin.
+/// Creates the schema on a fresh database, migrates an older one (in the same
+/// transaction: a failed migration leaves it as it was), refuses one written by a newer
+/// tocsin.
 fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.display().to_string(),
@@ -335,10 +394,10 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         )
         .optional()
         .map_err(open_err)?;
+    let upgrade = found.is_some();
     let from = match found {
         None => 1,
         Some(v) => match v.parse::<i64>() {
-            Ok(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
             Ok(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Corrupt {
                     what: format!("schema version of {}", path.display()),
@@ -349,6 +408,7 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                     ),
                 });
             }
+            Ok(v) if v >= 1 => v,
             _ => {
                 return Err(StoreError::Corrupt {
                     what: format!("schema version of {}", path.display()),
@@ -358,8 +418,11 @@ fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         },
     };
     tx.execute_batch(SCHEMA).map_err(open_err)?;
-    for sql in &MIGRATIONS[(from - 1) as usize..] {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip((from - 1) as usize) {
         tx.execute_batch(sql).map_err(open_err)?;
+        if upgrade {
+            tracing::info!(path = %path.display(), to = i + 2, "store schema migrated");
+        }
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \

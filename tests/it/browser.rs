@@ -42,6 +42,33 @@ pub struct Browser {
 #[derive(Debug, Clone)]
 pub struct Element(String);
 
+/// What ChromeDriver answered instead of a value.
+#[derive(Debug)]
+struct DriverError {
+    status: reqwest::StatusCode,
+    /// The W3C error code: `no such element`, `stale element reference`, ...
+    error: String,
+    message: String,
+}
+
+impl DriverError {
+    /// The element is not on the page (yet), or the page replaced it after it was found:
+    /// finding it again may succeed. Anything else (a bad selector, a dead session) will
+    /// not get better by waiting.
+    fn look_again(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "no such element" | "stale element reference"
+        )
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.error, self.status, self.message)
+    }
+}
+
 fn require(path: &str, package: &str) {
     assert!(
         Path::new(path).exists(),
@@ -132,6 +159,20 @@ impl Browser {
 
     /// One WebDriver command; panics with the driver's error. Returns its `value`.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method.clone(), path, body)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path} failed: {e}"))
+    }
+
+    /// One WebDriver command: its `value`, or the error the driver answered with. A
+    /// driver that cannot be reached or answers something other than JSON panics: no
+    /// retry helps there.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, DriverError> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(b) = body {
@@ -146,13 +187,17 @@ impl Browser {
             .json()
             .await
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: not JSON: {e}"));
-        assert!(
-            status.is_success(),
-            "WebDriver {method} {path} failed ({status}): {} {}",
-            v["value"]["error"],
-            v["value"]["message"]
-        );
-        v["value"].clone()
+        if status.is_success() {
+            return Ok(v["value"].clone());
+        }
+        Err(DriverError {
+            status,
+            error: v["value"]["error"].as_str().unwrap_or_default().to_string(),
+            message: v["value"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
     }
 
     fn at(&self, rest: &str) -> String {
@@ -176,40 +221,97 @@ impl Browser {
         v.as_str().unwrap_or_default().to_string()
     }
 
-    /// The element matching `selector` now, if any.
-    async fn try_find(&self, using: &str, selector: &str) -> Option<Element> {
-        let url = format!("http://127.0.0.1:{}{}", self.port, self.at("/element"));
-        let resp = self
-            .http
-            .post(url)
-            .json(&json!({ "using": using, "value": selector }))
-            .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let v: Value = resp.json().await.ok()?;
+    /// The element matching `selector` now.
+    async fn try_find(&self, using: &str, selector: &str) -> Result<Element, DriverError> {
+        let v = self
+            .try_call(
+                reqwest::Method::POST,
+                &self.at("/element"),
+                Some(json!({ "using": using, "value": selector })),
+            )
+            .await?;
         // The W3C element reference is an object with one (oddly named) key.
-        v["value"]
+        let id = v
             .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
-            .map(|id| Element(id.to_string()))
+            .unwrap_or_else(|| panic!("WebDriver found {selector:?} but sent no element: {v}"));
+        Ok(Element(id.to_string()))
+    }
+
+    /// Finds the element matching `selector` and reads `what` of it (`text`,
+    /// `property/value`): two WebDriver calls, so the page may replace the element in
+    /// between.
+    async fn try_read(
+        &self,
+        using: &str,
+        selector: &str,
+        what: &str,
+    ) -> Result<String, DriverError> {
+        let e = self.try_find(using, selector).await?;
+        let v = self
+            .try_call(
+                reqwest::Method::GET,
+                &self.at(&format!("/element/{}/{what}", e.0)),
+                None,
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Finds and reads until what it reads is `want` (any text when `None`), for up to
+    /// [`PATIENCE`]. An element not there yet, or replaced between finding and reading
+    /// (a click that navigates, a script that re-renders), is looked for again; at the
+    /// deadline it panics with what it last saw and the page.
+    async fn read_until(
+        &self,
+        using: &str,
+        selector: &str,
+        what: &str,
+        want: Option<&str>,
+    ) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let last = match self.try_read(using, selector, what).await {
+                Ok(got) if want.is_none_or(|w| got == w) => return got,
+                Ok(got) => format!("it read {got:?}"),
+                Err(e) if e.look_again() => e.to_string(),
+                Err(e) => panic!("reading the {what} of {selector:?}: {e}"),
+            };
+            if Instant::now() >= deadline {
+                let wanted = want.map_or(String::new(), |w| format!(" as {w:?}"));
+                self.give_up(&format!(
+                    "the {what} of {selector:?} was not read{wanted} within {PATIENCE:?}: \
+                     last, {last}"
+                ))
+                .await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Panics with `why`, the page's address and its source.
+    async fn give_up(&self, why: &str) -> ! {
+        let url = self.current_url().await;
+        let source = self
+            .call(reqwest::Method::GET, &self.at("/source"), None)
+            .await;
+        panic!("{why}\non {url}; the page:\n{source}");
     }
 
     async fn find_by(&self, using: &str, selector: &str) -> Element {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(e) = self.try_find(using, selector).await {
-                return e;
-            }
+            let last = match self.try_find(using, selector).await {
+                Ok(e) => return e,
+                Err(e) if e.look_again() => e,
+                Err(e) => panic!("finding {selector:?}: {e}"),
+            };
             if Instant::now() >= deadline {
-                let url = self.current_url().await;
-                let source = self
-                    .call(reqwest::Method::GET, &self.at("/source"), None)
-                    .await;
-                panic!("no element {selector:?} on {url} within {PATIENCE:?}; the page:\n{source}");
+                self.give_up(&format!(
+                    "no element {selector:?} within {PATIENCE:?} (last answer: {last})"
+                ))
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -234,28 +336,22 @@ impl Browser {
         .await;
     }
 
-    /// The element's rendered text.
-    pub async fn text(&self, e: &Element) -> String {
-        let v = self
-            .call(
-                reqwest::Method::GET,
-                &self.at(&format!("/element/{}/text", e.0)),
-                None,
-            )
-            .await;
-        v.as_str().unwrap_or_default().to_string()
+    /// The rendered text of the element matching `css`, found afresh (and again, should
+    /// the page replace it before it is read), waiting up to [`PATIENCE`].
+    pub async fn text_of(&self, css: &str) -> String {
+        self.read_until("css selector", css, "text", None).await
     }
 
-    /// A form field's current value.
-    pub async fn value(&self, e: &Element) -> String {
-        let v = self
-            .call(
-                reqwest::Method::GET,
-                &self.at(&format!("/element/{}/property/value", e.0)),
-                None,
-            )
-            .await;
-        v.as_str().unwrap_or_default().to_string()
+    /// Like [`Browser::text_of`], by XPath.
+    pub async fn text_of_xpath(&self, xpath: &str) -> String {
+        self.read_until("xpath", xpath, "text", None).await
+    }
+
+    /// The current value of the form field matching `css`, found afresh like
+    /// [`Browser::text_of`].
+    pub async fn value_of(&self, css: &str) -> String {
+        self.read_until("css selector", css, "property/value", None)
+            .await
     }
 
     /// Clears a text field and types `text` into it.
@@ -274,19 +370,12 @@ impl Browser {
         .await;
     }
 
-    /// Waits until the element matching `css` reads `want`; returns what it read last.
-    pub async fn wait_for_text(&self, css: &str, want: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let got = match self.try_find("css selector", css).await {
-                Some(e) => self.text(&e).await,
-                None => String::new(),
-            };
-            if got == want || Instant::now() >= deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// Waits until the element matching `css` reads `want`, looking it up afresh each
+    /// time (the page after a click replaces it); panics after [`PATIENCE`] with what it
+    /// read last.
+    pub async fn wait_for_text(&self, css: &str, want: &str) {
+        self.read_until("css selector", css, "text", Some(want))
+            .await;
     }
 
     /// Runs `script` (a function body; `return` gives the result) in the page.

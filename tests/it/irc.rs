@@ -280,6 +280,106 @@ async fn acks_replayed_by_znc_after_a_restart_act_on_nothing() {
     assert_eq!(s.app.incident(id).await["state"], "triggered");
 }
 
+/// tocsin is stopped (an upgrade) while the relay posts; ZNC keeps the line and replays
+/// it on the next attach, and tocsin started again on the same data dir reads it: how far
+/// it had heard IRC before the restart is in the store, not only in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_posted_while_tocsin_restarts_opens_its_incident_from_znc_replay() {
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let mut s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    // The channel was quiet while tocsin listened: only the relay joining.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    s.app.stop().await;
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is firing")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    s.app.restart().await;
+    wait_link_up(&s.app).await;
+    let incident = eventually(
+        "the replayed alert line to open an incident",
+        SOON,
+        || async { s.app.incidents(Some("triggered")).await.into_iter().next() },
+    )
+    .await;
+    assert_eq!(incident["source"], "irc", "{incident}");
+    assert_eq!(incident["labels"]["instance"], "db1:9100", "{incident}");
+}
+
+/// The relay's recovery line said while tocsin restarts resolves the incident its firing
+/// line opened; the firing line, replayed again, opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_posted_while_tocsin_restarts_resolves_its_incident_from_znc_replay() {
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let mut s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    let id = alert_from_the_relay(&s, &relay, &relay).await;
+
+    s.app.stop().await;
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is resolved")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    s.app.restart().await;
+    wait_link_up(&s.app).await;
+    eventually(
+        "the replayed recovery to resolve the incident",
+        SOON,
+        || async { (s.app.incident(id).await["state"] == "resolved").then_some(()) },
+    )
+    .await;
+    // The firing line, replayed too, was heard before the restart: it opens nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = s.app.incidents(None).await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+}
+
+/// The relay reports a second instance of the same alert: one incident, whose labels are
+/// what both share (no `instance`), as Alertmanager's commonLabels would be; when the
+/// second recovers, the first's instance is the incident's again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incidents_labels_are_what_its_firing_irc_alerts_share() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), "1h", "").await;
+    let relay = person(net.port(), "relay", None).await;
+    let id = alert_from_the_relay(&s, &relay, &relay).await;
+
+    relay
+        .say(ALERTS, "Alert DiskFull on db2:9100 is firing")
+        .await;
+    let inc = eventually("db2 to join the incident", SOON, || async {
+        let inc = s.app.incident(id).await;
+        (inc["alerts"].as_array().map_or(0, Vec::len) == 2).then_some(inc)
+    })
+    .await;
+    assert_eq!(
+        inc["labels"],
+        serde_json::json!({ "alertname": "DiskFull" }),
+        "{inc}"
+    );
+    assert_eq!(
+        s.app.incidents(None).await.len(),
+        1,
+        "one incident for the group"
+    );
+
+    relay
+        .say(ALERTS, "Alert DiskFull on db2:9100 is resolved")
+        .await;
+    let inc = eventually("db2's recovery", SOON, || async {
+        let inc = s.app.incident(id).await;
+        (inc["labels"]["instance"] == "db1:9100").then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "triggered", "db1 still fires: {inc}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn znc_killed_and_restarted_the_bot_is_back_and_sums_up_what_it_missed() {
     let net = network().await;

@@ -53,6 +53,24 @@ impl Store for FullDisk {
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
         self.inner.counts().await
     }
+    async fn open_incident_of_group(
+        &self,
+        source: &str,
+        group_key: &str,
+    ) -> Result<Option<IncidentView>, StoreError> {
+        self.inner.open_incident_of_group(source, group_key).await
+    }
+    async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.source_state(name).await
+    }
+    async fn save_source_state(
+        &self,
+        name: &str,
+        value: String,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.save_source_state(name, value, at).await
+    }
 }
 
 #[tokio::test]

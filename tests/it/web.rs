@@ -154,6 +154,38 @@ fn save_png(name: &str, png: &[u8]) -> PathBuf {
     path
 }
 
+/// A page that keeps replacing the element a test reads, as a click that navigates does:
+/// for half a second `p#state` is swapped for a fresh copy every few milliseconds, then
+/// it settles on its final text. Finding it and reading it are two WebDriver calls, and
+/// in between the element found is often gone ("stale element reference"): the helpers
+/// must look again, not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_helpers_look_again_when_the_page_replaces_what_they_found() {
+    let browser = Browser::start().await;
+    browser.goto("about:blank").await;
+    browser
+        .execute(
+            r#"
+            document.body.innerHTML = '<p id="state">loading</p><input id="by" value="web">';
+            const swap = (text) => {
+                for (const id of ["state", "by"]) {
+                    const old = document.getElementById(id);
+                    const fresh = old.cloneNode(true);
+                    if (id === "state") fresh.textContent = text;
+                    old.replaceWith(fresh);
+                }
+            };
+            const busy = setInterval(() => swap("loading"), 2);
+            setTimeout(() => { clearInterval(busy); swap("ready"); }, 500);
+            "#,
+        )
+        .await;
+    browser.wait_for_text("p#state", "ready").await;
+    assert_eq!(browser.text_of("p#state").await, "ready");
+    assert_eq!(browser.value_of("input#by").await, "web");
+    browser.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
     let started = Instant::now();
@@ -166,10 +198,9 @@ async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
     let browser = Browser::start().await;
     let browser_up = started.elapsed();
     browser.goto(&app.url("/")).await;
-    let row = browser
-        .find_xpath(&format!("//tr[td/a[@href='/incidents/{id}']]"))
+    let row_text = browser
+        .text_of_xpath(&format!("//tr[td/a[@href='/incidents/{id}']]"))
         .await;
-    let row_text = browser.text(&row).await;
     assert!(
         row_text.contains(&title),
         "the list's row for #{id} does not show its title {title:?}: {row_text:?}"
@@ -186,22 +217,23 @@ async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
         .await;
     browser.click(&link).await;
     let state = "dl.facts dd:first-of-type";
-    assert_eq!(browser.wait_for_text(state, "triggered").await, "triggered");
-    let h1 = browser.text(&browser.find("h1").await).await;
+    browser.wait_for_text(state, "triggered").await;
+    let h1 = browser.text_of("h1").await;
     assert!(h1.contains(&title), "{h1:?}");
+    assert_eq!(
+        browser.value_of("input#by").await,
+        "web",
+        "the name field's default"
+    );
     let by = browser.find("input#by").await;
-    assert_eq!(browser.value(&by).await, "web", "the name field's default");
     browser.type_into(&by, "dana").await;
     let ack = browser
         .find_xpath("//button[normalize-space()='Acknowledge']")
         .await;
     browser.click(&ack).await;
 
-    assert_eq!(
-        browser.wait_for_text(state, "acknowledged").await,
-        "acknowledged",
-        "the page after pressing Acknowledge"
-    );
+    // The page after pressing Acknowledge (Post/Redirect/Get).
+    browser.wait_for_text(state, "acknowledged").await;
     assert!(
         browser
             .current_url()
@@ -209,9 +241,8 @@ async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
             .ends_with(&format!("/incidents/{id}")),
         "Post/Redirect/Get ends on the incident page"
     );
-    let by = browser.find("input#by").await;
     assert_eq!(
-        browser.value(&by).await,
+        browser.value_of("input#by").await,
         "dana",
         "the name is remembered for the next form"
     );

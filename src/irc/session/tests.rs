@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::irc::command::AckTarget;
+use crate::irc::replay::Mark;
 use crate::irc::wire::parse;
 
 const T0: &str = "2026-11-21T20:00:00Z";
@@ -95,9 +96,15 @@ fn probing() -> Session {
 fn through_znc_with(mut c: SessionConfig) -> Session {
     c.password = Some("agent/local:agentpass".into());
     let mut s = Session::new(c);
+    attach_to_znc(&mut s);
+    s
+}
+
+/// Connects at 20:00:00 and registers through ZNC 1.8 into #alerts.
+fn attach_to_znc(s: &mut Session) {
     s.connect(at(0));
     feed(
-        &mut s,
+        s,
         &[
             ":irc.znc.in CAP unknown-nick LS :batch cap-notify echo-message multi-prefix server-time userhost-in-names znc.in/batch znc.in/self-message znc.in/server-time-iso",
             ":irc.znc.in CAP agent ACK :batch",
@@ -111,7 +118,6 @@ fn through_znc_with(mut c: SessionConfig) -> Session {
         ],
         at(0),
     );
-    s
 }
 
 #[test]
@@ -747,4 +753,76 @@ fn the_probe_asks_for_the_nick_we_have_now() {
         vec![(true, "WHOIS agent answered in 2000 ms".to_string())],
         "nicks compare case-insensitively"
     );
+}
+
+/// The ZNC 1.8 playback tocsin gets when it comes back from a restart at 20:00: the
+/// channel's buffer, in a `znc.in/playback` batch, after the JOIN.
+const PLAYBACK_AFTER_RESTART: &[&str] = &[
+    "@time=2026-11-21T20:00:00.300Z :znc.in BATCH +0b6e znc.in/playback #alerts",
+    "@batch=0b6e;time=2026-11-21T19:40:00.000Z :relay!relay@127.0.0.1 PRIVMSG #alerts :Alert DiskFull on db1:9100 is firing",
+    "@batch=0b6e;time=2026-11-21T19:56:00.000Z :relay!relay@127.0.0.1 PRIVMSG #alerts :Alert DiskFull on db1:9100 is resolved",
+    "@batch=0b6e;time=2026-11-21T19:57:00.000Z;account=alice :alice!a@127.0.0.1 PRIVMSG #alerts :!ack 7",
+    "@time=2026-11-21T20:00:00.300Z :znc.in BATCH -0b6e",
+];
+
+fn said(events: &[Event]) -> Vec<(String, Timestamp)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Said(s) => Some((s.text.clone(), s.at)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_restart_lines_said_while_away_are_read_and_commands_still_never_act() {
+    let mut c = cfg();
+    c.password = Some("agent/local:agentpass".into());
+    let mut s = Session::new(c);
+    // The previous run had last heard IRC (a PONG) at 19:50, then stopped for an upgrade.
+    s.restore_replay(&Mark {
+        heard: Timestamp::at("2026-11-21T19:50:00Z"),
+        read: Vec::new(),
+    });
+    attach_to_znc(&mut s);
+    let out = feed(&mut s, PLAYBACK_AFTER_RESTART, at(1));
+    assert_eq!(
+        said(&out),
+        vec![(
+            "Alert DiskFull on db1:9100 is resolved".to_string(),
+            Timestamp::at("2026-11-21T19:56:00Z")
+        )],
+        "only the line said while tocsin was away, dated when it was said: {out:?}"
+    );
+    assert!(commands(&out).is_empty(), "{out:?}");
+    let tally = out
+        .iter()
+        .find_map(|e| match e {
+            Event::Replayed(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("the end of the playback sums it up");
+    assert_eq!(
+        (
+            tally.read,
+            tally.older,
+            tally.commands,
+            tally.target.as_deref()
+        ),
+        (1, 1, 1, Some("#alerts"))
+    );
+    assert_eq!(
+        s.replay_mark().map(|m| m.heard),
+        Some(Timestamp::at("2026-11-21T20:00:00.300Z")),
+        "heard up to the batch's end, not up to its history"
+    );
+}
+
+#[test]
+fn without_a_mark_a_first_start_reads_no_old_backlog() {
+    let mut s = through_znc();
+    let out = feed(&mut s, PLAYBACK_AFTER_RESTART, at(1));
+    assert!(said(&out).is_empty(), "{out:?}");
+    assert!(commands(&out).is_empty(), "{out:?}");
 }

@@ -94,7 +94,7 @@ fn restored_incidents(
     let mut stmt = tx
         .prepare_cached(&format!(
             "SELECT id, source, group_key, state, created_at, resolved_at, acked_by, acked_at, \
-             policy, escalation FROM incidents {filter}"
+             policy, escalation, labels FROM incidents {filter}"
         ))
         .or_read()?;
     let mut rows = stmt.query(args).or_read()?;
@@ -103,6 +103,7 @@ fn restored_incidents(
         let id = get_u64(row, 0).or_read()?;
         let policy: String = row.get(8).or_read()?;
         let escalation: String = row.get(9).or_read()?;
+        let labels: String = row.get(10).or_read()?;
         out.push(RestoredIncident {
             id,
             source: row.get(1).or_read()?,
@@ -115,6 +116,7 @@ fn restored_incidents(
             policy: from_json::<PolicySnapshot>(&policy, id, "policy")?,
             escalation: from_json::<Escalation>(&escalation, id, "escalation")?,
             alerts: Vec::new(),
+            labels: from_json(&labels, id, "labels")?,
         });
     }
     drop(rows);
@@ -201,6 +203,28 @@ pub(super) fn incident(
         view.pages = Some(page_views(tx, id)?);
     }
     Ok(Some(view))
+}
+
+/// The open incident of a group (there is at most one; the newest, should a crash have
+/// left two), with its alerts.
+pub(super) fn open_incident_of_group(
+    tx: &Transaction<'_>,
+    source: &str,
+    group_key: &str,
+) -> Result<Option<IncidentView>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id FROM incidents WHERE state IN ('triggered', 'acknowledged') \
+             AND source = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
+        )
+        .or_read()?;
+    let mut rows = stmt.query(params![source, group_key]).or_read()?;
+    let Some(row) = rows.next().or_read()? else {
+        return Ok(None);
+    };
+    let id = get_u64(row, 0).or_read()?;
+    drop(rows);
+    incident(tx, id, false)
 }
 
 /// An incident row (selected with [`INCIDENT_COLUMNS`]) without its alerts.

@@ -498,7 +498,7 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path()).unwrap());
     let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
-    let newer = super::SCHEMA_VERSION + 1;
+    let newer = SCHEMA_VERSION + 1;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         [newer.to_string()],
@@ -547,7 +547,7 @@ async fn a_database_from_the_first_schema_is_migrated_and_keeps_its_pending_page
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(v, super::SCHEMA_VERSION.to_string());
+    assert_eq!(v, SCHEMA_VERSION.to_string());
     // The channel of older history lines is data now: a link used before the upgrade
     // is still known as used.
     let rows: Vec<(String, Option<String>)> = conn
@@ -581,6 +581,71 @@ async fn a_page_keeps_when_its_retries_must_stop_across_a_restart() {
     let r = store.restore(Timestamp(0)).await.unwrap();
     let p3 = r.pending_pages.iter().find(|p| p.id == 3).unwrap();
     assert_eq!(p3.retry_until, Some(t("2026-11-21T10:02:00Z")));
+}
+
+#[tokio::test]
+async fn a_source_keeps_its_state_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.source_state("irc.replay").await.unwrap(), None);
+        let at = t("2026-11-21T10:00:00Z");
+        store
+            .save_source_state("irc.replay", r#"{"heard":1}"#.into(), at)
+            .await
+            .unwrap();
+        store
+            .save_source_state("irc.replay", r#"{"heard":2}"#.into(), at)
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.source_state("irc.replay").await.unwrap().as_deref(),
+        Some(r#"{"heard":2}"#),
+        "the last save wins and survives"
+    );
+    assert_eq!(store.source_state("other").await.unwrap(), None);
+}
+
+/// A data dir from before source state existed (schema version 3): opening it keeps
+/// every incident and adds what is new.
+#[tokio::test]
+async fn a_database_from_before_source_state_is_migrated_and_keeps_its_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t("2026-11-21T10:00:00Z");
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.commit(opening(7, at)).await.unwrap();
+    }
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE source_state; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.incident(7, false).await.unwrap().unwrap().title,
+        "DiskFull #7"
+    );
+    store
+        .save_source_state("irc.replay", "{}".into(), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.source_state("irc.replay").await.unwrap().as_deref(),
+        Some("{}")
+    );
+    let version: String = lock(&store.reader)
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
 }
 
 #[tokio::test]
@@ -627,4 +692,58 @@ fn readers_see_wal_mode_and_a_small_cache() {
         .pragma_query_value(None, "cache_size", |r| r.get(0))
         .unwrap();
     assert_eq!(cache, -CACHE_KIB);
+}
+
+#[tokio::test]
+async fn new_labels_replace_an_incidents_labels_and_come_back_on_restore() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(5, at)).await.unwrap();
+    let shared = labels(&[("alertname", "DiskFull")]);
+    store
+        .commit(vec![Effect::Labels {
+            incident: 5,
+            labels: shared.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.incident(5, false).await.unwrap().unwrap().labels,
+        shared
+    );
+    let restored = store.restore(at).await.unwrap();
+    assert_eq!(restored.open[0].labels, shared);
+}
+
+#[tokio::test]
+async fn the_open_incident_of_a_group_is_found_by_source_and_key() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(3, at)).await.unwrap();
+    let key = "{}:{alertname=\"DiskFull\",n=\"3\"}";
+    let found = store
+        .open_incident_of_group("alertmanager", key)
+        .await
+        .unwrap()
+        .expect("open");
+    assert_eq!((found.id, found.alerts.len()), (3, 1));
+    assert!(
+        store
+            .open_incident_of_group("irc", key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .commit(vec![Effect::Status(status(3, IncidentState::Resolved, at))])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .open_incident_of_group("alertmanager", key)
+            .await
+            .unwrap()
+            .is_none(),
+        "a resolved incident is not the group's open one"
+    );
 }

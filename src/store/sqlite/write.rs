@@ -1,6 +1,6 @@
 //! Effects to rows: each engine effect is one statement inside the group's transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
@@ -31,11 +31,29 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Event(e) => insert_event(&tx, e)?,
             Effect::Page(p) => insert_page(&tx, p)?,
             Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
+            Effect::Labels { incident, labels } => update_labels(&tx, *incident, labels)?,
             // Released pages were recorded when they were held.
             Effect::Send { .. } => {}
         }
     }
+    for (name, value, at) in group.iter().filter_map(|r| r.source_state.as_ref()) {
+        save_source_state(&tx, name, value, *at)?;
+    }
     tx.commit()
+}
+
+fn save_source_state(
+    tx: &Transaction<'_>,
+    name: &str,
+    value: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO source_state (name, value, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?;
+    stmt.execute(params![name, value, at.0])?;
+    Ok(())
 }
 
 /// The row with placeholder status fields; the `Status` effect that always follows in the
@@ -57,6 +75,16 @@ fn insert_incident(tx: &Transaction<'_>, o: &IncidentOpened) -> rusqlite::Result
         to_json(&*o.policy)?,
         to_json(&Escalation::default())?,
     ])?;
+    Ok(())
+}
+
+fn update_labels(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    labels: &BTreeMap<String, String>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE incidents SET labels = ?2 WHERE id = ?1")?;
+    stmt.execute(params![sql_u64(id)?, to_json(labels)?])?;
     Ok(())
 }
 
