@@ -26,7 +26,9 @@
 //! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown, and the
 //!   [`runtime::supervisor`] that owns, restarts and reports every task.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
-//! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait.
+//! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait; each type's
+//!   options are one file of [`config::notifier`] behind [`config::NotifierKind`] (its
+//!   secrets, problems, limits and how it is built), registered once.
 //! - [`source`]: alert sources (the Alertmanager payload today).
 //! - [`http`]: webhook receiver, incident API, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.

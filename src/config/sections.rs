@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
@@ -11,10 +10,7 @@ use toml::de::{DeValue, ValueDeserializer};
 use super::load::{ConfigError, Loader};
 use super::locate::{KeyPath, line_of, path_to_span, remove_key_at};
 use super::messages::{unknown_field, unknown_key_message, value_message, with_article};
-use super::notifier::{
-    EmailConfig, GotifyConfig, HttpSmsConfig, IrcNotifierConfig, KannelConfig, NOTIFIER_TYPES,
-    NotifierConfig, NtfyConfig, PushoverConfig, TwilioConfig, WebhookNotifierConfig,
-};
+use super::notifier::{Kind, NotifierConfig, notifier_types};
 use super::schema::{
     ConfigFile, ContactConfig, DefaultsConfig, PolicyConfig, RouteConfig, ServerConfig,
     SourcesConfig, StorageConfig,
@@ -34,11 +30,6 @@ const SECTIONS: &[&str] = &[
     "heartbeats",
 ];
 
-/// A `log` notifier has no options besides `type`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoOptions {}
-
 /// What pass 2 produced: the entries that deserialized, and the names that exist at all
 /// (so a reference to a broken entry is not reported a second time as dangling).
 #[derive(Default)]
@@ -56,7 +47,7 @@ pub(super) struct Parsed {
 impl<'a, 'i> Loader<'a, 'i> {
     /// Deserializes one entry; reports each unknown key (retrying without it) and the
     /// first other error.
-    fn entry<T: DeserializeOwned>(
+    pub(super) fn entry<T: DeserializeOwned>(
         &mut self,
         at: &KeyPath,
         value: &Spanned<DeValue<'i>>,
@@ -214,7 +205,7 @@ impl<'a, 'i> Loader<'a, 'i> {
                 at,
                 format!(
                     "missing required key `type`: set it to one of {}",
-                    NOTIFIER_TYPES.join(", ")
+                    notifier_types()
                 ),
             );
             return None;
@@ -222,35 +213,19 @@ impl<'a, 'i> Loader<'a, 'i> {
         let Some(ty) = ty.get_ref().as_str() else {
             self.err(
                 &at.key("type"),
-                format!("`type` is a string, one of {}", NOTIFIER_TYPES.join(", ")),
+                format!("`type` is a string, one of {}", notifier_types()),
             );
             return None;
         };
         let mut rest = t.clone();
         rest.remove("type");
         let rest = Spanned::new(v.span(), DeValue::Table(rest));
-        macro_rules! read {
-            ($t:ty, $v:path) => {
-                self.entry::<$t>(at, &rest).map($v)
-            };
-        }
-        match ty {
-            "log" => self
-                .entry::<NoOptions>(at, &rest)
-                .map(|_| NotifierConfig::Log {}),
-            "webhook" => read!(WebhookNotifierConfig, NotifierConfig::Webhook),
-            "email" => read!(EmailConfig, NotifierConfig::Email),
-            "kannel" => read!(KannelConfig, NotifierConfig::Kannel),
-            "twilio" => read!(TwilioConfig, NotifierConfig::Twilio),
-            "http_sms" => read!(HttpSmsConfig, NotifierConfig::HttpSms),
-            "ntfy" => read!(NtfyConfig, NotifierConfig::Ntfy),
-            "pushover" => read!(PushoverConfig, NotifierConfig::Pushover),
-            "gotify" => read!(GotifyConfig, NotifierConfig::Gotify),
-            "irc" => read!(IrcNotifierConfig, NotifierConfig::Irc),
-            other => {
+        match Kind::named(ty) {
+            Some(kind) => (kind.read)(self, at, &rest).map(|c| NotifierConfig::new(kind, c)),
+            None => {
                 let msg = format!(
-                    "unknown notifier type {other:?}: the types are {}",
-                    NOTIFIER_TYPES.join(", ")
+                    "unknown notifier type {ty:?}: the types are {}",
+                    notifier_types()
                 );
                 self.err(&at.key("type"), msg);
                 None

@@ -5,13 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use lettre::message::Mailbox;
-
 use super::IrcSecrets;
-use super::irc::{is_channel, is_nick};
+use super::irc::is_channel;
 use super::load::Loader;
 use super::locate::{KeyPath, line_of, span_of};
-use super::notifier::{Address, NotifierConfig};
+use super::notifier::IrcNotifierConfig;
 use super::schema::{AlertmanagerSourceConfig, ServerConfig};
 use super::sections::Parsed;
 use super::types::Secret;
@@ -150,7 +148,7 @@ impl Loader<'_, '_> {
                     self.err(&at.key("methods").index(i).key("notifier"), msg);
                 } else if let Some(n) = p.file.notifiers.get(&m.notifier) {
                     let m_at = at.key("methods").index(i);
-                    if let Err((key, msg)) = check_address(n, m.to.as_deref(), m.topic.as_deref()) {
+                    if let Err((key, msg)) = n.check_method(m.to.as_deref(), m.topic.as_deref()) {
                         self.err(&m_at.key(key), msg);
                     }
                 }
@@ -183,7 +181,7 @@ impl Loader<'_, '_> {
                         );
                         self.err(&step_at.key("notify").index(j), msg);
                     } else if let Some(n) = p.file.notifiers.get(target)
-                        && !matches!(n.address(), Address::None | Address::App | Address::Irc)
+                        && !n.address().may_be_named_alone()
                     {
                         // Named directly, it has no `to` or `topic` to send to.
                         let msg = format!(
@@ -310,69 +308,6 @@ impl Loader<'_, '_> {
     }
 }
 
-/// A contact method gives the notifier the address it needs, in a form it can use.
-fn check_address(
-    n: &NotifierConfig,
-    to: Option<&str>,
-    topic: Option<&str>,
-) -> Result<(), (&'static str, String)> {
-    let ty = n.type_name();
-    match n.address() {
-        Address::None | Address::App => Ok(()),
-        Address::Irc => match to {
-            None => Ok(()),
-            Some(t) if is_nick(t) || is_channel(t) => Ok(()),
-            Some(t) => Err(("to", format!("{t:?} is neither an IRC nick nor a channel"))),
-        },
-        Address::Email => match to {
-            Some(t) if !t.chars().any(char::is_control) && t.parse::<Mailbox>().is_ok() => Ok(()),
-            Some(t) => Err((
-                "to",
-                format!(
-                    "{t:?} is not an email address: write it like \"alice@example.com\" or \"Alice <alice@example.com>\""
-                ),
-            )),
-            None => Err((
-                "to",
-                format!("a {ty} method needs to = \"someone@example.com\""),
-            )),
-        },
-        Address::Phone => match to {
-            Some(t) if crate::config::types::is_phone_number(t) => Ok(()),
-            Some(t) => Err((
-                "to",
-                format!("{t:?} is not a phone number in international form, like \"+15550100\""),
-            )),
-            None => Err((
-                "to",
-                format!("a {ty} method needs to = \"+15550100\" (the phone number)"),
-            )),
-        },
-        Address::Topic => match topic {
-            Some(t)
-                if !t.is_empty()
-                    && t.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-            {
-                Ok(())
-            }
-            Some(t) => Err((
-                "topic",
-                format!("topic {t:?} may only use letters, digits, - and _"),
-            )),
-            None => Err((
-                "topic",
-                format!("a {ty} method needs topic = \"...\" (the ntfy topic)"),
-            )),
-        },
-        Address::UserKey => match to {
-            Some(t) if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric()) => Ok(()),
-            Some(t) => Err(("to", format!("{t:?} is not a Pushover user or group key"))),
-            None => Err(("to", format!("a {ty} method needs to = \"the user key\""))),
-        },
-    }
-}
-
 fn is_http_url(s: &str) -> bool {
     let rest = s
         .strip_prefix("http://")
@@ -411,7 +346,7 @@ impl Loader<'_, '_> {
         let at = KeyPath::default().key("sources").key("irc");
         let Some(irc) = &p.file.sources.irc else {
             for (name, n) in &p.file.notifiers {
-                if let NotifierConfig::Irc(_) = n {
+                if n.through_irc_link() {
                     self.err(
                         &KeyPath::default().key("notifiers").key(name),
                         "an irc notifier sends through the IRC link: add [sources.irc] with server, nick and channels",
@@ -424,7 +359,7 @@ impl Loader<'_, '_> {
             self.err(&at.key(problem.key), problem.message);
         }
         for (name, n) in &p.file.notifiers {
-            if let NotifierConfig::Irc(c) = n
+            if let Some(c) = n.get::<IrcNotifierConfig>()
                 && is_channel(&c.channel)
                 && !irc
                     .channels

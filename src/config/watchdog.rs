@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::NotifierConfig;
 use super::types::HumanDuration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -327,7 +326,11 @@ fn pages_nobody(p: &super::sections::Parsed) -> Option<String> {
     let irc_only = contacts
         .iter()
         .flat_map(|c| &f.contacts[*c].methods)
-        .all(|m| matches!(f.notifiers.get(&m.notifier), Some(NotifierConfig::Irc(_))));
+        .all(|m| {
+            f.notifiers
+                .get(&m.notifier)
+                .is_some_and(|n| n.through_irc_link())
+        });
     irc_only.then(|| {
         "watchdog incidents reach people only through irc notifiers: when the IRC link is down, the outage the watchdog is for, nobody hears of it; give a contact the watchdog pages a method through email, SMS or push (or add [watchdog] policy = \"...\" naming such a contact)".to_string()
     })

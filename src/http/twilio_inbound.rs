@@ -20,7 +20,7 @@ use tracing::warn;
 use super::hooks::read_capped;
 use super::sms::{ReplyOutcome, act_on_reply};
 use super::{AppState, error};
-use crate::config::NotifierConfig;
+use crate::config::{NotifierConfig, TwilioConfig};
 
 /// The header Twilio signs its requests in.
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -33,10 +33,11 @@ pub(crate) async fn receive(
     body: Body,
 ) -> Response {
     let live = s.live();
-    if !matches!(
-        live.config.file.notifiers.get(&notifier),
-        Some(NotifierConfig::Twilio(_))
-    ) {
+    let twilio = live.config.file.notifiers.get(&notifier);
+    if twilio
+        .and_then(NotifierConfig::get::<TwilioConfig>)
+        .is_none()
+    {
         return error(
             StatusCode::NOT_FOUND,
             format!("no twilio notifier named {notifier:?} in alerts.toml"),

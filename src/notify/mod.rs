@@ -5,19 +5,19 @@
 //! notifier gets the same policy, and reports the final outcome to the engine, which
 //! fails over to the contact's next method.
 
-mod email;
+pub(crate) mod email;
 pub mod flood;
-mod gotify;
-mod http_sms;
+pub(crate) mod gotify;
+pub(crate) mod http_sms;
 pub mod irc;
-mod kannel;
+pub(crate) mod kannel;
 mod log;
 pub mod message;
-mod ntfy;
-mod pushover;
+pub(crate) mod ntfy;
+pub(crate) mod pushover;
 pub mod sms_text;
 pub mod test_page;
-mod twilio;
+pub(crate) mod twilio;
 mod webhook;
 
 use std::any::Any;
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, Limits, NotifierConfig, Secret};
+use crate::config::{Config, Limits, NotifierConfig, NotifierSecrets};
 use crate::engine::{Actor, IncidentId};
 
 pub use log::LogNotifier;
@@ -155,40 +155,17 @@ impl BuildContext {
 }
 
 /// Builds one notifier from its config and its secrets (by the `base` of their keys,
-/// like `password`). `previous` is the notifier of the same name that this one replaces
-/// on a reload: a Pushover notifier takes over its receipts still ringing.
+/// like `password`), with the retry budget and limits its type gets. `previous` is the
+/// notifier of the same name that this one replaces on a reload: a Pushover notifier
+/// takes over its receipts still ringing.
 pub fn build(
     name: &str,
     nc: &NotifierConfig,
-    secrets: &BTreeMap<&'static str, Secret>,
+    secrets: &NotifierSecrets,
     cx: &BuildContext,
     previous: Option<&dyn Notifier>,
 ) -> Result<NotifierEntry, NotifyError> {
-    let secret = |k: &str| secrets.get(k).cloned();
-    let notifier: Arc<dyn Notifier> = match nc {
-        NotifierConfig::Log {} => Arc::new(LogNotifier::stderr()),
-        NotifierConfig::Webhook(w) => Arc::new(WebhookNotifier::new(
-            &w.url,
-            w.timeout.0,
-            secret("bearer_token"),
-        )?),
-        NotifierConfig::Email(c) => Arc::new(email::EmailNotifier::new(c, secret("password"))?),
-        NotifierConfig::Kannel(c) => Arc::new(kannel::KannelNotifier::new(c, secret("password"))?),
-        NotifierConfig::Twilio(c) => {
-            Arc::new(twilio::TwilioNotifier::new(c, secret("auth_token"))?)
-        }
-        NotifierConfig::HttpSms(c) => Arc::new(http_sms::HttpSmsNotifier::new(c, secret("token"))?),
-        NotifierConfig::Ntfy(c) => Arc::new(ntfy::NtfyNotifier::new(c, secret("token"))?),
-        NotifierConfig::Pushover(c) => Arc::new(pushover::PushoverNotifier::new(
-            name,
-            c,
-            secret("app_token"),
-            cx,
-            previous,
-        )?),
-        NotifierConfig::Gotify(c) => Arc::new(gotify::GotifyNotifier::new(c, secret("app_token"))?),
-        NotifierConfig::Irc(c) => Arc::new(irc::IrcNotifier::new(c, cx.irc.clone())),
-    };
+    let notifier = nc.build(name, secrets, cx, previous)?;
     let (timeout, attempts) = nc.timeout_and_attempts().unwrap_or((Duration::ZERO, 1));
     Ok(NotifierEntry {
         notifier,

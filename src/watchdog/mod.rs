@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 pub use board::{Board, ChannelView, Decision, Gate, Health, Kind};
 
-use crate::config::{Config, NotifierConfig};
+use crate::config::Config;
 use crate::engine::IncidentState;
 use crate::irc::{LinkState, LinkStatus};
 use crate::metrics::{ChannelLabel, Metrics};
@@ -143,7 +143,7 @@ impl Watchdog {
         }
         let mut notifiers = BTreeSet::new();
         for (name, n) in &f.notifiers {
-            if matches!(n, NotifierConfig::Irc(_)) {
+            if n.through_irc_link() {
                 continue;
             }
             let mut checks = vec!["sends"];

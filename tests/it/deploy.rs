@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 use tocsin::config::Config;
-use tocsin::config::notifier::NotifierConfig;
+use tocsin::config::notifier::{EmailConfig, NotifierConfig};
 
 use crate::alerts::{alert, payload};
 use crate::harness::{TOCSIN, eventually, free_port, spawn_app};
@@ -1083,10 +1083,8 @@ fn compose_services_point_at_each_other() {
         .file
         .notifiers
         .values()
-        .filter_map(|n| match n {
-            NotifierConfig::Email(e) => Some(url::Url::parse(&e.smtp_url).unwrap()),
-            _ => None,
-        })
+        .filter_map(NotifierConfig::get::<EmailConfig>)
+        .map(|e| url::Url::parse(&e.smtp_url).unwrap())
         .collect();
     assert!(!smtp_urls.is_empty(), "tocsin has no email notifier");
     for u in smtp_urls {

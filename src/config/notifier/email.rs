@@ -1,10 +1,17 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
-use super::{LimitsConfig, Problem, SecretRef, default_attempts};
+use super::{
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, default_attempts,
+    secret,
+};
 use crate::config::types::HumanDuration;
+use crate::notify::email::EmailNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,14 +46,6 @@ fn default_send_timeout() -> HumanDuration {
 }
 
 impl EmailConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
-        vec![if self.username.is_some() {
-            SecretRef::required("password", &self.password_file, &self.password_env)
-        } else {
-            SecretRef::optional("password", &self.password_file, &self.password_env)
-        }]
-    }
-
     /// Where and how to connect, or what is wrong with `smtp_url`.
     pub fn relay(&self) -> Result<SmtpRelay, String> {
         parse_smtp_url(&self.smtp_url)
@@ -61,8 +60,22 @@ impl EmailConfig {
             )
         })
     }
+}
 
-    pub fn problems(&self) -> Vec<Problem> {
+impl NotifierKind for EmailConfig {
+    fn address(&self) -> Address {
+        Address::Email
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
+        vec![if self.username.is_some() {
+            SecretRef::required("password", &self.password_file, &self.password_env)
+        } else {
+            SecretRef::optional("password", &self.password_file, &self.password_env)
+        }]
+    }
+
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if let Err(e) = self.relay() {
             out.push(Problem::new("smtp_url", e));
@@ -84,6 +97,27 @@ impl EmailConfig {
             ));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(EmailNotifier::new(
+            self,
+            secret(secrets, "password"),
+        )?))
     }
 }
 

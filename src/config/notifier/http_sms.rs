@@ -1,13 +1,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
-    LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_segments,
-    default_timeout,
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_segments, default_timeout, secret, sms_like,
 };
-use crate::config::types::HumanDuration;
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::http_sms::HttpSmsNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 /// Any SMS gateway with an HTTP API, by template. Placeholders `{to}`, `{text}`,
 /// `{token}`, `{incident}` and `{page_id}` are replaced in `url`, `headers` and the
@@ -51,8 +55,12 @@ fn default_method() -> String {
     "POST".to_string()
 }
 
-impl HttpSmsConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for HttpSmsConfig {
+    fn address(&self) -> Address {
+        Address::Phone
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::optional(
             "token",
             &self.token_file,
@@ -60,7 +68,7 @@ impl HttpSmsConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("url", &self.url, &mut out);
         if !["GET", "POST", "PUT"].contains(&self.method.to_ascii_uppercase().as_str()) {
@@ -81,5 +89,34 @@ impl HttpSmsConfig {
             ));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        sms_like()
+    }
+
+    fn is_sms(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(HttpSmsNotifier::new(
+            self,
+            secret(secrets, "token"),
+        )?))
     }
 }

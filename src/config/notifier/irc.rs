@@ -1,8 +1,13 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Deserialize;
 
-use super::{LimitsConfig, Problem, SecretRef};
+use super::{Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem};
 use crate::config::irc::is_channel;
-use crate::config::types::HumanDuration;
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::irc::IrcNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 /// Announcements through the `[sources.irc]` link.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,12 +30,12 @@ pub struct IrcNotifierConfig {
     pub limits: LimitsConfig,
 }
 
-impl IrcNotifierConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
-        Vec::new()
+impl NotifierKind for IrcNotifierConfig {
+    fn address(&self) -> Address {
+        Address::Irc
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if !is_channel(&self.channel) {
             out.push(Problem::new(
@@ -42,6 +47,39 @@ impl IrcNotifierConfig {
             ));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    /// A channel reads fast but servers pace at ~1 line per 2 s: five lines, then one
+    /// bundle per half minute instead of an hour-long queue under a storm.
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        vec![RateLimit::new(5, 30)]
+    }
+
+    /// Its health is the IRC link's, which the watchdog watches.
+    fn has_check(&self) -> bool {
+        false
+    }
+
+    fn through_irc_link(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        _: &NotifierSecrets,
+        cx: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(IrcNotifier::new(self, cx.irc.clone())))
     }
 }
 

@@ -1,12 +1,16 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
-    LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_segments,
-    default_timeout,
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_segments, default_timeout, secret, sms_like,
 };
-use crate::config::types::HumanDuration;
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::kannel::KannelNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,8 +38,12 @@ pub struct KannelConfig {
     pub limits: LimitsConfig,
 }
 
-impl KannelConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for KannelConfig {
+    fn address(&self) -> Address {
+        Address::Phone
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::required(
             "password",
             &self.password_file,
@@ -43,7 +51,7 @@ impl KannelConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("url", &self.url, &mut out);
         if let Some(d) = &self.dlr_url {
@@ -53,5 +61,34 @@ impl KannelConfig {
             out.push(Problem::new("segments", "segments must be at least 1"));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        sms_like()
+    }
+
+    fn is_sms(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(KannelNotifier::new(
+            self,
+            secret(secrets, "password"),
+        )?))
     }
 }

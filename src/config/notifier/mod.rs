@@ -1,65 +1,241 @@
-//! `[notifiers.NAME]`: one file per `type`, each its own option struct.
+//! `[notifiers.NAME]`: one file per `type`, each its own option struct implementing
+//! [`NotifierKind`], registered once in [`KINDS`].
 //!
-//! Every struct answers the same three questions so that loading and validation stay
-//! generic: which secrets it reads ([`SecretRef`]), what is wrong with it on its own
-//! ([`Problem`]), and how hard the dispatcher may retry and throttle it.
+//! Loading, validation, the dispatcher's retries and limits, the watchdog and the
+//! builder only ask a notifier's config the questions of [`NotifierKind`]: which secrets
+//! it reads ([`SecretRef`]), what is wrong with it on its own ([`Problem`]), how a
+//! contact method addresses it, how hard it may be retried and throttled, and how the
+//! notifier is built. Adding a type is its config file here, its notifier file in
+//! `src/notify/`, and one line in [`KINDS`]; no `match` elsewhere names the types.
 
+mod address;
 mod email;
 mod gotify;
 mod http_sms;
 mod irc;
 mod kannel;
+mod log;
 mod ntfy;
 mod pushover;
 mod twilio;
 mod webhook;
 
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use toml::de::DeValue;
 
-use super::types::{HumanDuration, RateLimit};
+use super::load::Loader;
+use super::locate::KeyPath;
+use super::types::{HumanDuration, RateLimit, Secret};
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
+pub use address::Address;
 pub use email::{EmailConfig, SmtpRelay, SmtpSecurity};
 pub use gotify::GotifyConfig;
 pub use http_sms::{HttpSmsBody, HttpSmsConfig};
 pub use irc::IrcNotifierConfig;
 pub use kannel::KannelConfig;
+pub use log::LogConfig;
 pub use ntfy::NtfyConfig;
 pub use pushover::PushoverConfig;
 pub use twilio::TwilioConfig;
 pub use webhook::WebhookNotifierConfig;
 
-/// Every notifier `type` this build knows, for error messages.
-pub const NOTIFIER_TYPES: &[&str] = &[
-    "log", "webhook", "email", "kannel", "twilio", "http_sms", "ntfy", "pushover", "gotify", "irc",
+/// Every notifier `type` this build knows, in the order error messages list them.
+pub(super) const KINDS: &[Kind] = &[
+    kind::<LogConfig>("log"),
+    kind::<WebhookNotifierConfig>("webhook"),
+    kind::<EmailConfig>("email"),
+    kind::<KannelConfig>("kannel"),
+    kind::<TwilioConfig>("twilio"),
+    kind::<HttpSmsConfig>("http_sms"),
+    kind::<NtfyConfig>("ntfy"),
+    kind::<PushoverConfig>("pushover"),
+    kind::<GotifyConfig>("gotify"),
+    kind::<IrcNotifierConfig>("irc"),
 ];
 
-/// One notifier; `type` selects the implementation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum NotifierConfig {
-    /// Prints pages to stderr: a fresh install pages somewhere with no servers.
-    Log {},
-    /// POSTs a JSON page to `url`.
-    Webhook(WebhookNotifierConfig),
-    /// Mail through an SMTP relay.
-    Email(EmailConfig),
-    /// SMS through a Kannel smsbox.
-    Kannel(KannelConfig),
-    /// SMS through Twilio's Messages API.
-    Twilio(TwilioConfig),
-    /// SMS through any HTTP gateway, by template.
-    HttpSms(HttpSmsConfig),
-    /// Push through an ntfy server.
-    Ntfy(NtfyConfig),
-    /// Push through Pushover (emergency priority with receipts).
-    Pushover(PushoverConfig),
-    /// Push through a Gotify server.
-    Gotify(GotifyConfig),
-    /// Announcements in an IRC channel (or to a nick) through `[sources.irc]`.
-    Irc(IrcNotifierConfig),
+/// The names of every notifier `type`, for messages: `log, webhook, email, ...`.
+pub fn notifier_types() -> String {
+    KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The secrets of one notifier, by the `base` of their keys (`password` for
+/// `password_file` / `password_env`).
+pub type NotifierSecrets = BTreeMap<&'static str, Secret>;
+
+/// What one notifier `type` is; its option struct implements it.
+pub trait NotifierKind: Any + fmt::Debug + Send + Sync {
+    /// How a contact method addresses a destination of this type.
+    fn address(&self) -> Address;
+
+    /// Whether a contact method's `to` / `topic` give it a destination it can use; `Err`
+    /// names the key and what is wrong (`ty` is the type's name, for the message). By
+    /// default, what [`Address::check`] says.
+    fn check_method(
+        &self,
+        ty: &str,
+        to: Option<&str>,
+        topic: Option<&str>,
+    ) -> Result<(), (&'static str, String)> {
+        self.address().check(ty, to, topic)
+    }
+
+    /// The secrets it reads.
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
+        Vec::new()
+    }
+
+    /// What is wrong with it on its own, by key (checks every type shares, like a zero
+    /// `timeout`, are made for it).
+    fn problems(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Per-attempt timeout and attempts for transient failures; `None` for a notifier
+    /// that cannot fail that way (`log`).
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)>;
+
+    /// Its `limits` table; `None`: never rate-limited (`log`).
+    fn limits_config(&self) -> Option<&LimitsConfig>;
+
+    /// Limits per destination when the file sets none. GoAlert's defaults: mail and push
+    /// 1 per minute (SMS and phone-ringing push override this with [`sms_like`]).
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        vec![RateLimit::new(1, 60)]
+    }
+
+    /// Whether it is limited when the file sets no limits. People's channels are;
+    /// machines (webhooks) set their own pace.
+    fn limited_by_default(&self) -> bool {
+        true
+    }
+
+    /// Whether it can be checked without sending a page (`[watchdog] checks`).
+    fn has_check(&self) -> bool {
+        true
+    }
+
+    /// Whether replies to its messages can ack (SMS).
+    fn is_sms(&self) -> bool {
+        false
+    }
+
+    /// Whether it sends through the IRC link of `[sources.irc]`: its health is the
+    /// link's (the watchdog watches the link, not the notifier), and it cannot tell
+    /// anyone that the link is down.
+    fn through_irc_link(&self) -> bool {
+        false
+    }
+
+    /// The notifier, from this config and its secrets. Never touches the network:
+    /// check-config builds every notifier this way to find what only it can judge.
+    /// `previous` is the notifier of the same name this one replaces on a reload, to
+    /// take over what it still tracks (Pushover's receipts).
+    fn build(
+        &self,
+        name: &str,
+        secrets: &NotifierSecrets,
+        cx: &BuildContext,
+        previous: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError>;
+}
+
+/// One registered notifier type: its `type` in alerts.toml and how its table is read.
+pub(super) struct Kind {
+    pub(super) name: &'static str,
+    /// Reads the table (without `type`) through the loader, which locates errors.
+    pub(super) read: ReadFn,
+    /// Reads it through plain serde, for [`NotifierConfig`]'s `Deserialize`.
+    parse: ParseFn,
+}
+
+type ReadFn = for<'a, 'i> fn(
+    &mut Loader<'a, 'i>,
+    &KeyPath,
+    &Spanned<DeValue<'i>>,
+) -> Option<Arc<dyn NotifierKind>>;
+
+type ParseFn = fn(toml::Table) -> Result<Arc<dyn NotifierKind>, toml::de::Error>;
+
+const fn kind<T: NotifierKind + DeserializeOwned>(name: &'static str) -> Kind {
+    Kind {
+        name,
+        read: read::<T>,
+        parse: parse::<T>,
+    }
+}
+
+fn read<'i, T: NotifierKind + DeserializeOwned>(
+    loader: &mut Loader<'_, 'i>,
+    at: &KeyPath,
+    table: &Spanned<DeValue<'i>>,
+) -> Option<Arc<dyn NotifierKind>> {
+    loader
+        .entry::<T>(at, table)
+        .map(|c| Arc::new(c) as Arc<dyn NotifierKind>)
+}
+
+fn parse<T: NotifierKind + DeserializeOwned>(
+    table: toml::Table,
+) -> Result<Arc<dyn NotifierKind>, toml::de::Error> {
+    let c: T = toml::Value::Table(table).try_into()?;
+    Ok(Arc::new(c))
+}
+
+impl Kind {
+    /// The registered type called `name`.
+    pub(super) fn named(name: &str) -> Option<&'static Kind> {
+        KINDS.iter().find(|k| k.name == name)
+    }
+}
+
+/// One notifier of the file: its `type` and its options.
+#[derive(Clone)]
+pub struct NotifierConfig {
+    type_name: &'static str,
+    options: Arc<dyn NotifierKind>,
+}
+
+/// The options' own `Debug` (plain data, secrets redacted): a reload compares it to tell
+/// whether a notifier changed.
+impl fmt::Debug for NotifierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.type_name, self.options)
+    }
+}
+
+/// `{ type = "...", ... }`, the options of that type.
+impl<'de> Deserialize<'de> for NotifierConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let ty = match table.remove("type") {
+            Some(toml::Value::String(ty)) => ty,
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "`type` is required, one of {}",
+                    notifier_types()
+                )));
+            }
+        };
+        let kind = Kind::named(&ty).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown notifier type {ty:?}: the types are {}",
+                notifier_types()
+            ))
+        })?;
+        let options = (kind.parse)(table).map_err(D::Error::custom)?;
+        Ok(NotifierConfig::new(kind, options))
+    }
 }
 
 /// A secret a notifier reads from `{base}_file` or `{base}_env`.
@@ -112,25 +288,6 @@ impl Problem {
     }
 }
 
-/// How a destination is addressed by a notifier, for validating contact methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Address {
-    /// Needs nothing from the contact method (log, webhook).
-    None,
-    /// `to` is an email address.
-    Email,
-    /// `to` is a phone number in international form (+15550100).
-    Phone,
-    /// `topic` is an ntfy topic.
-    Topic,
-    /// `to` is a Pushover user or group key.
-    UserKey,
-    /// Gotify: the app token decides where it goes.
-    App,
-    /// IRC: the notifier's channel, or a contact method's `to` (a nick or channel).
-    Irc,
-}
-
 /// Rate limits of one notifier (GoAlert's field-tested defaults unless set).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,8 +301,8 @@ pub struct LimitsConfig {
     pub enabled: Option<bool>,
 }
 
-/// The default limits for a kind of channel.
-fn sms_like() -> Vec<RateLimit> {
+/// The default limits of channels that ring a phone (SMS, emergency push): GoAlert's.
+pub(crate) fn sms_like() -> Vec<RateLimit> {
     vec![
         RateLimit::new(1, 60),
         RateLimit::new(5, 15 * 60),
@@ -155,76 +312,63 @@ fn sms_like() -> Vec<RateLimit> {
 }
 
 impl NotifierConfig {
+    pub(super) fn new(kind: &Kind, options: Arc<dyn NotifierKind>) -> Self {
+        NotifierConfig {
+            type_name: kind.name,
+            options,
+        }
+    }
+
+    /// The `type` in alerts.toml.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            NotifierConfig::Log {} => "log",
-            NotifierConfig::Webhook(_) => "webhook",
-            NotifierConfig::Email(_) => "email",
-            NotifierConfig::Kannel(_) => "kannel",
-            NotifierConfig::Twilio(_) => "twilio",
-            NotifierConfig::HttpSms(_) => "http_sms",
-            NotifierConfig::Ntfy(_) => "ntfy",
-            NotifierConfig::Pushover(_) => "pushover",
-            NotifierConfig::Gotify(_) => "gotify",
-            NotifierConfig::Irc(_) => "irc",
-        }
+        self.type_name
     }
 
-    /// Whether the notifier can be checked without sending a page (`[watchdog] checks`).
+    /// The options, when they are of type `T` (for checks about one type, like an irc
+    /// notifier's channel being one the link joins).
+    pub fn get<T: NotifierKind>(&self) -> Option<&T> {
+        let options: &dyn Any = &*self.options;
+        options.downcast_ref()
+    }
+
+    /// See [`NotifierKind::has_check`].
     pub fn has_check(&self) -> bool {
-        !matches!(self, NotifierConfig::Log {} | NotifierConfig::Irc(_))
+        self.options.has_check()
     }
 
-    /// Whether replies to this notifier's messages can ack (SMS).
+    /// See [`NotifierKind::is_sms`].
     pub fn is_sms(&self) -> bool {
-        matches!(
-            self,
-            NotifierConfig::Kannel(_) | NotifierConfig::Twilio(_) | NotifierConfig::HttpSms(_)
-        )
+        self.options.is_sms()
     }
 
+    /// See [`NotifierKind::through_irc_link`].
+    pub fn through_irc_link(&self) -> bool {
+        self.options.through_irc_link()
+    }
+
+    /// See [`NotifierKind::address`].
     pub fn address(&self) -> Address {
-        match self {
-            NotifierConfig::Log {} | NotifierConfig::Webhook(_) => Address::None,
-            NotifierConfig::Email(_) => Address::Email,
-            NotifierConfig::Kannel(_) | NotifierConfig::Twilio(_) | NotifierConfig::HttpSms(_) => {
-                Address::Phone
-            }
-            NotifierConfig::Ntfy(_) => Address::Topic,
-            NotifierConfig::Pushover(_) => Address::UserKey,
-            NotifierConfig::Gotify(_) => Address::App,
-            NotifierConfig::Irc(_) => Address::Irc,
-        }
+        self.options.address()
     }
 
+    /// See [`NotifierKind::check_method`].
+    pub fn check_method(
+        &self,
+        to: Option<&str>,
+        topic: Option<&str>,
+    ) -> Result<(), (&'static str, String)> {
+        self.options.check_method(self.type_name, to, topic)
+    }
+
+    /// See [`NotifierKind::secrets`].
     pub fn secrets(&self) -> Vec<SecretRef<'_>> {
-        match self {
-            NotifierConfig::Log {} => Vec::new(),
-            NotifierConfig::Webhook(c) => c.secrets(),
-            NotifierConfig::Email(c) => c.secrets(),
-            NotifierConfig::Kannel(c) => c.secrets(),
-            NotifierConfig::Twilio(c) => c.secrets(),
-            NotifierConfig::HttpSms(c) => c.secrets(),
-            NotifierConfig::Ntfy(c) => c.secrets(),
-            NotifierConfig::Pushover(c) => c.secrets(),
-            NotifierConfig::Gotify(c) => c.secrets(),
-            NotifierConfig::Irc(c) => c.secrets(),
-        }
+        self.options.secrets()
     }
 
+    /// What is wrong with it on its own: its type's problems, and a zero `timeout` or
+    /// `max_attempts`.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = match self {
-            NotifierConfig::Log {} => Vec::new(),
-            NotifierConfig::Webhook(c) => c.problems(),
-            NotifierConfig::Email(c) => c.problems(),
-            NotifierConfig::Kannel(c) => c.problems(),
-            NotifierConfig::Twilio(c) => c.problems(),
-            NotifierConfig::HttpSms(c) => c.problems(),
-            NotifierConfig::Ntfy(c) => c.problems(),
-            NotifierConfig::Pushover(c) => c.problems(),
-            NotifierConfig::Gotify(c) => c.problems(),
-            NotifierConfig::Irc(c) => c.problems(),
-        };
+        let mut out = self.options.problems();
         if let Some((timeout, attempts)) = self.timeout_and_attempts() {
             if timeout.is_zero() {
                 out.push(Problem::new(
@@ -242,67 +386,41 @@ impl NotifierConfig {
         out
     }
 
-    /// Per-attempt timeout and attempts for transient failures; `None` for `log`.
+    /// See [`NotifierKind::timeout_and_attempts`].
     pub fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        let (t, a): (&HumanDuration, u32) = match self {
-            NotifierConfig::Log {} => return None,
-            NotifierConfig::Webhook(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Email(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Kannel(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Twilio(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::HttpSms(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Ntfy(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Pushover(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Gotify(c) => (&c.timeout, c.max_attempts),
-            NotifierConfig::Irc(c) => (&c.timeout, c.max_attempts),
-        };
-        Some((t.0, a))
-    }
-
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(match self {
-            NotifierConfig::Log {} => return None,
-            NotifierConfig::Webhook(c) => &c.limits,
-            NotifierConfig::Email(c) => &c.limits,
-            NotifierConfig::Kannel(c) => &c.limits,
-            NotifierConfig::Twilio(c) => &c.limits,
-            NotifierConfig::HttpSms(c) => &c.limits,
-            NotifierConfig::Ntfy(c) => &c.limits,
-            NotifierConfig::Pushover(c) => &c.limits,
-            NotifierConfig::Gotify(c) => &c.limits,
-            NotifierConfig::Irc(c) => &c.limits,
-        })
+        self.options.timeout_and_attempts()
     }
 
     /// The limits in force: what the file says, else GoAlert's defaults for the kind of
     /// channel (SMS and phone-ringing push: 1/min, 5/15 min, 11/h, 21/3 h; mail and other
     /// push: 1/min; every notifier 5 per 5 s overall). `log` is never limited.
     pub fn limits(&self) -> Limits {
-        let Some(c) = self.limits_config() else {
+        let Some(c) = self.options.limits_config() else {
             return Limits::default();
         };
         let unset = c.per_destination.is_none() && c.overall.is_none();
-        // Machines (webhooks) set their own pace unless the file says otherwise, as in
-        // GoAlert; people's channels always have limits unless turned off.
-        if c.enabled == Some(false) || (unset && matches!(self, NotifierConfig::Webhook(_))) {
+        if c.enabled == Some(false) || (unset && !self.options.limited_by_default()) {
             return Limits::default();
         }
-        let per_destination = c.per_destination.clone().unwrap_or_else(|| match self {
-            NotifierConfig::Kannel(_)
-            | NotifierConfig::Twilio(_)
-            | NotifierConfig::HttpSms(_)
-            | NotifierConfig::Pushover(_) => sms_like(),
-            // A webhook's destination is a machine; it only gets the overall limit.
-            NotifierConfig::Webhook(_) => Vec::new(),
-            // A channel reads fast but servers pace at ~1 line per 2 s: five lines, then
-            // one bundle per half minute instead of an hour-long queue under a storm.
-            NotifierConfig::Irc(_) => vec![RateLimit::new(5, 30)],
-            _ => vec![RateLimit::new(1, 60)],
-        });
+        let per_destination = c
+            .per_destination
+            .clone()
+            .unwrap_or_else(|| self.options.default_per_destination());
         Limits {
             per_destination,
             overall: Some(c.overall.unwrap_or(RateLimit::new(5, 5))),
         }
+    }
+
+    /// See [`NotifierKind::build`].
+    pub fn build(
+        &self,
+        name: &str,
+        secrets: &NotifierSecrets,
+        cx: &BuildContext,
+        previous: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        self.options.build(name, secrets, cx, previous)
     }
 }
 
@@ -328,6 +446,11 @@ pub(crate) fn check_http_url(key: &'static str, url: &str, out: &mut Vec<Problem
         }
     };
     out.push(Problem::new(key, problem));
+}
+
+/// The secret `base` of `secrets`, if it was set.
+pub(crate) fn secret(secrets: &NotifierSecrets, base: &str) -> Option<Secret> {
+    secrets.get(base).cloned()
 }
 
 pub(crate) fn default_timeout() -> HumanDuration {

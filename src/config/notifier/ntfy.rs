@@ -1,9 +1,16 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_timeout};
+use super::{
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_timeout, secret,
+};
 use crate::config::types::HumanDuration;
+use crate::notify::ntfy::NtfyNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,8 +28,12 @@ pub struct NtfyConfig {
     pub limits: LimitsConfig,
 }
 
-impl NtfyConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for NtfyConfig {
+    fn address(&self) -> Address {
+        Address::Topic
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::optional(
             "token",
             &self.token_file,
@@ -30,9 +41,27 @@ impl NtfyConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("url", &self.url, &mut out);
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(NtfyNotifier::new(self, secret(secrets, "token"))?))
     }
 }

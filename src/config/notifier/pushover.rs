@@ -1,9 +1,16 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_timeout};
-use crate::config::types::HumanDuration;
+use super::{
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_timeout, secret, sms_like,
+};
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::pushover::PushoverNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,8 +57,12 @@ fn default_poll() -> HumanDuration {
     HumanDuration::from_secs(30)
 }
 
-impl PushoverConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for PushoverConfig {
+    fn address(&self) -> Address {
+        Address::UserKey
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::required(
             "app_token",
             &self.app_token_file,
@@ -59,7 +70,7 @@ impl PushoverConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("api_url", &self.api_url, &mut out);
         if self.retry.0.as_secs() < 30 {
@@ -81,5 +92,34 @@ impl PushoverConfig {
             ));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    /// Emergency pages ring a phone, like SMS.
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        sms_like()
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        secrets: &NotifierSecrets,
+        cx: &BuildContext,
+        previous: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(PushoverNotifier::new(
+            name,
+            self,
+            secret(secrets, "app_token"),
+            cx,
+            previous,
+        )?))
     }
 }

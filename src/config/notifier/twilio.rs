@@ -1,12 +1,16 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
-    LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_segments,
-    default_timeout,
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_segments, default_timeout, secret, sms_like,
 };
-use crate::config::types::HumanDuration;
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::twilio::TwilioNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,8 +39,12 @@ fn default_api_url() -> String {
     "https://api.twilio.com".to_string()
 }
 
-impl TwilioConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for TwilioConfig {
+    fn address(&self) -> Address {
+        Address::Phone
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::required(
             "auth_token",
             &self.auth_token_file,
@@ -44,7 +52,7 @@ impl TwilioConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("api_url", &self.api_url, &mut out);
         if !self.account_sid.starts_with("AC") {
@@ -83,6 +91,35 @@ impl TwilioConfig {
             out.push(Problem::new("segments", "segments must be at least 1"));
         }
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        sms_like()
+    }
+
+    fn is_sms(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(TwilioNotifier::new(
+            self,
+            secret(secrets, "auth_token"),
+        )?))
     }
 }
 

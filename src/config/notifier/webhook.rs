@@ -1,9 +1,16 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{LimitsConfig, Problem, SecretRef, check_http_url, default_attempts, default_timeout};
-use crate::config::types::HumanDuration;
+use super::{
+    Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
+    default_attempts, default_timeout, secret,
+};
+use crate::config::types::{HumanDuration, RateLimit};
+use crate::notify::WebhookNotifier;
+use crate::notify::{BuildContext, Notifier, NotifyError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,8 +30,12 @@ pub struct WebhookNotifierConfig {
     pub limits: LimitsConfig,
 }
 
-impl WebhookNotifierConfig {
-    pub fn secrets(&self) -> Vec<SecretRef<'_>> {
+impl NotifierKind for WebhookNotifierConfig {
+    fn address(&self) -> Address {
+        Address::None
+    }
+
+    fn secrets(&self) -> Vec<SecretRef<'_>> {
         vec![SecretRef::optional(
             "bearer_token",
             &self.bearer_token_file,
@@ -32,9 +43,40 @@ impl WebhookNotifierConfig {
         )]
     }
 
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("url", &self.url, &mut out);
         out
+    }
+
+    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
+        Some((self.timeout.0, self.max_attempts))
+    }
+
+    fn limits_config(&self) -> Option<&LimitsConfig> {
+        Some(&self.limits)
+    }
+
+    /// A webhook's destination is a machine: only the overall limit, and only when set.
+    fn default_per_destination(&self) -> Vec<RateLimit> {
+        Vec::new()
+    }
+
+    fn limited_by_default(&self) -> bool {
+        false
+    }
+
+    fn build(
+        &self,
+        _name: &str,
+        secrets: &NotifierSecrets,
+        _: &BuildContext,
+        _: Option<&dyn Notifier>,
+    ) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(Arc::new(WebhookNotifier::new(
+            &self.url,
+            self.timeout.0,
+            secret(secrets, "bearer_token"),
+        )?))
     }
 }

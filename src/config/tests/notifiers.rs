@@ -272,3 +272,35 @@ fn a_twilio_sender_twilio_would_refuse_is_refused() {
         one_error(&text, &format!("notifiers.n.{key}"), line, words);
     }
 }
+
+#[test]
+fn every_registered_type_is_read_by_its_name_and_gives_back_its_options() {
+    use super::super::notifier::{KINDS, NotifierConfig, WebhookNotifierConfig};
+    // Through the loader (spans kept for errors) ...
+    let text = paging_through(
+        "type = \"webhook\"\nurl = \"http://127.0.0.1:8080/page\"",
+        "",
+    );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let n = &c.file.notifiers["n"];
+    assert_eq!(n.type_name(), "webhook");
+    assert_eq!(
+        n.get::<WebhookNotifierConfig>().map(|w| w.url.as_str()),
+        Some("http://127.0.0.1:8080/page")
+    );
+    assert!(n.get::<super::super::notifier::EmailConfig>().is_none());
+    // ... and through plain serde.
+    let n: NotifierConfig =
+        toml::from_str("type = \"webhook\"\nurl = \"http://127.0.0.1:8080/page\"").unwrap();
+    assert_eq!(n.type_name(), "webhook");
+    let e = toml::from_str::<NotifierConfig>("type = \"pager\"").unwrap_err();
+    assert!(
+        e.to_string().contains("unknown notifier type \"pager\""),
+        "{e}"
+    );
+    // The unknown-type message lists every registered type.
+    let errs = errors(&paging_through("type = \"pager\"", ""));
+    for k in KINDS {
+        assert!(errs[0].message.contains(k.name), "{:?}", errs[0].message);
+    }
+}
