@@ -103,13 +103,9 @@ async fn a_storm_of_1000_incidents_is_a_few_bundled_pages_and_none_is_lost() {
             .collect::<Vec<_>>()
     );
     assert!(pages.len() <= 6, "{} pages for one storm", pages.len());
-    for w in pages.windows(2) {
-        let gap = w[1].at - w[0].at;
-        assert!(
-            gap >= Duration::from_millis(1900),
-            "two pages {gap:?} apart"
-        );
-    }
+    // How far apart the messages leave is flood control's own property, tested with
+    // literal times in src/notify/flood.rs: here, on a loaded machine, the moment a
+    // message reaches the receiver also carries the HTTP latency of that moment.
     let bundle = pages
         .iter()
         .find(|p| p.body["bundle"].as_array().is_some_and(|b| !b.is_empty()));
