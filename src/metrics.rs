@@ -26,6 +26,13 @@ pub struct NotifierLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabel {
+    pub notifier: String,
+    /// [`crate::notify::FailureKind::as_str`]: `timeout`, `refused`, `tls`, `http_5xx`, ...
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReplyLabel {
     /// `kannel`, `twilio`, `link`.
     pub via: String,
@@ -75,6 +82,8 @@ pub struct Metrics {
     pub webhook_duration: Histogram,
     pub notifications: Family<NotifierLabel, Counter>,
     pub notification_attempts: Family<NotifierLabel, Counter>,
+    /// Failed attempts by what kind of failure they met.
+    pub notification_failures: Family<FailureLabel, Counter>,
     pub store_commit_duration: Histogram,
     pub store_commit_failures: Counter,
     pub engine_batch_inputs: Histogram,
@@ -115,6 +124,7 @@ impl Metrics {
             webhook_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
             notifications: Family::default(),
             notification_attempts: Family::default(),
+            notification_failures: Family::default(),
             store_commit_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
             store_commit_failures: Counter::default(),
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -187,6 +197,14 @@ impl Metrics {
             "notification_attempts",
             "Delivery attempts, retries included, by notifier and outcome",
             m.notification_attempts.clone(),
+        );
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
+            "notification_failures",
+            "Failed delivery attempts by notifier and kind of failure",
+            m.notification_failures.clone(),
         );
         registry.register(
             "store_commit_duration_seconds",
@@ -314,6 +332,12 @@ impl Metrics {
                 };
                 let _ = self.notifications.get_or_create(&l);
                 let _ = self.notification_attempts.get_or_create(&l);
+            }
+            for kind in crate::notify::FailureKind::LABELS {
+                let _ = self.notification_failures.get_or_create(&FailureLabel {
+                    notifier: notifier.to_string(),
+                    kind: kind.to_string(),
+                });
             }
         }
         for code in ["200", "400", "401", "413", "503"] {

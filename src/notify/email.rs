@@ -138,6 +138,11 @@ impl EmailNotifier {
         let relay = &self.relay;
         if let Some(code) = e.status() {
             let auth = matches!(code.to_string().as_str(), "530" | "534" | "535" | "538");
+            let kind = if auth {
+                super::FailureKind::Auth
+            } else {
+                super::FailureKind::Smtp(code.to_string().parse().unwrap_or(0))
+            };
             let msg = match (&self.username, auth) {
                 (Some(user), true) => format!(
                     "SMTP relay {relay} refused the login of {user:?}: {e}; check username \
@@ -148,10 +153,8 @@ impl EmailNotifier {
                 ),
                 _ => format!("SMTP relay {relay} refused mail to {to}: {e}"),
             };
-            return match code.severity {
-                Severity::TransientNegativeCompletion => NotifyError::transient(msg),
-                _ => NotifyError::permanent(msg),
-            };
+            let transient = code.severity == Severity::TransientNegativeCompletion;
+            return NotifyError::new(kind, transient, msg);
         }
         if e.is_client() {
             // Our side cannot do what the relay asks (no common AUTH mechanism, a bad
@@ -162,7 +165,18 @@ impl EmailNotifier {
             ));
         }
         // Refused or reset connections, timeouts, TLS handshakes, garbled replies.
-        NotifyError::transient(format!("cannot talk to SMTP relay {relay}: {e}"))
+        let kind = if e.is_timeout() {
+            super::FailureKind::Timeout
+        } else if e.is_tls() {
+            super::FailureKind::Tls
+        } else {
+            super::FailureKind::Refused
+        };
+        NotifyError::new(
+            kind,
+            true,
+            format!("cannot talk to SMTP relay {relay}: {e}"),
+        )
     }
 }
 

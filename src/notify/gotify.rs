@@ -29,12 +29,14 @@ pub struct GotifyNotifier {
 
 impl GotifyNotifier {
     pub fn new(cfg: &GotifyConfig, app_token: Option<Secret>) -> Result<Self, NotifyError> {
-        let app_token = app_token.ok_or_else(|| {
-            NotifyError::permanent("gotify needs app_token_file or app_token_env")
-        })?;
+        let app_token = app_token
+            .ok_or_else(|| NotifyError::config("gotify needs app_token_file or app_token_env"))?;
         let raw = format!("{}/message", cfg.url.trim_end_matches('/'));
         let endpoint = reqwest::Url::parse(&raw).map_err(|e| {
-            NotifyError::permanent(format!("gotify url {:?} is invalid: {e}", cfg.url))
+            NotifyError::config(format!(
+                "gotify url {:?} is invalid: {e}",
+                super::redact_text(&cfg.url)
+            ))
         })?;
         Ok(GotifyNotifier {
             endpoint,
@@ -96,7 +98,9 @@ impl Notifier for GotifyNotifier {
             .json(&post(msg))
             .send()
             .await
-            .map_err(|e| NotifyError::transient(format!("POST {} failed: {e}", self.endpoint)))?;
+            .map_err(|e| {
+                NotifyError::from_request(&format!("POST {}", super::redact(&self.endpoint)), &e)
+            })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

@@ -307,7 +307,7 @@ impl Notifier for HttpSmsNotifier {
 
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
-            NotifyError::permanent("the contact method has no `to` phone number for http_sms")
+            NotifyError::bad_address("the contact method has no `to` phone number for http_sms")
         })?;
         let to = normalize_phone(raw_to).ok_or_else(|| {
             NotifyError::permanent(format!(
@@ -333,14 +333,9 @@ impl Notifier for HttpSmsNotifier {
             }
             req = req.body(body);
         }
+        // The rendered URL may hold the token: name the template instead.
         let resp = req.send().await.map_err(|e| {
-            // The rendered URL may hold the token: name the template instead.
-            NotifyError::transient(format!(
-                "{} {} failed: {}",
-                self.method,
-                self.url_text,
-                e.without_url()
-            ))
+            NotifyError::from_request(&format!("{} {}", self.method, self.url_text), &e)
         })?;
         let status = resp.status();
         if self.succeeded(status) {

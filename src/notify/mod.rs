@@ -34,27 +34,173 @@ pub use log::LogNotifier;
 pub use message::{Item, Message};
 pub use webhook::WebhookNotifier;
 
-/// Why one attempt failed, and whether another attempt could succeed.
+/// What kind of failure an attempt met, as data: metrics count failures by it
+/// (`tocsin_notification_failures_total{kind}`) and the watchdog and logs read it
+/// instead of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// No answer in time.
+    Timeout,
+    /// The connection could not be made (refused, unreachable, DNS).
+    Refused,
+    /// The TLS handshake or certificate check failed.
+    Tls,
+    /// The service answered with an HTTP error status.
+    Http(u16),
+    /// The mail relay answered with an SMTP error code.
+    Smtp(u16),
+    /// The service refused the credentials (HTTP 401/403, SMTP 535).
+    Auth,
+    /// The destination cannot be reached by this notifier (no number, a bad mailbox).
+    BadAddress,
+    /// The notifier's own configuration cannot work.
+    Config,
+    /// Anything else (a local write, a response that made no sense).
+    Other,
+}
+
+impl FailureKind {
+    /// The metric label: low cardinality, so statuses and codes by class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Refused => "refused",
+            FailureKind::Tls => "tls",
+            FailureKind::Http(s) if s >= 500 => "http_5xx",
+            FailureKind::Http(_) => "http_4xx",
+            FailureKind::Smtp(c) if c >= 500 => "smtp_5xx",
+            FailureKind::Smtp(_) => "smtp_4xx",
+            FailureKind::Auth => "auth",
+            FailureKind::BadAddress => "bad_address",
+            FailureKind::Config => "config",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Every label [`FailureKind::as_str`] gives, so the series start at 0.
+    pub const LABELS: &[&str] = &[
+        "timeout",
+        "refused",
+        "tls",
+        "http_5xx",
+        "http_4xx",
+        "smtp_5xx",
+        "smtp_4xx",
+        "auth",
+        "bad_address",
+        "config",
+        "other",
+    ];
+}
+
+/// Why one attempt failed, and whether another attempt could succeed. The message never
+/// holds a secret: URLs are shown through [`redact`] where the error is made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct NotifyError {
     /// Timeouts, connection errors, 5xx, 429, SMTP 4xx: worth retrying.
     pub transient: bool,
+    pub kind: FailureKind,
     pub message: String,
 }
 
 impl NotifyError {
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, transient: bool, message: impl Into<String>) -> Self {
         NotifyError {
-            transient: true,
+            transient,
+            kind,
             message: message.into(),
         }
     }
 
+    pub fn transient(message: impl Into<String>) -> Self {
+        NotifyError::new(FailureKind::Other, true, message)
+    }
+
     pub fn permanent(message: impl Into<String>) -> Self {
-        NotifyError {
-            transient: false,
-            message: message.into(),
+        NotifyError::new(FailureKind::Other, false, message)
+    }
+
+    /// A notifier configuration that cannot work.
+    pub fn config(message: impl Into<String>) -> Self {
+        NotifyError::new(FailureKind::Config, false, message)
+    }
+
+    /// A destination this notifier cannot reach; the contact's next method should go.
+    pub fn bad_address(message: impl Into<String>) -> Self {
+        NotifyError::new(FailureKind::BadAddress, false, message)
+    }
+
+    /// A request that got no HTTP answer: timeouts, refused connections and TLS
+    /// failures are worth retrying. `what` says what was tried ("POST
+    /// https://api.pushover.net/1/messages.json"), with its URL already redacted.
+    pub fn from_request(what: &str, e: &reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            FailureKind::Timeout
+        } else if is_tls(e) {
+            FailureKind::Tls
+        } else if e.is_connect() {
+            FailureKind::Refused
+        } else {
+            FailureKind::Other
+        };
+        // reqwest's own text names the URL, credentials and query included.
+        let mut why = e.to_string();
+        if let Some(url) = e.url() {
+            why = why.replace(url.as_str(), &redact(url));
+        }
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            why.push_str(": ");
+            why.push_str(&s.to_string());
+            source = s.source();
+        }
+        NotifyError::new(kind, true, format!("{what} failed: {why}"))
+    }
+}
+
+fn is_tls(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A URL as errors and logs may show it: no password, no query (tokens and Kannel's
+/// `password=` travel there), no fragment.
+pub fn redact(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    let had_query = u.query().is_some();
+    u.set_query(None);
+    u.set_fragment(None);
+    let mut s = u.to_string();
+    if had_query {
+        s.push_str("?…");
+    }
+    s
+}
+
+/// [`redact`] for a URL that is still text (from the config); text that does not parse
+/// is shown up to its first `?` and without anything before an `@`.
+pub fn redact_text(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => redact(&u),
+        Err(_) => {
+            let no_query = url.split('?').next().unwrap_or_default();
+            match (no_query.find("://"), no_query.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://…@{}", &no_query[..scheme], &no_query[at + 1..])
+                }
+                _ => no_query.to_string(),
+            }
         }
     }
 }
@@ -273,10 +419,7 @@ pub(crate) async fn reachable(
     let _ = root.set_username("");
     match client.get(root.clone()).send().await {
         Ok(r) => Ok(format!("{root} answered HTTP {}", r.status().as_u16())),
-        Err(e) => Err(NotifyError::transient(format!(
-            "{root} does not answer: {}",
-            e.without_url()
-        ))),
+        Err(e) => Err(NotifyError::from_request(&format!("GET {root}"), &e)),
     }
 }
 
@@ -287,12 +430,43 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifyEr
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| NotifyError::permanent(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| NotifyError::config(format!("cannot build the HTTP client: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_in_an_error_shows_neither_password_nor_query() {
+        let url =
+            reqwest::Url::parse("https://ops:hunter2@hooks.example.com/page?token=abc123&x=1#frag")
+                .unwrap();
+        let shown = redact(&url);
+        assert_eq!(shown, "https://ops:redacted@hooks.example.com/page?…");
+        assert_eq!(
+            redact_text("https://ops:hunter2@hooks.example.com/page?token=abc123"),
+            shown
+        );
+        // Text that is no URL still loses what could be a secret.
+        let broken = redact_text("http://ops:hunter2@exa mple.com/x?token=abc123");
+        assert!(
+            !broken.contains("hunter2") && !broken.contains("abc123"),
+            "{broken}"
+        );
+    }
+
+    #[test]
+    fn http_statuses_are_kinds_with_their_retry_class() {
+        let e = webhook::classify_status(reqwest::StatusCode::SERVICE_UNAVAILABLE, "busy");
+        assert_eq!((e.kind, e.transient), (FailureKind::Http(503), true));
+        assert_eq!(e.kind.as_str(), "http_5xx");
+        let e = webhook::classify_status(reqwest::StatusCode::UNAUTHORIZED, "no");
+        assert_eq!((e.kind, e.transient), (FailureKind::Auth, false));
+        let e = webhook::classify_status(reqwest::StatusCode::TOO_MANY_REQUESTS, "");
+        assert_eq!((e.kind.as_str(), e.transient), ("http_4xx", true));
+        assert!(FailureKind::LABELS.contains(&FailureKind::Smtp(451).as_str()));
+    }
 
     /// Two webhooks (the first with a bearer token from `token_file`) and a log, with
     /// `extra` appended.

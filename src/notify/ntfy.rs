@@ -35,7 +35,10 @@ pub struct NtfyNotifier {
 impl NtfyNotifier {
     pub fn new(cfg: &NtfyConfig, token: Option<Secret>) -> Result<Self, NotifyError> {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| {
-            NotifyError::permanent(format!("ntfy url {:?} is invalid: {e}", cfg.url))
+            NotifyError::config(format!(
+                "ntfy url {:?} is invalid: {e}",
+                super::redact_text(&cfg.url)
+            ))
         })?;
         Ok(NtfyNotifier {
             url,
@@ -147,10 +150,9 @@ impl Notifier for NtfyNotifier {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| NotifyError::transient(format!("POST {} failed: {e}", self.url)))?;
+        let resp = req.send().await.map_err(|e| {
+            NotifyError::from_request(&format!("POST {}", super::redact(&self.url)), &e)
+        })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

@@ -106,9 +106,8 @@ impl PushoverNotifier {
         previous: Option<&dyn super::Notifier>,
     ) -> Result<Self, NotifyError> {
         let acker = cx.acker.clone();
-        let app_token = app_token.ok_or_else(|| {
-            NotifyError::permanent("pushover needs app_token_file or app_token_env")
-        })?;
+        let app_token = app_token
+            .ok_or_else(|| NotifyError::config("pushover needs app_token_file or app_token_env"))?;
         let base = format!("{}/1/", cfg.api_url.trim_end_matches('/'));
         let api = reqwest::Url::parse(&base).map_err(|e| {
             NotifyError::permanent(format!(
@@ -389,7 +388,7 @@ impl Notifier for PushoverNotifier {
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let s = &self.shared;
         let Some(user) = msg.page.to.as_deref() else {
-            return Err(NotifyError::permanent(format!(
+            return Err(NotifyError::bad_address(format!(
                 "Pushover page to {} has no user key: give the contact method to = \"USER_KEY\"",
                 msg.page.target
             )));
@@ -401,7 +400,7 @@ impl Notifier for PushoverNotifier {
             .form(&form(s, msg, user))
             .send()
             .await
-            .map_err(|e| NotifyError::transient(format!("POST {url} failed: {e}")))?;
+            .map_err(|e| NotifyError::from_request(&format!("POST {}", super::redact(&url)), &e))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         let reply = serde_json::from_str::<ApiReply>(&body).ok();
@@ -418,7 +417,7 @@ impl Notifier for PushoverNotifier {
                     ..e
                 },
                 _ => NotifyError {
-                    message: format!("Pushover {url}: {}", e.message),
+                    message: format!("Pushover {}: {}", super::redact(&url), e.message),
                     ..e
                 },
             });

@@ -122,7 +122,7 @@ impl Notifier for TwilioNotifier {
 
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
-            NotifyError::permanent("the contact method has no `to` phone number for twilio")
+            NotifyError::bad_address("the contact method has no `to` phone number for twilio")
         })?;
         let to = normalize_phone(raw_to).ok_or_else(|| {
             NotifyError::permanent(format!(
@@ -148,11 +148,7 @@ impl Notifier for TwilioNotifier {
             .await
             .map_err(|e| {
                 // Connection refused, reset, timeouts: Twilio or the path to it may be back soon.
-                NotifyError::transient(format!(
-                    "POST {} failed: {}",
-                    self.endpoint,
-                    e.without_url()
-                ))
+                NotifyError::from_request(&format!("POST {}", super::redact(&self.endpoint)), &e)
             })?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();

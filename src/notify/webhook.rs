@@ -15,27 +15,32 @@ pub struct WebhookNotifier {
 
 impl WebhookNotifier {
     pub fn new(url: &str, timeout: Duration, token: Option<Secret>) -> Result<Self, NotifyError> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| NotifyError::permanent(format!("webhook url {url:?} is invalid: {e}")))?;
+        let url = reqwest::Url::parse(url).map_err(|e| {
+            NotifyError::config(format!(
+                "webhook url {:?} is invalid: {e}",
+                super::redact_text(url)
+            ))
+        })?;
         let client = super::http_client(timeout)?;
         Ok(WebhookNotifier { url, client, token })
     }
 }
 
-/// 5xx and 429 may pass; other 4xx will fail the same way again.
+/// 5xx and 429 may pass; other 4xx will fail the same way again. 401 and 403 are the
+/// credentials' fault.
 pub(crate) fn classify_status(status: reqwest::StatusCode, body: &str) -> NotifyError {
     let msg = format!(
         "HTTP {status}: {}",
-        body.chars().take(200).collect::<String>()
+        super::message::clean(&body.chars().take(200).collect::<String>())
     );
-    if status.is_server_error()
+    let transient = status.is_server_error()
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-    {
-        NotifyError::transient(msg)
-    } else {
-        NotifyError::permanent(msg)
-    }
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+    let kind = match status.as_u16() {
+        401 | 403 => super::FailureKind::Auth,
+        s => super::FailureKind::Http(s),
+    };
+    NotifyError::new(kind, transient, msg)
 }
 
 #[async_trait]
@@ -53,9 +58,9 @@ impl Notifier for WebhookNotifier {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
+        // Connection refused, reset, timeouts: the receiver may be back soon.
         let resp = req.send().await.map_err(|e| {
-            // Connection refused, reset, timeouts: the receiver may be back soon.
-            NotifyError::transient(format!("POST {} failed: {e}", self.url))
+            NotifyError::from_request(&format!("POST {}", super::redact(&self.url)), &e)
         })?;
         let status = resp.status();
         if status.is_success() {

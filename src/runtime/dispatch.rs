@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::ack_link::{AckKey, Claims, LINK_LIFETIME};
 use crate::config::Config;
 use crate::engine::{IncidentId, Outcome, Page};
-use crate::metrics::{Metrics, NotifierLabel, NotifierOnly};
+use crate::metrics::{FailureLabel, Metrics, NotifierLabel, NotifierOnly};
 use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError};
 use crate::store::Store;
@@ -405,6 +405,15 @@ impl Inner {
                     .map(|_| ())
                     .map_err(|e| (e.message.as_str(), e.transient)),
             );
+            if let Err(e) = &r {
+                self.metrics
+                    .notification_failures
+                    .get_or_create(&FailureLabel {
+                        notifier: page.notifier.clone(),
+                        kind: e.kind.as_str().to_string(),
+                    })
+                    .inc();
+            }
             let o = if r.is_ok() { "delivered" } else { "failed" };
             self.metrics
                 .notification_attempts
