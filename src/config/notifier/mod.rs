@@ -433,16 +433,18 @@ pub struct Limits {
 
 /// `url` must be an absolute http(s) URL with a host, as the HTTP client parses it.
 pub(crate) fn check_http_url(key: &'static str, url: &str, out: &mut Vec<Problem>) {
+    // The problem is shown wherever config errors go: never with a password or token.
+    let shown = crate::notify::redact_text(url);
     let problem = match reqwest::Url::parse(url) {
         Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            format!("{key} {url:?} must start with http:// or https://")
+            format!("{key} {shown:?} must start with http:// or https://")
         }
         Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-            format!("{key} {url:?} has no host: write it like \"https://host:port/path\"")
+            format!("{key} {shown:?} has no host: write it like \"https://host:port/path\"")
         }
         Ok(_) => return,
         Err(e) => {
-            format!("{key} {url:?} is not a URL ({e}): write it like \"https://host:port/path\"")
+            format!("{key} {shown:?} is not a URL ({e}): write it like \"https://host:port/path\"")
         }
     };
     out.push(Problem::new(key, problem));

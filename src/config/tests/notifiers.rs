@@ -304,3 +304,19 @@ fn every_registered_type_is_read_by_its_name_and_gives_back_its_options() {
         assert!(errs[0].message.contains(k.name), "{:?}", errs[0].message);
     }
 }
+
+#[test]
+fn a_url_that_cannot_work_is_named_without_its_password_or_token() {
+    let text = paging_through(
+        "type = \"webhook\"\nurl = \"ftp://ops:hunter2@hooks.example.com/page?token=abc123\"",
+        "",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let shown = errs[0].to_string();
+    assert!(shown.contains("hooks.example.com/page"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("abc123"),
+        "a config error shows a secret: {shown}"
+    );
+}
