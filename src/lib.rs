@@ -12,7 +12,9 @@
 //!
 //! The split: the **engine decides** (whom to page, how long a send may retry, whether
 //! a released page is still wanted, what a second ack means: [`engine::Refusal`]); the
-//! **dispatcher executes** and reports back, never re-reading the store to decide.
+//! **dispatcher executes** and reports back, never re-reading the store to decide (it
+//! reads an incident only to word the message). Whether a notifier is down and routed
+//! around is the pure watchdog board's call ([`watchdog`]), asked at send time.
 //!
 //! Every long-running task (engine loop, dispatcher workers, IRC link, watchdog, probes,
 //! pollers) is owned by one [`runtime::Supervisor`]: a task that panics or ends is
@@ -29,7 +31,9 @@
 //! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait; each type's
 //!   options are one file of [`config::notifier`] behind [`config::NotifierKind`] (its
 //!   secrets, problems, limits and how it is built), registered once.
-//! - [`source`]: alert sources (the Alertmanager payload today).
+//! - [`source`]: alert sources (the Alertmanager payload, IRC alert lines, SMS replies).
+//! - [`irc`]: the IRC link (through a bouncer or straight to a server): session,
+//!   accounts, commands, replay of backlog, paced sending.
 //! - [`http`]: webhook receiver, incident API, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.
 //! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.
