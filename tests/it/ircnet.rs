@@ -1376,8 +1376,14 @@ async fn ircnet_znc_relays_the_channel_survives_the_ircd_and_eofs_when_killed() 
         .await;
     assert!(agent.closed().is_none(), "the client stays attached");
 
+    // A killed ZNC closes the connection: an orderly EOF, or a reset when the kernel still
+    // held bytes ZNC had not read (which one depends on timing, not on ZNC).
     znc.kill().await;
-    assert_eq!(agent.wait_closed(SEEN).await, Closed::Eof);
+    match agent.wait_closed(SEEN).await {
+        Closed::Eof => {}
+        Closed::Error(e) if e.contains("reset") => {}
+        other => panic!("the connection to a killed ZNC ended as {other:?}"),
+    }
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it; the key and certificate go
