@@ -1,6 +1,9 @@
-//! Sends committed pages through their notifiers: flood control first (held pages to one
-//! destination go out together as a bundle), then retries of transient failures, and
-//! each final outcome back to the engine, which fails over to the contact's next method.
+//! Executes what the engine decided: sends committed pages through their notifiers and
+//! reports back. Flood control holds pages of limited notifiers; what it releases goes
+//! back to the engine, which says what of it is still wanted (sent together, as one
+//! bundle). Transient failures are retried until the page's `retry_until`; every
+//! attempt and the final outcome go back to the engine, which fails over to the
+//! contact's next method. It reads an incident from the store only to word the message.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
