@@ -1,10 +1,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use super::Delivery;
 use super::{
     Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, default_attempts,
     secret,
@@ -99,12 +99,8 @@ impl NotifierKind for EmailConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
-    }
-
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
     fn build(

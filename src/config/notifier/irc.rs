@@ -1,11 +1,11 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem};
+use super::{Delivery, Reaches};
 use crate::config::irc::is_channel;
-use crate::config::types::{HumanDuration, RateLimit};
+use crate::config::types::HumanDuration;
 use crate::notify::irc::IrcNotifier;
 use crate::notify::{BuildContext, Notifier, NotifyError};
 
@@ -49,18 +49,12 @@ impl NotifierKind for IrcNotifierConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
-    }
-
-    /// A channel reads fast but servers pace at ~1 line per 2 s: five lines, then one
-    /// bundle per half minute instead of an hour-long queue under a storm.
-    fn default_per_destination(&self) -> Vec<RateLimit> {
-        vec![RateLimit::new(5, 30)]
+    fn reaches(&self) -> Reaches {
+        Reaches::Chat
     }
 
     /// Its health is the IRC link's, which the watchdog watches.

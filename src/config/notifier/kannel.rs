@@ -1,14 +1,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
     Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
-    default_attempts, default_segments, default_timeout, secret, sms_like,
+    default_attempts, default_segments, default_timeout, secret,
 };
-use crate::config::types::{HumanDuration, RateLimit};
+use super::{Delivery, Reaches};
+use crate::config::types::HumanDuration;
 use crate::notify::kannel::KannelNotifier;
 use crate::notify::{BuildContext, Notifier, NotifyError};
 
@@ -63,20 +63,12 @@ impl NotifierKind for KannelConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
-    }
-
-    fn default_per_destination(&self) -> Vec<RateLimit> {
-        sms_like()
-    }
-
-    fn is_sms(&self) -> bool {
-        true
+    fn reaches(&self) -> Reaches {
+        Reaches::Phone
     }
 
     fn build(

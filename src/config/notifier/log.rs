@@ -1,9 +1,9 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Address, LimitsConfig, NotifierKind, NotifierSecrets};
+use super::Delivery;
+use super::{Address, NotifierKind, NotifierSecrets};
 use crate::notify::{BuildContext, LogNotifier, Notifier, NotifyError};
 
 /// `type = "log"`: pages printed to stderr, so a fresh install pages somewhere with no
@@ -18,12 +18,8 @@ impl NotifierKind for LogConfig {
     }
 
     /// Writing to stderr does not time out and is not worth retrying.
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        None
-    }
-
-    /// A log is never rate-limited.
-    fn limits_config(&self) -> Option<&LimitsConfig> {
+    /// A log cannot fail for a while and is never rate-limited.
+    fn delivery(&self) -> Option<Delivery<'_>> {
         None
     }
 

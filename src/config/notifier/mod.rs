@@ -100,33 +100,19 @@ pub trait NotifierKind: Any + fmt::Debug + Send + Sync {
         Vec::new()
     }
 
-    /// Per-attempt timeout and attempts for transient failures; `None` for a notifier
-    /// that cannot fail that way (`log`).
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)>;
+    /// Its per-attempt timeout, attempts for transient failures and `limits` table;
+    /// `None` for a notifier that can neither fail that way nor be limited (`log`).
+    fn delivery(&self) -> Option<Delivery<'_>>;
 
-    /// Its `limits` table; `None`: never rate-limited (`log`).
-    fn limits_config(&self) -> Option<&LimitsConfig>;
-
-    /// Limits per destination when the file sets none. GoAlert's defaults: mail and push
-    /// 1 per minute (SMS and phone-ringing push override this with [`sms_like`]).
-    fn default_per_destination(&self) -> Vec<RateLimit> {
-        vec![RateLimit::new(1, 60)]
-    }
-
-    /// Whether it is limited when the file sets no limits. People's channels are;
-    /// machines (webhooks) set their own pace.
-    fn limited_by_default(&self) -> bool {
-        true
+    /// What its pages reach, which sets the limits when the file sets none and whether
+    /// replies can ack. Most reach a person's inbox or app.
+    fn reaches(&self) -> Reaches {
+        Reaches::Inbox
     }
 
     /// Whether it can be checked without sending a page (`[watchdog] checks`).
     fn has_check(&self) -> bool {
         true
-    }
-
-    /// Whether replies to its messages can ack (SMS).
-    fn is_sms(&self) -> bool {
-        false
     }
 
     /// Whether it sends through the IRC link of `[sources.irc]`: its health is the
@@ -301,7 +287,57 @@ pub struct LimitsConfig {
     pub enabled: Option<bool>,
 }
 
-/// The default limits of channels that ring a phone (SMS, emergency push): GoAlert's.
+/// What a notifier's options say about sending: the keys every sending type has.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub limits: &'a LimitsConfig,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn of(timeout: HumanDuration, max_attempts: u32, limits: &'a LimitsConfig) -> Option<Self> {
+        Some(Delivery {
+            timeout: timeout.0,
+            max_attempts,
+            limits,
+        })
+    }
+}
+
+/// What a notifier's pages reach: the limits a person or machine there needs when the
+/// file sets none (GoAlert's defaults), and whether replies from there can ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaches {
+    /// A mailbox or a push app: 1 per minute per destination.
+    Inbox,
+    /// A phone by SMS: 1/min, 5/15 min, 11/h, 21/3 h; its replies can ack.
+    Phone,
+    /// A phone that rings until acknowledged (Pushover emergency): paced like SMS.
+    Ringing,
+    /// A voice call: 1 per minute and 3 per 15 minutes per number, GoAlert's voice limits
+    /// (a call wakes the house; more than that is harassment, not escalation).
+    Call,
+    /// A chat channel: reads fast, but servers pace at ~1 line per 2 s, so five lines,
+    /// then one bundle per half minute instead of an hour-long queue under a storm.
+    Chat,
+    /// A machine (a webhook): it sets its own pace; limited only when the file says so.
+    Machine,
+}
+
+impl Reaches {
+    fn default_per_destination(self) -> Vec<RateLimit> {
+        match self {
+            Reaches::Inbox => vec![RateLimit::new(1, 60)],
+            Reaches::Phone | Reaches::Ringing => sms_like(),
+            Reaches::Call => vec![RateLimit::new(1, 60), RateLimit::new(3, 15 * 60)],
+            Reaches::Chat => vec![RateLimit::new(5, 30)],
+            Reaches::Machine => Vec::new(),
+        }
+    }
+}
+
+/// The default limits of channels that reach a phone (SMS, emergency push): GoAlert's.
 pub(crate) fn sms_like() -> Vec<RateLimit> {
     vec![
         RateLimit::new(1, 60),
@@ -336,9 +372,9 @@ impl NotifierConfig {
         self.options.has_check()
     }
 
-    /// See [`NotifierKind::is_sms`].
+    /// Whether it sends SMS, whose replies can ack ([`Reaches::Phone`]).
     pub fn is_sms(&self) -> bool {
-        self.options.is_sms()
+        self.options.reaches() == Reaches::Phone
     }
 
     /// See [`NotifierKind::through_irc_link`].
@@ -369,7 +405,12 @@ impl NotifierConfig {
     /// `max_attempts`.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = self.options.problems();
-        if let Some((timeout, attempts)) = self.timeout_and_attempts() {
+        if let Some(Delivery {
+            timeout,
+            max_attempts: attempts,
+            ..
+        }) = self.options.delivery()
+        {
             if timeout.is_zero() {
                 out.push(Problem::new(
                     "timeout",
@@ -386,26 +427,27 @@ impl NotifierConfig {
         out
     }
 
-    /// See [`NotifierKind::timeout_and_attempts`].
+    /// Per-attempt timeout and attempts for transient failures; `None` for `log`.
     pub fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        self.options.timeout_and_attempts()
+        self.options.delivery().map(|d| (d.timeout, d.max_attempts))
     }
 
     /// The limits in force: what the file says, else GoAlert's defaults for the kind of
     /// channel (SMS and phone-ringing push: 1/min, 5/15 min, 11/h, 21/3 h; mail and other
     /// push: 1/min; every notifier 5 per 5 s overall). `log` is never limited.
     pub fn limits(&self) -> Limits {
-        let Some(c) = self.options.limits_config() else {
+        let Some(Delivery { limits: c, .. }) = self.options.delivery() else {
             return Limits::default();
         };
+        let reaches = self.options.reaches();
         let unset = c.per_destination.is_none() && c.overall.is_none();
-        if c.enabled == Some(false) || (unset && !self.options.limited_by_default()) {
+        if c.enabled == Some(false) || (unset && reaches == Reaches::Machine) {
             return Limits::default();
         }
         let per_destination = c
             .per_destination
             .clone()
-            .unwrap_or_else(|| self.options.default_per_destination());
+            .unwrap_or_else(|| reaches.default_per_destination());
         Limits {
             per_destination,
             overall: Some(c.overall.unwrap_or(RateLimit::new(5, 5))),

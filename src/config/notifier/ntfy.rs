@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Delivery;
 use super::{
     Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
     default_attempts, default_timeout, secret,
@@ -47,12 +47,8 @@ impl NotifierKind for NtfyConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
-    }
-
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
     fn build(

@@ -1,14 +1,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{
     Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
-    default_attempts, default_timeout, secret, sms_like,
+    default_attempts, default_timeout, secret,
 };
-use crate::config::types::{HumanDuration, RateLimit};
+use super::{Delivery, Reaches};
+use crate::config::types::HumanDuration;
 use crate::notify::pushover::PushoverNotifier;
 use crate::notify::{BuildContext, Notifier, NotifyError};
 
@@ -94,17 +94,13 @@ impl NotifierKind for PushoverConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
-    }
-
-    /// Emergency pages ring a phone, like SMS.
-    fn default_per_destination(&self) -> Vec<RateLimit> {
-        sms_like()
+    /// Emergency pages ring a phone.
+    fn reaches(&self) -> Reaches {
+        Reaches::Ringing
     }
 
     fn build(

@@ -1,6 +1,5 @@
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -8,7 +7,8 @@ use super::{
     Address, LimitsConfig, NotifierKind, NotifierSecrets, Problem, SecretRef, check_http_url,
     default_attempts, default_timeout, secret,
 };
-use crate::config::types::{HumanDuration, RateLimit};
+use super::{Delivery, Reaches};
+use crate::config::types::HumanDuration;
 use crate::notify::WebhookNotifier;
 use crate::notify::{BuildContext, Notifier, NotifyError};
 
@@ -49,21 +49,13 @@ impl NotifierKind for WebhookNotifierConfig {
         out
     }
 
-    fn timeout_and_attempts(&self) -> Option<(Duration, u32)> {
-        Some((self.timeout.0, self.max_attempts))
-    }
-
-    fn limits_config(&self) -> Option<&LimitsConfig> {
-        Some(&self.limits)
+    fn delivery(&self) -> Option<Delivery<'_>> {
+        Delivery::of(self.timeout, self.max_attempts, &self.limits)
     }
 
     /// A webhook's destination is a machine: only the overall limit, and only when set.
-    fn default_per_destination(&self) -> Vec<RateLimit> {
-        Vec::new()
-    }
-
-    fn limited_by_default(&self) -> bool {
-        false
+    fn reaches(&self) -> Reaches {
+        Reaches::Machine
     }
 
     fn build(
