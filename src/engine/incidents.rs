@@ -417,6 +417,23 @@ impl Engine {
                 EventKind::PageCancelled,
                 format!("{} page to {dest} not sent: {reason}", page.kind.as_str()),
             ),
+            Outcome::Placed {
+                attempts,
+                reference,
+            } => (
+                EventKind::PagePlaced,
+                format!(
+                    "{} call to {dest} placed ({reference}, attempt {attempts}); delivered once a key is pressed",
+                    page.kind.as_str()
+                ),
+            ),
+            Outcome::NotReached { reason } => (
+                EventKind::PageNotReached,
+                format!(
+                    "{} call to {dest} did not reach anyone: {reason}",
+                    page.kind.as_str()
+                ),
+            ),
         };
         fx.push(Effect::Event(HistoryEvent::by_engine(
             page.incident,
@@ -424,7 +441,12 @@ impl Engine {
             kind,
             detail,
         )));
-        if let Outcome::Failed { error, .. } = &outcome
+        let unreached = match &outcome {
+            Outcome::Failed { error, .. } => Some(error),
+            Outcome::NotReached { reason } => Some(reason),
+            _ => None,
+        };
+        if let Some(error) = unreached
             && let Some(mut live) = self.open.remove(&page.incident)
         {
             let changed = {

@@ -127,6 +127,7 @@ macro_rules! named {
         }
     };
 }
+pub(crate) use named;
 
 named! {
     /// The channel through which someone acted.
@@ -142,6 +143,8 @@ named! {
         Link = "link",
         /// A Pushover emergency receipt acknowledged on the phone.
         Pushover = "pushover",
+        /// A key pressed during a voice call; the actor's `reference` is the call's id.
+        Voice = "voice",
     }
 }
 
@@ -158,6 +161,10 @@ named! {
         PageDelivered = "page_delivered",
         PageFailed = "page_failed",
         PageCancelled = "page_cancelled",
+        /// A call was placed; it is delivered only when someone presses a key.
+        PagePlaced = "page_placed",
+        /// A call ended without a key (no answer, busy, voicemail, hung up).
+        PageNotReached = "page_not_reached",
         Failover = "failover",
         Acked = "acked",
         /// Someone acked an incident that someone else had acked already.
@@ -284,6 +291,19 @@ pub enum Outcome {
     /// Not sent: by the time flood control let it go, its incident no longer needed it
     /// (acked or resolved while the page was held).
     Cancelled {
+        reason: String,
+    },
+    /// On its way but not yet in front of a person: a call that is ringing. Its real
+    /// outcome comes later, as `Delivered` (a key was pressed) or `NotReached`.
+    Placed {
+        attempts: u32,
+        /// The provider's id of the call (Twilio's `CallSid`).
+        reference: String,
+    },
+    /// Placed, but nobody took it: no answer, busy, voicemail, hung up without a key.
+    /// The notifier works; the person was not reached, so the contact's next method goes
+    /// at once.
+    NotReached {
         reason: String,
     },
 }

@@ -1506,3 +1506,97 @@ fn after_a_restart_the_same_labels_change_nothing_and_new_ones_are_written() {
         .unwrap();
     assert_eq!(label_changes(&fx).len(), 1, "{fx:?}");
 }
+
+/// The night the phone rang out: alice's first method is a call nobody took. Her SMS
+/// must not wait the two minutes it waits behind a call that was answered.
+#[test]
+fn a_call_nobody_answers_pages_the_next_method_at_once() {
+    let mut e = engine();
+    let fx = e
+        .apply(t("03:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "03:00:00"))
+        .unwrap();
+    let call = pages(&fx)
+        .into_iter()
+        .find(|p| p.notifier == "push")
+        .unwrap()
+        .clone();
+    let placed = e
+        .apply(
+            t("03:00:01"),
+            Input::PageOutcome {
+                page: call.clone(),
+                outcome: Outcome::Placed {
+                    attempts: 1,
+                    reference: "CA0001".into(),
+                },
+            },
+        )
+        .unwrap();
+    assert!(pages(&placed).is_empty(), "a ringing call changes nothing");
+    let line = events(&placed)
+        .into_iter()
+        .find(|e| e.kind == EventKind::PagePlaced)
+        .expect("the history says the call was placed");
+    assert!(line.detail.contains("CA0001"), "{}", line.detail);
+
+    let fx = e
+        .apply(
+            t("03:00:40"),
+            Input::PageOutcome {
+                page: call,
+                outcome: Outcome::NotReached {
+                    reason: "no answer after 30 s".into(),
+                },
+            },
+        )
+        .unwrap();
+    let got: Vec<String> = pages(&fx).into_iter().map(page_str).collect();
+    assert_eq!(got, ["alice:sms:triggered:s1c0"], "SMS now, not at 03:02");
+    let kinds: Vec<EventKind> = events(&fx).into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::PageNotReached, EventKind::Failover]);
+    let failover = events(&fx)[1];
+    assert!(
+        failover.detail.contains("no answer after 30 s"),
+        "{}",
+        failover.detail
+    );
+    assert!(matches!(
+        fx.first(),
+        Some(Effect::PageDone {
+            outcome: Outcome::NotReached { .. },
+            ..
+        })
+    ));
+    let fx = e.apply(t("03:02:00"), Input::Tick).unwrap();
+    assert!(pages(&fx).is_empty(), "the SMS is not sent twice");
+}
+
+#[test]
+fn a_call_that_ends_unanswered_after_its_incident_was_acked_pages_nobody() {
+    let mut e = engine();
+    let fx = e
+        .apply(t("03:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "03:00:00"))
+        .unwrap();
+    let call = pages(&fx)
+        .into_iter()
+        .find(|p| p.notifier == "push")
+        .unwrap()
+        .clone();
+    e.apply(t("03:00:20"), ack(call.incident, "alice")).unwrap();
+    let fx = e
+        .apply(
+            t("03:00:40"),
+            Input::PageOutcome {
+                page: call,
+                outcome: Outcome::NotReached {
+                    reason: "busy".into(),
+                },
+            },
+        )
+        .unwrap();
+    assert!(pages(&fx).is_empty());
+    assert!(
+        events(&fx).iter().all(|e| e.kind != EventKind::Failover),
+        "acked: nothing to fail over to"
+    );
+}

@@ -205,7 +205,7 @@ impl Notifier for EmailNotifier {
         }
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let Some(to) = msg.page.to.as_deref() else {
             return Err(NotifyError::permanent(format!(
                 "no mail address for {:?}: the email notifier sends to the `to` of a \
@@ -222,7 +222,7 @@ impl Notifier for EmailNotifier {
         })?;
         let mail = self.build(msg, mailbox)?;
         match tokio::time::timeout(self.timeout, self.transport.send(mail)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(super::Sent::Delivered),
             Ok(Err(e)) => Err(self.classify(&e, &to_clean)),
             Err(_) => Err(NotifyError::transient(format!(
                 "SMTP relay {} did not take the mail to {to_clean} within {} (timeout)",

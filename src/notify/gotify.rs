@@ -90,7 +90,7 @@ impl Notifier for GotifyNotifier {
         crate::notify::reachable(&self.client, &self.endpoint).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let resp = self
             .client
             .post(self.endpoint.clone())
@@ -103,7 +103,7 @@ impl Notifier for GotifyNotifier {
             })?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(super::Sent::Delivered);
         }
         let body = resp.text().await.unwrap_or_default();
         let e = classify_status(status, &body);

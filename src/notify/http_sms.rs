@@ -305,7 +305,7 @@ impl Notifier for HttpSmsNotifier {
         crate::notify::reachable(&self.client, &url).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::bad_address("the contact method has no `to` phone number for http_sms")
         })?;
@@ -339,7 +339,7 @@ impl Notifier for HttpSmsNotifier {
         })?;
         let status = resp.status();
         if self.succeeded(status) {
-            return Ok(());
+            return Ok(super::Sent::Delivered);
         }
         let body = resp.text().await.unwrap_or_default();
         if status.is_success() {

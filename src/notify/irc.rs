@@ -35,7 +35,7 @@ impl Notifier for IrcNotifier {
         "irc"
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let Some(link) = &self.link else {
             return Err(NotifyError::permanent(
                 "the irc notifier speaks through the daemon's IRC link, which is not running here",
@@ -46,7 +46,8 @@ impl Notifier for IrcNotifier {
         // itself, so every failure is worth another attempt.
         link.say(target, &announcement(msg), self.notice, self.timeout)
             .await
-            .map_err(|e| NotifyError::transient(e.to_string()))
+            .map_err(|e| NotifyError::transient(e.to_string()))?;
+        Ok(super::Sent::Delivered)
     }
 }
 

@@ -124,7 +124,7 @@ impl Notifier for KannelNotifier {
         crate::notify::reachable(&self.client, &self.url).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::bad_address(
                 "the contact method has no `to` phone number for kannel (to = \"+15550100\")",
@@ -161,7 +161,7 @@ impl Notifier for KannelNotifier {
             })?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        classify(status, &body)
+        classify(status, &body).map(|()| super::Sent::Delivered)
     }
 }
 

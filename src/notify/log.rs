@@ -32,7 +32,7 @@ impl Notifier for LogNotifier {
         "log"
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let to = match (&msg.page.contact, &msg.page.to) {
             (Some(c), Some(to)) => format!("{c} <{to}>"),
             (Some(c), None) => c.clone(),
@@ -45,6 +45,7 @@ impl Notifier for LogNotifier {
             .map_err(|_| NotifyError::permanent("log output lock poisoned"))?;
         out.write_all(line.as_bytes())
             .and_then(|_| out.flush())
-            .map_err(|e| NotifyError::transient(format!("cannot write the page to stderr: {e}")))
+            .map_err(|e| NotifyError::transient(format!("cannot write the page to stderr: {e}")))?;
+        Ok(super::Sent::Delivered)
     }
 }

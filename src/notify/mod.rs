@@ -205,6 +205,19 @@ pub fn redact_text(url: &str) -> String {
     }
 }
 
+/// How a send that did not fail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// In the recipient's hands (the server took the mail, the push service the message).
+    Delivered,
+    /// On its way, the person not yet reached: a call is ringing. The notifier reports
+    /// how it ends (a key pressed, or nobody) to the engine itself.
+    Placed {
+        /// The provider's id for it (Twilio's `CallSid`), for the history.
+        reference: String,
+    },
+}
+
 /// Acks an incident on behalf of a notifier that learned of an acknowledgement (a
 /// Pushover receipt); the runtime implements it on top of the engine.
 #[async_trait]
@@ -231,7 +244,7 @@ pub trait Notifier: Any + Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// One delivery attempt. Must be bounded in time by the notifier's own timeouts.
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError>;
+    async fn send(&self, msg: &Message) -> Result<Sent, NotifyError>;
 
     /// Whether the service behind the notifier answers, without sending a page
     /// (`[watchdog] checks`); `Ok` says what answered.

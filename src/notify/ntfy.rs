@@ -136,7 +136,7 @@ impl Notifier for NtfyNotifier {
         crate::notify::reachable(&self.client, &self.url).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let Some(topic) = msg.page.topic.as_deref() else {
             return Err(NotifyError::permanent(format!(
                 "ntfy page to {} has no topic: give the contact method topic = \"...\"",
@@ -155,7 +155,7 @@ impl Notifier for NtfyNotifier {
         })?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(super::Sent::Delivered);
         }
         // ntfy answers {"code":40101,"http":401,"error":"unauthorized","link":"..."}.
         let body = resp.text().await.unwrap_or_default();

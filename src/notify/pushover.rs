@@ -385,7 +385,7 @@ impl Notifier for PushoverNotifier {
         crate::notify::reachable(&self.shared.client, &self.shared.account.api).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let s = &self.shared;
         let Some(user) = msg.page.to.as_deref() else {
             return Err(NotifyError::bad_address(format!(
@@ -435,7 +435,7 @@ impl Notifier for PushoverNotifier {
                 .map(|(_, i)| i.id)
                 .collect();
             if incidents.is_empty() {
-                return Ok(());
+                return Ok(super::Sent::Delivered);
             }
             let mut receipts = s.receipts.lock().expect("receipts lock");
             Shared::prune(&mut receipts);
@@ -450,7 +450,7 @@ impl Notifier for PushoverNotifier {
                 },
             );
         }
-        Ok(())
+        Ok(super::Sent::Delivered)
     }
 
     fn replaced(&self) {

@@ -120,7 +120,7 @@ impl Notifier for TwilioNotifier {
         crate::notify::reachable(&self.client, &self.endpoint).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let raw_to = msg.page.to.as_deref().ok_or_else(|| {
             NotifyError::bad_address("the contact method has no `to` phone number for twilio")
         })?;
@@ -158,7 +158,7 @@ impl Notifier for TwilioNotifier {
         match serde_json::from_str::<Created>(&body) {
             Ok(Created { sid: Some(sid) }) => {
                 debug!(%sid, to = %to, "Twilio accepted the SMS");
-                Ok(())
+                Ok(super::Sent::Delivered)
             }
             // Something answered 2xx that is not Twilio's Messages API.
             _ => Err(NotifyError::permanent(format!(

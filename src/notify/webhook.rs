@@ -53,7 +53,7 @@ impl Notifier for WebhookNotifier {
         crate::notify::reachable(&self.client, &self.url).await
     }
 
-    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+    async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
         let mut req = self.client.post(self.url.clone()).json(&msg.to_json());
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
@@ -64,7 +64,7 @@ impl Notifier for WebhookNotifier {
         })?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(super::Sent::Delivered);
         }
         let body = resp.text().await.unwrap_or_default();
         Err(classify_status(status, &body))

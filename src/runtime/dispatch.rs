@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::engine::{IncidentId, Outcome, Page};
 use crate::metrics::{FailureLabel, Metrics, NotifierLabel, NotifierOnly};
 use crate::notify::flood::Flood;
-use crate::notify::{Item, Message, NotifierEntry, NotifyError};
+use crate::notify::{Item, Message, NotifierEntry, NotifyError, Sent};
 use crate::store::Store;
 use crate::time::Clock;
 use crate::watchdog::{Gate, Watchdog};
@@ -449,13 +449,24 @@ impl Inner {
             .await;
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
-            Ok(()) => {
+            Ok(sent) => {
                 self.metrics
                     .notifications
                     .get_or_create(&label("delivered"))
                     .inc();
-                info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), bundled = msg.more.len(), "page delivered");
-                Outcome::Delivered { attempts }
+                match sent {
+                    Sent::Delivered => {
+                        info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), bundled = msg.more.len(), "page delivered");
+                        Outcome::Delivered { attempts }
+                    }
+                    Sent::Placed { reference } => {
+                        info!(page = page.id, incident = page.incident, notifier = %page.notifier, target = %page.target, kind = page.kind.as_str(), bundled = msg.more.len(), reference, "call placed");
+                        Outcome::Placed {
+                            attempts,
+                            reference,
+                        }
+                    }
+                }
             }
             Err(e) => {
                 self.metrics

@@ -11,7 +11,7 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{
     AlertStatus, Effect, EventKind, IncidentId, IncidentState, Page, PageId, PageKind, Via,
@@ -154,15 +154,34 @@ pub struct EventView {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PageStatus {
-    /// Intent recorded, outcome not (yet) known.
-    Pending,
-    Delivered,
-    Failed,
-    /// Held by flood control until its incident no longer needed it.
-    Cancelled,
+crate::engine::named! {
+    /// Where a page stands, as stored in `pages.status`.
+    pub enum PageStatus {
+        /// Intent recorded, outcome not (yet) known.
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+        /// Held by flood control until its incident no longer needed it.
+        Cancelled = "cancelled",
+        /// A call is ringing; delivered once a key is pressed.
+        Placed = "placed",
+        /// A call ended without a key.
+        NotReached = "not_reached",
+    }
+}
+
+impl PageStatus {
+    /// The status an outcome leaves a page in.
+    pub fn of(outcome: &crate::engine::Outcome) -> Self {
+        use crate::engine::Outcome;
+        match outcome {
+            Outcome::Delivered { .. } => PageStatus::Delivered,
+            Outcome::Failed { .. } => PageStatus::Failed,
+            Outcome::Cancelled { .. } => PageStatus::Cancelled,
+            Outcome::Placed { .. } => PageStatus::Placed,
+            Outcome::NotReached { .. } => PageStatus::NotReached,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

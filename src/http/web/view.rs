@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use crate::config::HookAuth;
 use crate::engine::IncidentState;
 use crate::html::html_escape;
-use crate::store::{IncidentView, PageStatus};
+use crate::store::IncidentView;
 use crate::time::Timestamp;
 use crate::watchdog::{ChannelView, Kind};
 
@@ -412,7 +412,7 @@ pub(super) fn incident(v: &IncidentView, viewer: &Viewer, now: Timestamp) -> Str
                 p.kind.as_str().to_string(),
                 p.step.to_string(),
                 to,
-                page_status_word(p.status).to_string(),
+                p.status.as_str().to_string(),
                 p.attempts.to_string(),
                 p.error.as_deref().map(html_escape).unwrap_or_default(),
             ]
@@ -511,15 +511,6 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Notifier => "notifier",
         Kind::Heartbeat => "heartbeat",
         Kind::Peer => "peer",
-    }
-}
-
-fn page_status_word(s: PageStatus) -> &'static str {
-    match s {
-        PageStatus::Pending => "pending",
-        PageStatus::Delivered => "delivered",
-        PageStatus::Failed => "failed",
-        PageStatus::Cancelled => "cancelled",
     }
 }
 

@@ -350,18 +350,12 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
     while let Some(row) = rows.next().or_read()? {
         let page = page_row(row).or_read()?;
         let status: String = row.get(15).or_read()?;
-        let status = match status.as_str() {
-            "pending" => PageStatus::Pending,
-            "delivered" => PageStatus::Delivered,
-            "failed" => PageStatus::Failed,
-            "cancelled" => PageStatus::Cancelled,
-            other => {
-                return Err(corrupt(
-                    id,
-                    "page status",
-                    format!("unknown status {other:?}"),
-                ));
-            }
+        let Some(status) = PageStatus::parse(&status) else {
+            return Err(corrupt(
+                id,
+                "page status",
+                format!("unknown status {status:?}"),
+            ));
         };
         out.push(PageView {
             id: page.id,

@@ -9,6 +9,7 @@ use crate::engine::{
     AlertRecord, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened, IncidentStatus,
     Outcome, Page, PageId,
 };
+use crate::store::PageStatus;
 use crate::time::Timestamp;
 
 /// Writes the effects of every request in order, in one immediate transaction. Of several
@@ -191,13 +192,17 @@ fn page_done(
     at: Timestamp,
     outcome: &Outcome,
 ) -> rusqlite::Result<()> {
-    let (status, attempts, error) = match outcome {
-        Outcome::Delivered { attempts } => ("delivered", *attempts, None),
+    let (attempts, error) = match outcome {
+        Outcome::Delivered { attempts } => (*attempts, None),
         Outcome::Failed {
             attempts, error, ..
-        } => ("failed", *attempts, Some(error.as_str())),
-        Outcome::Cancelled { reason } => ("cancelled", 0, Some(reason.as_str())),
+        } => (*attempts, Some(error.as_str())),
+        Outcome::Cancelled { reason } | Outcome::NotReached { reason } => {
+            (0, Some(reason.as_str()))
+        }
+        Outcome::Placed { attempts, .. } => (*attempts, None),
     };
+    let status = PageStatus::of(outcome).as_str();
     let mut stmt = tx.prepare_cached(
         "UPDATE pages SET status = ?2, attempts = ?3, error = ?4, done_at = ?5 WHERE id = ?1",
     )?;
