@@ -8,6 +8,8 @@ mod hooks;
 mod kannel_inbound;
 mod sms;
 mod twilio_inbound;
+mod twilio_signature;
+mod twilio_voice;
 mod web;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub(crate) watchdog: Arc<Watchdog>,
     /// The daemon's tasks: `/healthz` fails while an essential one is down.
     pub(crate) tasks: Supervisor,
+    /// Voice calls in progress, whose callbacks `/hooks/voice/*` answers.
+    pub(crate) calls: Arc<crate::notify::voice_calls::CallBook>,
 }
 
 /// The parts of the config handlers read that a reload may change.
@@ -117,6 +121,7 @@ impl AppState {
             reloader: None,
             watchdog,
             tasks,
+            calls: Arc::default(),
         }
     }
 }
@@ -135,6 +140,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/hooks/sms/twilio/{notifier}",
             post(twilio_inbound::receive),
+        )
+        .route(
+            "/hooks/voice/twilio/{notifier}/test",
+            post(twilio_voice::test_call),
+        )
+        .route(
+            "/hooks/voice/twilio/{notifier}/{token}",
+            post(twilio_voice::answered),
+        )
+        .route(
+            "/hooks/voice/twilio/{notifier}/{token}/gather",
+            post(twilio_voice::gathered),
+        )
+        .route(
+            "/hooks/voice/twilio/{notifier}/{token}/status",
+            post(twilio_voice::status),
         )
         .route("/ack/{token}", get(ack_page::show).post(ack_page::ack))
         .route("/", get(web::index))

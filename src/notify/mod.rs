@@ -18,6 +18,9 @@ pub(crate) mod pushover;
 pub mod sms_text;
 pub mod test_page;
 pub(crate) mod twilio;
+pub(crate) mod twilio_voice;
+pub mod twiml;
+pub mod voice_calls;
 mod webhook;
 
 use std::any::Any;
@@ -234,6 +237,11 @@ pub struct BuildContext {
     pub irc: Option<crate::irc::IrcHandle>,
     /// Runs a notifier's own background tasks (Pushover's receipt poller); the daemon's.
     pub tasks: Option<crate::runtime::Supervisor>,
+    /// Calls in progress, whose callbacks the daemon's HTTP server answers; `None`
+    /// outside the daemon, where nothing would answer them.
+    pub calls: Option<Arc<voice_calls::CallBook>>,
+    /// `server.public_url` without a trailing slash: where a provider calls tocsin back.
+    pub public_url: String,
 }
 
 /// One way to deliver a page. (`Any`: a notifier built on a reload looks at the one it
@@ -309,6 +317,8 @@ impl BuildContext {
             acker: None,
             irc: None,
             tasks: None,
+            calls: None,
+            public_url: String::new(),
         }
     }
 }

@@ -154,8 +154,14 @@ pub async fn test_notify(
     via: Option<&str>,
 ) -> Result<Vec<TestResult>, String> {
     let pages = plan(cfg, target, via)?;
-    let notifiers: BTreeMap<String, NotifierEntry> =
-        build_all(cfg, &BuildContext::offline()).map_err(|e| e.to_string())?;
+    let notifiers: BTreeMap<String, NotifierEntry> = build_all(
+        cfg,
+        &BuildContext {
+            public_url: cfg.file.server.public_url.clone(),
+            ..BuildContext::offline()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for page in pages {
         let entry = &notifiers[&page.notifier];

@@ -19,20 +19,76 @@ use crate::notify::message::clean;
 
 /// Sends pages as SMS through one Twilio account.
 pub struct TwilioNotifier {
-    /// The account's Messages resource, built once from `api_url` and the account SID.
-    endpoint: reqwest::Url,
-    /// The basic-auth user name.
-    account_sid: String,
-    /// The basic-auth password.
-    auth_token: Secret,
+    /// The account's Messages resource.
+    api: Api,
     /// `From`: a Twilio number of the account.
     from: Option<String>,
     /// `MessagingServiceSid`: lets Twilio pick the sender from a pool.
     messaging_service_sid: Option<String>,
     /// How many segments the text may take (cost and readability).
     segments: u8,
+}
+
+/// One resource of one Twilio account that pages are created at (Messages, Calls).
+pub(super) struct Api {
+    /// `{api_url}/2010-04-01/Accounts/{sid}/{resource}.json`.
+    pub(super) endpoint: reqwest::Url,
+    /// The basic-auth user name.
+    account_sid: String,
+    /// The basic-auth password.
+    auth_token: Secret,
     /// Bounded by the notifier's `timeout`.
     client: reqwest::Client,
+}
+
+impl Api {
+    pub(super) fn new(
+        api_url: &str,
+        account_sid: &str,
+        auth_token: Secret,
+        resource: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, NotifyError> {
+        Ok(Api {
+            endpoint: resource_url(api_url, account_sid, resource)?,
+            account_sid: account_sid.to_string(),
+            auth_token,
+            client: super::http_client(timeout)?,
+        })
+    }
+
+    pub(super) async fn check(&self) -> Result<String, NotifyError> {
+        crate::notify::reachable(&self.client, &self.endpoint).await
+    }
+
+    /// Creates one resource from `form`; Twilio's `sid` of it.
+    pub(super) async fn create(&self, form: &[(&str, &str)]) -> Result<String, NotifyError> {
+        let resp = self
+            .client
+            .post(self.endpoint.clone())
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| {
+                // Connection refused, reset, timeouts: Twilio or the path to it may be back soon.
+                NotifyError::from_request(&format!("POST {}", super::redact(&self.endpoint)), &e)
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        match serde_json::from_str::<Created>(&body) {
+            Ok(Created { sid: Some(sid) }) => Ok(sid),
+            // Something answered 2xx that is not Twilio's API.
+            _ => Err(NotifyError::permanent(format!(
+                "{} answered HTTP {status} without a sid; is api_url right? body: {}",
+                super::redact(&self.endpoint),
+                clean(&body).chars().take(200).collect::<String>()
+            ))),
+        }
+    }
 }
 
 impl TwilioNotifier {
@@ -42,29 +98,38 @@ impl TwilioNotifier {
                 "the twilio notifier needs its auth token: set auth_token_file or auth_token_env",
             )
         })?;
-        let endpoint = messages_url(&cfg.api_url, &cfg.account_sid)?;
-        let timeout = cfg.timeout.0;
-        let client = super::http_client(timeout)?;
         Ok(TwilioNotifier {
-            endpoint,
-            account_sid: cfg.account_sid.clone(),
-            auth_token,
+            api: Api::new(
+                &cfg.api_url,
+                &cfg.account_sid,
+                auth_token,
+                "Messages",
+                cfg.timeout.0,
+            )?,
             from: cfg.from.clone(),
             messaging_service_sid: cfg.messaging_service_sid.clone(),
             segments: cfg.segments,
-            client,
         })
     }
 }
 
-/// `{api_url}/2010-04-01/Accounts/{sid}/Messages.json`, the SID encoded as a path segment.
-fn messages_url(api_url: &str, account_sid: &str) -> Result<reqwest::Url, NotifyError> {
+/// `{api_url}/2010-04-01/Accounts/{sid}/{resource}.json`, the SID encoded as a path segment.
+fn resource_url(
+    api_url: &str,
+    account_sid: &str,
+    resource: &str,
+) -> Result<reqwest::Url, NotifyError> {
     let bad = |why: String| NotifyError::permanent(format!("twilio api_url {api_url:?} {why}"));
     let mut url = reqwest::Url::parse(api_url).map_err(|e| bad(format!("is invalid: {e}")))?;
     url.path_segments_mut()
         .map_err(|()| bad("cannot have a path".to_string()))?
         .pop_if_empty()
-        .extend(["2010-04-01", "Accounts", account_sid, "Messages.json"]);
+        .extend([
+            "2010-04-01",
+            "Accounts",
+            account_sid,
+            &format!("{resource}.json"),
+        ]);
     Ok(url)
 }
 
@@ -101,11 +166,11 @@ fn refused(status: reqwest::StatusCode, body: &str) -> NotifyError {
             ""
         };
         err.message = format!(
-            "Twilio refused the message, HTTP {status}, error{code}: {}{more}{hint}",
+            "Twilio refused the request, HTTP {status}, error{code}: {}{more}{hint}",
             clean(&message).chars().take(300).collect::<String>()
         );
     } else {
-        err.message = format!("Twilio refused the message: {}", err.message);
+        err.message = format!("Twilio refused the request: {}", err.message);
     }
     err
 }
@@ -117,7 +182,7 @@ impl Notifier for TwilioNotifier {
     }
 
     async fn check(&self) -> Result<String, NotifyError> {
-        crate::notify::reachable(&self.client, &self.endpoint).await
+        self.api.check().await
     }
 
     async fn send(&self, msg: &Message) -> Result<super::Sent, NotifyError> {
@@ -139,34 +204,9 @@ impl Notifier for TwilioNotifier {
         }
         let text = clean(&sms.text);
         form.push(("Body", &text));
-        let resp = self
-            .client
-            .post(self.endpoint.clone())
-            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                // Connection refused, reset, timeouts: Twilio or the path to it may be back soon.
-                NotifyError::from_request(&format!("POST {}", super::redact(&self.endpoint)), &e)
-            })?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(refused(status, &body));
-        }
-        match serde_json::from_str::<Created>(&body) {
-            Ok(Created { sid: Some(sid) }) => {
-                debug!(%sid, to = %to, "Twilio accepted the SMS");
-                Ok(super::Sent::Delivered)
-            }
-            // Something answered 2xx that is not Twilio's Messages API.
-            _ => Err(NotifyError::permanent(format!(
-                "{} answered HTTP {status} without a message sid; is api_url right? body: {}",
-                self.endpoint,
-                clean(&body).chars().take(200).collect::<String>()
-            ))),
-        }
+        let sid = self.api.create(&form).await?;
+        debug!(%sid, to = %to, "Twilio accepted the SMS");
+        Ok(super::Sent::Delivered)
     }
 }
 
@@ -179,17 +219,17 @@ mod tests {
     fn the_messages_url_is_twilios_path_under_any_api_base() {
         for base in ["https://api.twilio.com", "https://api.twilio.com/"] {
             assert_eq!(
-                messages_url(base, "AC123").unwrap().as_str(),
+                resource_url(base, "AC123", "Messages").unwrap().as_str(),
                 "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
             );
         }
         assert_eq!(
-            messages_url("http://127.0.0.1:9/fake", "AC1/../x")
+            resource_url("http://127.0.0.1:9/fake", "AC1/../x", "Messages")
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:9/fake/2010-04-01/Accounts/AC1%2F..%2Fx/Messages.json"
         );
-        assert!(messages_url("not a url", "AC1").is_err());
+        assert!(resource_url("not a url", "AC1", "Messages").is_err());
     }
 
     #[test]

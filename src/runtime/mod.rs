@@ -163,10 +163,13 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             Some((irc, task))
         }
     };
+    let calls = Arc::new(crate::notify::voice_calls::CallBook::new());
     let build = BuildContext {
         acker: Some(Arc::new(handle.clone())),
         irc: irc.as_ref().map(|(h, _)| h.clone()),
         tasks: Some(tasks.clone()),
+        calls: Some(calls.clone()),
+        public_url: opts.config.file.server.public_url.clone(),
     };
     let notifiers = crate::notify::build_all(&opts.config, &build)
         .map_err(|e| anyhow::anyhow!("building notifiers: {e}"))?;
@@ -296,6 +299,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         watchdog,
         tasks.clone(),
     );
+    state.calls = calls;
     let reload = reload::Reloader {
         path: opts.config.path.clone(),
         current: Arc::new(opts.config.clone()),

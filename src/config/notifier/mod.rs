@@ -18,6 +18,7 @@ mod log;
 mod ntfy;
 mod pushover;
 mod twilio;
+mod twilio_voice;
 mod webhook;
 
 use std::any::Any;
@@ -47,6 +48,7 @@ pub use log::LogConfig;
 pub use ntfy::NtfyConfig;
 pub use pushover::PushoverConfig;
 pub use twilio::TwilioConfig;
+pub use twilio_voice::TwilioVoiceConfig;
 pub use webhook::WebhookNotifierConfig;
 
 /// Every notifier `type` this build knows, in the order error messages list them.
@@ -56,6 +58,7 @@ pub(super) const KINDS: &[Kind] = &[
     kind::<EmailConfig>("email"),
     kind::<KannelConfig>("kannel"),
     kind::<TwilioConfig>("twilio"),
+    kind::<TwilioVoiceConfig>("twilio_voice"),
     kind::<HttpSmsConfig>("http_sms"),
     kind::<NtfyConfig>("ntfy"),
     kind::<PushoverConfig>("pushover"),

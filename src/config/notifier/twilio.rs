@@ -55,15 +55,7 @@ impl NotifierKind for TwilioConfig {
     fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         check_http_url("api_url", &self.api_url, &mut out);
-        if !self.account_sid.starts_with("AC") {
-            out.push(Problem::new(
-                "account_sid",
-                format!(
-                    "account_sid {:?} must start with AC (see the Twilio console)",
-                    self.account_sid
-                ),
-            ));
-        }
+        check_account_sid(&self.account_sid, &mut out);
         if self.from.is_none() && self.messaging_service_sid.is_none() {
             out.push(Problem::new(
                 "from",
@@ -115,10 +107,20 @@ impl NotifierKind for TwilioConfig {
     }
 }
 
+/// A Twilio account SID starts `AC`; anything else is a copy-paste of the wrong field.
+pub(super) fn check_account_sid(sid: &str, out: &mut Vec<Problem>) {
+    if !sid.starts_with("AC") {
+        out.push(Problem::new(
+            "account_sid",
+            format!("account_sid {sid:?} must start with AC (see the Twilio console)"),
+        ));
+    }
+}
+
 /// What Twilio takes as `From` for an SMS: a number in E.164 form (`+15550199`), or an
 /// alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter).
 /// Anything else is refused by Twilio on every page, which is found out at 3 a.m.
-fn twilio_sender(from: &str) -> Result<(), String> {
+pub(super) fn twilio_sender(from: &str) -> Result<(), String> {
     if let Some(digits) = from.strip_prefix('+') {
         let e164 = (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
         if e164 {

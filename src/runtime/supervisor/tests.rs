@@ -259,8 +259,8 @@ async fn a_pushover_poller_ends_quietly_with_its_notifier() {
     let (sup, metrics) = supervisor(RestartPolicy::default());
     let cx = crate::notify::BuildContext {
         acker: Some(Arc::new(NoAcks)),
-        irc: None,
         tasks: Some(sup.clone()),
+        ..crate::notify::BuildContext::offline()
     };
     let notifiers = crate::notify::build_all(&cfg, &cx).expect("notifiers build");
     assert_eq!(
