@@ -22,6 +22,8 @@ pub struct TestResult {
     pub took: Duration,
     /// `None` when delivered.
     pub error: Option<String>,
+    /// A call placed (its id): it is confirmed by answering it and pressing 4.
+    pub placed: Option<String>,
 }
 
 impl std::fmt::Display for TestResult {
@@ -32,6 +34,14 @@ impl std::fmt::Display for TestResult {
             .map(|t| format!(" to {t}"))
             .unwrap_or_default();
         match &self.error {
+            None if self.placed.is_some() => write!(
+                f,
+                "ok      {} ({}){to}: call placed in {:.1} s ({}); answer it and press 4, the daemon confirms",
+                self.notifier,
+                self.kind,
+                self.took.as_secs_f64(),
+                self.placed.as_deref().unwrap_or_default()
+            ),
             None => write!(
                 f,
                 "ok      {} ({}){to}: delivered in {:.1} s",
@@ -178,6 +188,10 @@ pub async fn test_notify(
             kind: entry.notifier.kind(),
             to: page.to.clone().or(page.topic.clone()),
             took: started.elapsed(),
+            placed: match &r {
+                Ok(super::Sent::Placed { reference }) => Some(reference.clone()),
+                _ => None,
+            },
             error: r.err().map(|e| {
                 format!(
                     "{} ({})",

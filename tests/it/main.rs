@@ -38,6 +38,7 @@ mod smtp;
 mod store_failure;
 mod test_notify;
 mod twilio;
+mod voice;
 mod watchdog;
 mod watchdog_irc;
 mod web;

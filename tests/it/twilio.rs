@@ -204,7 +204,7 @@ async fn first_page_outcome(app: &TestApp, id: u64) -> Value {
 
 /// Signs a webhook request as Twilio does: base64(HMAC-SHA1(auth token, URL + every
 /// parameter's name and value, sorted by name)).
-fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut data = url.to_string();

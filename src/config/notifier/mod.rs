@@ -436,8 +436,9 @@ impl NotifierConfig {
     }
 
     /// The limits in force: what the file says, else GoAlert's defaults for the kind of
-    /// channel (SMS and phone-ringing push: 1/min, 5/15 min, 11/h, 21/3 h; mail and other
-    /// push: 1/min; every notifier 5 per 5 s overall). `log` is never limited.
+    /// channel (SMS and phone-ringing push: 1/min, 5/15 min, 11/h, 21/3 h; voice calls:
+    /// 1/min, 3/15 min; mail and other push: 1/min; every notifier 5 per 5 s overall).
+    /// `log` is never limited.
     pub fn limits(&self) -> Limits {
         let Some(Delivery { limits: c, .. }) = self.options.delivery() else {
             return Limits::default();

@@ -93,6 +93,10 @@ fn a_good_notifier_of_every_kind_loads() {
             ", to = \"+15550100\"",
         ),
         (
+            "type = \"twilio_voice\"\naccount_sid = \"AC123\"\nauth_token_env = \"SECRET\"\nfrom = \"+15550199\"",
+            ", to = \"+15550100\"",
+        ),
+        (
             "type = \"http_sms\"\nurl = \"https://gw.example.com/send?to={to}&text={text}\"\ntoken_env = \"SECRET\"\nheaders = { Authorization = \"Bearer {token}\" }",
             ", to = \"+15550100\"",
         ),
@@ -271,6 +275,52 @@ fn a_twilio_sender_twilio_would_refuse_is_refused() {
         let text = paging_through(&format!("{twilio}\n{line}"), ", to = \"+15550100\"");
         one_error(&text, &format!("notifiers.n.{key}"), line, words);
     }
+}
+
+#[test]
+fn a_voice_notifier_twilio_could_not_call_from_is_refused() {
+    let voice = "type = \"twilio_voice\"\naccount_sid = \"AC123\"\nauth_token_env = \"SECRET\"";
+    for (line, key, words) in [
+        (
+            "from = \"Tocsin\"",
+            "from",
+            &["cannot place calls", "+15550199"][..],
+        ),
+        ("from = \"+1 555 0199\"", "from", &["E.164"][..]),
+    ] {
+        let text = paging_through(&format!("{voice}\n{line}"), ", to = \"+15550100\"");
+        one_error(&text, &format!("notifiers.n.{key}"), line, words);
+    }
+    let from = "from = \"+15550199\"";
+    for (line, key, words) in [
+        ("ring = \"2s\"", "ring", &["between 5s and 600s"][..]),
+        ("ring = \"20m\"", "ring", &["between 5s and 600s"][..]),
+        ("repeat = 0", "repeat", &["1 to 5"][..]),
+    ] {
+        let text = paging_through(&format!("{voice}\n{from}\n{line}"), ", to = \"+15550100\"");
+        one_error(&text, &format!("notifiers.n.{key}"), line, words);
+    }
+}
+
+/// A call wakes the house: by default one per minute and three per quarter hour per
+/// number, as GoAlert limits voice, and never more than SMS would allow.
+#[test]
+fn voice_calls_are_limited_like_goalerts_by_default() {
+    use super::super::types::RateLimit;
+    let text = paging_through(
+        "type = \"twilio_voice\"\naccount_sid = \"AC123\"\nauth_token_env = \"SECRET\"\nfrom = \"+15550199\"",
+        ", to = \"+15550100\"",
+    );
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let limits = c.file.notifiers["n"].limits();
+    assert_eq!(
+        limits.per_destination,
+        [RateLimit::new(1, 60), RateLimit::new(3, 15 * 60)]
+    );
+    assert!(
+        !c.file.notifiers["n"].is_sms(),
+        "replies to a call are keys, not SMS"
+    );
 }
 
 #[test]

@@ -285,6 +285,52 @@ async fn page_outcomes_are_recorded() {
     assert!(store.restore(at).await.unwrap().pending_pages.is_empty());
 }
 
+/// Twilio's "no answer" can overtake the notifier's own report that the call was placed.
+#[tokio::test]
+async fn a_call_that_ended_stays_ended_when_its_placing_is_reported_late() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T03:00:00Z");
+    let mut effects = opening(1, at);
+    effects.push(Effect::Page(page(2, 1, at)));
+    store.commit(effects).await.unwrap();
+    let placed = |page| Effect::PageDone {
+        page,
+        at,
+        outcome: Outcome::Placed {
+            attempts: 1,
+            reference: "CA1".into(),
+        },
+    };
+    store
+        .commit(vec![
+            placed(1),
+            Effect::PageDone {
+                page: 2,
+                at,
+                outcome: Outcome::NotReached {
+                    reason: "no answer after 30 s".into(),
+                },
+            },
+            placed(2),
+        ])
+        .await
+        .unwrap();
+    let pages = store
+        .incident(1, true)
+        .await
+        .unwrap()
+        .unwrap()
+        .pages
+        .unwrap();
+    assert_eq!(pages[0].status, PageStatus::Placed);
+    assert_eq!(pages[1].status, PageStatus::NotReached);
+    assert_eq!(pages[1].error.as_deref(), Some("no answer after 30 s"));
+    assert!(
+        store.restore(at).await.unwrap().pending_pages.is_empty(),
+        "a placed call is not placed again after a restart"
+    );
+}
+
 #[tokio::test]
 async fn restart_resumes_open_escalations_and_unsent_pages() {
     let (_dir, store) = open_temp();

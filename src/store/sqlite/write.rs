@@ -203,11 +203,14 @@ fn page_done(
         Outcome::Placed { attempts, .. } => (*attempts, None),
     };
     let status = PageStatus::of(outcome).as_str();
+    // A call's end can be reported before the notifier's report that it was placed:
+    // "placed" only ever follows "pending".
     let mut stmt = tx.prepare_cached(
-        "UPDATE pages SET status = ?2, attempts = ?3, error = ?4, done_at = ?5 WHERE id = ?1",
+        "UPDATE pages SET status = ?2, attempts = ?3, error = ?4, done_at = ?5 \
+         WHERE id = ?1 AND (?2 <> 'placed' OR status = 'pending')",
     )?;
     let changed = stmt.execute(params![sql_u64(page)?, status, attempts, error, at.0])?;
-    if changed == 0 {
+    if changed == 0 && !matches!(outcome, Outcome::Placed { .. }) {
         tracing::warn!(page, "outcome for a page the store does not have");
     }
     Ok(())
