@@ -597,9 +597,7 @@ async fn test_notify_places_a_test_call_that_asks_for_a_4_and_the_daemon_confirm
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("call placed"))
-            && stdout.contains(CALL_SID)
-            && stdout.contains("press 4"),
+        stdout.contains("call placed") && stdout.contains(CALL_SID) && stdout.contains("press 4"),
         "{stdout}"
     );
 
