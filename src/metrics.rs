@@ -187,7 +187,7 @@ impl Metrics {
             &mut families,
             "counter",
             "notifications",
-            "Pages finished, by notifier and outcome",
+            "Pages finished, by notifier and outcome (delivered, failed; placed: a call is ringing)",
             m.notifications.clone(),
         );
         register_family(

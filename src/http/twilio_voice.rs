@@ -77,6 +77,12 @@ fn public(s: &AppState, uri: &Uri, suffix: &str) -> String {
     )
 }
 
+/// Twilio reached tocsin about a call: the callback path works.
+fn heard(s: &AppState, notifier: &str, sid: &str) {
+    s.watchdog
+        .callback_result(notifier, Ok(format!("Twilio called back about call {sid}")));
+}
+
 fn no_call_sid() -> Response {
     error(StatusCode::BAD_REQUEST, "the form has no CallSid field")
 }
@@ -95,7 +101,11 @@ pub(crate) async fn answered(
     let Some(sid) = field(&params, "CallSid") else {
         return no_call_sid();
     };
-    match s.calls.answered(&token, sid, field(&params, "AnsweredBy")) {
+    let answer = s.calls.answered(&token, sid, field(&params, "AnsweredBy"));
+    if answer.is_ok() {
+        heard(&s, &notifier, sid);
+    }
+    match answer {
         Ok(Answer::Menu(script)) => xml(twiml::menu(
             &script,
             &public(&s, &uri, "/gather"),
@@ -131,7 +141,11 @@ pub(crate) async fn gathered(
     let digits = field(&params, "Digits").unwrap_or("");
     // The menu again is posted to this same URL.
     let again = |text: &str| xml(twiml::menu(text, &public(&s, &uri, ""), repeat, GOODBYE));
-    match s.calls.pressed(&token, sid, digits) {
+    let press = s.calls.pressed(&token, sid, digits);
+    if press.is_ok() {
+        heard(&s, &notifier, sid);
+    }
+    match press {
         Err(e) => no_such_call(&notifier, e),
         Ok(Press::Menu { note, script }) => match note {
             Some(n) => again(&format!("{n} {script}")),
@@ -220,10 +234,13 @@ pub(crate) async fn status(
     };
     let status = field(&params, "CallStatus").unwrap_or("");
     let duration = field(&params, "CallDuration").and_then(|d| d.parse().ok());
-    match s
+    let ended = s
         .calls
-        .status(&token, sid, status, field(&params, "AnsweredBy"), duration)
-    {
+        .status(&token, sid, status, field(&params, "AnsweredBy"), duration);
+    if ended.is_ok() {
+        heard(&s, &notifier, sid);
+    }
+    match ended {
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
         Ok(Some(unreached)) => {
             info!(

@@ -11,16 +11,21 @@
 //! at its normal time instead of at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use crate::engine::{IncidentId, Page};
+use crate::time::{Clock, SystemClock, Timestamp};
 
-/// A call not ended after this long is forgotten (its status callback was lost).
-const FORGET_AFTER: Duration = Duration::from_secs(2 * 3600);
+/// How long after it stops ringing a call may last without a word from the provider:
+/// three rounds of the menu take about a minute and a half. Past that, the provider cannot
+/// reach tocsin (a wrong `public_url`, a firewall) and the call is given up as not
+/// reached.
+pub const SILENCE_GRACE: Duration = Duration::from_secs(180);
 
 /// What the caller can press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +88,8 @@ pub struct Call {
     pub voicemail: Option<String>,
     /// The key that acted, once one did: the call reached a person.
     pub keyed: Option<Key>,
-    opened: Instant,
+    /// When the book opened it (set by [`CallBook::open`]).
+    opened: Timestamp,
 }
 
 impl Call {
@@ -105,7 +111,7 @@ impl Call {
             call_id: None,
             voicemail: None,
             keyed: None,
-            opened: Instant::now(),
+            opened: Timestamp(0),
         }
     }
 }
@@ -156,15 +162,40 @@ pub enum CallError {
     OtherCall,
 }
 
+/// A call the provider never reported on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silent {
+    pub notifier: String,
+    pub call_id: Option<String>,
+    pub unreached: Unreached,
+}
+
 /// The calls in progress of every voice notifier, by token.
-#[derive(Debug, Default)]
 pub struct CallBook {
     calls: Mutex<HashMap<String, Call>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for CallBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallBook")
+            .field("calls", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Default for CallBook {
+    fn default() -> Self {
+        CallBook::new(Arc::new(SystemClock))
+    }
 }
 
 impl CallBook {
-    pub fn new() -> Self {
-        CallBook::default()
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        CallBook {
+            calls: Mutex::default(),
+            clock,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Call>> {
@@ -177,10 +208,38 @@ impl CallBook {
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw).expect("the OS has a random source");
         let token = B64.encode(raw);
-        let mut calls = self.lock();
-        calls.retain(|_, c| c.opened.elapsed() < FORGET_AFTER);
-        calls.insert(token.clone(), call);
+        let mut call = call;
+        call.opened = self.clock.now();
+        self.lock().insert(token.clone(), call);
         token
+    }
+
+    /// Calls the provider has said nothing about for longer than they can last (rung
+    /// out, plus [`SILENCE_GRACE`]): removed, each as not reached, with why.
+    pub fn silent(&self) -> Vec<Silent> {
+        let now = self.clock.now();
+        let mut calls = self.lock();
+        let over: Vec<String> = calls
+            .iter()
+            .filter(|(_, c)| c.keyed.is_none() && now.since(c.opened) > c.ring + SILENCE_GRACE)
+            .map(|(t, _)| t.clone())
+            .collect();
+        // A keyed call whose status never came reached someone: just forget it.
+        calls.retain(|_, c| c.keyed.is_none() || now.since(c.opened) <= c.ring + SILENCE_GRACE);
+        over.into_iter()
+            .filter_map(|t| calls.remove(&t))
+            .map(|c| Silent {
+                notifier: c.notifier.clone(),
+                call_id: c.call_id.clone(),
+                unreached: Unreached {
+                    reason: format!(
+                        "no word from Twilio about the call for {} (is server.public_url reachable from Twilio?)",
+                        crate::time::human(c.ring + SILENCE_GRACE)
+                    ),
+                    pages: c.pages,
+                },
+            })
+            .collect()
     }
 
     /// The provider accepted the call and named it.
@@ -325,7 +384,11 @@ mod tests {
     use crate::engine::PageKind;
 
     fn book_with_call() -> (CallBook, String) {
-        let book = CallBook::new();
+        book_on(Arc::new(SystemClock))
+    }
+
+    fn book_on(clock: Arc<dyn Clock>) -> (CallBook, String) {
+        let book = CallBook::new(clock);
         let mut page = crate::notify::message::fixtures::page(42, PageKind::Triggered);
         page.contact = Some("alice".into());
         let call = Call::new(
@@ -371,6 +434,29 @@ mod tests {
             None
         );
         assert_eq!(book.pressed(&token, "CA1", "4"), Err(CallError::Unknown));
+    }
+
+    /// Twilio could not reach tocsin: the call must not wait forever to count as unanswered.
+    #[test]
+    fn a_call_twilio_never_reports_on_is_given_up_once_it_cannot_last_any_longer() {
+        let clock = Arc::new(crate::time::ManualClock::starting_at(Timestamp::at(
+            "2026-11-21T03:00:00Z",
+        )));
+        let (book, token) = book_on(clock.clone());
+        clock.advance(Duration::from_secs(30) + SILENCE_GRACE);
+        assert!(book.silent().is_empty(), "a call may still last this long");
+        clock.advance(Duration::from_secs(1));
+        let silent = book.silent();
+        assert_eq!(silent.len(), 1);
+        assert_eq!(silent[0].notifier, "voice");
+        assert_eq!(silent[0].call_id.as_deref(), Some("CA1"));
+        assert!(
+            silent[0].unreached.reason.contains("public_url"),
+            "{:?}",
+            silent[0]
+        );
+        assert_eq!(book.pressed(&token, "CA1", "4"), Err(CallError::Unknown));
+        assert!(book.silent().is_empty(), "given up once");
     }
 
     #[test]

@@ -450,9 +450,13 @@ impl Inner {
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
             Ok(sent) => {
+                let counted = match sent {
+                    Sent::Delivered => "delivered",
+                    Sent::Placed { .. } => "placed",
+                };
                 self.metrics
                     .notifications
-                    .get_or_create(&label("delivered"))
+                    .get_or_create(&label(counted))
                     .inc();
                 match sent {
                     Sent::Delivered => {

@@ -13,6 +13,7 @@
 //! place: its failure stops the daemon at once, and the next start restores the engine
 //! from the store.
 
+mod call_watch;
 mod dispatch;
 mod engine_loop;
 mod irc_desk;
@@ -163,7 +164,9 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             Some((irc, task))
         }
     };
-    let calls = Arc::new(crate::notify::voice_calls::CallBook::new());
+    let calls = Arc::new(crate::notify::voice_calls::CallBook::new(
+        opts.clock.clone(),
+    ));
     let build = BuildContext {
         acker: Some(Arc::new(handle.clone())),
         irc: irc.as_ref().map(|(h, _)| h.clone()),
@@ -198,6 +201,29 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
             Importance::BestEffort,
             &watch_stop,
             move || probes::watch_peers(wd.clone(), peers.clone(), every, stop.clone()),
+        );
+    }
+    {
+        let (book, engine, wd, clock) = (
+            calls.clone(),
+            handle.clone(),
+            watchdog.clone(),
+            opts.clock.clone(),
+        );
+        let stop = watch_stop.clone();
+        tasks.spawn(
+            "call-watch",
+            Importance::Essential,
+            &watch_stop,
+            move || {
+                call_watch::watch_calls(
+                    book.clone(),
+                    engine.clone(),
+                    wd.clone(),
+                    clock.clone(),
+                    stop.clone(),
+                )
+            },
         );
     }
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();

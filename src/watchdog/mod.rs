@@ -150,6 +150,9 @@ impl Watchdog {
             if w.checks.contains(name) {
                 checks.push("check");
             }
+            if n.calls_back() {
+                checks.push("callbacks");
+            }
             board.add(
                 board::Spec {
                     name: notifier_channel(name),
@@ -293,6 +296,19 @@ impl Watchdog {
                 .board()
                 .send_failed(&ch, now, error, self.notifier_failures),
             Err((_, false)) => {}
+        }
+    }
+
+    /// A provider called back about a call (`Ok`, saying which), or a call went by with
+    /// no word from it (`Err`): then tocsin cannot hear how calls end or which key was
+    /// pressed, and the notifier is down until a callback arrives again.
+    pub fn callback_result(&self, notifier: &str, result: Result<String, String>) {
+        let now = self.clock.now();
+        let ch = notifier_channel(notifier);
+        let mut b = self.board();
+        match result {
+            Ok(detail) => b.set(&ch, "callbacks", now, Health::Up, &detail),
+            Err(e) => b.set(&ch, "callbacks", now, Health::Down, &e),
         }
     }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::alerts;
 use crate::catcher::PageCatcher;
 use crate::fake_api::{Answer, FakeApi, Request, secret_file};
-use crate::harness::{TestApp, eventually, history_kinds, spawn_app};
+use crate::harness::{Reply, TestApp, eventually, history_kinds, spawn_app, spawn_app_on_clock};
 use crate::twilio::twilio_signature;
 
 const PROMPTLY: Duration = Duration::from_secs(5);
@@ -622,4 +622,88 @@ async fn test_notify_places_a_test_call_that_asks_for_a_4_and_the_daemon_confirm
     assert!(said(&twiml(&body)).starts_with("Confirmed."), "{body}");
     let (status, _) = twilio_posts(&s, &action, &call_params(&[("Digits", "4")]), "forged").await;
     assert_eq!(status, 403);
+}
+
+/// `GET /api/v1/channels`: the voice notifier's channel.
+async fn voice_channel(app: &TestApp) -> Value {
+    let r = Reply::from(
+        app.client
+            .get(app.url("/api/v1/channels"))
+            .send()
+            .await
+            .expect("GET /api/v1/channels"),
+    )
+    .await;
+    r.body["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "notifier:voice")
+        .cloned()
+        .unwrap_or_else(|| panic!("no notifier:voice in {}", r.body))
+}
+
+/// `public_url` points where Twilio cannot reach: no call would ever end or ack. Each is
+/// given up once it cannot last any longer, the next method goes, and the board says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_twilio_never_reports_on_are_given_up_and_the_voice_channel_shows_down() {
+    let api = FakeApi::start(call_created()).await;
+    let hook = PageCatcher::start().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secret_file(secrets.path(), "twilio-token", AUTH_TOKEN);
+    let (app, clock) = spawn_app_on_clock(&config(&api, &token_file, &hook.url())).await;
+    let s = Setup {
+        app,
+        api,
+        hook,
+        _secrets: secrets,
+    };
+    let (id, url) = call_alice(&s, &alerts::firing("DiskFull")).await;
+    incident_with(&s.app, id, "page_placed").await;
+
+    // Rung out (30 s) and three rounds of the menu later, still not a word.
+    s.app.advance(&clock, Duration::from_secs(30 + 170)).await;
+    assert!(s.hook.pages().is_empty(), "the call may still be going on");
+    s.app.advance(&clock, Duration::from_secs(20)).await;
+    let pages = s.hook.wait_for_pages(1, PROMPTLY).await;
+    assert_eq!(pages[0].incident_id(), id);
+    let incident = incident_with(&s.app, id, "failover").await;
+    let not_reached = incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "page_not_reached")
+        .unwrap()
+        .clone();
+    assert!(
+        not_reached["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no word from Twilio"),
+        "{not_reached}"
+    );
+    let ch = eventually("the voice channel down", PROMPTLY, || async {
+        let ch = voice_channel(&s.app).await;
+        (ch["state"] == "down").then_some(ch)
+    })
+    .await;
+    assert!(
+        ch.to_string().contains("public_url"),
+        "the board says why: {ch}"
+    );
+
+    // A late callback about that call finds nothing to act on, but proves the path works.
+    let (status, _) = twilio_posts(
+        &s,
+        &format!("{url}/status"),
+        &call_params(&[("CallStatus", "completed")]),
+        AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        voice_channel(&s.app).await["state"],
+        "down",
+        "only a call in progress proves it"
+    );
 }

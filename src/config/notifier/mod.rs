@@ -375,6 +375,12 @@ impl NotifierConfig {
         self.options.has_check()
     }
 
+    /// Whether its pages are calls the provider reports on through tocsin's URLs
+    /// ([`Reaches::Call`]): those reports not arriving is the channel failing.
+    pub fn calls_back(&self) -> bool {
+        self.options.reaches() == Reaches::Call
+    }
+
     /// Whether it sends SMS, whose replies can ack ([`Reaches::Phone`]).
     pub fn is_sms(&self) -> bool {
         self.options.reaches() == Reaches::Phone
