@@ -707,3 +707,47 @@ async fn calls_twilio_never_reports_on_are_given_up_and_the_voice_channel_shows_
         "only a call in progress proves it"
     );
 }
+
+/// She picked up, half asleep, and hung up without a key: that reached nobody either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_and_hung_up_without_a_key_pages_the_next_method_at_once() {
+    let s = setup().await;
+    let (id, url) = call_alice(&s, &alerts::firing("DiskFull")).await;
+    let (status, _) = twilio_posts(
+        &s,
+        &url,
+        &call_params(&[("AnsweredBy", "human")]),
+        AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = twilio_posts(
+        &s,
+        &format!("{url}/status"),
+        &call_params(&[
+            ("CallStatus", "completed"),
+            ("AnsweredBy", "human"),
+            ("CallDuration", "7"),
+        ]),
+        AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 204);
+    s.hook.wait_for_pages(1, PROMPTLY).await;
+    let incident = incident_with(&s.app, id, "failover").await;
+    let line = incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "page_not_reached")
+        .unwrap()
+        .clone();
+    assert!(
+        line["detail"]
+            .as_str()
+            .unwrap()
+            .contains("answered, but no key was pressed in 7 s"),
+        "{line}"
+    );
+    assert_eq!(incident["state"], "triggered");
+}
