@@ -367,6 +367,7 @@ async fn run_daemon(
     // The override is not written into the config, so a reload compares file with file.
     let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
     let data_dir = data_dir.unwrap_or_else(|| cfg.file.storage.data_dir.clone());
+    tocsin::http::listener::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

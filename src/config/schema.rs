@@ -62,6 +62,9 @@ pub struct ServerConfig {
     /// Largest request body accepted; larger ones get 413 and are never read past the cap.
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
+    /// Connections open at once; one more closes the oldest idle one. Default: a quarter
+    /// of the open-file limit, at most 1024.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             auth_token_env: None,
             basic_auth: None,
             max_body: default_max_body(),
+            max_connections: None,
         }
     }
 }

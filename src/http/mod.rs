@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod hooks;
 mod kannel_inbound;
+pub mod listener;
 mod sms;
 mod twilio_inbound;
 mod twilio_signature;

@@ -339,6 +339,13 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     }
     .start(&watch_stop, &tasks);
     state.reloader = Some(reload.clone());
+    let max_connections = opts
+        .config
+        .file
+        .server
+        .max_connections
+        .unwrap_or_else(http::listener::default_max_connections)
+        .max(1);
     let app = http::router(state);
     let http_stop = stop.clone();
     let supervisor = tasks.clone();
@@ -354,8 +361,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 }
             }
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
+        http::listener::serve(listener, app, max_connections, stopped)
             .await
             .context("HTTP server failed")?;
         info!("HTTP listener closed; draining the engine");

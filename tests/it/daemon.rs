@@ -21,13 +21,34 @@ impl Daemon {
     /// Starts `tocsin run --config CONFIG --data-dir DATA_DIR` on a free port, appending
     /// its output to `log`.
     pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
+        Daemon::start_limited(config, data_dir, log, None)
+    }
+
+    /// Like [`Daemon::start`], with at most `open_files` file descriptors (soft and hard,
+    /// as `ulimit -n` sets them), when given.
+    pub fn start_limited(
+        config: &Path,
+        data_dir: &Path,
+        log: PathBuf,
+        open_files: Option<u32>,
+    ) -> Daemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(TOCSIN)
+        let mut command = match open_files {
+            None => Command::new(TOCSIN),
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(TOCSIN);
+                c
+            }
+        };
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(config)

@@ -176,6 +176,7 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         ("CapabilityBoundingSet", ""),
         ("AmbientCapabilities", ""),
         ("UMask", "0077"),
+        ("LimitNOFILE", "65536"),
         ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
     ] {
         assert!(has(k, v), "deploy/tocsin.service lacks {k}={v}");

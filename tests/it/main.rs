@@ -22,6 +22,7 @@ mod fake_api;
 mod fake_push;
 mod flood;
 mod harness;
+mod hostile;
 mod http_sms;
 mod irc;
 mod ircnet;
