@@ -74,7 +74,7 @@ pub(crate) async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = auth::check(&s.auth, &headers) {
+    if let Err(r) = auth::check(&s.auth(), &headers) {
         return *r;
     }
     let Ok(id) = id.parse::<u64>() else {
@@ -271,7 +271,7 @@ pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::Head
 
 /// `POST /-/reload`: re-read alerts.toml (like SIGHUP). Needs the API's credentials.
 pub(crate) async fn reload(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(r) = super::auth::check(&s.auth, &headers) {
+    if let Err(r) = super::auth::check(&s.auth(), &headers) {
         return *r;
     }
     let Some(reloader) = &s.reloader else {

@@ -66,7 +66,7 @@ pub(crate) async fn read_capped(
 }
 
 async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
-    if let Err(r) = auth::check(&s.auth, headers) {
+    if let Err(r) = auth::check(&s.auth(), headers) {
         return *r;
     }
     let bytes = match read_capped(headers, body, s.max_body).await {
@@ -129,7 +129,7 @@ pub(crate) async fn heartbeat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = auth::check(&s.auth, &headers) {
+    if let Err(r) = auth::check(&s.auth(), &headers) {
         return *r;
     }
     if let Err(r) = read_capped(&headers, body, s.max_body).await {

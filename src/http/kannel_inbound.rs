@@ -63,7 +63,7 @@ pub(crate) async fn receive(
 ) -> Response {
     let mut fields = Fields::default();
     fields.fill_from_form(uri.query().unwrap_or("").as_bytes());
-    if let Err(r) = authorized(&s.auth, &headers, fields.token.as_deref()) {
+    if let Err(r) = authorized(&s.auth(), &headers, fields.token.as_deref()) {
         return *r;
     }
     if method == Method::POST {

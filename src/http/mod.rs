@@ -40,8 +40,6 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Credentials for `/hooks/*` and state-changing API calls.
-    pub(crate) auth: Arc<HookAuth>,
     /// Body cap in bytes; bigger requests get 413 without being read.
     pub(crate) max_body: usize,
     /// Name of the Alertmanager heartbeat alert, which never opens incidents.
@@ -67,6 +65,9 @@ pub(crate) struct Live {
     pub(crate) config: Arc<Config>,
     /// Who may act by SMS reply, by phone number.
     pub(crate) sms_numbers: Arc<Numbers>,
+    /// Credentials for `/hooks/*` and state-changing API calls, as read from their files
+    /// at the last (re)load: a rotated token works from the reload on, the old one no more.
+    pub(crate) auth: Arc<HookAuth>,
 }
 
 impl Live {
@@ -74,6 +75,7 @@ impl Live {
         Live {
             config: Arc::new(cfg.clone()),
             sms_numbers: Arc::new(Numbers::from_config(cfg)),
+            auth: Arc::new(cfg.hook_auth.clone()),
         }
     }
 }
@@ -82,6 +84,11 @@ impl AppState {
     /// The config as of the last (re)load.
     pub(crate) fn live(&self) -> Arc<Live> {
         self.live.read().expect("live config lock").clone()
+    }
+
+    /// The credentials in force.
+    pub(crate) fn auth(&self) -> Arc<HookAuth> {
+        self.live().auth.clone()
     }
 
     /// Installs a reloaded config for the handlers.
@@ -107,7 +114,6 @@ impl AppState {
             metrics,
             health,
             clock,
-            auth: Arc::new(cfg.hook_auth.clone()),
             max_body: cfg.file.server.max_body.0 as usize,
             heartbeat: cfg
                 .file

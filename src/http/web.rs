@@ -81,9 +81,9 @@ fn secure(s: &AppState) -> bool {
 }
 
 fn viewer(s: &AppState, headers: &HeaderMap) -> (Viewer, Option<guard::Session>) {
-    let locked = !s.auth.is_open();
+    let locked = !s.auth().is_open();
     let session = if locked {
-        guard::session(headers, &s.ack_key, &s.auth, s.clock.now())
+        guard::session(headers, &s.ack_key, &s.auth(), s.clock.now())
     } else {
         None
     };
@@ -330,7 +330,7 @@ pub(crate) async fn login_form(State(s): State<AppState>, headers: HeaderMap) ->
         StatusCode::OK,
         "Log in",
         &viewer,
-        &view::login(&s.auth, None),
+        &view::login(&s.auth(), None),
     )
 }
 
@@ -363,17 +363,17 @@ pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: B
     if let Ok(v) = HeaderValue::from_str(&authorization) {
         as_api.insert(header::AUTHORIZATION, v);
     }
-    if authorization.is_empty() || auth::check(&s.auth, &as_api).is_err() {
+    if authorization.is_empty() || auth::check(&s.auth(), &as_api).is_err() {
         warn!("web login with wrong credentials");
         return reply(
             StatusCode::FORBIDDEN,
             "Log in",
             &viewer,
-            &view::login(&s.auth, Some("Wrong credentials: nothing was changed.")),
+            &view::login(&s.auth(), Some("Wrong credentials: nothing was changed.")),
         );
     }
     info!("web login");
-    let token = guard::new_session(&s.ack_key, &s.auth, s.clock.now());
+    let token = guard::new_session(&s.ack_key, &s.auth(), s.clock.now());
     see_other("/", [guard::session_cookie(&token, secure(&s))])
 }
 

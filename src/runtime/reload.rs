@@ -42,6 +42,10 @@ pub struct Reloaded {
     pub routes: usize,
     /// Changed sections that only a restart applies, like `[sources.irc]`.
     pub restart_needed: Vec<String>,
+    /// The hook and API credentials were read again from their files (or environment)
+    /// and differ from those in force until now: from this reload on only the new ones
+    /// work.
+    pub credentials_changed: bool,
 }
 
 type Reply = oneshot::Sender<Result<Reloaded, String>>;
@@ -83,12 +87,16 @@ pub(crate) struct Reloader {
 /// their `Debug` text: the config types are plain data (and redact secrets there).
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let (a, b) = (&old.file, &new.file);
+    // Credentials apply on reload; the rest of [server] is the listener's.
+    let listener = |s: &crate::config::ServerConfig| {
+        let mut s = s.clone();
+        s.auth_token_file = None;
+        s.auth_token_env = None;
+        s.basic_auth = None;
+        format!("{s:?}")
+    };
     [
-        (
-            "[server]",
-            format!("{:?}", a.server),
-            format!("{:?}", b.server),
-        ),
+        ("[server]", listener(&a.server), listener(&b.server)),
         (
             "[storage]",
             format!("{:?}", a.storage),
@@ -114,6 +122,17 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     .filter(|(_, x, y)| x != y)
     .map(|(name, _, _)| name.to_string())
     .collect()
+}
+
+/// Whether two sets of hook credentials accept exactly the same callers.
+fn same_credentials(a: &crate::config::HookAuth, b: &crate::config::HookAuth) -> bool {
+    let bearer = |h: &crate::config::HookAuth| h.bearer.as_ref().map(|s| s.expose().to_string());
+    let basic = |h: &crate::config::HookAuth| {
+        h.basic
+            .as_ref()
+            .map(|(u, p)| (u.clone(), p.expose().to_string()))
+    };
+    bearer(a) == bearer(b) && basic(a) == basic(b)
 }
 
 impl Reloader {
@@ -157,6 +176,11 @@ impl Reloader {
                     .config_reload_time
                     .set(self.clock.now().millis() / 1000);
                 info!(path = %r.path, contacts = r.contacts, policies = r.policies, notifiers = r.notifiers, rebuilt_notifiers = %r.rebuilt_notifiers.join(", "), "config reloaded");
+                if r.credentials_changed {
+                    warn!(
+                        "the hook and API credentials changed: from now on only the new ones are accepted"
+                    );
+                }
                 if !r.restart_needed.is_empty() {
                     warn!(sections = %r.restart_needed.join(", "), "these sections changed but apply only after a restart");
                 }
@@ -188,6 +212,7 @@ impl Reloader {
             rebuilt_notifiers: rebuilt,
             routes: new.routes.len(),
             restart_needed: restart_needed(&self.current, &new),
+            credentials_changed: !same_credentials(&self.current.hook_auth, &new.hook_auth),
         };
         self.dispatcher.reconfigure(notifiers.clone());
         for name in &summary.rebuilt_notifiers {

@@ -224,3 +224,83 @@ async fn a_reload_refuses_a_notifier_tocsin_cannot_build_and_a_watchdog_that_pag
     let pages = hook.wait_for_pages(1, PROMPTLY).await;
     assert_eq!(pages[0].target(), "alice", "{}", describe(&pages));
 }
+
+/// The token leaked and was rotated: after the reload the old one must stop working and
+/// the new one (already given to Alertmanager) must work, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_file_takes_effect_on_reload_and_the_old_token_stops_working() {
+    let hook = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("webhook-token");
+    write(&token, "old-token-0123456789\n");
+    let path = dir.path().join("alerts.toml");
+    write(
+        &path,
+        &format!(
+            "[server]\nauth_token_file = \"{}\"\n{}",
+            token.display(),
+            after(&hook.url())
+        ),
+    );
+    let app = spawn_app_from_file(&path).await;
+    let post_as = |bearer: &'static str| {
+        let req = app
+            .client
+            .post(app.url("/hooks/alertmanager"))
+            .bearer_auth(bearer)
+            .json(&firing("Rotated"));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post_as("old-token-0123456789").await, 200);
+    assert_eq!(post_as("new-token-9876543210").await, 401);
+
+    write(&token, "new-token-9876543210\n");
+    let r = Reply::from(
+        app.client
+            .post(app.url("/-/reload"))
+            .bearer_auth("old-token-0123456789")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["reloaded"]["credentials_changed"], true,
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["reloaded"]["restart_needed"],
+        Value::Array(vec![]),
+        "{}",
+        r.body
+    );
+
+    assert_eq!(
+        post_as("old-token-0123456789").await,
+        401,
+        "the leaked token is dead"
+    );
+    assert_eq!(
+        post_as("new-token-9876543210").await,
+        200,
+        "the new one works"
+    );
+
+    // Reloading again with nothing changed says so.
+    let r = Reply::from(
+        app.client
+            .post(app.url("/-/reload"))
+            .bearer_auth("new-token-9876543210")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.body["reloaded"]["credentials_changed"], false,
+        "{}",
+        r.body
+    );
+}
