@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Connections open at once; one more closes the oldest idle one. Default: a quarter
     /// of the open-file limit, at most 1024.
     pub max_connections: Option<usize>,
+    /// Serve `/metrics` without credentials even when they are configured (a Prometheus
+    /// that cannot send a token). Off by default: metrics name notifiers and channels.
+    #[serde(default)]
+    pub metrics_public: bool,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             basic_auth: None,
             max_body: default_max_body(),
             max_connections: None,
+            metrics_public: false,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Bearer-token and basic auth for `/hooks/*` and state-changing API calls.
+//! Bearer-token and basic auth for `/hooks/*`, the API and `/metrics`.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,4 +53,18 @@ pub(crate) fn check(auth: &HookAuth, headers: &HeaderMap) -> Result<(), Box<Resp
         challenge.parse().expect("static header"),
     );
     Err(Box::new(resp.into_response()))
+}
+
+/// Once credentials are configured, reading needs one too: incidents carry contacts'
+/// phone numbers and addresses, alert text and who acked; channels and status name the
+/// links tocsin depends on. Routes under this layer answer 401 without one.
+pub(crate) async fn reads(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(r) = check(&s.auth(), req.headers()) {
+        return *r;
+    }
+    next.run(req).await
 }

@@ -134,6 +134,14 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let locked = axum::middleware::from_fn_with_state(state.clone(), auth::reads);
+    let reads = Router::new()
+        .route("/api/v1/incidents", get(api::list))
+        .route("/api/v1/incidents/{id}", get(api::show))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/channels", get(api::channels));
+    let metrics = Router::new().route("/metrics", get(api::metrics));
+    let metrics_public = state.live().config.file.server.metrics_public;
     Router::new()
         .route("/hooks/alertmanager", post(hooks::alertmanager))
         .route(
@@ -170,14 +178,15 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{id}/{action}", post(web::act))
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
-        .route("/api/v1/incidents", get(api::list))
-        .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))
-        .route("/api/v1/status", get(api::status))
-        .route("/api/v1/channels", get(api::channels))
         .route("/-/reload", post(api::reload))
         .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
+        .merge(reads.route_layer(locked.clone()))
+        .merge(if metrics_public {
+            metrics
+        } else {
+            metrics.route_layer(locked)
+        })
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

@@ -218,8 +218,7 @@ impl TestApp {
 
     /// `GET /metrics`, as text.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
+        self.authorized(self.client.get(self.url("/metrics")))
             .send()
             .await
             .expect("GET /metrics")
@@ -267,7 +266,13 @@ impl TestApp {
             Some(s) => self.url(&format!("/api/v1/incidents?state={s}")),
             None => self.url("/api/v1/incidents"),
         };
-        let r = Reply::from(self.client.get(url).send().await.expect("GET incidents")).await;
+        let r = Reply::from(
+            self.authorized(self.client.get(url))
+                .send()
+                .await
+                .expect("GET incidents"),
+        )
+        .await;
         assert_eq!(r.status, 200, "GET /api/v1/incidents: {}", r.body);
         r.body["incidents"]
             .as_array()
@@ -278,11 +283,13 @@ impl TestApp {
     /// `GET /api/v1/incidents/{id}` (with history); panics unless it answers 200.
     pub async fn incident(&self, id: u64) -> Value {
         let r = Reply::from(
-            self.client
-                .get(self.url(&format!("/api/v1/incidents/{id}")))
-                .send()
-                .await
-                .expect("GET incident"),
+            self.authorized(
+                self.client
+                    .get(self.url(&format!("/api/v1/incidents/{id}"))),
+            )
+            .send()
+            .await
+            .expect("GET incident"),
         )
         .await;
         assert_eq!(r.status, 200, "GET /api/v1/incidents/{id}: {}", r.body);

@@ -112,3 +112,79 @@ steps = [{{ after = "6s", notify = ["alice"] }}]"#
     );
     drop(held);
 }
+
+/// Contacts' phone numbers, alert text and who acked are in every incident: once a token
+/// is configured, nobody reads them without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_configured_every_read_needs_it_but_healthz() {
+    let catcher = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = crate::fake_api::secret_file(dir.path(), "token", "s3cret-token-4711");
+    let text = |extra: &str| {
+        format!(
+            "[server]\nauth_token_file = \"{token}\"\n{extra}\n{}",
+            webhook_config(
+                &catcher.url(),
+                "[contacts.alice]\nmethods = [{ notifier = \"hook\", to = \"+15550100\" }]\n[policies.default]\nsteps = [{ after = \"0s\", notify = [\"alice\"] }]"
+            )
+        )
+    };
+    let mut app = crate::harness::spawn_app(&text("")).await;
+    app.authorization = Some("Bearer s3cret-token-4711".into());
+    assert_eq!(
+        app.post_alerts(&alerts::firing("DiskFull")).await.status,
+        200
+    );
+    catcher.wait_for_pages(1, Duration::from_secs(5)).await;
+
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut req = app.client.get(app.url(path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    for path in [
+        "/api/v1/incidents",
+        "/api/v1/incidents/1",
+        "/api/v1/status",
+        "/api/v1/channels",
+        "/metrics",
+    ] {
+        let (status, body) = get(path, None).await;
+        assert_eq!(status, 401, "{path} without the token: {body}");
+        assert!(!body.contains("+15550100"), "{path}: {body}");
+        let (status, _) = get(path, Some("a-guess")).await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, body) = get(path, Some("s3cret-token-4711")).await;
+        assert_eq!(status, 200, "{path} with the token: {body}");
+    }
+    assert!(
+        get("/api/v1/incidents/1", Some("s3cret-token-4711"))
+            .await
+            .1
+            .contains("+15550100"),
+        "the token holder sees the pages"
+    );
+    assert_eq!(get("/healthz", None).await.0, 200, "monitors need no token");
+
+    // A Prometheus that cannot send a token: /metrics alone may be opened.
+    let public = crate::harness::spawn_app(&text("metrics_public = true")).await;
+    let r = public
+        .client
+        .get(public.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = public
+        .client
+        .get(public.url("/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
