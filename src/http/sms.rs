@@ -17,7 +17,8 @@ pub(crate) enum ReplyOutcome {
     Refused(String),
     /// Not a command; the text is the help line.
     NotUnderstood(String),
-    /// The sender is nobody we page: no answer is sent (it would confirm the number).
+    /// The sender is nobody we page, or not a phone number at all: no answer is sent (it
+    /// would confirm the number, and tell a stranger about the incident).
     UnknownSender,
     /// tocsin could not record it; the gateway should retry.
     Unavailable(String),
@@ -43,7 +44,14 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
     let command = sms_reply::parse(text);
     let live = s.live();
     let Some(contact) = live.sms_numbers.contact(from) else {
-        warn!(via, from = %from_clean, text = %text_clean, "SMS reply from a number no contact has; refused");
+        let who = if sms_reply::sender_digits(from).is_some() {
+            "which is no contact's SMS number"
+        } else {
+            // A sender id (letters, or digits inside other text) is chosen by whoever
+            // sends through a bulk-SMS provider: it proves nothing about who sent it.
+            "which is not a phone number"
+        };
+        warn!(via, from = %from_clean, text = %text_clean, "SMS reply from a sender {who}; refused");
         // Recorded on the incident it names, so whoever looks there sees the attempt.
         if let Ok(cmd) = &command {
             let _ = s
@@ -53,7 +61,7 @@ async fn decide(s: &AppState, via: &str, from: &str, text: &str) -> ReplyOutcome
                     kind: EventKind::Refused,
                     by: Actor::with_reference(from_clean.clone(), Via::Sms, via),
                     detail: format!(
-                        "SMS reply {text_clean:?} from {from_clean}, which is no contact's SMS number; nothing done"
+                        "SMS reply {text_clean:?} from {from_clean}, {who}; nothing done"
                     ),
                 })
                 .await;

@@ -363,6 +363,28 @@ async fn kannel_reply_without_the_token_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_reply_from_a_sender_id_spelling_alices_number_acks_nothing() {
+    let (app, _dir) = app_with_incident().await;
+    // What smsbox's %p carries for an alphanumeric sender id, URL-encoded.
+    for from in ["PROMO15550100", "x%2B15550100y", "ALICE%2B1-555-0100"] {
+        let (status, body) = get(&app, &format!("from={from}&text=1A&token={HOOK_TOKEN}")).await;
+        assert_eq!(status, 200, "{from}: {body}");
+        assert_eq!(body, "", "{from} is told nothing about incident 1");
+    }
+    let inc = eventually("the refused replies in the history", PROMPTLY, || async {
+        let inc = app.incident(1).await;
+        let refused = history_kinds(&inc)
+            .iter()
+            .filter(|k| *k == "refused")
+            .count();
+        (refused == 3).then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "triggered", "{inc}");
+    assert!(inc["acked_by"].is_null(), "{inc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kannel_reply_missing_or_garbled_is_a_clear_400() {
     let (app, _dir) = app_with_incident().await;
     let t = format!("token={HOOK_TOKEN}");
