@@ -71,6 +71,18 @@ impl Store for FullDisk {
     ) -> Result<(), StoreError> {
         self.inner.save_source_state(name, value, at).await
     }
+    async fn first_sight(
+        &self,
+        channel: &str,
+        id: &str,
+        at: Timestamp,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.first_sight(channel, id, at, keep).await
+    }
+    async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.forget_sight(channel, id).await
+    }
 }
 
 #[tokio::test]
