@@ -393,6 +393,67 @@ async fn a_reply_with_a_forged_signature_acks_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_reply_replayed_after_an_unack_acks_nothing() {
+    let mut s = setup(None).await;
+    let id = page_alice(&s).await;
+    let code = format!("{id}A");
+    let params = inbound_params(ALICE_PHONE, &code);
+    let signature = twilio_signature(AUTH_TOKEN, INBOUND_URL, &params);
+    let path = "/hooks/sms/twilio/sms";
+    let (status, _, body) = post_inbound(&s.app, path, &params, &signature).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Acknowledged #{id}")), "{body}");
+    let r = s.app.act(id, "unack", json!({"by": "bob"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // What tocsin remembers of the message survives a restart.
+    s.app.restart().await;
+    let metrics = s.app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.contains(r#"via="twilio""#)
+            && l.contains(r#"outcome="replayed""#)
+            && l.ends_with(" 0")),
+        "replays are counted from 0, so the first one is an increase:\n{metrics}"
+    );
+
+    // The request again, byte for byte, from whoever captured it (a proxy's log, a
+    // debugging dump): Twilio's signature has no timestamp, so it is still valid.
+    let (status, content_type, body) = post_inbound(&s.app, path, &params, &signature).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type.as_deref(), Some("text/xml"));
+    assert_eq!(
+        body, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#,
+        "a replay is answered nothing"
+    );
+    let incident = incident_with(&s.app, id, "refused").await;
+    assert_eq!(incident["state"], "triggered", "{incident}");
+    assert!(incident["acked_by"].is_null(), "{incident}");
+    let kinds = history_kinds(&incident);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "acked").count(),
+        1,
+        "{kinds:?}"
+    );
+    let note = incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "refused")
+        .unwrap();
+    let detail = note["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(MESSAGE_SID) && detail.contains("already received"),
+        "{note}"
+    );
+    let metrics = s.app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.contains(r#"via="twilio""#)
+            && l.contains(r#"outcome="replayed""#)
+            && l.ends_with(" 1")),
+        "the replay is counted:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_from_an_unknown_number_acks_nothing() {
     let s = setup(None).await;
     let id = page_alice(&s).await;
