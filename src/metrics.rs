@@ -36,7 +36,8 @@ pub struct FailureLabel {
 pub struct ReplyLabel {
     /// `kannel`, `twilio`, `link`.
     pub via: String,
-    /// `applied`, `refused`, `not_understood`, `unknown_sender`, `unavailable`.
+    /// `applied`, `refused`, `not_understood`, `unknown_sender`, `replayed` (an SMS
+    /// whose id arrived before), `bad_signature`, `unavailable`.
     pub outcome: String,
 }
 
@@ -351,6 +352,14 @@ impl Metrics {
         let _ = self.alerts_received.get_or_create(&source);
         let _ = self.heartbeats_received.get_or_create(&source);
         let _ = self.truncated_alerts.get_or_create(&source);
+        // A replayed SMS is someone resending a captured request, or a gateway retrying
+        // what tocsin was slow to answer: worth an alert from the first one.
+        for via in ["kannel", "twilio"] {
+            let _ = self.replies.get_or_create(&ReplyLabel {
+                via: via.to_string(),
+                outcome: "replayed".to_string(),
+            });
+        }
     }
 
     /// Counts one IRC command.
@@ -501,6 +510,10 @@ mod tests {
         let text = m.render();
         assert!(
             text.contains("tocsin_notifications_total{notifier=\"mail\",outcome=\"failed\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tocsin_acks_from_pages_total{via=\"twilio\",outcome=\"replayed\"} 0"),
             "{text}"
         );
     }

@@ -3,16 +3,21 @@
 //! Kannel's smsbox calls this URL for every mobile-originated SMS of the service below
 //! and sends the response body back to the sender as the reply SMS. Add to kannel.conf
 //! (`%p` is the sender, `%b` the text as received, `%C` its charset, so a reply typed
-//! in UCS-2 arrives intact):
+//! in UCS-2 arrives intact, and `%I` the message's id, a UUID):
 //!
 //! ```text
 //! group = sms-service
 //! keyword = default
-//! get-url = "http://127.0.0.1:9797/hooks/sms/kannel?from=%p&text=%b&charset=%C&token=TOKEN"
+//! get-url = "http://127.0.0.1:9797/hooks/sms/kannel?from=%p&text=%b&charset=%C&id=%I&token=TOKEN"
 //! omit-empty = true
 //! max-messages = 1
 //! ```
 //!
+//! - `id=%I` makes a reply act once: smsbox fetches the URL again, with the same id,
+//!   when it thinks the first try failed (`http-request-retry`, a timeout), and a
+//!   message whose id tocsin has seen does nothing and is answered with an empty body.
+//!   Without `id` every fetch acts (and a warning is logged). `%t`, when the message
+//!   was sent, is no id: two replies in one second share it.
 //! - `TOKEN` is the content of `server.auth_token_file`, percent-encoded if it has
 //!   characters other than letters, digits and `-._~`; leave `&token=...` out when
 //!   tocsin has no hook auth. Kannel cannot send an `Authorization` header, so the
@@ -34,12 +39,12 @@
 //!
 //! `post-url` works too: Kannel POSTs the text as a `text/plain` body with its
 //! charset; set `send-sender = true` in the sms-service group so that the sender comes
-//! as `X-Kannel-From` (or put `from=%p` in the URL's query). A form body with `from`
-//! and `text` fields is read as well.
+//! as `X-Kannel-From` (or put `from=%p` in the URL's query), and put `id=%I` in the
+//! URL's query. A form body with `from`, `text` and `id` fields is read as well.
 //!
-//! What the reply does is [`super::sms::act_on_reply`]'s business: the sender's number
-//! must belong to a contact with an SMS method, or nothing happens (and the attempt is
-//! recorded on the incident it named).
+//! What the reply does is [`super::sms::act_on_reply`]'s business: the sender must be
+//! a phone number that belongs to a contact with an SMS method, or nothing happens (and
+//! the attempt is recorded on the incident it named).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -47,7 +52,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use super::sms::{ReplyOutcome, act_on_reply};
+use super::sms::{ReplyOutcome, act_on_reply, message_id};
 use super::{AppState, auth, error};
 use crate::config::HookAuth;
 
@@ -74,19 +79,26 @@ pub(crate) async fn receive(
         };
         fields.fill_from_post(&headers, &bytes);
     }
-    let (from, text) = match fields.decode() {
+    let msg = match fields.decode() {
         Ok(v) => v,
         Err(msg) => {
             warn!(error = %msg, "refused an inbound SMS from Kannel");
             return error(StatusCode::BAD_REQUEST, msg);
         }
     };
-    match act_on_reply(&s, "kannel", &from, &text).await {
+    if msg.id.is_none() {
+        warn!(
+            "SMS reply from Kannel without an id: a retry of it would act again; add &id=%I to the sms-service get-url"
+        );
+    }
+    match act_on_reply(&s, "kannel", msg.id.as_deref(), &msg.from, &msg.text).await {
         ReplyOutcome::Done(t) | ReplyOutcome::Refused(t) | ReplyOutcome::NotUnderstood(t) => {
             reply(StatusCode::OK, t)
         }
         // Empty: with `omit-empty = true` Kannel answers a stranger nothing at all.
         ReplyOutcome::UnknownSender => reply(StatusCode::OK, String::new()),
+        // Empty too: the first arrival of the message was answered.
+        ReplyOutcome::Replayed => reply(StatusCode::OK, String::new()),
         ReplyOutcome::Unavailable(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the reply could not be recorded, try again: {e}"),
@@ -150,11 +162,22 @@ struct Fields {
     charset: Option<String>,
     /// `%c`: 2 means UCS-2 (UTF-16BE), for a get-url written with `coding=%c`.
     coding: Option<String>,
+    /// `%I`: the message's id, the same on every retry of it.
+    id: Option<Vec<u8>>,
     token: Option<Vec<u8>>,
 }
 
+/// One reply as Kannel sent it, decoded.
+#[derive(Debug, PartialEq, Eq)]
+struct Message {
+    from: String,
+    text: String,
+    /// `None` when the get-url has no `id=%I` (or Kannel had no id to put there).
+    id: Option<String>,
+}
+
 impl Fields {
-    /// Reads `from`, `text`, `charset`, `coding` and `token` from a query string or
+    /// Reads `from`, `text`, `charset`, `coding`, `id` and `token` from a query string or
     /// form body; the first occurrence of a key wins, and fields already set stay.
     fn fill_from_form(&mut self, raw: &[u8]) {
         for pair in raw.split(|b| *b == b'&') {
@@ -166,6 +189,7 @@ impl Fields {
                 b"from" => &mut self.from,
                 b"text" => &mut self.text,
                 b"token" => &mut self.token,
+                b"id" => &mut self.id,
                 b"charset" => {
                     if self.charset.is_none() {
                         self.charset = Some(String::from_utf8_lossy(&percent_decode(v)).into());
@@ -216,8 +240,8 @@ impl Fields {
         }
     }
 
-    /// The sender and the text, or what is wrong with the request.
-    fn decode(self) -> Result<(String, String), String> {
+    /// The sender, the text and the id, or what is wrong with the request.
+    fn decode(self) -> Result<Message, String> {
         let from = self.from.filter(|f| !f.is_empty()).ok_or(
             "missing sender: Kannel's get-url needs from=%p (post-url: send-sender = true)",
         )?;
@@ -227,7 +251,16 @@ impl Fields {
             .text
             .ok_or("missing text: Kannel's get-url needs text=%b (and charset=%C)")?;
         let text = decode_text(text, self.charset.as_deref(), self.coding.as_deref())?;
-        Ok((from, text))
+        // Empty when Kannel had no id for the message (%I of a null UUID).
+        let id = match self.id.filter(|i| !i.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let raw = String::from_utf8(raw)
+                    .map_err(|_| "the message id (id) is not valid UTF-8".to_string())?;
+                Some(message_id("id", &raw)?.to_string())
+            }
+        };
+        Ok(Message { from, text, id })
     }
 }
 
@@ -302,18 +335,55 @@ mod tests {
         f
     }
 
+    fn message(from: &str, text: &str, id: Option<&str>) -> Message {
+        Message {
+            from: from.to_string(),
+            text: text.to_string(),
+            id: id.map(str::to_string),
+        }
+    }
+
     #[test]
     fn a_get_url_reply_is_read() {
-        let f = fields("from=%2B15550100&text=42A&charset=UTF-8&token=s%26cret");
+        let f = fields(
+            "from=%2B15550100&text=42A&charset=UTF-8&id=20687837-e1f5-4b6b-916a-c23a3850bce0&token=s%26cret",
+        );
         assert_eq!(f.token.as_deref(), Some(&b"s&cret"[..]));
-        assert_eq!(f.decode(), Ok(("+15550100".to_string(), "42A".to_string())));
+        assert_eq!(
+            f.decode(),
+            Ok(message(
+                "+15550100",
+                "42A",
+                Some("20687837-e1f5-4b6b-916a-c23a3850bce0")
+            ))
+        );
+    }
+
+    #[test]
+    fn a_reply_without_a_usable_id_is_read_without_one_or_refused() {
+        // A get-url from before id=%I, and %I of a message Kannel had no id for.
+        for q in ["from=%2B15550100&text=42A", "from=%2B15550100&text=42A&id="] {
+            assert_eq!(
+                fields(q).decode(),
+                Ok(message("+15550100", "42A", None)),
+                "{q}"
+            );
+        }
+        for q in [
+            "from=%2B15550100&text=42A&id=%FF",
+            "from=%2B15550100&text=42A&id=a+b",
+            "from=%2B15550100&text=42A&id=%0A",
+        ] {
+            let e = fields(q).decode().unwrap_err();
+            assert!(e.contains("id"), "{q}: {e}");
+        }
     }
 
     #[test]
     fn a_ucs2_reply_is_decoded_not_mangled() {
         // What Kannel sent for a UCS-2 "Ü 42A" with text=%b&charset=%C.
         let f = fields("from=%2B15550100&text=%00%DC%00+%004%002%00A&charset=UTF-16BE");
-        assert_eq!(f.decode().unwrap().1, "Ü 42A");
+        assert_eq!(f.decode().unwrap().text, "Ü 42A");
     }
 
     #[test]
@@ -359,7 +429,7 @@ mod tests {
         h.insert("x-kannel-coding", "2".parse().unwrap());
         let mut f = Fields::default();
         f.fill_from_post(&h, &[0, b'4', 0, b'2', 0, b'A']);
-        assert_eq!(f.decode(), Ok(("+15550100".to_string(), "42A".to_string())));
+        assert_eq!(f.decode(), Ok(message("+15550100", "42A", None)));
     }
 
     #[test]

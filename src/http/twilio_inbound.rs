@@ -2,15 +2,17 @@
 //!
 //! Twilio POSTs the message form-encoded (`From`, `To`, `Body`, `MessageSid`,
 //! `AccountSid`, ...) and signs it (`http::twilio_signature`). Only a request carrying a
-//! valid signature for the named `twilio` notifier's token is acted on; the answer is
-//! TwiML, whose `<Message>` Twilio sends back to the replier as an SMS.
+//! valid signature for the named `twilio` notifier's token is acted on, and only the
+//! first time its `MessageSid` arrives: the signature covers no timestamp, so a captured
+//! request would otherwise act again whenever it is sent. The answer is TwiML, whose
+//! `<Message>` Twilio sends back to the replier as an SMS.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::sms::{ReplyOutcome, act_on_reply};
+use super::sms::{ReplyOutcome, act_on_reply, message_id};
 use super::twilio_signature::{SignedFormError, field, signed_form};
 use super::{AppState, error};
 use crate::config::{NotifierConfig, TwilioConfig};
@@ -44,14 +46,26 @@ pub(crate) async fn receive(
     let Some(from) = field(&params, "From") else {
         return error(StatusCode::BAD_REQUEST, "the form has no From field");
     };
+    // Twilio sends one with every message; a form without it cannot be told from a replay.
+    let Some(sid) = field(&params, "MessageSid") else {
+        return error(StatusCode::BAD_REQUEST, "the form has no MessageSid field");
+    };
+    let sid = match message_id("MessageSid", sid) {
+        Ok(sid) => sid,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
     let text = field(&params, "Body").unwrap_or("");
-    match act_on_reply(&s, "twilio", from, text).await {
+    match act_on_reply(&s, "twilio", Some(sid), from, text).await {
         ReplyOutcome::Done(t) | ReplyOutcome::Refused(t) | ReplyOutcome::NotUnderstood(t) => {
             twiml(Some(&t))
         }
         // Say nothing: an answer would confirm to a stranger that the number pages someone.
         ReplyOutcome::UnknownSender => twiml(None),
-        // Twilio retries a failed webhook; the reply is not lost.
+        // The first arrival was answered; a replayer learns nothing from this one.
+        ReplyOutcome::Replayed => twiml(None),
+        // Twilio calls the number's fallback URL, or retries when the webhook URL asks
+        // it to (connection overrides); by default it only logs the error, and the
+        // contact has to reply again.
         ReplyOutcome::Unavailable(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }

@@ -9,6 +9,7 @@
 pub mod sqlite;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -249,4 +250,21 @@ pub trait Store: Send + Sync + 'static {
         value: String,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Remembers that the message `id` arrived on `channel` (`twilio`, `kannel`) at `at`,
+    /// and says whether this is the first time: `false` is a replay or a gateway's
+    /// retry of a message already acted on. Durable when it returns, like `commit`, so
+    /// a restart forgets nothing; two calls racing for one id get one `true`. Ids older
+    /// than `keep` are forgotten a few at a time as new ones arrive.
+    async fn first_sight(
+        &self,
+        channel: &str,
+        id: &str,
+        at: Timestamp,
+        keep: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets a sighting whose message could not be acted on after all (tocsin could
+    /// not record the action), so that the gateway's retry of it is acted on.
+    async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError>;
 }

@@ -58,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
     // 4: what a source keeps across restarts (the IRC link's replay mark).
     "CREATE TABLE IF NOT EXISTS source_state (\
          name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL)",
+    // 5: the ids of inbound SMS already acted on (Twilio's MessageSid, Kannel's %I), so
+    // a replayed or retried message does nothing twice; `at` is when it arrived.
+    "CREATE TABLE IF NOT EXISTS inbound_seen (\
+         channel TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, \
+         PRIMARY KEY (channel, id));
+     CREATE INDEX IF NOT EXISTS inbound_seen_at ON inbound_seen (at);",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -84,12 +90,31 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// How often the checkpointer folds the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// One `commit` (or `save_source_state`) call waiting for the writer.
+/// One `commit` (or `save_source_state`, `first_sight`, `forget_sight`) call waiting
+/// for the writer.
 struct WriteRequest {
     effects: Vec<Effect>,
     /// A source's state to replace: name, JSON value, when.
     source_state: Option<(String, String, Timestamp)>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    /// An inbound message id to remember or forget.
+    inbound: Option<Inbound>,
+    /// `Ok(false)` only for an [`Inbound::See`] of an id already remembered.
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// What [`Store::first_sight`] and [`Store::forget_sight`] ask of `inbound_seen`.
+enum Inbound {
+    /// Remember `id` unless it is there; forget a few ids that arrived before `prune_before`.
+    See {
+        channel: String,
+        id: String,
+        at: Timestamp,
+        prune_before: Timestamp,
+    },
+    Forget {
+        channel: String,
+        id: String,
+    },
 }
 
 /// The SQLite implementation of [`Store`].
@@ -207,12 +232,14 @@ impl SqliteStore {
         }
     }
 
-    /// Queues a write for the writer thread and waits until it is committed.
+    /// Queues a write for the writer thread and waits until it is committed; `false`
+    /// when `inbound` was an id already seen.
     async fn write(
         &self,
         effects: Vec<Effect>,
         source_state: Option<(String, String, Timestamp)>,
-    ) -> Result<(), StoreError> {
+        inbound: Option<Inbound>,
+    ) -> Result<bool, StoreError> {
         let _slot = self
             .in_flight
             .acquire()
@@ -225,6 +252,7 @@ impl SqliteStore {
             tx.send(WriteRequest {
                 effects,
                 source_state,
+                inbound,
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
@@ -259,7 +287,7 @@ impl Store for SqliteStore {
         if effects.is_empty() {
             return Ok(());
         }
-        self.write(effects, None).await
+        self.write(effects, None, None).await.map(drop)
     }
 
     async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -282,8 +310,33 @@ impl Store for SqliteStore {
         value: String,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.write(Vec::new(), Some((name.to_string(), value, at)))
+        self.write(Vec::new(), Some((name.to_string(), value, at)), None)
             .await
+            .map(drop)
+    }
+
+    async fn first_sight(
+        &self,
+        channel: &str,
+        id: &str,
+        at: Timestamp,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
+        let see = Inbound::See {
+            channel: channel.to_string(),
+            id: id.to_string(),
+            at,
+            prune_before: at.minus(keep),
+        };
+        self.write(Vec::new(), None, Some(see)).await
+    }
+
+    async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError> {
+        let forget = Inbound::Forget {
+            channel: channel.to_string(),
+            id: id.to_string(),
+        };
+        self.write(Vec::new(), None, Some(forget)).await.map(drop)
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError> {
@@ -471,9 +524,9 @@ fn writer_loop(
         let result = write::group(&mut conn, &group);
         transactions.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(()) => {
-                for request in group.drain(..) {
-                    let _ = request.reply.send(Ok(()));
+            Ok(new) => {
+                for (request, new) in group.drain(..).zip(new) {
+                    let _ = request.reply.send(Ok(new));
                 }
             }
             Err(e) => {

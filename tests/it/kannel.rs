@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::alerts;
@@ -72,7 +72,7 @@ async fn start_with_kannel() -> Setup {
     let app = spawn_app_with_token(&config(dir.path(), &ports.sendsms_url())).await;
     // Exactly the get-url documented in src/http/kannel_inbound.rs.
     let mo_url = app.url(&format!(
-        "/hooks/sms/kannel?from=%p&text=%b&charset=%C&token={HOOK_TOKEN}"
+        "/hooks/sms/kannel?from=%p&text=%b&charset=%C&id=%I&token={HOOK_TOKEN}"
     ));
     let kannel = Kannel::start(ports, &mo_url).await;
     Setup {
@@ -188,6 +188,38 @@ async fn kannel_reply_1a_from_the_phone_acks_the_incident() {
         })
         .await;
     assert_eq!(confirmation.from, crate::kannel_server::SHORT_CODE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_a_second_reply_typed_on_the_phone_is_a_new_message_not_a_retry() {
+    let mut s = start_with_kannel().await;
+    let id = trigger(&s.app, alerts::firing("DiskFull")).await;
+    s.kannel
+        .wait_for_sms("the page on alice's phone", PROMPTLY, to_alice)
+        .await;
+    let acks = |inc: &Value| history_kinds(inc).iter().filter(|k| *k == "acked").count();
+
+    s.kannel.send_from_phone(ALICE_PHONE, &format!("{id}A"));
+    eventually("the first ack by SMS", PROMPTLY, || async {
+        let inc = s.app.incident(id).await;
+        (acks(&inc) == 1).then_some(())
+    })
+    .await;
+    let r = s.app.act(id, "unack", json!({"by": "bob"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Same text, same phone: smsbox's %I gives it its own id, so it acts.
+    s.kannel.send_from_phone(ALICE_PHONE, &format!("{id}A"));
+    let inc = eventually("the second ack by SMS", PROMPTLY, || async {
+        let inc = s.app.incident(id).await;
+        (acks(&inc) == 2).then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "acknowledged", "{inc}");
+    assert!(
+        !history_kinds(&inc).contains(&"refused".to_string()),
+        "{inc}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,6 +392,67 @@ async fn kannel_reply_without_the_token_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "Acknowledged #1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_reply_from_a_sender_id_spelling_alices_number_acks_nothing() {
+    let (app, _dir) = app_with_incident().await;
+    // What smsbox's %p carries for an alphanumeric sender id, URL-encoded.
+    for from in ["PROMO15550100", "x%2B15550100y", "ALICE%2B1-555-0100"] {
+        let (status, body) = get(&app, &format!("from={from}&text=1A&token={HOOK_TOKEN}")).await;
+        assert_eq!(status, 200, "{from}: {body}");
+        assert_eq!(body, "", "{from} is told nothing about incident 1");
+    }
+    let inc = eventually("the refused replies in the history", PROMPTLY, || async {
+        let inc = app.incident(1).await;
+        let refused = history_kinds(&inc)
+            .iter()
+            .filter(|k| *k == "refused")
+            .count();
+        (refused == 3).then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "triggered", "{inc}");
+    assert!(inc["acked_by"].is_null(), "{inc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_reply_retried_with_the_same_id_acts_once() {
+    let (app, _dir) = app_with_incident().await;
+    // smsbox fetches the get-url again when it thinks the first try failed
+    // (http-request-retry), with the same message id (%I).
+    let reply = |id: &str| format!("from=%2B15550100&text=1A&id={id}&token={HOOK_TOKEN}");
+    let first = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    let (status, body) = get(&app, &reply(first)).await;
+    assert_eq!((status, body.as_str()), (200, "Acknowledged #1"));
+    let r = app.act(1, "unack", json!({"by": "bob"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let (status, body) = get(&app, &reply(first)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "", "the retry is answered nothing");
+    let inc = eventually("the retry noted in the history", PROMPTLY, || async {
+        let inc = app.incident(1).await;
+        history_kinds(&inc)
+            .contains(&"refused".to_string())
+            .then_some(inc)
+    })
+    .await;
+    assert_eq!(inc["state"], "triggered", "{inc}");
+    assert!(inc["acked_by"].is_null(), "{inc}");
+
+    // A new message from alice has its own id, and acks.
+    let (status, body) = get(&app, &reply("0f8fad5b-d9cb-469f-a165-70867728950e")).await;
+    assert_eq!((status, body.as_str()), (200, "Acknowledged #1"));
+    assert!(
+        app.metrics()
+            .await
+            .lines()
+            .any(|l| l.contains(r#"via="kannel""#)
+                && l.contains(r#"outcome="replayed""#)
+                && l.ends_with(" 1")),
+        "the retry is counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The disk fails under a commit: the sender must get a 5xx (Alertmanager retries), and
 //! the retry must be stored, not mistaken for a duplicate of what never reached the disk.
+//! Likewise for an SMS reply, whose retry must not be taken for a replay.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,20 +17,26 @@ use tocsin::time::Timestamp;
 use crate::alerts;
 use crate::harness::init;
 
-/// SQLite with a switch that makes the next commit fail like a full disk.
+/// SQLite with switches that make the next commit, or the next check of an inbound SMS
+/// id, fail like a full disk.
 struct FullDisk {
     inner: SqliteStore,
     fail_next: AtomicBool,
+    fail_next_sight: AtomicBool,
+}
+
+fn disk_full() -> StoreError {
+    StoreError::Write(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        Some("database or disk is full".into()),
+    ))
 }
 
 #[async_trait]
 impl Store for FullDisk {
     async fn commit(&self, effects: Vec<Effect>) -> Result<(), StoreError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::Write(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                Some("database or disk is full".into()),
-            )));
+            return Err(disk_full());
         }
         self.inner.commit(effects).await
     }
@@ -71,6 +78,21 @@ impl Store for FullDisk {
     ) -> Result<(), StoreError> {
         self.inner.save_source_state(name, value, at).await
     }
+    async fn first_sight(
+        &self,
+        channel: &str,
+        id: &str,
+        at: Timestamp,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
+        if self.fail_next_sight.swap(false, Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        self.inner.first_sight(channel, id, at, keep).await
+    }
+    async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.forget_sight(channel, id).await
+    }
 }
 
 #[tokio::test]
@@ -94,6 +116,7 @@ policy = "p"
     let disk = Arc::new(FullDisk {
         inner: SqliteStore::open(dir.path()).unwrap(),
         fail_next: AtomicBool::new(true),
+        fail_next_sight: AtomicBool::new(false),
     });
     let mut opts = Options::new(cfg, dir.path().to_path_buf());
     opts.store = Some(disk.clone());
@@ -144,6 +167,122 @@ policy = "p"
         "the failed attempt must not burn an id"
     );
     assert!(!incidents[0]["alerts"].as_array().unwrap().is_empty());
+    running.stop();
+    running.wait().await.unwrap();
+}
+
+/// tocsin on `disk` with alice's SMS number, and incident 1 open; its base URL.
+async fn sms_contact_with_an_incident(
+    disk: Arc<FullDisk>,
+    dir: &std::path::Path,
+) -> (runtime::Running, String) {
+    let password = dir.join("kannel-password");
+    std::fs::write(&password, "smspass").unwrap();
+    let cfg = config::load_str(
+        &format!(
+            r#"
+[notifiers.console]
+type = "log"
+[notifiers.sms]
+type = "kannel"
+url = "http://127.0.0.1:9/cgi-bin/sendsms"
+username = "tocsin"
+password_file = "{}"
+from = "TOCSIN"
+[contacts.alice]
+methods = [{{ notifier = "sms", to = "+15550100" }}]
+[policies.p]
+steps = [{{ after = "1h", notify = ["console"] }}]
+[[routes]]
+policy = "p"
+"#,
+            password.display()
+        ),
+        None,
+    )
+    .unwrap();
+    let mut opts = Options::new(cfg, dir.to_path_buf());
+    opts.store = Some(disk);
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let r = reqwest::Client::new()
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    (running, url)
+}
+
+/// alice's `1A` as Kannel's get-url delivers it, with message id `id`.
+async fn kannel_reply(url: &str, id: &str) -> (u16, String) {
+    let r = reqwest::get(format!(
+        "{url}/hooks/sms/kannel?from=%2B15550100&text=1A&id={id}"
+    ))
+    .await
+    .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn state_of_incident_1(url: &str) -> serde_json::Value {
+    let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/incidents/1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["state"].clone()
+}
+
+#[tokio::test]
+async fn kannel_reply_whose_id_cannot_be_checked_is_503_and_its_retry_acks() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        fail_next: AtomicBool::new(false),
+        fail_next_sight: AtomicBool::new(true),
+    });
+    let (running, url) = sms_contact_with_an_incident(disk, dir.path()).await;
+    let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+    let (status, body) = kannel_reply(&url, id).await;
+    assert_eq!(status, 503, "not acted on unchecked: {body}");
+    assert_eq!(state_of_incident_1(&url).await, "triggered");
+    // smsbox's http-request-retry: the same URL, the same id.
+    let (status, body) = kannel_reply(&url, id).await;
+    assert_eq!((status, body.as_str()), (200, "Acknowledged #1"));
+    assert_eq!(state_of_incident_1(&url).await, "acknowledged");
+    running.stop();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        fail_next: AtomicBool::new(false),
+        fail_next_sight: AtomicBool::new(false),
+    });
+    let (running, url) = sms_contact_with_an_incident(disk.clone(), dir.path()).await;
+    let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    // The id is new and remembered, then the ack's commit fails.
+    disk.fail_next.store(true, Ordering::SeqCst);
+    let (status, body) = kannel_reply(&url, id).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(state_of_incident_1(&url).await, "triggered");
+    let (status, body) = kannel_reply(&url, id).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Acknowledged #1"),
+        "the retry of a reply that did nothing is acted on"
+    );
     running.stop();
     running.wait().await.unwrap();
 }

@@ -217,18 +217,26 @@ pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> Stri
     BASE64.encode(mac.finalize().into_bytes())
 }
 
+/// The id Twilio gives an incoming SMS; every message has its own.
+const MESSAGE_SID: &str = "SM2c2a9bf6bc4c4a1c8f0e4d1b4b9a7e11";
+
 /// An incoming SMS the way Twilio's webhook posts it.
 fn inbound_params<'a>(from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    message_params(MESSAGE_SID, from, body)
+}
+
+/// An incoming SMS with its own `MessageSid`, for a test that sends several.
+fn message_params<'a>(sid: &'a str, from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("ToCountry", "US"),
-        ("SmsMessageSid", "SM2c2a9bf6bc4c4a1c8f0e4d1b4b9a7e11"),
+        ("SmsMessageSid", sid),
         ("NumMedia", "0"),
-        ("SmsSid", "SM2c2a9bf6bc4c4a1c8f0e4d1b4b9a7e11"),
+        ("SmsSid", sid),
         ("SmsStatus", "received"),
         ("Body", body),
         ("To", TWILIO_NUMBER),
         ("NumSegments", "1"),
-        ("MessageSid", "SM2c2a9bf6bc4c4a1c8f0e4d1b4b9a7e11"),
+        ("MessageSid", sid),
         ("AccountSid", ACCOUNT_SID),
         ("From", from),
         ("ApiVersion", "2010-04-01"),
@@ -385,6 +393,67 @@ async fn a_reply_with_a_forged_signature_acks_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_reply_replayed_after_an_unack_acks_nothing() {
+    let mut s = setup(None).await;
+    let id = page_alice(&s).await;
+    let code = format!("{id}A");
+    let params = inbound_params(ALICE_PHONE, &code);
+    let signature = twilio_signature(AUTH_TOKEN, INBOUND_URL, &params);
+    let path = "/hooks/sms/twilio/sms";
+    let (status, _, body) = post_inbound(&s.app, path, &params, &signature).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Acknowledged #{id}")), "{body}");
+    let r = s.app.act(id, "unack", json!({"by": "bob"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // What tocsin remembers of the message survives a restart.
+    s.app.restart().await;
+    let metrics = s.app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.contains(r#"via="twilio""#)
+            && l.contains(r#"outcome="replayed""#)
+            && l.ends_with(" 0")),
+        "replays are counted from 0, so the first one is an increase:\n{metrics}"
+    );
+
+    // The request again, byte for byte, from whoever captured it (a proxy's log, a
+    // debugging dump): Twilio's signature has no timestamp, so it is still valid.
+    let (status, content_type, body) = post_inbound(&s.app, path, &params, &signature).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type.as_deref(), Some("text/xml"));
+    assert_eq!(
+        body, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#,
+        "a replay is answered nothing"
+    );
+    let incident = incident_with(&s.app, id, "refused").await;
+    assert_eq!(incident["state"], "triggered", "{incident}");
+    assert!(incident["acked_by"].is_null(), "{incident}");
+    let kinds = history_kinds(&incident);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "acked").count(),
+        1,
+        "{kinds:?}"
+    );
+    let note = incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "refused")
+        .unwrap();
+    let detail = note["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(MESSAGE_SID) && detail.contains("already received"),
+        "{note}"
+    );
+    let metrics = s.app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.contains(r#"via="twilio""#)
+            && l.contains(r#"outcome="replayed""#)
+            && l.ends_with(" 1")),
+        "the replay is counted:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_from_an_unknown_number_acks_nothing() {
     let s = setup(None).await;
     let id = page_alice(&s).await;
@@ -402,6 +471,52 @@ async fn a_reply_from_an_unknown_number_acks_nothing() {
     );
     let incident = incident_with(&s.app, id, "refused").await;
     assert_eq!(incident["state"], "triggered", "{incident}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_id_spelling_alices_number_acks_nothing_and_learns_nothing() {
+    let s = setup(None).await;
+    let id = page_alice(&s).await;
+    let code = format!("{id}A");
+    // Bulk-SMS providers let a customer pick any alphanumeric sender id; Twilio hands
+    // it over as `From`, and it is signed like any other message.
+    let senders = ["PROMO15550100", "x+15550100y", "ALICE+1-555-0100"];
+    for (n, from) in senders.iter().enumerate() {
+        let sid = format!("SM{n:032x}");
+        let params = message_params(&sid, from, &code);
+        let signature = twilio_signature(AUTH_TOKEN, INBOUND_URL, &params);
+        let (status, _, body) =
+            post_inbound(&s.app, "/hooks/sms/twilio/sms", &params, &signature).await;
+        assert_eq!(status, 200, "{from}: {body}");
+        assert_eq!(
+            body, r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#,
+            "{from} is told nothing about incident {id}"
+        );
+    }
+    let incident = eventually("three refused notes", PROMPTLY, || async {
+        let incident = s.app.incident(id).await;
+        let refused = history_kinds(&incident)
+            .iter()
+            .filter(|k| *k == "refused")
+            .count();
+        (refused == senders.len()).then_some(incident)
+    })
+    .await;
+    assert_eq!(incident["state"], "triggered", "{incident}");
+    assert!(incident["acked_by"].is_null(), "{incident}");
+    let notes: Vec<&str> = incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "refused")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    for (from, note) in senders.iter().zip(&notes) {
+        assert!(
+            note.contains(from) && note.contains("not a phone number"),
+            "{note}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

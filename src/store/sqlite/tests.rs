@@ -793,3 +793,154 @@ async fn the_open_incident_of_a_group_is_found_by_source_and_key() {
         "a resolved incident is not the group's open one"
     );
 }
+
+/// How long inbound ids are kept in these tests.
+const KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn inbound_rows(store: &SqliteStore) -> i64 {
+    lock(&store.reader)
+        .query_row("SELECT count(*) FROM inbound_seen", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_sms_id_is_seen_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t("2026-11-21T10:00:00Z");
+    let sid = "SM2c2a9bf6bc4c4a1c8f0e4d1b4b9a7e11";
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(store.first_sight("twilio", sid, at, KEEP).await.unwrap());
+        let a_minute_later = at.plus(Duration::from_secs(60));
+        assert!(
+            !store
+                .first_sight("twilio", sid, a_minute_later, KEEP)
+                .await
+                .unwrap(),
+            "the same message again is a replay"
+        );
+        assert!(
+            store.first_sight("kannel", sid, at, KEEP).await.unwrap(),
+            "each gateway has its own ids"
+        );
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let later = at.plus(Duration::from_secs(29 * 24 * 3600));
+    assert!(
+        !store.first_sight("twilio", sid, later, KEEP).await.unwrap(),
+        "remembered across a restart, for as long as it is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_delivered_twice_at_once_is_new_only_once() {
+    let (_dir, store) = open_temp();
+    let store = Arc::new(store);
+    let at = t("2026-11-21T10:00:00Z");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.first_sight("kannel", "7c9e6679", at, KEEP).await })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        new += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(new, 1, "exactly one of the deliveries acts");
+}
+
+#[tokio::test]
+async fn old_sms_ids_are_pruned_a_few_at_a_time_as_new_ones_arrive() {
+    let (_dir, store) = open_temp();
+    let day0 = t("2026-11-01T10:00:00Z");
+    for n in 0..100 {
+        assert!(
+            store
+                .first_sight("twilio", &format!("SM{n}"), day0, KEEP)
+                .await
+                .unwrap()
+        );
+    }
+    let day29 = day0.plus(Duration::from_secs(29 * 24 * 3600));
+    assert!(
+        store
+            .first_sight("twilio", "SMa", day29, KEEP)
+            .await
+            .unwrap()
+    );
+    assert_eq!(inbound_rows(&store), 101, "none is older than KEEP yet");
+
+    let day31 = day0.plus(Duration::from_secs(31 * 24 * 3600));
+    assert!(
+        store
+            .first_sight("twilio", "SMb", day31, KEEP)
+            .await
+            .unwrap()
+    );
+    assert_eq!(inbound_rows(&store), 101 - 64 + 1, "one batch pruned");
+    assert!(
+        store
+            .first_sight("twilio", "SMc", day31, KEEP)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        inbound_rows(&store),
+        3,
+        "the rest pruned; the recent ones kept"
+    );
+    assert!(
+        !store
+            .first_sight("twilio", "SMa", day31, KEEP)
+            .await
+            .unwrap(),
+        "an id seen two days ago is still a replay"
+    );
+}
+
+#[tokio::test]
+async fn a_sighting_forgotten_because_the_reply_was_not_recorded_is_new_again() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    assert!(store.first_sight("kannel", "id-1", at, KEEP).await.unwrap());
+    store.forget_sight("kannel", "id-1").await.unwrap();
+    assert!(
+        store.first_sight("kannel", "id-1", at, KEEP).await.unwrap(),
+        "the gateway's retry is acted on"
+    );
+}
+
+/// A data dir from before inbound ids were kept (schema version 4): opening it keeps
+/// its incidents and starts remembering.
+#[tokio::test]
+async fn a_database_from_before_inbound_ids_is_migrated_and_keeps_its_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = t("2026-11-21T10:00:00Z");
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.commit(opening(7, at)).await.unwrap();
+    }
+    let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE inbound_seen; UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.incident(7, false).await.unwrap().unwrap().title,
+        "DiskFull #7"
+    );
+    assert!(store.first_sight("twilio", "SM1", at, KEEP).await.unwrap());
+    assert!(!store.first_sight("twilio", "SM1", at, KEEP).await.unwrap());
+    let version: String = lock(&store.reader)
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+}

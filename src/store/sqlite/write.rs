@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::{WriteRequest, sql_u64, to_json};
+use super::{Inbound, WriteRequest, sql_u64, to_json};
 use crate::engine::{
     AlertRecord, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened, IncidentStatus,
     Outcome, Page, PageId,
@@ -14,7 +14,8 @@ use crate::time::Timestamp;
 
 /// Writes the effects of every request in order, in one immediate transaction. Of several
 /// `Status` effects for one incident only the last is written: it carries the whole state.
-pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::Result<()> {
+/// Answers, for each request, `false` when it saw an inbound id already remembered.
+pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::Result<Vec<bool>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let effects = || group.iter().flat_map(|r| r.effects.iter());
     let mut last_status: HashMap<IncidentId, usize> = HashMap::new();
@@ -40,7 +41,49 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
     for (name, value, at) in group.iter().filter_map(|r| r.source_state.as_ref()) {
         save_source_state(&tx, name, value, *at)?;
     }
-    tx.commit()
+    // In queue order, so that of two requests for one id in a group the first is new.
+    let mut new = Vec::with_capacity(group.len());
+    for r in group {
+        new.push(match &r.inbound {
+            Some(i) => inbound(&tx, i)?,
+            None => true,
+        });
+    }
+    tx.commit()?;
+    Ok(new)
+}
+
+/// Most old inbound ids deleted per sighting: pruning rides along with each new message
+/// and stays a small, bounded part of its transaction however long tocsin was down.
+const PRUNE_BATCH: i64 = 64;
+
+/// Remembers or forgets an inbound id; `true` when a `See` was the first.
+fn inbound(tx: &Transaction<'_>, i: &Inbound) -> rusqlite::Result<bool> {
+    match i {
+        Inbound::See {
+            channel,
+            id,
+            at,
+            prune_before,
+        } => {
+            let mut prune = tx.prepare_cached(
+                "DELETE FROM inbound_seen WHERE rowid IN \
+                 (SELECT rowid FROM inbound_seen WHERE at < ?1 ORDER BY at LIMIT ?2)",
+            )?;
+            prune.execute(params![prune_before.0, PRUNE_BATCH])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO inbound_seen (channel, id, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (channel, id) DO NOTHING",
+            )?;
+            Ok(insert.execute(params![channel, id, at.0])? == 1)
+        }
+        Inbound::Forget { channel, id } => {
+            let mut forget =
+                tx.prepare_cached("DELETE FROM inbound_seen WHERE channel = ?1 AND id = ?2")?;
+            forget.execute(params![channel, id])?;
+            Ok(true)
+        }
+    }
 }
 
 fn save_source_state(
