@@ -577,6 +577,10 @@ impl Session {
             self.nick = n.clone();
         }
         let first = !self.registered;
+        if !first {
+            // The bouncer reconnected upstream: what it saw before is another session.
+            self.accounts.clear();
+        }
         self.registered = true;
         self.cap_ended = true;
         if first {
@@ -692,6 +696,9 @@ impl Session {
         let Some(who) = who else { return };
         if same_name(who, &self.nick) {
             self.joined.remove(&casefold(chan));
+            // Out of the channel, tocsin no longer sees who leaves it: a nick known from
+            // there could be anyone by the time it speaks. WHOIS asks again.
+            self.accounts.clear();
             out.push(Event::Left {
                 channel: chan.to_string(),
                 reason: reason.to_string(),
@@ -733,6 +740,16 @@ impl Session {
             } else if (user == "status" || nick.ends_with("status"))
                 && let Some(e) = znc_status(&text)
             {
+                if matches!(
+                    e,
+                    Event::Upstream {
+                        connected: false,
+                        ..
+                    }
+                ) {
+                    // Nobody's comings and goings are seen until the network is back.
+                    self.accounts.clear();
+                }
                 out.push(e);
             }
             return;

@@ -826,3 +826,57 @@ fn without_a_mark_a_first_start_reads_no_old_backlog() {
     assert!(said(&out).is_empty(), "{out:?}");
     assert!(commands(&out).is_empty(), "{out:?}");
 }
+
+/// alice is known from extended-join; then tocsin stops watching the channel. Whoever
+/// holds "oncall1" next must be asked about, not lent alice's account.
+fn after_losing_sight(lines: &[&str]) -> Vec<Event> {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &[
+            ":oncall1!o@127.0.0.1 JOIN #alerts alice :O",
+            "@time=2026-11-21T20:00:05.000Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42",
+        ],
+        at(5),
+    );
+    assert_eq!(commands(&out)[0].account.as_deref(), Some("alice"));
+    feed(&mut s, lines, at(6));
+    // alice left while tocsin could not see it; mallory took her nick.
+    feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:10.000Z :oncall1!m@10.6.6.6 PRIVMSG agent :resolve 42"],
+        at(10),
+    )
+}
+
+#[test]
+fn kicked_from_the_channel_the_account_map_is_no_longer_trusted() {
+    let out = after_losing_sight(&[":op!o@127.0.0.1 KICK #alerts agent :bye"]);
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert_eq!(whoises(&out), ["WHOIS oncall1"], "asked again");
+}
+
+#[test]
+fn parting_the_channel_the_account_map_is_no_longer_trusted() {
+    let out = after_losing_sight(&[":agent!agent@127.0.0.1 PART #alerts :cycling"]);
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+}
+
+#[test]
+fn when_the_bouncer_loses_its_network_the_account_map_is_no_longer_trusted() {
+    let out = after_losing_sight(&[
+        ":*status!znc@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting...",
+    ]);
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+}
+
+#[test]
+fn a_second_welcome_through_the_bouncer_starts_the_account_map_afresh() {
+    let out = after_losing_sight(&[
+        "@time=2026-11-21T20:00:06.000Z :irc.test.local 001 agent :Welcome to TestNet",
+    ]);
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+}
