@@ -150,6 +150,9 @@ pub struct Session {
     joined: BTreeSet<String>,
     accounts: Accounts,
     whois: HashMap<String, Option<String>>,
+    /// `user@host` of each nick a WHOIS (311) answered about: the answer counts only for
+    /// the sender it was asked for, not for whoever holds the nick by then.
+    whois_hosts: HashMap<String, String>,
     pending: Vec<Pending>,
     next_ping: Option<Timestamp>,
     ping_deadline: Option<Timestamp>,
@@ -180,6 +183,7 @@ impl Session {
             joined: BTreeSet::new(),
             accounts: Accounts::default(),
             whois: HashMap::new(),
+            whois_hosts: HashMap::new(),
             pending: Vec::new(),
             next_ping: None,
             ping_deadline: None,
@@ -237,6 +241,7 @@ impl Session {
         self.joined.clear();
         self.accounts.clear();
         self.whois.clear();
+        self.whois_hosts.clear();
         self.pending.clear();
         self.next_ping = None;
         self.ping_deadline = None;
@@ -430,6 +435,13 @@ impl Session {
             "354" if m.param(1) == WHOX_TOKEN => {
                 // me token user host nick account
                 self.accounts.set(m.param(4), Some(m.param(5)));
+            }
+            "311" => {
+                // me nick user host * :realname
+                self.whois_hosts.insert(
+                    casefold(m.param(1)),
+                    format!("{}@{}", m.param(2), m.param(3)),
+                );
             }
             "330" => {
                 self.whois
@@ -712,6 +724,7 @@ impl Session {
     fn on_end_of_whois(&mut self, nick: &str, out: &mut Vec<Event>) {
         let key = casefold(nick);
         let account = self.whois.remove(&key).flatten();
+        let answered_for = self.whois_hosts.remove(&key);
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .pending
             .drain(..)
@@ -719,7 +732,14 @@ impl Session {
         self.pending = waiting;
         for p in ready {
             let mut ask = p.ask;
-            ask.account = account.clone();
+            let sender = ask.hostmask.split_once('!').map(|(_, uh)| uh);
+            // The nick changed hands between the command and the answer: the account
+            // is the new holder's, not the sender's.
+            let same_sender = match (&answered_for, sender) {
+                (Some(a), Some(s)) => a.eq_ignore_ascii_case(s),
+                _ => false,
+            };
+            ask.account = if same_sender { account.clone() } else { None };
             ask.account_via = "whois";
             out.push(Event::Command(ask));
         }

@@ -880,3 +880,28 @@ fn a_second_welcome_through_the_bouncer_starts_the_account_map_afresh() {
     assert!(commands(&out).is_empty(), "{out:?}");
     assert_eq!(whoises(&out), ["WHOIS oncall1"]);
 }
+
+/// mallory says "resolve 42" as oncall1, then drops the nick and alice takes it before
+/// the WHOIS answer comes: the answer is about alice's connection, not mallory's.
+#[test]
+fn a_whois_answer_about_another_holder_of_the_nick_lends_no_account() {
+    let mut s = through_znc();
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:05.000Z :oncall1!m@10.6.6.6 PRIVMSG agent :resolve 42"],
+        at(5),
+    );
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent oncall1 o 127.0.0.1 * :O",
+            ":irc.test.local 330 agent oncall1 alice :is logged in as",
+            ":irc.test.local 318 agent oncall1 :End of /WHOIS list.",
+        ],
+        at(5),
+    );
+    let asks = commands(&out);
+    assert_eq!(asks.len(), 1);
+    assert_eq!(asks[0].account, None, "not alice: {:?}", asks[0]);
+}
