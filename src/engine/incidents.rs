@@ -161,6 +161,9 @@ impl Engine {
                 if duration.is_zero() {
                     return Err(Refusal::ZeroSnooze.into());
                 }
+                if duration > super::model::MAX_SNOOZE {
+                    return Err(Refusal::SnoozeTooLong.into());
+                }
                 self.with_open(now, id, &mut fx, |l, cx| {
                     l.snooze(cx, &by, duration);
                     Ok(())

@@ -554,7 +554,12 @@ pub enum Refusal {
     NotAcked(IncidentId),
     #[error("snooze needs a duration above zero")]
     ZeroSnooze,
+    #[error("snooze is at most 7 days; for longer, resolve it")]
+    SnoozeTooLong,
 }
+
+/// The longest snooze: an incident quiet for longer should be resolved, not forgotten.
+pub const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Refusal {
     /// The HTTP status every HTTP path answers this refusal with.
@@ -564,7 +569,7 @@ impl Refusal {
             Refusal::AlreadyResolved(_) | Refusal::AlreadyAcked { .. } | Refusal::NotAcked(_) => {
                 409
             }
-            Refusal::ZeroSnooze => 400,
+            Refusal::ZeroSnooze | Refusal::SnoozeTooLong => 400,
         }
     }
 }

@@ -1600,3 +1600,21 @@ fn a_call_that_ends_unanswered_after_its_incident_was_acked_pages_nobody() {
         "acked: nothing to fail over to"
     );
 }
+
+#[test]
+fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
+    let mut e = engine();
+    e.apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
+        .unwrap();
+    let snooze = |d: Duration| Input::Snooze {
+        id: 1,
+        by: Actor::new("alice", Via::Api),
+        duration: d,
+    };
+    let r = e
+        .apply(t("10:00:01"), snooze(MAX_SNOOZE + Duration::from_secs(1)))
+        .unwrap_err();
+    assert_eq!(r.refusal, Refusal::SnoozeTooLong);
+    assert_eq!(r.refusal.http_status(), 400);
+    assert!(e.apply(t("10:00:02"), snooze(MAX_SNOOZE)).is_ok());
+}

@@ -68,6 +68,9 @@ struct ActBody {
     duration: Option<String>,
 }
 
+/// Longest `by` accepted: contact names and nicks are far shorter.
+const MAX_ACTOR: usize = 64;
+
 pub(crate) async fn act(
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
@@ -109,7 +112,15 @@ pub(crate) async fn act(
             "say who is acting: {\"by\": \"alice\"}",
         );
     };
-    let by = Actor::new(crate::notify::message::clean(&by), Via::Api);
+    let by = crate::notify::message::clean(&by);
+    if by.chars().count() > MAX_ACTOR {
+        // It is announced in chat and every page after ("ACKED by ..."): a name, not a text.
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("\"by\" is a name of at most {MAX_ACTOR} characters"),
+        );
+    }
+    let by = Actor::new(by, Via::Api);
     let duration = match b.duration.as_deref().map(HumanDuration::parse) {
         None => None,
         Some(Ok(d)) => Some(d.0),

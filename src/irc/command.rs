@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::mask::same_name;
 use super::text::{clean_line, strip_formatting};
 use crate::config::HumanDuration;
-use crate::engine::IncidentId;
+use crate::engine::{IncidentId, MAX_SNOOZE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatCommand {
@@ -41,9 +41,6 @@ impl ChatCommand {
 /// The one-line help `!help` answers and errors point at.
 pub const HELP: &str =
     "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !status, !help";
-
-/// A snooze longer than this is a forgotten incident, not a pause.
-const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Words people type back at us are quoted in replies; a cap keeps the reply on one line.
 const MAX_ECHOED_CHARS: usize = 32;

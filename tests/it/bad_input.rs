@@ -699,3 +699,29 @@ async fn a_heartbeat_call_with_a_huge_body_or_no_token_is_refused_and_not_counte
     assert_eq!(r.status(), 200);
     assert!(pings().await.starts_with("pinged at "), "{}", pings().await);
 }
+
+/// `by` goes into every announcement after ("ACKED by ..."): a 64 KiB name would fill the
+/// chat queue pages share. And a snooze longer than a week is forgetting, not snoozing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_actor_name_is_short_and_a_snooze_at_most_a_week() {
+    let catcher = PageCatcher::start().await;
+    let app = app_paging(&catcher).await;
+    assert_eq!(app.post_hook(firing_bytes()).await.status, 200);
+    let id = app.incidents(None).await[0]["id"].as_u64().unwrap();
+
+    let r = app.act(id, "ack", json!({"by": "x".repeat(65)})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("at most 64"), "{}", r.error());
+    let r = app
+        .act(id, "snooze", json!({"by": "alice", "for": "8d"}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error().contains("at most 7 days"), "{}", r.error());
+    assert_eq!(app.incident(id).await["state"], "triggered");
+    assert_eq!(
+        app.act(id, "ack", json!({"by": "x".repeat(64)}))
+            .await
+            .status,
+        200
+    );
+}
