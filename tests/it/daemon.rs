@@ -21,13 +21,30 @@ impl Daemon {
     /// Starts `tocsin run --config CONFIG --data-dir DATA_DIR` on a free port, appending
     /// its output to `log`.
     pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
+        Self::spawn_with(Command::new(TOCSIN), config, data_dir, log)
+    }
+
+    /// Like [`Daemon::start`], with the process's umask set to `umask` (like `0022`, what
+    /// a login shell or a container usually has), as a bare run outside systemd gets it.
+    pub fn start_under_umask(umask: &str, config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
+        let mut sh = Command::new("sh");
+        // `exec` keeps the pid: the daemon is the child that is killed and reaped.
+        sh.arg("-c")
+            .arg("umask \"$1\" && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(umask)
+            .arg(TOCSIN);
+        Self::spawn_with(sh, config, data_dir, log)
+    }
+
+    fn spawn_with(mut command: Command, config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(TOCSIN)
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(config)
