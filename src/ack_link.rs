@@ -1,12 +1,18 @@
 //! Signed ack links: `{public_url}/ack/{token}`.
 //!
 //! A token names the incidents it may ack, the contact it acks as, and when it expires,
-//! signed with HMAC-SHA256 under a key that lives in the data dir (created on first
-//! start, mode 0600). Nothing is stored per link: a forged or altered token fails the
-//! MAC, an old one fails the expiry, and a used one is recognised from the incident's
-//! history (the ack is recorded "via link <id>").
+//! signed with HMAC-SHA256 under a key that lives in the data dir. Nothing is stored per
+//! link: a forged or altered token fails the MAC, an old one fails the expiry, and a used
+//! one is recognised from the incident's history (the ack is recorded "via link <id>").
+//!
+//! Whoever can read the key can forge links that ack as anyone, and web sessions. It is
+//! created on first start as a whole or not at all (written to a temporary file, fsynced,
+//! renamed into place, the dir fsynced), mode 0600; at every start it must still be a
+//! plain file of tocsin's user that nobody else can read or write, or tocsin refuses to
+//! start and says what to do.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,11 +21,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::data_dir::{DataDir, DataDirError};
 use crate::engine::IncidentId;
 use crate::time::Timestamp;
 
 /// The key file's name inside the data dir.
 pub const KEY_FILE: &str = "ack-link.key";
+/// Where a new key is written before it is renamed to [`KEY_FILE`]; one left by a crash
+/// is replaced.
+const KEY_TMP: &str = "ack-link.key.tmp";
+/// The key's length in bytes.
+const KEY_LEN: usize = 32;
 /// How long a link in a page works: long enough for a page read the next morning.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Bytes of MAC kept in the token: 128 bits is beyond guessing and keeps SMS short.
@@ -45,6 +57,45 @@ pub enum LinkError {
     Expired(String),
 }
 
+/// Why the key cannot be used; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(
+        "{path} is a symbolic link: the key must be a plain file in the data dir. Replace the link with a copy of the key (mode 0600, owned by tocsin's user), or delete it to make a new key (old ack links stop working)"
+    )]
+    Symlink { path: String },
+    #[error("{path} is not a plain file: delete it to make a new key (old ack links stop working)")]
+    NotAFile { path: String },
+    #[error(
+        "{path} belongs to uid {owner}, not to uid {ours} that tocsin runs as: someone else could have written it. If it is your key, `chown {ours} {path}`; otherwise delete it to make a new key (old ack links stop working)"
+    )]
+    OtherOwner { path: String, owner: u32, ours: u32 },
+    #[error(
+        "{path} can be read or written by other users (mode {mode:04o}): anyone who read it can forge ack links. If nobody else could have, `chmod 600 {path}`; otherwise delete it to make a new key (old ack links stop working)"
+    )]
+    OpenToOthers { path: String, mode: u32 },
+    #[error(
+        "{path} is {len} bytes, not {KEY_LEN}: delete it to make a new key (old ack links stop working)"
+    )]
+    WrongSize { path: String, len: u64 },
+    #[error("{path} changed while it was read; start tocsin again")]
+    Replaced { path: String },
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeyError {
+    let path = path.display().to_string();
+    move |source| KeyError::Io { what, path, source }
+}
+
 #[derive(Clone)]
 pub struct AckKey {
     key: [u8; 32],
@@ -62,39 +113,89 @@ impl AckKey {
     }
 
     /// Reads the key from `data_dir`, or creates it there (readable by tocsin only).
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
-        let path = data_dir.join(KEY_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is {} bytes, not 32: delete it to make a new key (old ack links stop working)",
-                            path.display(),
-                            bytes.len()
-                        ),
-                    )
-                })?;
-                Ok(AckKey { key })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(&path)?;
-                f.write_all(&key)?;
-                f.sync_all()?;
-                Ok(AckKey { key })
-            }
-            Err(e) => Err(e),
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
+        let dir = DataDir::prepare(data_dir)?;
+        let ours = dir.our_uid()?;
+        Self::load_as(&dir, ours)
+    }
+
+    /// [`AckKey::load_or_create`] for a process running as `ours`.
+    fn load_as(dir: &DataDir, ours: u32) -> Result<Self, KeyError> {
+        let path = dir.path().join(KEY_FILE);
+        let shown = || path.display().to_string();
+        let io = |what| io_err(what, &path);
+        // Never followed: a link planted here would lend tocsin someone else's key.
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Self::create(dir),
+            Err(e) => return Err(io("read")(e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(KeyError::Symlink { path: shown() });
         }
+        if !meta.is_file() {
+            return Err(KeyError::NotAFile { path: shown() });
+        }
+        if meta.uid() != ours {
+            return Err(KeyError::OtherOwner {
+                path: shown(),
+                owner: meta.uid(),
+                ours,
+            });
+        }
+        if meta.len() == 0 {
+            // What a crash while an older tocsin first wrote it leaves: it never signed
+            // anything (the key was used only once it was on disk), so nothing is lost.
+            tracing::warn!(path = %path.display(), "the ack link key is empty (left by a crash while it was written); making a new one");
+            return Self::create(dir);
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::OpenToOthers {
+                path: shown(),
+                mode,
+            });
+        }
+        let f = std::fs::File::open(&path).map_err(io("open"))?;
+        let opened = f.metadata().map_err(io("read"))?;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(KeyError::Replaced { path: shown() });
+        }
+        let mut bytes = Vec::with_capacity(KEY_LEN + 1);
+        f.take(KEY_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io("read"))?;
+        let key: [u8; KEY_LEN] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::WrongSize {
+                path: shown(),
+                len: opened.len(),
+            })?;
+        Ok(AckKey { key })
+    }
+
+    /// Makes a new key and puts it in place whole: a crash at any point leaves either
+    /// no key (the next start makes one) or this one.
+    fn create(dir: &DataDir) -> Result<Self, KeyError> {
+        let path = dir.path().join(KEY_FILE);
+        let tmp = dir.path().join(KEY_TMP);
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key)
+            .map_err(|e| io_err("make a key for", &path)(std::io::Error::other(e)))?;
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove the leftover", &tmp)(e)),
+        }
+        let mut f = dir.create_file(KEY_TMP)?;
+        f.write_all(&key).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("write", &tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io_err("rename the new key to", &path))?;
+        dir.sync()?;
+        tracing::info!(path = %path.display(), "made a new ack link key");
+        Ok(AckKey { key })
     }
 
     fn mac(&self, payload: &[u8]) -> [u8; MAC_LEN] {
@@ -273,15 +374,107 @@ mod tests {
         let a = AckKey::load_or_create(dir.path()).unwrap();
         let b = AckKey::load_or_create(dir.path()).unwrap();
         assert_eq!(a.key, b.key);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode(&dir.path().join(KEY_FILE)), 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [KEY_FILE], "no temporary file is left behind");
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    fn set_mode(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A data dir as mkdir makes it under umask 0022, with a key already in it.
+    fn open_dir_with_key() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755);
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, [5u8; KEY_LEN]).unwrap();
+        set_mode(&path, 0o600);
+        (dir, path)
+    }
+
+    #[test]
+    fn a_key_other_users_can_read_is_refused_saying_how_to_fix_it() {
+        for open in [0o644, 0o640, 0o604, 0o620] {
+            let (dir, path) = open_dir_with_key();
+            set_mode(&path, open);
+            let e = AckKey::load_or_create(dir.path()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                matches!(e, KeyError::OpenToOthers { .. }),
+                "{open:o}: {msg}"
+            );
+            assert!(
+                msg.contains(&format!("chmod 600 {}", path.display())),
+                "{open:o}: the error says the fix: {msg}"
+            );
+            assert_eq!(mode(&path), open, "refused, not silently changed");
         }
+        let (dir, path) = open_dir_with_key();
+        assert_eq!(
+            AckKey::load_or_create(dir.path()).unwrap().key,
+            [5; KEY_LEN]
+        );
+        assert_eq!(mode(dir.path()), 0o700, "the data dir is made private");
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_key_planted_as_a_link_is_not_followed() {
+        let (dir, path) = open_dir_with_key();
+        // Someone else's key, and a link to it where tocsin looks for its own.
+        let planted = dir.path().join("elsewhere.key");
+        std::fs::rename(&path, &planted).unwrap();
+        std::os::unix::fs::symlink(&planted, &path).unwrap();
+        let e = AckKey::load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(e, KeyError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // A dangling link is no way in either: nothing is created through it.
+        std::fs::remove_file(&planted).unwrap();
+        let e = AckKey::load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(e, KeyError::Symlink { .. }), "{e}");
+        assert!(!planted.exists(), "no key was written through the link");
+    }
+
+    #[test]
+    fn a_key_another_user_owns_is_refused() {
+        let (dir, path) = open_dir_with_key();
+        let dir = DataDir::prepare(dir.path()).unwrap();
+        let ours = dir.our_uid().unwrap();
+        // As tocsin running as someone else than the key's owner.
+        let e = AckKey::load_as(&dir, ours + 1).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, KeyError::OtherOwner { .. }), "{msg}");
+        assert!(msg.contains(&format!("belongs to uid {ours}")), "{msg}");
+        assert!(
+            msg.contains(&format!("chown {} {}", ours + 1, path.display())),
+            "{msg}"
+        );
+        assert_eq!(AckKey::load_as(&dir, ours).unwrap().key, [5; KEY_LEN]);
+    }
+
+    #[test]
+    fn a_key_left_empty_by_a_crash_is_replaced_and_tocsin_starts() {
+        let (dir, path) = open_dir_with_key();
+        std::fs::write(&path, b"").unwrap();
+        // And the temporary file of a creation that crashed before its rename.
+        std::fs::write(dir.path().join(KEY_TMP), b"half").unwrap();
+        let key = AckKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), key.key);
+        assert_eq!(mode(&path), 0o600);
+        assert!(!dir.path().join(KEY_TMP).exists());
+        // A key of another length was written by someone else: not replaced.
+        std::fs::write(&path, b"short").unwrap();
+        let e = AckKey::load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(e, KeyError::WrongSize { len: 5, .. }), "{e}");
     }
 
     #[test]

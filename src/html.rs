@@ -110,10 +110,12 @@ input[type=text], input[type=password] { display: block; box-sizing: border-box;
 ";
 
 /// Sent with every page: never cached, never framed (the buttons act), nothing loaded
-/// from elsewhere, forms only post back here.
+/// from elsewhere, forms only post back here. The referrer goes to tocsin only (an ack
+/// link's token never leaves it): with none at all a browser would send `Origin: null`
+/// with the page's own forms, and tocsin could not tell them from another site's.
 pub const PAGE_HEADERS: [(&str, &str); 5] = [
     ("cache-control", "no-store"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     (

@@ -28,6 +28,8 @@
 //! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown, and the
 //!   [`runtime::supervisor`] that owns, restarts and reports every task.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
+//! - [`data_dir`]: the data dir and its files (the store, the ack link key), private to
+//!   tocsin's user whatever the umask.
 //! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait; each type's
 //!   options are one file of [`config::notifier`] behind [`config::NotifierKind`] (its
 //!   secrets, problems, limits and how it is built), registered once.
@@ -46,6 +48,7 @@
 pub mod ack_link;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod engine;
 pub mod html;
 pub mod http;

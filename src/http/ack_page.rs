@@ -7,7 +7,7 @@
 //! "via link <id>") does nothing again, even after an unack.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use tracing::{info, warn};
 
@@ -145,7 +145,25 @@ pub(crate) async fn show(State(s): State<AppState>, Path(token): Path<String>) -
     reply(StatusCode::OK, "Acknowledge?", &body)
 }
 
-pub(crate) async fn ack(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+pub(crate) async fn ack(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    // The token is the authority, but the button is a form like the web view's: from
+    // another site, or under a rebound name, it acks nothing.
+    if let Err(r) = s.site.check_form(&headers) {
+        warn!(refusal = ?r, "ack link post from another site refused");
+        s.metrics.sms_reply("link", "refused");
+        return reply(
+            r.status(),
+            "Not acknowledged",
+            &format!(
+                "<p>{}</p><p class=\"note\">Open the link from the page you were sent, and press its button.</p>",
+                html_escape(&r.explain(&s.site))
+            ),
+        );
+    }
     let l = match look(&s, &token).await {
         Ok(l) => l,
         Err(r) => {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::cross_site::{json_only, same_site_call};
 use super::hooks::read_capped;
 use super::refused;
 use super::{AppState, auth, error};
@@ -77,6 +78,12 @@ pub(crate) async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = json_only(&headers) {
+        return *r;
+    }
+    if let Err(r) = same_site_call(&s.site, &headers, "api") {
+        return *r;
+    }
     if let Err(r) = auth::check(&s.auth(), &headers) {
         return *r;
     }
@@ -280,8 +287,15 @@ pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::Head
     }
 }
 
-/// `POST /-/reload`: re-read alerts.toml (like SIGHUP). Needs the API's credentials.
+/// `POST /-/reload`: re-read alerts.toml (like SIGHUP). Needs the API's credentials, and
+/// `Content-Type: application/json` like every action (the body is not read).
 pub(crate) async fn reload(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(r) = json_only(&headers) {
+        return *r;
+    }
+    if let Err(r) = same_site_call(&s.site, &headers, "reload") {
+        return *r;
+    }
     if let Err(r) = super::auth::check(&s.auth(), &headers) {
         return *r;
     }

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tracing::{debug, warn};
 
+use super::cross_site::{json_only, same_site_call};
 use super::{AppState, auth, error};
 use crate::engine::Input;
 use crate::metrics::{CodeLabel, SourceLabel};
@@ -66,6 +67,13 @@ pub(crate) async fn read_capped(
 }
 
 async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
+    // Alertmanager declares its JSON; a web page's form or no-cors fetch cannot.
+    if let Err(r) = json_only(headers) {
+        return *r;
+    }
+    if let Err(r) = same_site_call(&s.site, headers, "alertmanager") {
+        return *r;
+    }
     if let Err(r) = auth::check(&s.auth(), headers) {
         return *r;
     }
@@ -122,13 +130,19 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
 }
 
 /// `GET` or `POST /hooks/heartbeat/{name}`: something outside is alive. The body, if
-/// any, is ignored (never read past the cap).
+/// any, is ignored (never read past the cap), so any content type will do: cron jobs
+/// call `curl -X POST URL` or `curl -d '' URL`. What a forged ping looks like is a
+/// browser's request from another site's page (a no-cors `fetch`, an `<img>`), which
+/// the browser marks as such.
 pub(crate) async fn heartbeat(
     State(s): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = same_site_call(&s.site, &headers, "heartbeat") {
+        return *r;
+    }
     if let Err(r) = auth::check(&s.auth(), &headers) {
         return *r;
     }

@@ -4,6 +4,7 @@
 mod ack_page;
 mod api;
 mod auth;
+mod cross_site;
 mod hooks;
 mod kannel_inbound;
 pub mod listener;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// tocsin's own names and origin: requests other sites' pages send are refused.
+    pub(crate) site: Arc<cross_site::Site>,
     /// Body cap in bytes; bigger requests get 413 without being read.
     pub(crate) max_body: usize,
     /// Name of the Alertmanager heartbeat alert, which never opens incidents.
@@ -114,6 +117,7 @@ impl AppState {
             metrics,
             health,
             clock,
+            site: Arc::new(cross_site::Site::new(&cfg.file.server.public_url)),
             max_body: cfg.file.server.max_body.0 as usize,
             heartbeat: cfg
                 .file

@@ -4,7 +4,8 @@
 //!
 //! Looking is open, like the API's GETs. Acting is a form `POST` answered with
 //! `303 See Other` back to the incident (a GET never changes anything), and it must come
-//! from tocsin's own pages ([`guard::same_origin`]). When credentials are configured,
+//! from tocsin's own pages under one of its own names ([`Site::check_form`]: 403 from
+//! another site, 421 under a name that is not tocsin's). When credentials are configured,
 //! acting also needs a login session (`/login` takes the API's token or basic-auth
 //! password) and the session's CSRF value in the form; see [`guard`].
 
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use self::view::Viewer;
+use super::cross_site::{NotOurs, Site};
 use super::hooks::read_capped;
 use super::status_of;
 use super::{AppState, auth};
@@ -209,14 +211,25 @@ async fn form(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>
     Ok(fields)
 }
 
-fn cross_site(viewer: &Viewer) -> Response {
-    problem(
-        StatusCode::FORBIDDEN,
-        "Refused: not from tocsin's own page",
-        viewer,
-        "This form was sent from another site, so nothing was changed. Use the buttons on tocsin's own pages.",
-        "/",
-    )
+/// The page for a form that did not come from tocsin's own page, or came under a name
+/// that is not tocsin's.
+fn not_ours(viewer: &Viewer, site: &Site, r: &NotOurs) -> Response {
+    match r {
+        NotOurs::CrossSite { .. } => problem(
+            StatusCode::FORBIDDEN,
+            "Refused: not from tocsin's own page",
+            viewer,
+            "This form was sent from another site, so nothing was changed. Use the buttons on tocsin's own pages.",
+            "/",
+        ),
+        NotOurs::Misdirected { .. } => problem(
+            r.status(),
+            "Refused: not tocsin's address",
+            viewer,
+            &r.explain(site),
+            "/",
+        ),
+    }
 }
 
 /// `POST /incidents/{id}/ack|unack|resolve`, from the incident page's form.
@@ -231,9 +244,9 @@ pub(crate) async fn act(
         return not_found(&viewer, &id);
     };
     let back = format!("/incidents/{id}");
-    if !guard::same_origin(&headers) {
-        warn!(incident = id, action, "cross-site form post refused");
-        return cross_site(&viewer);
+    if let Err(r) = s.site.check_form(&headers) {
+        warn!(incident = id, action, refusal = ?r, "form post from another site refused");
+        return not_ours(&viewer, &s.site, &r);
     }
     let fields = match form(&headers, body).await {
         Ok(f) => f,
@@ -337,8 +350,9 @@ pub(crate) async fn login_form(State(s): State<AppState>, headers: HeaderMap) ->
 /// `POST /login`: checks the credentials as the API does and starts a session.
 pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let (viewer, _) = viewer(&s, &headers);
-    if !guard::same_origin(&headers) {
-        return cross_site(&viewer);
+    if let Err(r) = s.site.check_form(&headers) {
+        warn!(refusal = ?r, "login from another site refused");
+        return not_ours(&viewer, &s.site, &r);
     }
     if !viewer.locked {
         return see_other("/", []);
@@ -379,9 +393,9 @@ pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: B
 
 /// `POST /logout`: forgets the session cookie.
 pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if !guard::same_origin(&headers) {
+    if let Err(r) = s.site.check_form(&headers) {
         let (viewer, _) = viewer(&s, &headers);
-        return cross_site(&viewer);
+        return not_ours(&viewer, &s.site, &r);
     }
     see_other("/", [guard::clear_session_cookie(secure(&s))])
 }

@@ -37,6 +37,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The data dir, or a file of the store in it, cannot be made private to tocsin.
+    #[error("cannot open the store: {0}")]
+    DataDir(#[from] crate::data_dir::DataDirError),
     #[error("store write failed: {0}. The change was not recorded; the sender should retry")]
     Write(#[source] rusqlite::Error),
     #[error("store read failed: {0}")]

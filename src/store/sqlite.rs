@@ -30,6 +30,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::{IncidentView, Restored, SQLITE_FILE, Store, StoreError};
+use crate::data_dir::DataDir;
 use crate::engine::{Effect, IncidentId, IncidentState};
 use crate::time::Timestamp;
 
@@ -146,19 +147,25 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `data_dir/tocsin.db` and starts the writer thread.
+    /// Opens (creating if needed) `data_dir/tocsin.db` and starts the writer thread. The
+    /// dir is made 0700 and the database file 0600 first: SQLite gives the `-wal` and
+    /// `-shm` files it creates the database file's mode, so all three stay private
+    /// whatever the umask (those an earlier run left are made private here too).
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = data_dir.join(SQLITE_FILE);
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            open_err(sqlite_error(
-                rusqlite::ffi::SQLITE_CANTOPEN,
-                format!("cannot create the data dir {}: {e}", data_dir.display()),
-            ))
-        })?;
+        let dir = DataDir::prepare(data_dir)?;
+        for (name, create) in [
+            (SQLITE_FILE.to_string(), true),
+            (format!("{SQLITE_FILE}-wal"), false),
+            (format!("{SQLITE_FILE}-shm"), false),
+            (format!("{SQLITE_FILE}-journal"), false),
+        ] {
+            dir.private_file(&name, create)?;
+        }
 
         let mut writer = Connection::open(&path).map_err(open_err)?;
         configure(&writer, true).map_err(open_err)?;

@@ -21,33 +21,39 @@ impl Daemon {
     /// Starts `tocsin run --config CONFIG --data-dir DATA_DIR` on a free port, appending
     /// its output to `log`.
     pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
-        Daemon::start_limited(config, data_dir, log, None)
+        Self::spawn_with(Command::new(TOCSIN), config, data_dir, log)
+    }
+
+    /// Like [`Daemon::start`], with the process's umask set to `umask` (like `0022`, what
+    /// a login shell or a container usually has), as a bare run outside systemd gets it.
+    pub fn start_under_umask(umask: &str, config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
+        let mut sh = Command::new("sh");
+        // `exec` keeps the pid: the daemon is the child that is killed and reaped.
+        sh.arg("-c")
+            .arg("umask \"$1\" && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(umask)
+            .arg(TOCSIN);
+        Self::spawn_with(sh, config, data_dir, log)
     }
 
     /// Like [`Daemon::start`], with at most `open_files` file descriptors (soft and hard,
-    /// as `ulimit -n` sets them), when given.
-    pub fn start_limited(
-        config: &Path,
-        data_dir: &Path,
-        log: PathBuf,
-        open_files: Option<u32>,
-    ) -> Daemon {
+    /// as `ulimit -n` sets them).
+    pub fn start_limited(config: &Path, data_dir: &Path, log: PathBuf, open_files: u32) -> Daemon {
+        let mut bash = Command::new("bash");
+        bash.arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+            .arg(TOCSIN);
+        Self::spawn_with(bash, config, data_dir, log)
+    }
+
+    fn spawn_with(mut command: Command, config: &Path, data_dir: &Path, log: PathBuf) -> Daemon {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let mut command = match open_files {
-            None => Command::new(TOCSIN),
-            Some(n) => {
-                let mut c = Command::new("bash");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(TOCSIN);
-                c
-            }
-        };
         let child = command
             .arg("run")
             .arg("--config")

@@ -312,6 +312,16 @@ impl TestApp {
         Reply::from(self.authorized(req).send().await.expect("POST action")).await
     }
 
+    /// `POST /-/reload` as an operator's script sends it: no body, declared JSON like
+    /// every action, with the credentials when set.
+    pub async fn reload(&self) -> Reply {
+        let req = self
+            .client
+            .post(self.url("/-/reload"))
+            .header("content-type", "application/json");
+        Reply::from(self.authorized(req).send().await.expect("POST /-/reload")).await
+    }
+
     /// Graceful stop: no new requests, queued work finished, pages in flight recorded.
     ///
     /// # Panics

@@ -47,7 +47,7 @@ steps = [{{ after = "6s", notify = ["alice"] }}]"#
         &config,
         &dir.path().join("data"),
         dir.path().join("tocsin.log"),
-        Some(OPEN_FILES),
+        OPEN_FILES,
     );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -1,11 +1,16 @@
-//! Start and stop: a daemon that says it is up is up, and a stop always finishes.
+//! Start and stop: a daemon that says it is up is up, a stop always finishes, and what it
+//! keeps on disk is its own.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use crate::alerts;
 use crate::catcher::PageCatcher;
-use crate::harness::{PEOPLE, spawn_app, spawn_app_unready, webhook_config};
+use crate::daemon::Daemon;
+use crate::harness::{PEOPLE, init, spawn_app, spawn_app_unready, webhook_config};
 
 fn config(catcher: &PageCatcher) -> String {
     let policy = format!(
@@ -34,4 +39,62 @@ async fn a_silent_client_connection_cannot_hold_the_stop_open() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     // `stop` panics if the graceful stop does not finish in time.
     app.stop().await;
+}
+
+fn mode(p: &Path) -> String {
+    format!("{:04o}", std::fs::metadata(p).unwrap().mode() & 0o7777)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_outside_systemd_keeps_its_data_dir_to_itself() {
+    init();
+    let catcher = PageCatcher::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("alerts.toml");
+    std::fs::write(&config, self::config(&catcher)).unwrap();
+    // Not there yet: tocsin makes it, as on a first start from a shell or a container.
+    let data_dir = tmp.path().join("tocsin-data");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut daemon = Daemon::start_under_umask("0022", &config, &data_dir, tmp.path().join("log"));
+    daemon.wait_ready(&client).await;
+    // An incident in the store: contacts' addresses are in its pages.
+    let r = client
+        .post(daemon.url("/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    catcher.wait_for_pages(1, Duration::from_secs(5)).await;
+
+    assert_eq!(mode(&data_dir), "0700", "the data dir:\n{}", daemon.log());
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                mode(&e.path()),
+            )
+        })
+        .collect();
+    files.sort();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ack-link.key",
+            "tocsin.db",
+            "tocsin.db-shm",
+            "tocsin.db-wal"
+        ],
+        "{files:?}"
+    );
+    for (name, mode) in &files {
+        assert_eq!(mode, "0600", "{name}: {files:?}");
+    }
+    daemon.kill_9();
 }

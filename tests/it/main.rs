@@ -14,6 +14,7 @@ mod browser;
 mod catcher;
 mod cli;
 mod crash;
+mod cross_site;
 mod daemon;
 mod deploy;
 mod email;

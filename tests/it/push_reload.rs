@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::fake_api::FakeApi;
 use crate::fake_push::{self, PushoverAccount};
-use crate::harness::{Reply, TestApp, spawn_app_from_file};
+use crate::harness::{TestApp, spawn_app_from_file};
 use crate::push::{
     ALICE_KEY, PROMPTLY, PUSHOVER_APP, Secrets, config, emergency_message, event,
     first_page_outcome, page_alice, pushover_account, pushover_notifier, routed, wait_acked,
@@ -87,15 +87,7 @@ async fn ringing(poll: &str) -> Ringing {
 /// exactly the notifiers the edit is about.
 async fn reload(r: &Ringing, edit: &Edit) {
     write(&r.path, &(edit.apply)(&r.text));
-    let reply = Reply::from(
-        r.app
-            .client
-            .post(r.app.url("/-/reload"))
-            .send()
-            .await
-            .expect("POST /-/reload"),
-    )
-    .await;
+    let reply = r.app.reload().await;
     assert_eq!(reply.status, 200, "{}: {}", edit.what, reply.body);
     assert_eq!(
         reply.body["reloaded"]["rebuilt_notifiers"],

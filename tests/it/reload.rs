@@ -10,9 +10,7 @@ use serde_json::Value;
 use crate::alerts::firing;
 use crate::catcher::{PageCatcher, describe};
 use crate::daemon::Daemon;
-use crate::harness::{
-    PEOPLE, Reply, eventually, init, metric_value, spawn_app_from_file, webhook_config,
-};
+use crate::harness::{PEOPLE, eventually, init, metric_value, spawn_app_from_file, webhook_config};
 
 /// Generous bound for a page that is due now.
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -48,13 +46,7 @@ async fn a_good_edit_takes_effect_a_broken_one_is_refused_and_open_incidents_kee
     let path = dir.path().join("alerts.toml");
     write(&path, &before(&hook.url()));
     let app = spawn_app_from_file(&path).await;
-    let reload = || async {
-        let mut req = app.client.post(app.url("/-/reload"));
-        if let Some(a) = &app.authorization {
-            req = req.header("authorization", a);
-        }
-        Reply::from(req.send().await.unwrap()).await
-    };
+    let reload = || app.reload();
     let reload_ok = || async { app.metric("tocsin_config_last_reload_successful").await };
     assert_eq!(reload_ok().await, Some(1.0));
 
@@ -175,10 +167,6 @@ async fn sighup_rereads_the_config_of_the_running_binary() {
     assert_eq!(health.status(), 200, "{}", daemon.log());
 }
 
-async fn post_reload(app: &crate::harness::TestApp) -> Reply {
-    Reply::from(app.client.post(app.url("/-/reload")).send().await.unwrap()).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_refuses_a_notifier_tocsin_cannot_build_and_a_watchdog_that_pages_nobody() {
     let hook = PageCatcher::start().await;
@@ -193,7 +181,7 @@ async fn a_reload_refuses_a_notifier_tocsin_cannot_build_and_a_watchdog_that_pag
         before(&hook.url())
     );
     write(&path, &text);
-    let r = post_reload(&app).await;
+    let r = app.reload().await;
     assert_eq!(r.status, 400, "{}", r.body);
     let line = text.lines().position(|l| l.contains("tls=maybe")).unwrap() + 1;
     let at = format!(
@@ -209,7 +197,7 @@ async fn a_reload_refuses_a_notifier_tocsin_cannot_build_and_a_watchdog_that_pag
             before(&hook.url())
         ),
     );
-    let r = post_reload(&app).await;
+    let r = app.reload().await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.error()
@@ -255,9 +243,10 @@ async fn a_rotated_token_file_takes_effect_on_reload_and_the_old_token_stops_wor
     assert_eq!(post_as("new-token-9876543210").await, 401);
 
     write(&token, "new-token-9876543210\n");
-    let r = Reply::from(
+    let r = crate::harness::Reply::from(
         app.client
             .post(app.url("/-/reload"))
+            .header("content-type", "application/json")
             .bearer_auth("old-token-0123456789")
             .send()
             .await
@@ -289,9 +278,10 @@ async fn a_rotated_token_file_takes_effect_on_reload_and_the_old_token_stops_wor
     );
 
     // Reloading again with nothing changed says so.
-    let r = Reply::from(
+    let r = crate::harness::Reply::from(
         app.client
             .post(app.url("/-/reload"))
+            .header("content-type", "application/json")
             .bearer_auth("new-token-9876543210")
             .send()
             .await

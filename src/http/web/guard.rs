@@ -1,5 +1,6 @@
-//! Who may change state from the web pages: same-origin checks, the login session and
-//! its CSRF value, and the cookies that carry them.
+//! Who may change state from the web pages: the login session and its CSRF value, and
+//! the cookies that carry them. Whether a form comes from tocsin's own page at all is
+//! decided before any of this, in `http/cross_site.rs`.
 //!
 //! Every value here is signed with the ack-link key ([`AckKey::sign_value`]), each for
 //! its own purpose, so none can pass for an ack link or for the other:
@@ -29,25 +30,6 @@ const NAME_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 const SESSION_PURPOSE: &str = "web-session";
 const CSRF_PURPOSE: &str = "web-csrf";
-
-/// Whether a state-changing request comes from tocsin's own pages, as far as the browser
-/// says: `Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host` asked for.
-/// Without either header (curl, very old browsers) it passes; browsers send `Origin`
-/// with every cross-origin POST, so a browser-made cross-site form post never passes.
-pub(super) fn same_origin(headers: &HeaderMap) -> bool {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let origin_matches = match (get("origin"), get("host")) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host)),
-        _ => false,
-    };
-    match (get("sec-fetch-site"), get("origin")) {
-        (Some(site), _) => site == "same-origin" || origin_matches,
-        (None, Some(_)) => origin_matches,
-        (None, None) => true,
-    }
-}
 
 /// The value of cookie `name` in the request, if any.
 pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -198,37 +180,6 @@ mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
-    }
-
-    #[test]
-    fn a_cross_site_post_is_not_same_origin() {
-        let host = ("host", "127.0.0.1:9797");
-        assert!(same_origin(&headers(&[host])));
-        assert!(same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "same-origin")
-        ])));
-        assert!(same_origin(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1:9797")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "cross-site")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("sec-fetch-site", "same-site")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "http://evil.test")
-        ])));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "http://127.0.0.1:8080")
-        ])));
     }
 
     #[test]

@@ -539,6 +539,97 @@ async fn creates_a_missing_data_dir() {
     assert!(nested.join(SQLITE_FILE).exists());
 }
 
+/// The mode of every file in `dir`, by name.
+fn file_modes(dir: &Path) -> BTreeMap<String, u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().mode() & 0o7777;
+            (e.file_name().to_string_lossy().into_owned(), mode)
+        })
+        .collect()
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn dir_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+const RUNNING_FILES: [&str; 3] = ["tocsin.db", "tocsin.db-shm", "tocsin.db-wal"];
+
+#[tokio::test]
+async fn contacts_numbers_are_not_readable_by_other_users_whatever_the_umask() {
+    // A data dir as `mkdir` makes it under umask 0022.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    set_mode(&data, 0o755);
+    let store = SqliteStore::open(&data).unwrap();
+    store
+        .commit(opening(1, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap();
+    assert_eq!(
+        dir_mode(&data),
+        0o700,
+        "the data dir is {:04o}",
+        dir_mode(&data)
+    );
+    // While it runs: the database, its WAL and its shared-memory index, which SQLite
+    // made itself.
+    let modes = file_modes(&data);
+    assert_eq!(
+        modes.keys().map(String::as_str).collect::<Vec<_>>(),
+        RUNNING_FILES
+    );
+    for (name, mode) in &modes {
+        assert_eq!(*mode, 0o600, "{name} is {mode:04o}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_an_earlier_tocsin_left_readable_is_made_private() {
+    let (dir, first) = open_temp();
+    first
+        .commit(opening(1, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap();
+    // As a tocsin before this one left them under umask 0022; still open, so the WAL
+    // and the shared-memory index are there as after a crash.
+    set_mode(dir.path(), 0o755);
+    for name in RUNNING_FILES {
+        set_mode(&dir.path().join(name), 0o644);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mode = dir_mode(dir.path());
+    assert_eq!(mode, 0o700, "the data dir is {mode:04o}");
+    for (name, mode) in file_modes(dir.path()) {
+        assert_eq!(mode, 0o600, "{name} is {mode:04o}");
+    }
+    assert!(store.incident(1, false).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_database_planted_as_a_link_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let elsewhere = tmp.path().join("elsewhere.db");
+    std::fs::write(&elsewhere, b"").unwrap();
+    set_mode(&elsewhere, 0o644);
+    std::os::unix::fs::symlink(&elsewhere, data.join(SQLITE_FILE)).unwrap();
+    let e = SqliteStore::open(&data).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(dir_mode(&elsewhere), 0o644, "not chmodded through the link");
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
