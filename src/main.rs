@@ -368,6 +368,12 @@ async fn run_daemon(
     let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
     let data_dir = data_dir.unwrap_or_else(|| cfg.file.storage.data_dir.clone());
     tocsin::http::listener::raise_fd_limit();
+    // Before anything answers: a SIGHUP (`systemctl reload`) that comes before the reload
+    // task listens must not kill tocsin with the signal's default action. The reload task
+    // takes this stream over, with any SIGHUP it already caught.
+    let early_hup = std::sync::Arc::new(std::sync::Mutex::new(
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+    ));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -381,7 +387,7 @@ async fn run_daemon(
         "sighup",
         runtime::Importance::BestEffort,
         &running.tasks.stopping(),
-        move || reload_on_sighup(reload.clone()),
+        move || reload_on_sighup(reload.clone(), early_hup.clone()),
     );
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -395,9 +401,16 @@ async fn run_daemon(
 }
 
 /// SIGHUP re-reads alerts.toml; a bad file keeps the running config (and says why).
-async fn reload_on_sighup(reload: runtime::ReloadHandle) {
+async fn reload_on_sighup(
+    reload: runtime::ReloadHandle,
+    early: std::sync::Arc<std::sync::Mutex<Option<tokio::signal::unix::Signal>>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
+    let taken = early.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let mut hup = match taken
+        .map(Ok)
+        .unwrap_or_else(|| signal(SignalKind::hangup()))
+    {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
