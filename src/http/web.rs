@@ -98,6 +98,18 @@ fn viewer(s: &AppState, headers: &HeaderMap) -> (Viewer, Option<guard::Session>)
     (viewer, session)
 }
 
+/// Once credentials are configured, the pages show nothing before a login: incidents
+/// carry contacts' numbers and addresses. (An ack link is its own credential.)
+fn login_first(viewer: &Viewer) -> Option<Response> {
+    (viewer.locked && !viewer.logged_in).then(|| {
+        (
+            StatusCode::SEE_OTHER,
+            [(axum::http::header::LOCATION, "/login")],
+        )
+            .into_response()
+    })
+}
+
 fn store_down(viewer: &Viewer, e: &impl std::fmt::Display) -> Response {
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -120,6 +132,9 @@ pub(crate) async fn index(
     headers: HeaderMap,
 ) -> Response {
     let (viewer, _) = viewer(&s, &headers);
+    if let Some(r) = login_first(&viewer) {
+        return r;
+    }
     let now = s.clock.now();
     match q.state.as_deref() {
         None | Some("" | "open") => {}
@@ -181,6 +196,9 @@ pub(crate) async fn incident(
     headers: HeaderMap,
 ) -> Response {
     let (viewer, _) = viewer(&s, &headers);
+    if let Some(r) = login_first(&viewer) {
+        return r;
+    }
     let Ok(n) = id.parse::<u64>() else {
         return not_found(&viewer, &id);
     };

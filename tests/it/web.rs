@@ -372,11 +372,13 @@ async fn with_a_token_configured_only_a_logged_in_form_acts() {
     .await;
     let path = format!("/incidents/{id}/ack");
 
-    // Looking stays open; the page offers a login instead of buttons.
-    let page = get(&app, &format!("/incidents/{id}"), None).await;
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("href=\"/login\""), "{}", page.body);
-    assert!(!page.body.contains("Acknowledge</button>"), "{}", page.body);
+    // Nothing is shown before a login: the pages name contacts and their numbers.
+    for path in [format!("/incidents/{id}"), "/".to_string()] {
+        let page = get(&app, &path, None).await;
+        assert_eq!(page.status, 303, "{path}: {}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/login"), "{path}");
+        assert!(!page.body.contains("DiskFull"), "{path}: {}", page.body);
+    }
 
     let a = post_form(&app, &path, &[("by", "mallory")], &[]).await;
     assert!(matches!(a.status, 401 | 403), "{} {}", a.status, a.body);
