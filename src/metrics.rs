@@ -87,6 +87,8 @@ pub struct Metrics {
     pub notification_failures: Family<FailureLabel, Counter>,
     pub store_commit_duration: Histogram,
     pub store_commit_failures: Counter,
+    /// Requests refused for missing or wrong credentials (401), from any client.
+    pub auth_failures: Counter,
     pub engine_batch_inputs: Histogram,
     pub engine_last_tick: Gauge,
     pub incidents: Family<StateLabel, Gauge>,
@@ -128,6 +130,7 @@ impl Metrics {
             notification_failures: Family::default(),
             store_commit_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
             store_commit_failures: Counter::default(),
+            auth_failures: Counter::default(),
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             engine_last_tick: Gauge::default(),
             incidents: Family::default(),
@@ -216,6 +219,11 @@ impl Metrics {
             "store_commit_failures",
             "Store transactions that failed; senders got 503",
             m.store_commit_failures.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused for missing or wrong credentials (401); the log names each client address",
+            m.auth_failures.clone(),
         );
         registry.register(
             "engine_batch_inputs",

@@ -68,3 +68,24 @@ pub(crate) async fn reads(
     }
     next.run(req).await
 }
+
+/// Every 401, counted and logged with the client's address and the path (for fail2ban
+/// and the like): one layer over the whole router, whichever handler refused.
+pub(crate) async fn count_failures(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    let path = crate::notify::message::clean(req.uri().path());
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        s.metrics.auth_failures.inc();
+        tracing::warn!(client = %peer, %path, "request refused: missing or wrong credentials");
+    }
+    resp
+}

@@ -145,7 +145,9 @@ pub async fn serve(
                 let guard = Busy::start(&busy);
                 let mut app = app.clone();
                 async move {
-                    let req = req.map(axum::body::Body::new);
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     let answer = tokio::time::timeout(REQUEST_TIMEOUT, app.call(req)).await;
                     drop(guard);
                     Ok::<Response, std::convert::Infallible>(match answer {

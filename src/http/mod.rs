@@ -197,6 +197,10 @@ pub fn router(state: AppState) -> Router {
                 "no such endpoint; see the README for the API",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::count_failures,
+        ))
         .with_state(state)
 }
 

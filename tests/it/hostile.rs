@@ -170,6 +170,12 @@ async fn with_a_token_configured_every_read_needs_it_but_healthz() {
         "the token holder sees the pages"
     );
     assert_eq!(get("/healthz", None).await.0, 200, "monitors need no token");
+    // Every refusal is counted (and logged with the client's address).
+    assert_eq!(
+        app.metric("tocsin_auth_failures_total").await,
+        Some(10.0),
+        "5 paths, each without and with a wrong token"
+    );
 
     // A Prometheus that cannot send a token: /metrics alone may be opened.
     let public = crate::harness::spawn_app(&text("metrics_public = true")).await;
