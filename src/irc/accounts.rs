@@ -8,35 +8,51 @@
 
 use std::collections::HashMap;
 
-use super::mask::casefold;
+use super::mask::CaseMapping;
 
 /// What is known of one nick: `Some(account)` logged in, `None` known not to be.
 #[derive(Debug, Default)]
 pub struct Accounts {
     by_nick: HashMap<String, Option<String>>,
+    casemap: CaseMapping,
 }
 
 impl Accounts {
+    /// The network said how it folds nicks: keys folded the old way could join two
+    /// people, so the map starts afresh.
+    pub fn set_casemapping(&mut self, casemap: CaseMapping) {
+        if casemap != self.casemap {
+            self.casemap = casemap;
+            self.by_nick.clear();
+        }
+    }
+
+    fn key(&self, nick: &str) -> String {
+        self.casemap.fold(nick)
+    }
+
     pub fn set(&mut self, nick: &str, account: Option<&str>) {
         let account = account.filter(|a| !a.is_empty() && *a != "*" && *a != "0");
         self.by_nick
-            .insert(casefold(nick), account.map(str::to_string));
+            .insert(self.key(nick), account.map(str::to_string));
     }
 
     /// `None`: unknown; `Some(None)`: known not logged in.
     pub fn get(&self, nick: &str) -> Option<Option<&str>> {
-        self.by_nick.get(&casefold(nick)).map(|a| a.as_deref())
+        self.by_nick.get(&self.key(nick)).map(|a| a.as_deref())
     }
 
     pub fn rename(&mut self, old: &str, new: &str) {
-        if let Some(a) = self.by_nick.remove(&casefold(old)) {
-            self.by_nick.insert(casefold(new), a);
+        if let Some(a) = self.by_nick.remove(&self.key(old)) {
+            let new = self.key(new);
+            self.by_nick.insert(new, a);
         }
     }
 
     /// They left (QUIT, PART, KICK): no longer watched, so no longer trusted.
     pub fn forget(&mut self, nick: &str) {
-        self.by_nick.remove(&casefold(nick));
+        let key = self.key(nick);
+        self.by_nick.remove(&key);
     }
 
     pub fn clear(&mut self) {

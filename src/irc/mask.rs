@@ -1,22 +1,59 @@
-//! IRC names compare case-insensitively (rfc1459 casemapping), and senders match
-//! `nick!user@host` masks.
+//! IRC names compare case-insensitively, by the network's `CASEMAPPING` (rfc1459 unless
+//! the server says otherwise), and senders match `nick!user@host` masks.
 
-/// Lower-cases under rfc1459: A-Z, and `[]\~` as `{}|^`.
-pub fn casefold(s: &str) -> String {
-    s.chars().map(fold_char).collect()
+/// How a network folds the case of nicks and channels (ISUPPORT `CASEMAPPING`). They
+/// differ on `[]\~` and `{}|^`: under `ascii`, `alice\m` and `alice|m` are two people,
+/// and folding them together would lend one the other's account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseMapping {
+    /// Only A-Z (InspIRCd 4's default, Ergo, most modern networks).
+    Ascii,
+    /// A-Z, and `[]\~` as the upper case of `{}|^`.
+    #[default]
+    Rfc1459,
+    /// A-Z, and `[]\` as the upper case of `{}|` (`~` and `^` differ).
+    Rfc1459Strict,
 }
 
-/// rfc1459 treats `[]\~` as the upper case of `{}|^` (Scandinavian letters on old
-/// keyboards), so `Bob[m]` and `bob{m}` are one nick.
-fn fold_char(c: char) -> char {
-    match c {
-        'A'..='Z' => c.to_ascii_lowercase(),
-        '[' => '{',
-        ']' => '}',
-        '\\' => '|',
-        '~' => '^',
-        _ => c,
+impl CaseMapping {
+    /// The mapping an ISUPPORT token names (`CASEMAPPING=ascii`); unknown ones (like
+    /// `rfc7613`) fold like `ascii`, the part every mapping shares.
+    pub fn from_isupport(value: &str) -> Self {
+        match value.to_ascii_lowercase().as_str() {
+            "rfc1459" => CaseMapping::Rfc1459,
+            "strict-rfc1459" | "rfc1459-strict" => CaseMapping::Rfc1459Strict,
+            _ => CaseMapping::Ascii,
+        }
     }
+
+    fn fold_char(self, c: char) -> char {
+        match (self, c) {
+            (_, 'A'..='Z') => c.to_ascii_lowercase(),
+            (CaseMapping::Ascii, _) => c,
+            (_, '[') => '{',
+            (_, ']') => '}',
+            (_, '\\') => '|',
+            (CaseMapping::Rfc1459, '~') => '^',
+            _ => c,
+        }
+    }
+
+    pub fn fold(self, s: &str) -> String {
+        s.chars().map(|c| self.fold_char(c)).collect()
+    }
+
+    pub fn same(self, a: &str, b: &str) -> bool {
+        self.fold(a) == self.fold(b)
+    }
+}
+
+/// Lower-cases under rfc1459, for names whose network has not said otherwise.
+pub fn casefold(s: &str) -> String {
+    CaseMapping::Rfc1459.fold(s)
+}
+
+fn fold_char(c: char) -> char {
+    CaseMapping::Rfc1459.fold_char(c)
 }
 
 /// Whether two nicks, channels or accounts are the same name.

@@ -12,7 +12,7 @@ use base64::Engine as _;
 
 use super::accounts::Accounts;
 use super::command::{self, ChatCommand};
-use super::mask::{casefold, same_name};
+use super::mask::CaseMapping;
 use super::replay::{Freshness, Mark, Replay, Tally};
 use super::wire::{Msg, Source, raw};
 use crate::time::Timestamp;
@@ -149,6 +149,8 @@ pub struct Session {
     whox: bool,
     joined: BTreeSet<String>,
     accounts: Accounts,
+    /// How this network folds nicks and channels (ISUPPORT `CASEMAPPING`).
+    casemap: CaseMapping,
     whois: HashMap<String, Option<String>>,
     /// `user@host` of each nick a WHOIS (311) answered about: the answer counts only for
     /// the sender it was asked for, not for whoever holds the nick by then.
@@ -182,6 +184,7 @@ impl Session {
             whox: false,
             joined: BTreeSet::new(),
             accounts: Accounts::default(),
+            casemap: CaseMapping::default(),
             whois: HashMap::new(),
             whois_hosts: HashMap::new(),
             pending: Vec::new(),
@@ -208,7 +211,7 @@ impl Session {
     }
 
     pub fn is_joined(&self, channel: &str) -> bool {
-        self.joined.contains(&casefold(channel))
+        self.joined.contains(&self.casemap.fold(channel))
     }
 
     /// Takes up the replay filter where an earlier run left it (its [`Mark`], from the
@@ -238,6 +241,8 @@ impl Session {
         self.cap_ended = false;
         self.sasl_busy = false;
         self.whox = false;
+        self.casemap = CaseMapping::default();
+        self.accounts.set_casemapping(self.casemap);
         self.joined.clear();
         self.accounts.clear();
         self.whois.clear();
@@ -391,6 +396,10 @@ impl Session {
                     if token == "WHOX" {
                         self.whox = true;
                     }
+                    if let Some(v) = token.strip_prefix("CASEMAPPING=") {
+                        self.casemap = CaseMapping::from_isupport(v);
+                        self.accounts.set_casemapping(self.casemap);
+                    }
                 }
             }
             "433" if !self.registered => {
@@ -420,7 +429,7 @@ impl Session {
             "NICK" => {
                 if let Some(old) = m.nick() {
                     let new = m.param(0);
-                    if same_name(old, &self.nick) {
+                    if self.casemap.same(old, &self.nick) {
                         self.nick = new.to_string();
                     } else {
                         self.accounts.rename(old, new);
@@ -439,17 +448,17 @@ impl Session {
             "311" => {
                 // me nick user host * :realname
                 self.whois_hosts.insert(
-                    casefold(m.param(1)),
+                    self.casemap.fold(m.param(1)),
                     format!("{}@{}", m.param(2), m.param(3)),
                 );
             }
             "330" => {
                 self.whois
-                    .insert(casefold(m.param(1)), Some(m.param(2).to_string()));
+                    .insert(self.casemap.fold(m.param(1)), Some(m.param(2).to_string()));
             }
             "318" => {
                 self.on_end_of_whois(m.param(1), &mut out);
-                if same_name(m.param(1), &self.nick) {
+                if self.casemap.same(m.param(1), &self.nick) {
                     self.on_probe_answer(now, &mut out);
                 }
             }
@@ -664,7 +673,7 @@ impl Session {
             .cfg
             .channels
             .iter()
-            .filter(|c| !self.joined.contains(&casefold(c)))
+            .filter(|c| !self.joined.contains(&self.casemap.fold(c)))
             .cloned()
             .collect();
         if !missing.is_empty() {
@@ -679,8 +688,8 @@ impl Session {
     fn on_join(&mut self, m: &Msg, out: &mut Vec<Event>) {
         let Some(nick) = m.nick() else { return };
         let chan = m.param(0).to_string();
-        if same_name(nick, &self.nick) {
-            if self.joined.insert(casefold(&chan)) {
+        if self.casemap.same(nick, &self.nick) {
+            if self.joined.insert(self.casemap.fold(&chan)) {
                 out.push(Event::Joined(chan.clone()));
             }
             if self.whox {
@@ -706,8 +715,8 @@ impl Session {
         now: Timestamp,
     ) {
         let Some(who) = who else { return };
-        if same_name(who, &self.nick) {
-            self.joined.remove(&casefold(chan));
+        if self.casemap.same(who, &self.nick) {
+            self.joined.remove(&self.casemap.fold(chan));
             // Out of the channel, tocsin no longer sees who leaves it: a nick known from
             // there could be anyone by the time it speaks. WHOIS asks again.
             self.accounts.clear();
@@ -722,13 +731,13 @@ impl Session {
     }
 
     fn on_end_of_whois(&mut self, nick: &str, out: &mut Vec<Event>) {
-        let key = casefold(nick);
+        let key = self.casemap.fold(nick);
         let account = self.whois.remove(&key).flatten();
         let answered_for = self.whois_hosts.remove(&key);
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .pending
             .drain(..)
-            .partition(|p| casefold(&p.ask.nick) == key);
+            .partition(|p| self.casemap.fold(&p.ask.nick) == key);
         self.pending = waiting;
         for p in ready {
             let mut ask = p.ask;
@@ -774,7 +783,7 @@ impl Session {
             }
             return;
         }
-        if same_name(nick, &self.nick) || is_service(nick) {
+        if self.casemap.same(nick, &self.nick) || is_service(nick) {
             return;
         }
         if text.starts_with('\u{1}') {
@@ -851,7 +860,7 @@ impl Session {
         if !self
             .pending
             .iter()
-            .any(|p| same_name(&p.ask.nick, &ask.nick))
+            .any(|p| self.casemap.same(&p.ask.nick, &ask.nick))
         {
             out.push(Event::Send(raw("WHOIS", &[&ask.nick])));
         }

@@ -905,3 +905,52 @@ fn a_whois_answer_about_another_holder_of_the_nick_lends_no_account() {
     assert_eq!(asks.len(), 1);
     assert_eq!(asks[0].account, None, "not alice: {:?}", asks[0]);
 }
+
+/// On an `ascii` network (InspIRCd 4, Ergo) `alice\m` and `alice|m` are two people:
+/// folding them the rfc1459 way would lend one the other's account.
+#[test]
+fn on_an_ascii_network_a_lookalike_nick_is_not_the_acker() {
+    let mut s = through_znc();
+    feed(
+        &mut s,
+        &[
+            ":irc.test.local 005 agent WHOX CASEMAPPING=ascii CHANTYPES=# :are supported by this server",
+            ":alice|m!a@127.0.0.1 JOIN #alerts alice :A",
+        ],
+        at(1),
+    );
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:05.000Z :alice\\m!e@10.6.6.6 PRIVMSG agent :resolve 42"],
+        at(5),
+    );
+    assert!(commands(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        whoises(&out),
+        ["WHOIS alice\\m"],
+        "asked about, not taken for alice|m"
+    );
+    // The real one still is who she is.
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:06.000Z :ALICE|m!a@127.0.0.1 PRIVMSG agent :ack 42"],
+        at(6),
+    );
+    assert_eq!(commands(&out)[0].account.as_deref(), Some("alice"));
+}
+
+#[test]
+fn casemappings_fold_as_their_networks_do() {
+    use crate::irc::mask::CaseMapping;
+    assert!(!CaseMapping::Ascii.same("alice\\m", "alice|m"));
+    assert!(CaseMapping::Ascii.same("Alice", "aLICE"));
+    assert!(CaseMapping::Rfc1459.same("alice\\m", "ALICE|m"));
+    assert!(CaseMapping::Rfc1459.same("bob~", "bob^"));
+    assert!(CaseMapping::Rfc1459Strict.same("bob[m]", "bob{m}"));
+    assert!(!CaseMapping::Rfc1459Strict.same("bob~", "bob^"));
+    assert_eq!(
+        CaseMapping::from_isupport("strict-rfc1459"),
+        CaseMapping::Rfc1459Strict
+    );
+    assert_eq!(CaseMapping::from_isupport("rfc7613"), CaseMapping::Ascii);
+}
