@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod command;
 pub mod link;
 pub mod mask;
+mod pace;
 pub mod replay;
 pub mod sendq;
 pub mod session;

@@ -151,6 +151,8 @@ pub struct Session {
     accounts: Accounts,
     /// How this network folds nicks and channels (ISUPPORT `CASEMAPPING`).
     casemap: CaseMapping,
+    /// Commands per sender: a flood of them must not flood the server with WHOIS.
+    pace: super::pace::CommandPace,
     whois: HashMap<String, Option<String>>,
     /// `user@host` of each nick a WHOIS (311) answered about: the answer counts only for
     /// the sender it was asked for, not for whoever holds the nick by then.
@@ -185,6 +187,7 @@ impl Session {
             joined: BTreeSet::new(),
             accounts: Accounts::default(),
             casemap: CaseMapping::default(),
+            pace: super::pace::CommandPace::default(),
             whois: HashMap::new(),
             whois_hosts: HashMap::new(),
             pending: Vec::new(),
@@ -810,6 +813,21 @@ impl Session {
                     "{freshness:?} command from {hostmask} ignored: {:?}",
                     super::text::clean_line(&text)
                 )));
+                return;
+            }
+            let sender = self.casemap.fold(
+                hostmask
+                    .split_once('!')
+                    .map_or(hostmask.as_str(), |(_, uh)| uh),
+            );
+            if let super::pace::Verdict::Drop { first } = self.pace.check(&sender, now) {
+                if first {
+                    out.push(Event::Ignored(format!(
+                        "{hostmask} gives more than {} commands per {} s; the rest are dropped",
+                        super::pace::PER_WINDOW,
+                        super::pace::WINDOW.as_secs()
+                    )));
+                }
                 return;
             }
             let ask = Ask {

@@ -954,3 +954,36 @@ fn casemappings_fold_as_their_networks_do() {
     );
     assert_eq!(CaseMapping::from_isupport("rfc7613"), CaseMapping::Ascii);
 }
+
+/// mallory floods the bot by PM from one host under twenty nicks: each command would
+/// cost a WHOIS, sent ahead of pages. Five per ten seconds get through, the drop is said
+/// once, and alice on another host is not held up.
+#[test]
+fn a_command_flood_from_one_host_is_cut_to_five_per_ten_seconds() {
+    let mut s = through_znc();
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            format!("@time=2026-11-21T20:00:05.000Z :m{i}!m@10.6.6.6 PRIVMSG agent :resolve 42")
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = feed(&mut s, &refs, at(5));
+    assert_eq!(whoises(&out).len(), 5, "{:?}", whoises(&out));
+    let dropped = out
+        .iter()
+        .filter(|e| matches!(e, Event::Ignored(t) if t.contains("commands per 10 s")))
+        .count();
+    assert_eq!(dropped, 1, "said once");
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:05.500Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42"],
+        at(5),
+    );
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:16.000Z :m99!m@10.6.6.6 PRIVMSG agent :resolve 42"],
+        at(16),
+    );
+    assert_eq!(whoises(&out), ["WHOIS m99"], "the pace comes back");
+}
