@@ -126,6 +126,15 @@ fn pages(fx: &[Effect]) -> Vec<&Page> {
         .collect()
 }
 
+/// The page of `fx` sent through `notifier`.
+fn page_via(fx: &[Effect], notifier: &str) -> Page {
+    pages(fx)
+        .into_iter()
+        .find(|p| p.notifier == notifier)
+        .unwrap_or_else(|| panic!("no page through {notifier}"))
+        .clone()
+}
+
 fn events(fx: &[Effect]) -> Vec<&HistoryEvent> {
     fx.iter()
         .filter_map(|e| match e {
@@ -457,11 +466,7 @@ fn a_method_that_fails_for_good_hands_over_to_the_next_method_at_once() {
     let fx = e
         .apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
         .unwrap();
-    let push = pages(&fx)
-        .into_iter()
-        .find(|p| p.notifier == "push")
-        .unwrap()
-        .clone();
+    let push = page_via(&fx, "push");
     let fx = e
         .apply(
             t("10:00:05"),
@@ -505,11 +510,7 @@ fn a_delivered_page_changes_no_escalation() {
     let fx = e
         .apply(t("10:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "10:00:00"))
         .unwrap();
-    let push = pages(&fx)
-        .into_iter()
-        .find(|p| p.notifier == "push")
-        .unwrap()
-        .clone();
+    let push = page_via(&fx, "push");
     let fx = e
         .apply(
             t("10:00:01"),
@@ -1515,11 +1516,7 @@ fn a_call_nobody_answers_pages_the_next_method_at_once() {
     let fx = e
         .apply(t("03:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "03:00:00"))
         .unwrap();
-    let call = pages(&fx)
-        .into_iter()
-        .find(|p| p.notifier == "push")
-        .unwrap()
-        .clone();
+    let call = page_via(&fx, "push");
     let placed = e
         .apply(
             t("03:00:01"),
@@ -1577,11 +1574,7 @@ fn a_call_that_ends_unanswered_after_its_incident_was_acked_pages_nobody() {
     let fx = e
         .apply(t("03:00:00"), fire("g1", "aaaaaaaaaaaaaaaa", "03:00:00"))
         .unwrap();
-    let call = pages(&fx)
-        .into_iter()
-        .find(|p| p.notifier == "push")
-        .unwrap()
-        .clone();
+    let call = page_via(&fx, "push");
     e.apply(t("03:00:20"), ack(call.incident, "alice")).unwrap();
     let fx = e
         .apply(

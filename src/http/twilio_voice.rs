@@ -83,8 +83,24 @@ fn heard(s: &AppState, notifier: &str, sid: &str) {
         .callback_result(notifier, Ok(format!("Twilio called back about call {sid}")));
 }
 
-fn no_call_sid() -> Response {
-    error(StatusCode::BAD_REQUEST, "the form has no CallSid field")
+/// [`checked`], for a callback about one call: also its `CallSid`.
+async fn about_a_call(
+    s: &AppState,
+    notifier: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<(String, String)>, u8, String), Box<Response>> {
+    let (params, repeat) = checked(s, notifier, uri, headers, body).await?;
+    let sid = field(&params, "CallSid")
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "the form has no CallSid field",
+            ))
+        })?
+        .to_string();
+    Ok((params, repeat, sid))
 }
 
 pub(crate) async fn answered(
@@ -94,13 +110,11 @@ pub(crate) async fn answered(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (params, repeat) = match checked(&s, &notifier, &uri, &headers, body).await {
-        Ok(p) => p,
+    let (params, repeat, sid) = match about_a_call(&s, &notifier, &uri, &headers, body).await {
+        Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(sid) = field(&params, "CallSid") else {
-        return no_call_sid();
-    };
+    let sid = sid.as_str();
     let answer = s.calls.answered(&token, sid, field(&params, "AnsweredBy"));
     if answer.is_ok() {
         heard(&s, &notifier, sid);
@@ -131,13 +145,11 @@ pub(crate) async fn gathered(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (params, repeat) = match checked(&s, &notifier, &uri, &headers, body).await {
-        Ok(p) => p,
+    let (params, repeat, sid) = match about_a_call(&s, &notifier, &uri, &headers, body).await {
+        Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(sid) = field(&params, "CallSid") else {
-        return no_call_sid();
-    };
+    let sid = sid.as_str();
     let digits = field(&params, "Digits").unwrap_or("");
     // The menu again is posted to this same URL.
     let again = |text: &str| xml(twiml::menu(text, &public(&s, &uri, ""), repeat, GOODBYE));
@@ -225,13 +237,11 @@ pub(crate) async fn status(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (params, _) = match checked(&s, &notifier, &uri, &headers, body).await {
-        Ok(p) => p,
+    let (params, _, sid) = match about_a_call(&s, &notifier, &uri, &headers, body).await {
+        Ok(c) => c,
         Err(r) => return *r,
     };
-    let Some(sid) = field(&params, "CallSid") else {
-        return no_call_sid();
-    };
+    let sid = sid.as_str();
     let status = field(&params, "CallStatus").unwrap_or("");
     let duration = field(&params, "CallDuration").and_then(|d| d.parse().ok());
     let ended = s

@@ -243,6 +243,25 @@ async fn incident_with(app: &TestApp, id: u64, kind: &str) -> Value {
     .await
 }
 
+/// The first line of `kind` in the incident's history.
+fn history_line(incident: &Value, kind: &str) -> Value {
+    incident["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} line in {incident}"))
+}
+
+/// The detail of [`history_line`].
+fn detail(incident: &Value, kind: &str) -> String {
+    history_line(incident, kind)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn call_page(incident: &Value) -> Value {
     incident["pages"]
         .as_array()
@@ -304,13 +323,7 @@ async fn alice_answers_presses_4_and_the_incident_is_acked_as_her() {
     let incident = s.app.incident(id).await;
     assert_eq!(incident["state"], "acknowledged", "{incident}");
     assert_eq!(incident["acked_by"], "alice");
-    let acked = incident["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "acked")
-        .unwrap()
-        .clone();
+    let acked = history_line(&incident, "acked");
     assert_eq!(acked["via"], "voice", "{acked}");
     assert_eq!(acked["reference"], CALL_SID, "{acked}");
     let incident = incident_with(&s.app, id, "page_delivered").await;
@@ -350,15 +363,7 @@ async fn a_phone_nobody_answers_falls_over_to_the_next_method_at_once() {
     let pages = s.hook.wait_for_pages(1, PROMPTLY).await;
     assert_eq!(pages[0].incident_id(), id);
     let incident = incident_with(&s.app, id, "failover").await;
-    let line = |kind: &str| {
-        incident["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["kind"] == kind)
-            .map(|e| e["detail"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let line = |kind: &str| detail(&incident, kind);
     assert!(
         line("page_not_reached").contains("voice: no answer after 30 s"),
         "{incident}"
@@ -410,20 +415,8 @@ async fn voicemail_gets_a_short_message_and_the_next_method_is_paged() {
     .await;
     s.hook.wait_for_pages(1, PROMPTLY).await;
     let incident = incident_with(&s.app, id, "failover").await;
-    let not_reached = incident["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "page_not_reached")
-        .unwrap()
-        .clone();
-    assert!(
-        not_reached["detail"]
-            .as_str()
-            .unwrap()
-            .contains("voicemail"),
-        "{not_reached}"
-    );
+    let not_reached = detail(&incident, "page_not_reached");
+    assert!(not_reached.contains("voicemail"), "{not_reached}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -668,20 +661,8 @@ async fn calls_twilio_never_reports_on_are_given_up_and_the_voice_channel_shows_
     let pages = s.hook.wait_for_pages(1, PROMPTLY).await;
     assert_eq!(pages[0].incident_id(), id);
     let incident = incident_with(&s.app, id, "failover").await;
-    let not_reached = incident["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "page_not_reached")
-        .unwrap()
-        .clone();
-    assert!(
-        not_reached["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no word from Twilio"),
-        "{not_reached}"
-    );
+    let not_reached = detail(&incident, "page_not_reached");
+    assert!(not_reached.contains("no word from Twilio"), "{not_reached}");
     let ch = eventually("the voice channel down", PROMPTLY, || async {
         let ch = voice_channel(&s.app).await;
         (ch["state"] == "down").then_some(ch)
@@ -735,19 +716,10 @@ async fn a_call_answered_and_hung_up_without_a_key_pages_the_next_method_at_once
     assert_eq!(status, 204);
     s.hook.wait_for_pages(1, PROMPTLY).await;
     let incident = incident_with(&s.app, id, "failover").await;
-    let line = incident["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "page_not_reached")
-        .unwrap()
-        .clone();
+    let not_reached = detail(&incident, "page_not_reached");
     assert!(
-        line["detail"]
-            .as_str()
-            .unwrap()
-            .contains("answered, but no key was pressed in 7 s"),
-        "{line}"
+        not_reached.contains("answered, but no key was pressed in 7 s"),
+        "{not_reached}"
     );
     assert_eq!(incident["state"], "triggered");
 }

@@ -35,7 +35,7 @@ pub struct TwilioConfig {
     pub limits: LimitsConfig,
 }
 
-fn default_api_url() -> String {
+pub(super) fn default_api_url() -> String {
     "https://api.twilio.com".to_string()
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::twilio::{check_account_sid, twilio_sender};
+use super::twilio::{check_account_sid, default_api_url, twilio_sender};
 use super::{
     Address, Delivery, LimitsConfig, NotifierKind, NotifierSecrets, Problem, Reaches, SecretRef,
     check_http_url, default_attempts, default_timeout, secret,
@@ -47,10 +47,6 @@ fn default_ring() -> HumanDuration {
 
 fn default_repeat() -> u8 {
     3
-}
-
-fn default_api_url() -> String {
-    "https://api.twilio.com".to_string()
 }
 
 impl NotifierKind for TwilioVoiceConfig {
