@@ -166,6 +166,15 @@ pub fn status_text(v: &Value) -> String {
         v["incidents"]["acknowledged"],
         v["incidents"]["resolved"],
     );
+    if let Some(t) = v["engine"]["store"].as_object() {
+        out.push_str(&format!(
+            "STORE CANNOT BE WRITTEN since {} ({} failed writes): {}\n  nothing is recorded or paged until it can; next try {}\n",
+            t.get("since").and_then(Value::as_str).unwrap_or("?"),
+            t.get("failures").and_then(Value::as_u64).unwrap_or(0),
+            t.get("error").and_then(Value::as_str).unwrap_or("?"),
+            t.get("retry_at").and_then(Value::as_str).unwrap_or("?"),
+        ));
+    }
     let tasks = v["tasks"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !tasks.is_empty() {
         out.push_str("tasks down:\n");
@@ -224,10 +233,11 @@ pub fn status_text(v: &Value) -> String {
     out
 }
 
-/// Whether `tocsin status` should exit non-zero: the engine stalled, an essential task
-/// down, or a channel down.
+/// Whether `tocsin status` should exit non-zero: the engine stalled, its store not
+/// taking writes, an essential task down, or a channel down.
 pub fn status_unhealthy(v: &Value) -> bool {
     v["engine"]["healthy"].as_bool() != Some(true)
+        || v["engine"]["store"].is_object()
         || v["tasks"]
             .as_array()
             .is_some_and(|a| a.iter().any(|t| t["essential"] == true))

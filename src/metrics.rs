@@ -87,6 +87,8 @@ pub struct Metrics {
     pub notification_failures: Family<FailureLabel, Counter>,
     pub store_commit_duration: Histogram,
     pub store_commit_failures: Counter,
+    /// 0 while commits fail (nothing is recorded or paged), 1 otherwise.
+    pub store_writable: Gauge,
     /// Requests refused for missing or wrong credentials (401), from any client.
     pub auth_failures: Counter,
     pub engine_batch_inputs: Histogram,
@@ -130,6 +132,7 @@ impl Metrics {
             notification_failures: Family::default(),
             store_commit_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
             store_commit_failures: Counter::default(),
+            store_writable: Gauge::default(),
             auth_failures: Counter::default(),
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             engine_last_tick: Gauge::default(),
@@ -219,6 +222,11 @@ impl Metrics {
             "store_commit_failures",
             "Store transactions that failed; senders got 503",
             m.store_commit_failures.clone(),
+        );
+        registry.register(
+            "store_writable",
+            "1 while the store takes writes; 0 while commits fail and nothing is recorded or paged",
+            m.store_writable.clone(),
         );
         registry.register(
             "auth_failures",

@@ -318,6 +318,9 @@ pub enum PageKind {
     Acknowledged,
     Resolved,
     Test,
+    /// tocsin about itself, outside any incident (its store cannot be written): nothing
+    /// to ack, never recorded.
+    Notice,
 }
 
 impl PageKind {
@@ -337,6 +340,7 @@ impl PageKind {
             PageKind::Acknowledged => "acknowledged",
             PageKind::Resolved => "resolved",
             PageKind::Test => "test",
+            PageKind::Notice => "notice",
         }
     }
 
@@ -348,6 +352,7 @@ impl PageKind {
             "acknowledged" => PageKind::Acknowledged,
             "resolved" => PageKind::Resolved,
             "test" => PageKind::Test,
+            "notice" => PageKind::Notice,
             _ => return None,
         })
     }

@@ -182,6 +182,7 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
         "engine_last_tick": s.health.last_tick().to_rfc3339(),
         "engine_age_seconds": age.as_secs_f64(),
         "tasks_down": down,
+        "store": s.health.store_trouble(),
     });
     if !s.health.healthy(s.clock.now()) {
         (
@@ -195,6 +196,17 @@ pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": format!("essential task down: {}", names.join(", ")),
+                "detail": body,
+            })),
+        )
+            .into_response()
+    } else if let Some(t) = s.health.store_trouble() {
+        // The loop turns but records nothing, so it pages nobody: not alive in any
+        // sense that matters to whoever watches tocsin.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": format!("store cannot be written since {}: {}", t.since, t.error),
                 "detail": body,
             })),
         )
@@ -232,6 +244,8 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         "engine": {
             "healthy": s.health.healthy(s.clock.now()),
             "last_tick": s.health.last_tick().to_rfc3339(),
+            // Set while commits fail: since when, how often, the last error.
+            "store": s.health.store_trouble(),
         },
         "incidents": by_state,
         "channels": s.watchdog.channels(),

@@ -49,6 +49,7 @@ pub fn kind_word(kind: PageKind) -> &'static str {
         PageKind::Acknowledged => "ACKNOWLEDGED",
         PageKind::Resolved => "RESOLVED",
         PageKind::Test => "TEST",
+        PageKind::Notice => "NOTICE",
     }
 }
 

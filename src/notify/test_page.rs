@@ -130,31 +130,12 @@ fn plan(cfg: &Config, target: &str, via: Option<&str>) -> Result<Vec<Page>, Stri
 }
 
 fn test_incident() -> IncidentView {
-    let now = SystemClock.now();
-    IncidentView {
-        id: 0,
-        state: IncidentState::Triggered,
-        title: "Test page from tocsin: paging works".to_string(),
-        group_key: "tocsin-test".to_string(),
-        source: "tocsin".to_string(),
-        labels: BTreeMap::from([("severity".to_string(), "info".to_string())]),
-        alerts: Vec::new(),
-        alerts_total: 0,
-        alerts_firing: 0,
-        created_at: now,
-        updated_at: now,
-        resolved_at: None,
-        acked_by: None,
-        acked_at: None,
-        snoozed_until: None,
-        ack_expires_at: None,
-        step: 0,
-        cycle: 0,
-        policy: String::new(),
-        next_escalation_at: None,
-        history: None,
-        pages: None,
-    }
+    IncidentView::about_tocsin(
+        "Test page from tocsin: paging works".to_string(),
+        "tocsin-test",
+        IncidentState::Triggered,
+        SystemClock.now(),
+    )
 }
 
 /// Sends one test page per planned method, one attempt each, and reports every outcome.

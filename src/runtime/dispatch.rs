@@ -20,7 +20,7 @@ use crate::engine::{IncidentId, Outcome, Page};
 use crate::metrics::{FailureLabel, Metrics, NotifierLabel, NotifierOnly};
 use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError, Sent};
-use crate::store::Store;
+use crate::store::{IncidentView, Store};
 use crate::time::Clock;
 use crate::watchdog::{Gate, Watchdog};
 
@@ -55,6 +55,9 @@ struct Job {
     /// Released by flood control: the destination's send is counted from the moment
     /// the notifier is called, so a slow store read cannot bring two messages closer.
     released: bool,
+    /// A notice about tocsin itself, with what it says: sent without reading or
+    /// recording anything in the store (it is sent because the store cannot be written).
+    notice: Option<IncidentView>,
 }
 
 struct Inner {
@@ -173,6 +176,7 @@ impl Dispatcher {
                     self.inner.enqueue(Job {
                         pages: vec![p],
                         released: false,
+                        notice: None,
                     });
                 }
             }
@@ -196,7 +200,20 @@ impl Dispatcher {
         self.inner.enqueue(Job {
             pages: wanted,
             released: true,
+            notice: None,
         });
+    }
+
+    /// Sends `pages`, each saying `what`, past flood control and without the store:
+    /// nothing of them is read from it or reported back to be recorded.
+    pub fn send_notice(&self, pages: Vec<Page>, what: IncidentView) {
+        for p in pages {
+            self.inner.enqueue(Job {
+                pages: vec![p],
+                released: false,
+                notice: Some(what.clone()),
+            });
+        }
     }
 
     /// The engine could not record its decision on released pages: they are held again,
@@ -307,6 +324,19 @@ impl Inner {
     }
 
     async fn send_job(&self, job: Job) {
+        if let Some(incident) = job.notice {
+            for page in job.pages {
+                let msg = Message {
+                    ack_url: format!("{}/", self.public_url),
+                    page,
+                    incident: incident.clone(),
+                    more: Vec::new(),
+                };
+                let outcome = self.send_one(&msg).await;
+                info!(notifier = %msg.page.notifier, target = %msg.page.target, ?outcome, "notice about tocsin sent, unrecorded");
+            }
+            return;
+        }
         let settle = job.released.then(|| job.pages[0].clone());
         let mut items = Vec::with_capacity(job.pages.len());
         for page in job.pages {

@@ -15,12 +15,14 @@ use tracing::{debug, error, info, warn};
 
 use super::dispatch::{Dispatcher, Report};
 use crate::engine::RECENT_WINDOW;
+use crate::engine::WATCHDOG_POLICY;
 use crate::engine::{
     Actor, Effect, Engine, EscalationConfig, IncidentId, IncidentState, Input, Page, Refusal,
 };
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::time::{Clock, Timestamp};
+use crate::watchdog::store_watch::{Alarm, StoreWatch, Trouble};
 
 /// Most inputs applied in one transaction; bounds commit latency under a storm.
 const MAX_BATCH: usize = 2048;
@@ -84,15 +86,27 @@ impl crate::notify::Acker for EngineHandle {
     }
 }
 
-/// When the loop last completed a turn, for `/healthz`.
+/// When the loop last completed a turn, and whether its commits fail, for `/healthz`.
 #[derive(Debug, Default)]
 pub struct Health {
     last_tick_ms: AtomicI64,
     /// When systemd was last told the loop is alive.
     last_watchdog_ms: AtomicI64,
+    /// Set while commits fail: a loop that turns but records nothing pages nobody, and
+    /// must not look alive to `/healthz`, the outside heartbeat or a peer.
+    store: std::sync::Mutex<Option<Trouble>>,
 }
 
 impl Health {
+    /// While the store cannot be written: since when, how often, and why.
+    pub fn store_trouble(&self) -> Option<Trouble> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_store(&self, t: Option<&Trouble>) {
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = t.cloned();
+    }
+
     pub fn last_tick(&self) -> Timestamp {
         Timestamp(self.last_tick_ms.load(Ordering::Relaxed))
     }
@@ -128,6 +142,10 @@ pub(crate) struct EngineLoop {
     /// Routes and policies from a config reload; incidents already open keep the policy
     /// they opened with (it is snapshotted into each).
     pub reconfigured: tokio::sync::watch::Receiver<Arc<EscalationConfig>>,
+    /// Whether commits work; while they fail, nothing is tried before its backoff ends.
+    pub store_watch: StoreWatch,
+    /// Outcomes that came back while commits were backing off, applied at the next try.
+    pub held_outcomes: Vec<Report>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -144,9 +162,11 @@ impl EngineLoop {
         loop {
             #[cfg(test)]
             super::supervisor::fault::maybe_panic("engine-loop");
+            // While commits fail, a due step waits for the backoff like everything else.
             let wait = self
                 .engine
                 .next_deadline()
+                .max(self.store_watch.retry_at())
                 .map(|d| d.since(self.clock.now()))
                 .unwrap_or(IDLE_TICK)
                 .min(IDLE_TICK);
@@ -206,6 +226,27 @@ impl EngineLoop {
             self.cfg = cfg;
         }
         let now = self.clock.now();
+        if let Some(t) = self.store_watch.trouble()
+            && now < t.retry_at
+        {
+            // Applying more would only be undone by the next failure; the senders retry.
+            let msg = format!(
+                "tocsin cannot write its store since {} ({}); try again in a few seconds",
+                t.since, t.error
+            );
+            for r in batch.drain(..) {
+                if let Some(tx) = r.reply {
+                    let _ = tx.send(Err(SubmitError::Unavailable(msg.clone())));
+                }
+            }
+            self.held_outcomes.extend(outcomes);
+            self.health.tick(now);
+            return;
+        }
+        let mut outcomes = outcomes;
+        if !self.held_outcomes.is_empty() {
+            outcomes.splice(0..0, self.held_outcomes.drain(..));
+        }
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         let inputs = batch.len() + outcomes.len();
@@ -264,6 +305,14 @@ impl EngineLoop {
             self.metrics.engine_batch_inputs.observe(inputs as f64);
         }
         if effects.is_empty() {
+            if self.store_watch.trouble().is_some() {
+                // Nothing to write, but whether writes work again must still be known.
+                let probe = self
+                    .store
+                    .save_source_state(STORE_PROBE, format!("\"{now}\""), now)
+                    .await;
+                self.store_result(now, probe.err().as_ref());
+            }
             for (all, wanted) in released {
                 self.dispatcher.send_released(&all, wanted);
             }
@@ -292,6 +341,7 @@ impl EngineLoop {
         match result {
             Ok(()) => {
                 debug!(effects = n, inputs, "committed");
+                self.store_result(now, None);
                 for (tx, r) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(r);
@@ -305,7 +355,7 @@ impl EngineLoop {
             }
             Err(e) => {
                 self.metrics.store_commit_failures.inc();
-                error!(error = %e, inputs, "store commit failed; answering 503 and reloading the engine from the store");
+                self.store_result(now, Some(&e));
                 let msg = e.to_string();
                 // Not one released page is lost: they wait in flood control again.
                 for (all, _) in released {
@@ -325,6 +375,52 @@ impl EngineLoop {
                 }
             }
         }
+    }
+}
+
+/// The `source_state` row written to learn whether writes work again while nothing
+/// else needs writing.
+const STORE_PROBE: &str = "tocsin:store-probe";
+
+impl EngineLoop {
+    /// Takes in how a write went: the watch decides the backoff and the alarm, which
+    /// goes out here, unrecorded, to the watchdog policy's first step.
+    fn store_result(&mut self, now: Timestamp, err: Option<&crate::store::StoreError>) {
+        let was_failing = self.store_watch.trouble().is_some();
+        let alarm = match err {
+            None => self.store_watch.wrote(now),
+            Some(e) => self.store_watch.failed(now, &e.to_string()),
+        };
+        let trouble = self.store_watch.trouble();
+        self.health.set_store(trouble);
+        self.metrics
+            .store_writable
+            .set(i64::from(trouble.is_none()));
+        match (was_failing, trouble) {
+            (false, Some(t)) => error!(
+                error = %t.error,
+                "store commit failed: answering 503, reloading the engine from the store, and trying again with backoff; nothing is paged until a write works"
+            ),
+            (true, None) => info!("the store takes writes again; paging resumes"),
+            (true, Some(t)) => {
+                debug!(error = %t.error, failures = t.failures, "store commit failed again")
+            }
+            (false, None) => {}
+        }
+        let Some(alarm) = alarm else { return };
+        let Some(policy) = self.cfg.policies.get(WATCHDOG_POLICY) else {
+            return;
+        };
+        let pages = alarm.pages(policy, now);
+        let state = match alarm {
+            Alarm::Down { .. } => IncidentState::Triggered,
+            Alarm::Back { .. } => IncidentState::Resolved,
+        };
+        warn!(people = pages.len(), title = %alarm.title(), "telling the watchdog's first step, outside the store");
+        self.dispatcher.send_notice(
+            pages,
+            crate::store::IncidentView::about_tocsin(alarm.title(), "tocsin:store", state, now),
+        );
     }
 }
 

@@ -261,7 +261,10 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         rx,
         outcomes: outcome_rx,
         reconfigured,
+        store_watch: Default::default(),
+        held_outcomes: Vec::new(),
     };
+    metrics.store_writable.set(1);
     let stop = CancellationToken::new();
     let engine_stop = CancellationToken::new();
     // The engine loop owns the engine's state in memory: a fresh loop could only start

@@ -109,6 +109,42 @@ pub struct IncidentView {
     pub pages: Option<Vec<PageView>>,
 }
 
+impl IncidentView {
+    /// What a message about tocsin itself shows in place of an incident (a test page, a
+    /// notice that the store cannot be written): id 0, no alerts, nothing stored.
+    pub fn about_tocsin(
+        title: String,
+        group_key: &str,
+        state: IncidentState,
+        now: Timestamp,
+    ) -> Self {
+        IncidentView {
+            id: 0,
+            state,
+            title,
+            group_key: group_key.to_string(),
+            source: "tocsin".to_string(),
+            labels: BTreeMap::from([("severity".to_string(), "info".to_string())]),
+            alerts: Vec::new(),
+            alerts_total: 0,
+            alerts_firing: 0,
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            snoozed_until: None,
+            ack_expires_at: None,
+            step: 0,
+            cycle: 0,
+            policy: String::new(),
+            next_escalation_at: None,
+            history: None,
+            pages: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertView {
     pub fingerprint: String,

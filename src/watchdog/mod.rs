@@ -5,6 +5,8 @@
 //! - [`outage`]: a decision as an engine input (a firing or resolved watchdog alert).
 //! - [`probes`]: the IO that feeds the board: notifier checks, peers, the outside ping.
 //! - [`self_test`]: the scheduled test page.
+//! - [`store_watch`]: whether tocsin's own store takes writes; when it does not, people
+//!   are told outside the store.
 //!
 //! [`Watchdog`] is the shared handle: sources report heartbeats, the dispatcher asks
 //! whether a notifier may be used and reports how sends went, the API shows the board.
@@ -14,6 +16,7 @@ pub mod board;
 pub mod outage;
 pub mod probes;
 pub mod self_test;
+pub mod store_watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

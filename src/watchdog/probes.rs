@@ -100,6 +100,13 @@ pub async fn ping_outside(
                 "engine loop stalled: not pinging the outside heartbeat, so it pages"
             );
             "skipped"
+        } else if let Some(t) = health.store_trouble() {
+            warn!(
+                since = %t.since,
+                error = %t.error,
+                "the store cannot be written, so nothing is paged: not pinging the outside heartbeat, so it pages"
+            );
+            "skipped"
         } else {
             // POST, which healthchecks.io and its kin take like GET (and log a body of).
             match client.post(&url).send().await {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,10 +12,11 @@ use tocsin::config;
 use tocsin::engine::{Effect, IncidentId, IncidentState};
 use tocsin::runtime::{self, Options};
 use tocsin::store::{IncidentView, Restored, SqliteStore, Store, StoreError};
-use tocsin::time::Timestamp;
+use tocsin::time::{ManualClock, Timestamp};
 
 use crate::alerts;
-use crate::harness::init;
+use crate::catcher::{PageCatcher, describe};
+use crate::harness::{PEOPLE, init, metric_value, webhook_config};
 
 /// SQLite with switches that make the next commit, or the next check of an inbound SMS
 /// id, fail like a full disk.
@@ -23,6 +24,30 @@ struct FullDisk {
     inner: SqliteStore,
     fail_next: AtomicBool,
     fail_next_sight: AtomicBool,
+    /// Every write fails while set, like a disk that stays full.
+    full: AtomicBool,
+    /// Writes tried while `full`.
+    refused_writes: AtomicU64,
+}
+
+impl FullDisk {
+    fn new(dir: &std::path::Path) -> Self {
+        FullDisk {
+            inner: SqliteStore::open(dir).unwrap(),
+            fail_next: AtomicBool::new(false),
+            fail_next_sight: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+            refused_writes: AtomicU64::new(0),
+        }
+    }
+
+    fn refuses_now(&self) -> bool {
+        let full = self.full.load(Ordering::SeqCst);
+        if full {
+            self.refused_writes.fetch_add(1, Ordering::SeqCst);
+        }
+        full
+    }
 }
 
 fn disk_full() -> StoreError {
@@ -35,7 +60,7 @@ fn disk_full() -> StoreError {
 #[async_trait]
 impl Store for FullDisk {
     async fn commit(&self, effects: Vec<Effect>) -> Result<(), StoreError> {
-        if self.fail_next.swap(false, Ordering::SeqCst) {
+        if self.fail_next.swap(false, Ordering::SeqCst) || self.refuses_now() {
             return Err(disk_full());
         }
         self.inner.commit(effects).await
@@ -76,6 +101,9 @@ impl Store for FullDisk {
         value: String,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        if self.refuses_now() {
+            return Err(disk_full());
+        }
         self.inner.save_source_state(name, value, at).await
     }
     async fn first_sight(
@@ -113,10 +141,10 @@ policy = "p"
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let disk = Arc::new(FullDisk {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        fail_next: AtomicBool::new(true),
-        fail_next_sight: AtomicBool::new(false),
+    let disk = Arc::new({
+        let d = FullDisk::new(dir.path());
+        d.fail_next.store(true, Ordering::SeqCst);
+        d
     });
     let mut opts = Options::new(cfg, dir.path().to_path_buf());
     opts.store = Some(disk.clone());
@@ -241,10 +269,10 @@ async fn state_of_incident_1(url: &str) -> serde_json::Value {
 async fn kannel_reply_whose_id_cannot_be_checked_is_503_and_its_retry_acks() {
     init();
     let dir = tempfile::tempdir().unwrap();
-    let disk = Arc::new(FullDisk {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        fail_next: AtomicBool::new(false),
-        fail_next_sight: AtomicBool::new(true),
+    let disk = Arc::new({
+        let d = FullDisk::new(dir.path());
+        d.fail_next_sight.store(true, Ordering::SeqCst);
+        d
     });
     let (running, url) = sms_contact_with_an_incident(disk, dir.path()).await;
     let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -264,11 +292,7 @@ async fn kannel_reply_whose_id_cannot_be_checked_is_503_and_its_retry_acks() {
 async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay() {
     init();
     let dir = tempfile::tempdir().unwrap();
-    let disk = Arc::new(FullDisk {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        fail_next: AtomicBool::new(false),
-        fail_next_sight: AtomicBool::new(false),
-    });
+    let disk = Arc::new(FullDisk::new(dir.path()));
     let (running, url) = sms_contact_with_an_incident(disk.clone(), dir.path()).await;
     let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
@@ -285,4 +309,181 @@ async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay(
     );
     running.stop();
     running.wait().await.unwrap();
+}
+
+/// The disk fills up while bob's step is due. tocsin used to retry the step on every turn
+/// of its loop (a hot loop and a flood of log lines), kept answering /healthz 200 and
+/// pinging its outside heartbeat, and paged nobody: every page waits for its intent to
+/// be recorded. Now it backs off, calls itself unhealthy, tells the watchdog's first step
+/// outside the store, and once the disk has room sends the late step and says it is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_goes_out() {
+    init();
+    let catcher = PageCatcher::start().await;
+    let cfg = config::load_str(
+        &webhook_config(
+            &catcher.url(),
+            &format!(
+                r#"{PEOPLE}
+[policies.default]
+steps = [{{ after = "0s", notify = ["alice"] }}, {{ after = "10m", notify = ["bob"] }}]
+[policies.ops]
+steps = [{{ after = "0s", notify = ["carol"] }}]
+[watchdog]
+policy = "ops"
+"#
+            ),
+        ),
+        None,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk::new(dir.path()));
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::at(
+        "2026-12-07T03:00:00Z",
+    )));
+    let mut opts = Options::new(cfg, dir.path().to_path_buf());
+    opts.store = Some(disk.clone());
+    opts.clock = clock.clone();
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    catcher
+        .wait_until("alice's page", PROMPTLY, |p| {
+            p.iter().any(|p| p.target() == "alice")
+        })
+        .await;
+
+    disk.full.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(600));
+    // The first failure is tried again at once, the second waits half a second: the
+    // loop keeps turning (it answers this at once), but writes nothing before the
+    // backoff ends, and the clock has not moved, so not one more write is tried.
+    let health = wait_for_failures(&http, &url, 2).await;
+    assert!(
+        health["status"].as_str().unwrap().contains("disk is full"),
+        "{health}"
+    );
+    let barrier = http
+        .post(format!("{url}/api/v1/incidents/1/ack"))
+        .json(&serde_json::json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(barrier.status(), 503);
+    let said = barrier.text().await.unwrap();
+    assert!(said.contains("cannot write its store"), "{said}");
+    assert_eq!(disk.refused_writes.load(Ordering::SeqCst), 2);
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric_value(&metrics, "tocsin_store_writable"), Some(0.0));
+
+    // 29 s of failures is not yet worth waking anyone; 31 s is.
+    clock.advance(Duration::from_secs(29));
+    wait_for_failures(&http, &url, 3).await;
+    assert!(
+        catcher.pages().iter().all(|p| p.target() != "carol"),
+        "{}",
+        describe(&catcher.pages())
+    );
+    clock.advance(Duration::from_secs(2));
+    let pages = catcher
+        .wait_until("carol hears that nothing is paged", PROMPTLY, |p| {
+            p.iter().any(|p| p.target() == "carol")
+        })
+        .await;
+    let alarm = pages.iter().find(|p| p.target() == "carol").unwrap();
+    assert_eq!(alarm.event(), "notice", "{:?}", alarm.body);
+    let title = alarm.body["incident"]["title"].as_str().unwrap();
+    assert!(
+        title.contains("cannot write its store since 2026-12-07T03:10:00")
+            && title.contains("disk is full"),
+        "{title}"
+    );
+    assert!(
+        pages.iter().all(|p| p.target() != "bob"),
+        "bob's step is not recorded yet"
+    );
+
+    // Room on the disk again: the next try writes, bob's late step goes out, carol
+    // hears it is over, and tocsin is healthy.
+    disk.full.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(5));
+    let pages = catcher
+        .wait_until("bob's late step and the all-clear", PROMPTLY, |p| {
+            p.iter().any(|p| p.target() == "bob")
+                && p.iter().filter(|p| p.target() == "carol").count() == 2
+        })
+        .await;
+    let bob = pages.iter().find(|p| p.target() == "bob").unwrap();
+    assert_eq!(
+        (bob.event(), bob.step()),
+        ("escalated", 2),
+        "{:?}",
+        bob.body
+    );
+    let clear = pages
+        .iter()
+        .filter(|p| p.target() == "carol")
+        .nth(1)
+        .unwrap();
+    assert_eq!(clear.event(), "resolved");
+    assert!(
+        clear.body["incident"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("writes its store again"),
+        "{:?}",
+        clear.body
+    );
+    wait_until_healthy(&http, &url).await;
+    running.stop();
+    running.wait().await.unwrap();
+}
+
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// `/healthz` once it answers 200.
+async fn wait_until_healthy(http: &reqwest::Client, url: &str) {
+    let deadline = std::time::Instant::now() + PROMPTLY;
+    loop {
+        let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+        if r.status() == 200 {
+            return;
+        }
+        let body = r.text().await.unwrap();
+        assert!(std::time::Instant::now() < deadline, "/healthz: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `/healthz` once it counts `n` failed writes (answering 503).
+async fn wait_for_failures(http: &reqwest::Client, url: &str, n: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + PROMPTLY;
+    loop {
+        let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+        let status = r.status();
+        let h: serde_json::Value = r.json().await.unwrap();
+        if h["detail"]["store"]["failures"] == n {
+            assert_eq!(status, 503, "{h}");
+            return h;
+        }
+        assert!(std::time::Instant::now() < deadline, "{h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
