@@ -146,6 +146,9 @@ pub(crate) struct EngineLoop {
     pub store_watch: StoreWatch,
     /// Outcomes that came back while commits were backing off, applied at the next try.
     pub held_outcomes: Vec<Report>,
+    /// A commit failed and the engine could not yet be rebuilt from the store: it is
+    /// ahead of what is recorded, so nothing is applied to it.
+    pub stale: bool,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -237,6 +240,20 @@ impl EngineLoop {
             for r in batch.drain(..) {
                 if let Some(tx) = r.reply {
                     let _ = tx.send(Err(SubmitError::Unavailable(msg.clone())));
+                }
+            }
+            self.held_outcomes.extend(outcomes);
+            self.health.tick(now);
+            return;
+        }
+        if self.stale && !self.restore_if_stale(now).await {
+            // An engine ahead of its store would not fire again the steps it fired in
+            // memory: nothing is applied until it is rebuilt from the store.
+            for r in batch.drain(..) {
+                if let Some(tx) = r.reply {
+                    let _ = tx.send(Err(SubmitError::Unavailable(
+                        "tocsin cannot read its store back after a failed write; try again in a few seconds".into(),
+                    )));
                 }
             }
             self.held_outcomes.extend(outcomes);
@@ -367,12 +384,8 @@ impl EngineLoop {
                     }
                 }
                 // The engine already moved on in memory; the store is the truth.
-                match restore_engine(&*self.store, self.cfg.clone(), self.clock.now()).await {
-                    Ok((engine, _pending)) => self.engine = engine,
-                    Err(e) => {
-                        error!(error = %e, "reloading the engine failed; keeping the in-memory state")
-                    }
-                }
+                self.stale = true;
+                self.restore_if_stale(now).await;
             }
         }
     }
@@ -383,6 +396,27 @@ impl EngineLoop {
 const STORE_PROBE: &str = "tocsin:store-probe";
 
 impl EngineLoop {
+    /// Rebuilds the engine from the store after a failed commit; says whether it is
+    /// now in step with the store. A failed read counts as a failed write (backoff,
+    /// health, alarm): either way nothing can be recorded.
+    async fn restore_if_stale(&mut self, now: Timestamp) -> bool {
+        if !self.stale {
+            return true;
+        }
+        match restore_engine(&*self.store, self.cfg.clone(), now).await {
+            Ok((engine, _pending)) => {
+                self.engine = engine;
+                self.stale = false;
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "rebuilding the engine from the store failed; nothing is applied until it works");
+                self.store_result(now, Some(&e));
+                false
+            }
+        }
+    }
+
     /// Takes in how a write went: the watch decides the backoff and the alarm, which
     /// goes out here, unrecorded, to the watchdog policy's first step.
     fn store_result(&mut self, now: Timestamp, err: Option<&crate::store::StoreError>) {

@@ -263,6 +263,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         reconfigured,
         store_watch: Default::default(),
         held_outcomes: Vec::new(),
+        stale: false,
     };
     metrics.store_writable.set(1);
     let stop = CancellationToken::new();

@@ -28,6 +28,8 @@ struct FullDisk {
     full: AtomicBool,
     /// Writes tried while `full`.
     refused_writes: AtomicU64,
+    /// Reading the store back (restore) fails while set, like an I/O error.
+    unreadable: AtomicBool,
 }
 
 impl FullDisk {
@@ -38,6 +40,7 @@ impl FullDisk {
             fail_next_sight: AtomicBool::new(false),
             full: AtomicBool::new(false),
             refused_writes: AtomicU64::new(0),
+            unreadable: AtomicBool::new(false),
         }
     }
 
@@ -66,6 +69,12 @@ impl Store for FullDisk {
         self.inner.commit(effects).await
     }
     async fn restore(&self, since: Timestamp) -> Result<Restored, StoreError> {
+        if self.unreadable.load(Ordering::SeqCst) {
+            return Err(StoreError::Read(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some("disk I/O error".into()),
+            )));
+        }
         self.inner.restore(since).await
     }
     async fn incidents(
@@ -318,50 +327,15 @@ async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay(
 /// outside the store, and once the disk has room sends the late step and says it is over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_goes_out() {
-    init();
-    let catcher = PageCatcher::start().await;
-    let cfg = config::load_str(
-        &webhook_config(
-            &catcher.url(),
-            &format!(
-                r#"{PEOPLE}
-[policies.default]
-steps = [{{ after = "0s", notify = ["alice"] }}, {{ after = "10m", notify = ["bob"] }}]
-[policies.ops]
-steps = [{{ after = "0s", notify = ["carol"] }}]
-[watchdog]
-policy = "ops"
-"#
-            ),
-        ),
-        None,
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = Arc::new(FullDisk::new(dir.path()));
-    let clock = Arc::new(ManualClock::starting_at(Timestamp::at(
-        "2026-12-07T03:00:00Z",
-    )));
-    let mut opts = Options::new(cfg, dir.path().to_path_buf());
-    opts.store = Some(disk.clone());
-    opts.clock = clock.clone();
-    opts.drain_grace = Duration::from_secs(3);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = runtime::start(opts, listener).await.unwrap();
-    let url = format!("http://{}", running.addr);
+    let Scene {
+        catcher,
+        disk,
+        clock,
+        running,
+        url,
+        _dir,
+    } = alice_paged_bob_due_in_10m().await;
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{url}/hooks/alertmanager"))
-        .json(&alerts::firing("DiskFull"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    catcher
-        .wait_until("alice's page", PROMPTLY, |p| {
-            p.iter().any(|p| p.target() == "alice")
-        })
-        .await;
 
     disk.full.store(true, Ordering::SeqCst);
     clock.advance(Duration::from_secs(600));
@@ -451,6 +425,106 @@ policy = "ops"
         "{:?}",
         clear.body
     );
+    wait_until_healthy(&http, &url).await;
+    running.stop();
+    running.wait().await.unwrap();
+}
+
+/// tocsin on a disk that can fail, on a clock the test moves: incident 1 has paged
+/// alice, bob's step is due 10 minutes later, and the watchdog policy pages carol.
+async fn alice_paged_bob_due_in_10m() -> Scene {
+    init();
+    let catcher = PageCatcher::start().await;
+    let cfg = config::load_str(
+        &webhook_config(
+            &catcher.url(),
+            &format!(
+                r#"{PEOPLE}
+[policies.default]
+steps = [{{ after = "0s", notify = ["alice"] }}, {{ after = "10m", notify = ["bob"] }}]
+[policies.ops]
+steps = [{{ after = "0s", notify = ["carol"] }}]
+[watchdog]
+policy = "ops"
+"#
+            ),
+        ),
+        None,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk::new(dir.path()));
+    let clock = Arc::new(ManualClock::starting_at(Timestamp::at(
+        "2026-12-07T03:00:00Z",
+    )));
+    let mut opts = Options::new(cfg, dir.path().to_path_buf());
+    opts.store = Some(disk.clone());
+    opts.clock = clock.clone();
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    catcher
+        .wait_until("alice's page", PROMPTLY, |p| {
+            p.iter().any(|p| p.target() == "alice")
+        })
+        .await;
+    Scene {
+        catcher,
+        disk,
+        clock,
+        running,
+        url,
+        _dir: dir,
+    }
+}
+
+struct Scene {
+    catcher: PageCatcher,
+    disk: Arc<FullDisk>,
+    clock: Arc<ManualClock>,
+    running: runtime::Running,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A commit fails and so does reading the store back: the old engine kept the state it
+/// had moved to in memory, where bob's step had fired, so bob was never paged (nor was
+/// his page pending in the store). Now nothing is applied until the engine is rebuilt
+/// from the store, and then the step fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_that_cannot_be_read_back_still_pages_the_step_once_the_disk_works() {
+    let Scene {
+        catcher,
+        disk,
+        clock,
+        running,
+        url,
+        _dir,
+    } = alice_paged_bob_due_in_10m().await;
+    let http = reqwest::Client::new();
+    disk.full.store(true, Ordering::SeqCst);
+    disk.unreadable.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(600));
+    wait_for_failures(&http, &url, 2).await;
+    disk.full.store(false, Ordering::SeqCst);
+    disk.unreadable.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(10));
+    let pages = catcher
+        .wait_until("bob's step", PROMPTLY, |p| {
+            p.iter().any(|p| p.target() == "bob")
+        })
+        .await;
+    let bob = pages.iter().find(|p| p.target() == "bob").unwrap();
+    assert_eq!(bob.step(), 2, "{:?}", bob.body);
     wait_until_healthy(&http, &url).await;
     running.stop();
     running.wait().await.unwrap();
