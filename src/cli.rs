@@ -22,8 +22,7 @@ impl Client {
             (None, Some(c)) => format!("http://{}", c.file.server.listen),
             (None, None) => format!("http://{DEFAULT_LISTEN}"),
         };
-        let token =
-            config.and_then(|c| c.hook_auth.bearer.as_ref().map(|s| s.expose().to_string()));
+        let token = config.and_then(|c| c.hook_auth.master_token().map(|s| s.expose().to_string()));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -233,6 +233,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 println!("{}: OK\n{}", file.display(), cfg.summary());
+                for w in cfg.credential_warnings() {
+                    eprintln!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(errs) => {
@@ -378,6 +381,9 @@ async fn run_daemon(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     info!(config = %path.display(), "{}", cfg.summary().replace('\n', "; "));
+    for w in cfg.credential_warnings() {
+        tracing::warn!("{w}");
+    }
     let opts = Options::new(cfg, data_dir);
     let running = runtime::start(opts, listener).await?;
     // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.
