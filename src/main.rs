@@ -192,7 +192,9 @@ fn checked<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
 
 #[derive(clap::Args)]
 struct Target {
-    /// Base URL of the daemon (default: http:// + the config's server.listen).
+    /// Base URL of the daemon (default: http:// + the config's server.listen). The
+    /// config's token goes only to its own addresses; set TOCSIN_TOKEN to send one
+    /// elsewhere (or a scoped one).
     #[arg(long)]
     url: Option<String>,
     /// Config to take the address and API token from.
@@ -204,7 +206,8 @@ impl Target {
     fn client(&self) -> anyhow::Result<Client> {
         // The config is optional for clients: without it, the defaults apply.
         let cfg = config::load_file(&self.config).ok();
-        Client::new(self.url.clone(), cfg.as_ref())
+        let token = std::env::var("TOCSIN_TOKEN").ok();
+        Client::new(self.url.clone(), cfg.as_ref(), token)
     }
 }
 
