@@ -110,8 +110,9 @@ fn throttled(path: &str) -> bool {
 }
 
 /// One layer over the whole router: refuses an address serving a penalty (429 with
-/// `Retry-After`, its credentials never looked at), and counts, logs (with the client's
-/// address and the path, for fail2ban and the like) and throttles every failure.
+/// `Retry-After`, its credentials never looked at), and counts and logs (with the
+/// client's address and the path, for fail2ban and the like) every failure, and
+/// throttles the address of every wrong credential.
 pub(crate) async fn guard(
     axum::extract::State(s): axum::extract::State<super::AppState>,
     req: axum::extract::Request,
@@ -122,6 +123,11 @@ pub(crate) async fn guard(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let path = crate::notify::message::clean(req.uri().path());
+    // A guess is a credential that was presented: a request without one (a browser, a
+    // scraper not yet given its token) is refused, counted, but not throttled.
+    let guess = req.headers().contains_key(header::AUTHORIZATION)
+        || path == "/login"
+        || req.uri().query().is_some_and(|q| q.contains("token="));
     let watched = throttled(&path);
     if watched
         && let Some(ip) = peer
@@ -138,6 +144,7 @@ pub(crate) async fn guard(
         let client = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         tracing::warn!(%client, %path, "request refused: missing or wrong credentials");
         if watched
+            && guess
             && let Some(ip) = peer
             && let Some(penalty) = s.throttle().failed(ip, s.clock.now())
         {

@@ -452,6 +452,9 @@ fn actions(v: &IncidentView, viewer: &Viewer) -> String {
         }
     };
     if !viewer.may_act() {
+        if viewer.logged_in {
+            return "<p class=\"note\">Your login may only look: acting needs a token with the act scope.</p>".to_string();
+        }
         return "<p><a href=\"/login\">Log in</a> to acknowledge or resolve.</p>".to_string();
     }
     let id = v.id;
