@@ -7,6 +7,14 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, schema::DEFAULT_LISTEN};
 
+/// Whether two URLs have one scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// Where the daemon is and how to authenticate to it.
 pub struct Client {
     base: String,
@@ -16,14 +24,33 @@ pub struct Client {
 
 impl Client {
     /// `url` wins; else the config's listen address; else the default address.
-    pub fn new(url: Option<String>, config: Option<&Config>) -> anyhow::Result<Self> {
-        let base = match (url, config) {
-            (Some(u), _) => u,
+    ///
+    /// The token sent is `token` (the caller's `TOCSIN_TOKEN`) when given, to whatever
+    /// URL: the person asked for it. Otherwise the config's master token, but only to
+    /// the config's own addresses (`server.listen`, `public_url`): a `--url` pointing
+    /// elsewhere, mistyped or planted in a script, must not collect a token that can
+    /// do everything.
+    pub fn new(
+        url: Option<String>,
+        config: Option<&Config>,
+        token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let base = match (&url, config) {
+            (Some(u), _) => u.clone(),
             (None, Some(c)) => format!("http://{}", c.file.server.listen),
             (None, None) => format!("http://{DEFAULT_LISTEN}"),
         };
-        let token =
-            config.and_then(|c| c.hook_auth.bearer.as_ref().map(|s| s.expose().to_string()));
+        let token = token.filter(|t| !t.is_empty()).or_else(|| {
+            let c = config?;
+            let own = [
+                format!("http://{}", c.file.server.listen),
+                c.file.server.public_url.clone(),
+            ];
+            own.iter()
+                .any(|o| same_origin(o, &base))
+                .then(|| c.hook_auth.master_token().map(|s| s.expose().to_string()))
+                .flatten()
+        });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -192,7 +192,9 @@ fn checked<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
 
 #[derive(clap::Args)]
 struct Target {
-    /// Base URL of the daemon (default: http:// + the config's server.listen).
+    /// Base URL of the daemon (default: http:// + the config's server.listen). The
+    /// config's token goes only to its own addresses; set TOCSIN_TOKEN to send one
+    /// elsewhere (or a scoped one).
     #[arg(long)]
     url: Option<String>,
     /// Config to take the address and API token from.
@@ -204,7 +206,8 @@ impl Target {
     fn client(&self) -> anyhow::Result<Client> {
         // The config is optional for clients: without it, the defaults apply.
         let cfg = config::load_file(&self.config).ok();
-        Client::new(self.url.clone(), cfg.as_ref())
+        let token = std::env::var("TOCSIN_TOKEN").ok();
+        Client::new(self.url.clone(), cfg.as_ref(), token)
     }
 }
 
@@ -233,6 +236,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 println!("{}: OK\n{}", file.display(), cfg.summary());
+                for w in cfg.credential_warnings() {
+                    eprintln!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(errs) => {
@@ -378,6 +384,9 @@ async fn run_daemon(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     info!(config = %path.display(), "{}", cfg.summary().replace('\n', "; "));
+    for w in cfg.credential_warnings() {
+        tracing::warn!("{w}");
+    }
     let opts = Options::new(cfg, data_dir);
     let running = runtime::start(opts, listener).await?;
     // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.

@@ -91,6 +91,9 @@ pub struct Metrics {
     pub store_writable: Gauge,
     /// Requests refused for missing or wrong credentials (401), from any client.
     pub auth_failures: Counter,
+    /// Requests answered 429 without their credentials being looked at: their address
+    /// failed too often.
+    pub auth_throttled: Counter,
     pub engine_batch_inputs: Histogram,
     pub engine_last_tick: Gauge,
     pub incidents: Family<StateLabel, Gauge>,
@@ -134,6 +137,7 @@ impl Metrics {
             store_commit_failures: Counter::default(),
             store_writable: Gauge::default(),
             auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             engine_last_tick: Gauge::default(),
             incidents: Family::default(),
@@ -232,6 +236,11 @@ impl Metrics {
             "auth_failures",
             "Requests refused for missing or wrong credentials (401); the log names each client address",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429 because their address failed authentication too often",
+            m.auth_throttled.clone(),
         );
         registry.register(
             "engine_batch_inputs",

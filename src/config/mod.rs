@@ -7,6 +7,7 @@
 //! `messages.rs` rewording serde's errors), then cross-references (`validate.rs`);
 //! `secrets.rs` reads `*_file` / `*_env` secrets.
 
+mod credentials;
 pub mod irc;
 mod load;
 mod locate;
@@ -24,6 +25,7 @@ pub mod watchdog;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use credentials::{BASIC_AUTH, Credential, HookAuth, MASTER_TOKEN, Presented, Scope, Scopes};
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
 pub use notifier::*;
 pub use schema::*;
@@ -38,7 +40,8 @@ pub struct Config {
     pub file: ConfigFile,
     /// Where it was read from, for reload and messages.
     pub path: Option<PathBuf>,
-    /// Credentials `/hooks/*` accept; `None` means open (bind to loopback then).
+    /// Credentials the HTTP routes accept, each with its scopes; none means open (bind
+    /// to loopback then).
     pub hook_auth: HookAuth,
     /// Secrets of each notifier (`password`, `auth_token`, ...), by notifier name.
     pub notifier_secrets: BTreeMap<String, BTreeMap<&'static str, Secret>>,
@@ -55,19 +58,6 @@ pub struct IrcSecrets {
     pub password: Option<Secret>,
     /// SASL PLAIN password.
     pub sasl_password: Option<Secret>,
-}
-
-/// What a caller of `/hooks/*` (and of state-changing API calls) must present.
-#[derive(Debug, Clone, Default)]
-pub struct HookAuth {
-    pub bearer: Option<Secret>,
-    pub basic: Option<(String, Secret)>,
-}
-
-impl HookAuth {
-    pub fn is_open(&self) -> bool {
-        self.bearer.is_none() && self.basic.is_none()
-    }
 }
 
 /// A route with parsed matchers.

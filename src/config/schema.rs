@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub auth_token_env: Option<String>,
     /// Basic auth accepted on `/hooks/*` instead of the bearer token (Alertmanager's `basic_auth`).
     pub basic_auth: Option<BasicAuthConfig>,
+    /// Named tokens that may do only what their scopes say: a token handed to a cron
+    /// host for heartbeats cannot resolve incidents.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenConfig>,
     /// Largest request body accepted; larger ones get 413 and are never read past the cap.
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             auth_token_file: None,
             auth_token_env: None,
             basic_auth: None,
+            tokens: BTreeMap::new(),
             max_body: default_max_body(),
             max_connections: None,
             metrics_public: false,
@@ -104,6 +109,18 @@ pub struct BasicAuthConfig {
     pub username: String,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+}
+
+/// `[server.tokens.NAME]`: a bearer token limited to `scopes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// File holding the token (at least 16 characters).
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the token.
+    pub token_env: Option<String>,
+    /// What the token may do: hooks, heartbeat, sms, read, act, admin.
+    pub scopes: Vec<super::Scope>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,10 +10,10 @@ use super::irc::is_channel;
 use super::load::Loader;
 use super::locate::{KeyPath, line_of, span_of};
 use super::notifier::IrcNotifierConfig;
-use super::schema::{AlertmanagerSourceConfig, ServerConfig};
+use super::schema::{AlertmanagerSourceConfig, ServerConfig, TokenConfig};
 use super::sections::Parsed;
 use super::types::Secret;
-use super::{HookAuth, Route};
+use super::{BASIC_AUTH, Credential, HookAuth, MASTER_TOKEN, Presented, Route, Scope, Scopes};
 use crate::engine::Matcher;
 use crate::notify::BuildContext;
 
@@ -279,15 +279,20 @@ impl Loader<'_, '_> {
                 "max_body must be more than 0, like \"1MiB\"",
             );
         }
-        let mut auth = HookAuth {
-            bearer: self.secret(
-                &at,
-                "auth_token",
-                s.auth_token_file.as_deref(),
-                s.auth_token_env.as_deref(),
-            ),
-            basic: None,
-        };
+        let mut credentials = Vec::new();
+        let master = self.secret(
+            &at,
+            "auth_token",
+            s.auth_token_file.as_deref(),
+            s.auth_token_env.as_deref(),
+        );
+        if let Some(token) = master {
+            credentials.push(Credential {
+                name: MASTER_TOKEN.to_string(),
+                presented: Presented::Bearer(token),
+                scopes: Scopes::all(),
+            });
+        }
         if let Some(b) = &s.basic_auth {
             let at = at.key("basic_auth");
             if b.username.is_empty() {
@@ -302,11 +307,78 @@ impl Loader<'_, '_> {
                 b.password_file.as_deref(),
                 b.password_env.as_deref(),
             );
-            auth.basic = password.map(|p| (b.username.clone(), p));
+            if let Some(password) = password {
+                credentials.push(Credential {
+                    name: BASIC_AUTH.to_string(),
+                    presented: Presented::Basic {
+                        username: b.username.clone(),
+                        password,
+                    },
+                    scopes: Scopes::all(),
+                });
+            }
         }
-        auth
+        for (name, t) in &s.tokens {
+            if let Some(c) = self.check_token(&at.key("tokens").key(name), name, t) {
+                credentials.push(c);
+            }
+        }
+        // One secret, two entries: which scopes would it have? Refused rather than guessed.
+        for (i, a) in credentials.iter().enumerate() {
+            if let Some(b) = credentials[..i]
+                .iter()
+                .find(|b| b.material() == a.material())
+            {
+                let msg = format!(
+                    "{} has the same token as {}: give each its own token (or one entry all the scopes it needs)",
+                    a.name, b.name
+                );
+                self.err(&at.key("tokens"), msg);
+            }
+        }
+        HookAuth { credentials }
+    }
+
+    /// `[server.tokens.NAME]`: its secret, long enough, and what it may do.
+    fn check_token(&mut self, at: &KeyPath, name: &str, t: &TokenConfig) -> Option<Credential> {
+        if t.token_file.is_none() && t.token_env.is_none() {
+            self.err(
+                at,
+                "a token needs token_file (a file holding it) or token_env (an environment variable)",
+            );
+        }
+        if t.scopes.is_empty() {
+            let msg = format!(
+                "scopes is empty: say what the token may do, from {}",
+                Scope::ALL.map(Scope::as_str).join(", ")
+            );
+            self.err(&at.key("scopes"), msg);
+        }
+        let token = self.secret(at, "token", t.token_file.as_deref(), t.token_env.as_deref())?;
+        let len = token.expose().chars().count();
+        if len < MIN_TOKEN_CHARS {
+            let key = if t.token_file.is_some() {
+                "token_file"
+            } else {
+                "token_env"
+            };
+            let msg = format!(
+                "the token is {len} characters long; a token needs at least {MIN_TOKEN_CHARS}, so that it cannot be guessed: make one with `openssl rand -hex 24`"
+            );
+            self.err(&at.key(key), msg);
+            return None;
+        }
+        Some(Credential {
+            name: format!("server.tokens.{name}"),
+            presented: Presented::Bearer(token),
+            scopes: t.scopes.iter().copied().collect(),
+        })
     }
 }
+
+/// The shortest `[server.tokens.*]` token: 16 random characters are beyond guessing at
+/// any rate the throttle lets through.
+pub(super) const MIN_TOKEN_CHARS: usize = 16;
 
 fn is_http_url(s: &str) -> bool {
     let rest = s

@@ -14,7 +14,7 @@ use super::cross_site::{json_only, same_site_call};
 use super::hooks::read_capped;
 use super::refused;
 use super::{AppState, auth, error};
-use crate::config::HumanDuration;
+use crate::config::{HumanDuration, Scope};
 use crate::engine::{Actor, IncidentState, Input, Via};
 use crate::metrics::StateLabel;
 
@@ -84,7 +84,7 @@ pub(crate) async fn act(
     if let Err(r) = same_site_call(&s.site, &headers, "api") {
         return *r;
     }
-    if let Err(r) = auth::check(&s.auth(), &headers) {
+    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
         return *r;
     }
     let Ok(id) = id.parse::<u64>() else {
@@ -310,7 +310,7 @@ pub(crate) async fn reload(State(s): State<AppState>, headers: axum::http::Heade
     if let Err(r) = same_site_call(&s.site, &headers, "reload") {
         return *r;
     }
-    if let Err(r) = super::auth::check(&s.auth(), &headers) {
+    if let Err(r) = super::auth::check(&s.auth(), &headers, Scope::Admin) {
         return *r;
     }
     let Some(reloader) = &s.reloader else {

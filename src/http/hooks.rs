@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::cross_site::{json_only, same_site_call};
 use super::{AppState, auth, error};
+use crate::config::Scope;
 use crate::engine::Input;
 use crate::metrics::{CodeLabel, SourceLabel};
 use crate::runtime::SubmitError;
@@ -74,7 +75,7 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     if let Err(r) = same_site_call(&s.site, headers, "alertmanager") {
         return *r;
     }
-    if let Err(r) = auth::check(&s.auth(), headers) {
+    if let Err(r) = auth::check(&s.auth(), headers, Scope::Hooks) {
         return *r;
     }
     let bytes = match read_capped(headers, body, s.max_body).await {
@@ -143,7 +144,7 @@ pub(crate) async fn heartbeat(
     if let Err(r) = same_site_call(&s.site, &headers, "heartbeat") {
         return *r;
     }
-    if let Err(r) = auth::check(&s.auth(), &headers) {
+    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Heartbeat) {
         return *r;
     }
     if let Err(r) = read_capped(&headers, body, s.max_body).await {

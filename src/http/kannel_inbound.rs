@@ -18,10 +18,14 @@
 //!   message whose id tocsin has seen does nothing and is answered with an empty body.
 //!   Without `id` every fetch acts (and a warning is logged). `%t`, when the message
 //!   was sent, is no id: two replies in one second share it.
-//! - `TOKEN` is the content of `server.auth_token_file`, percent-encoded if it has
-//!   characters other than letters, digits and `-._~`; leave `&token=...` out when
-//!   tocsin has no hook auth. Kannel cannot send an `Authorization` header, so the
-//!   token is accepted as this query parameter. Basic auth also works, with
+//! - `TOKEN` is a token with the `sms` scope (`[server.tokens.kannel] scopes =
+//!   ["sms"]`), percent-encoded if it has characters other than letters, digits and
+//!   `-._~`; leave `&token=...` out when tocsin has no credentials. Kannel cannot send
+//!   an `Authorization` header, so the token is accepted as this query parameter, on
+//!   this route only and only for a token with that scope: a token in a URL ends up in
+//!   kannel.conf and proxy logs, so it should be able to do nothing else. The master
+//!   token (`server.auth_token_file`) has every scope and still works here, as it did
+//!   before scopes; `check-config` warns about it. Basic auth also works, with
 //!   `server.basic_auth` and `http://user:password@127.0.0.1:9797/...` (Kannel sends
 //!   the password as written, without percent-decoding it). Either way the secret is
 //!   in kannel.conf: keep that file readable only by Kannel.
@@ -54,7 +58,7 @@ use tracing::warn;
 
 use super::sms::{ReplyOutcome, act_on_reply, message_id};
 use super::{AppState, auth, error};
-use crate::config::HookAuth;
+use crate::config::{HookAuth, Scope};
 
 /// A reply SMS is short; a body this big is not one (Kannel's post-url sends the text).
 const MAX_BODY: usize = 64 * 1024;
@@ -116,8 +120,9 @@ fn reply(status: StatusCode, text: String) -> Response {
         .into_response()
 }
 
-/// `Ok` with the right `token` parameter, the right `Authorization` header, or when
-/// the server has no hook auth.
+/// `Ok` with a `token` parameter or an `Authorization` header whose credential has
+/// the `sms` scope, or when the server has no credentials. The master token has every
+/// scope, so a get-url written before scoped tokens keeps working.
 fn authorized(
     auth: &HookAuth,
     headers: &HeaderMap,
@@ -126,31 +131,17 @@ fn authorized(
     if auth.is_open() {
         return Ok(());
     }
-    if let (Some(given), Some(expected)) = (token, &auth.bearer)
-        && same(given, expected.expose().as_bytes())
-    {
-        return Ok(());
-    }
-    let Err(header_refusal) = auth::check(auth, headers) else {
-        return Ok(());
+    let found = match token {
+        Some(given) => auth
+            .by_token(given)
+            .ok_or_else(|| auth::unauthorized(auth, "wrong token")),
+        None if headers.contains_key(header::AUTHORIZATION) => auth::credential(auth, headers),
+        None => Err(auth::unauthorized(
+            auth,
+            "missing credentials: add token=<a token with the sms scope, [server.tokens.kannel]> to Kannel's get-url",
+        )),
     };
-    if token.is_none() && headers.contains_key(header::AUTHORIZATION) {
-        return Err(header_refusal);
-    }
-    let msg = if token.is_some() {
-        "wrong token"
-    } else {
-        "missing credentials: add token=<content of server.auth_token_file> to Kannel's get-url"
-    };
-    Err(Box::new(error(StatusCode::UNAUTHORIZED, msg)))
-}
-
-/// Compares without an early exit, so response time does not reveal how much matched.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    auth::allowed(found?, Scope::Sms)
 }
 
 /// What Kannel sent, as raw bytes until the charset is known.
@@ -430,13 +421,5 @@ mod tests {
         let mut f = Fields::default();
         f.fill_from_post(&h, &[0, b'4', 0, b'2', 0, b'A']);
         assert_eq!(f.decode(), Ok(message("+15550100", "42A", None)));
-    }
-
-    #[test]
-    fn the_token_is_compared_whole() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"", b"secret"));
     }
 }

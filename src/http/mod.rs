@@ -9,6 +9,7 @@ mod hooks;
 mod kannel_inbound;
 pub mod listener;
 mod sms;
+mod throttle;
 mod twilio_inbound;
 mod twilio_signature;
 mod twilio_voice;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub(crate) tasks: Supervisor,
     /// Voice calls in progress, whose callbacks `/hooks/voice/*` answers.
     pub(crate) calls: Arc<crate::notify::voice_calls::CallBook>,
+    /// Addresses that failed authentication lately; kept across reloads.
+    pub(crate) throttle: Arc<std::sync::Mutex<throttle::Throttle>>,
 }
 
 /// The parts of the config handlers read that a reload may change.
@@ -68,8 +71,9 @@ pub(crate) struct Live {
     pub(crate) config: Arc<Config>,
     /// Who may act by SMS reply, by phone number.
     pub(crate) sms_numbers: Arc<Numbers>,
-    /// Credentials for `/hooks/*` and state-changing API calls, as read from their files
-    /// at the last (re)load: a rotated token works from the reload on, the old one no more.
+    /// The credentials every route but `/healthz` checks, with their scopes, as read from
+    /// their files at the last (re)load: a rotated token works from the reload on, the
+    /// old one no more.
     pub(crate) auth: Arc<HookAuth>,
 }
 
@@ -92,6 +96,12 @@ impl AppState {
     /// The credentials in force.
     pub(crate) fn auth(&self) -> Arc<HookAuth> {
         self.live().auth.clone()
+    }
+
+    /// The failed-authentication table.
+    pub(crate) fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        // A panic while holding it leaves a table that is still consistent enough.
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Installs a reloaded config for the handlers.
@@ -133,6 +143,7 @@ impl AppState {
             watchdog,
             tasks,
             calls: Arc::default(),
+            throttle: Arc::default(),
         }
     }
 }
@@ -199,7 +210,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::count_failures,
+            auth::guard,
         ))
         .with_state(state)
 }

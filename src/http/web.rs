@@ -2,12 +2,14 @@
 //! shows one incident with buttons that acknowledge, unacknowledge or resolve it.
 //! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
 //!
-//! Looking is open, like the API's GETs. Acting is a form `POST` answered with
-//! `303 See Other` back to the incident (a GET never changes anything), and it must come
-//! from tocsin's own pages under one of its own names ([`Site::check_form`]: 403 from
-//! another site, 421 under a name that is not tocsin's). When credentials are configured,
-//! acting also needs a login session (`/login` takes the API's token or basic-auth
-//! password) and the session's CSRF value in the form; see [`guard`].
+//! Without credentials configured, looking and acting are open. Acting is a form `POST`
+//! answered with `303 See Other` back to the incident (a GET never changes anything),
+//! and it must come from tocsin's own pages under one of its own names
+//! ([`Site::check_form`]: 403 from another site, 421 under a name that is not tocsin's).
+//! When credentials are configured, the pages need a login session (`/login` takes any
+//! configured token with the `read` scope, or the basic-auth password), acting needs a
+//! session whose credential has the `act` scope and the session's CSRF value in the
+//! form; see [`guard`].
 
 mod guard;
 mod view;
@@ -27,6 +29,7 @@ use super::cross_site::{NotOurs, Site};
 use super::hooks::read_capped;
 use super::status_of;
 use super::{AppState, auth};
+use crate::config::Scope;
 use crate::engine::{Actor, IncidentState, Input, Refusal, Via};
 use crate::html::{PAGE_HEADERS, app_page, html_escape};
 use crate::runtime::SubmitError;
@@ -92,6 +95,8 @@ fn viewer(s: &AppState, headers: &HeaderMap) -> (Viewer, Option<guard::Session>)
     let viewer = Viewer {
         locked,
         logged_in: session.is_some(),
+        reads: !locked || session.as_ref().is_some_and(|x| x.may(Scope::Read)),
+        acts: !locked || session.as_ref().is_some_and(|x| x.may(Scope::Act)),
         csrf: session.as_ref().map(|x| x.csrf(&s.ack_key)),
         name: guard::remembered_name(headers).unwrap_or_else(|| "web".to_string()),
     };
@@ -99,14 +104,26 @@ fn viewer(s: &AppState, headers: &HeaderMap) -> (Viewer, Option<guard::Session>)
 }
 
 /// Once credentials are configured, the pages show nothing before a login: incidents
-/// carry contacts' numbers and addresses. (An ack link is its own credential.)
+/// carry contacts' numbers and addresses. (An ack link is its own credential.) A login
+/// whose token lost the `read` scope since sees nothing either.
 fn login_first(viewer: &Viewer) -> Option<Response> {
-    (viewer.locked && !viewer.logged_in).then(|| {
-        (
-            StatusCode::SEE_OTHER,
-            [(axum::http::header::LOCATION, "/login")],
+    if viewer.locked && !viewer.logged_in {
+        return Some(
+            (
+                StatusCode::SEE_OTHER,
+                [(axum::http::header::LOCATION, "/login")],
+            )
+                .into_response(),
+        );
+    }
+    (!viewer.reads).then(|| {
+        problem(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            viewer,
+            "Your login may not read incidents: log in with a token that has the read scope.",
+            "/login",
         )
-            .into_response()
     })
 }
 
@@ -293,6 +310,19 @@ pub(crate) async fn act(
                 &back,
             );
         }
+        if !session.may(Scope::Act) {
+            warn!(
+                incident = id,
+                action, "web action by a login without the act scope refused"
+            );
+            return problem(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                &viewer,
+                "Your login may only look, so nothing was changed: acting needs a token with the act scope.",
+                &back,
+            );
+        }
     }
     let name = guard::clean_name(fields.get("by").map(String::as_str).unwrap_or(""));
     let name = if name.is_empty() {
@@ -365,7 +395,9 @@ pub(crate) async fn login_form(State(s): State<AppState>, headers: HeaderMap) ->
     )
 }
 
-/// `POST /login`: checks the credentials as the API does and starts a session.
+/// `POST /login`: checks the credentials as the API does and starts a session with
+/// that credential's scopes. A credential that may not read (a hook's token) gets no
+/// session: the pages would show it nothing.
 pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let (viewer, _) = viewer(&s, &headers);
     if let Err(r) = s.site.check_form(&headers) {
@@ -395,17 +427,37 @@ pub(crate) async fn login(State(s): State<AppState>, headers: HeaderMap, body: B
     if let Ok(v) = HeaderValue::from_str(&authorization) {
         as_api.insert(header::AUTHORIZATION, v);
     }
-    if authorization.is_empty() || auth::check(&s.auth(), &as_api).is_err() {
+    let creds = s.auth();
+    let found = auth::credential(&creds, &as_api)
+        .ok()
+        .filter(|_| !authorization.is_empty());
+    let Some(c) = found else {
         warn!("web login with wrong credentials");
+        let mut r = reply(
+            StatusCode::FORBIDDEN,
+            "Log in",
+            &viewer,
+            &view::login(&creds, Some("Wrong credentials: nothing was changed.")),
+        );
+        r.extensions_mut().insert(auth::BadCredentials);
+        return r;
+    };
+    if !c.scopes.contains(Scope::Read) {
+        warn!(credential = %c.name, "web login with a token that may not read refused");
         return reply(
             StatusCode::FORBIDDEN,
             "Log in",
             &viewer,
-            &view::login(&s.auth(), Some("Wrong credentials: nothing was changed.")),
+            &view::login(
+                &creds,
+                Some(
+                    "This token may not read the web view (it needs the read scope): use another.",
+                ),
+            ),
         );
     }
-    info!("web login");
-    let token = guard::new_session(&s.ack_key, &s.auth(), s.clock.now());
+    info!(credential = %c.name, "web login");
+    let token = guard::new_session(&s.ack_key, c, s.clock.now());
     see_other("/", [guard::session_cookie(&token, secure(&s))])
 }
 

@@ -26,7 +26,15 @@ pub enum AckTarget {
 }
 
 impl ChatCommand {
-    /// Whether it changes an incident (and so needs an authorized sender).
+    /// Whether the answer depends on who asks, so the sender's account must be known:
+    /// every command but `!help`. State changes need an acker; `!incidents` and
+    /// `!status` too once credentials are configured (they name incidents, who acked,
+    /// and the links tocsin depends on).
+    pub fn needs_sender(&self) -> bool {
+        !matches!(self, ChatCommand::Help)
+    }
+
+    /// Whether it changes an incident.
     pub fn changes_state(&self) -> bool {
         matches!(
             self,
@@ -474,6 +482,8 @@ mod tests {
         assert!(ChatCommand::Snooze(1, Duration::from_secs(60)).changes_state());
         assert!(!ChatCommand::Status.changes_state());
         assert!(!ChatCommand::Help.changes_state());
+        assert!(ChatCommand::Status.needs_sender() && ChatCommand::Incidents.needs_sender());
+        assert!(!ChatCommand::Help.needs_sender());
     }
 
     #[test]

@@ -856,7 +856,7 @@ impl Session {
     /// Who sent a command: the `account` tag where the server attaches it (its absence
     /// means not logged in); else the map account-notify keeps current; else WHOIS.
     fn resolve_sender(&mut self, m: &Msg, mut ask: Ask, now: Timestamp, out: &mut Vec<Event>) {
-        let needs_account = ask.command.as_ref().is_ok_and(ChatCommand::changes_state);
+        let needs_account = ask.command.as_ref().is_ok_and(ChatCommand::needs_sender);
         if !needs_account {
             out.push(Event::Command(ask));
             return;

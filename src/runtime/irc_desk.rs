@@ -40,6 +40,10 @@ pub struct IrcDesk {
     /// (contact, irc_account, irc_mask)
     ackers: Vec<(String, Option<String>, Option<String>)>,
     allow_masks: bool,
+    /// Credentials are configured, so `!incidents` and `!status` answer ackers only,
+    /// like the API's reads: they name incidents, who acked, and the links tocsin
+    /// depends on, to anyone in the channel or anyone who sends a private message.
+    private_reads: bool,
 }
 
 impl IrcDesk {
@@ -64,6 +68,7 @@ impl IrcDesk {
                 .map(|(n, c)| (n.clone(), c.irc_account.clone(), c.irc_mask.clone()))
                 .collect(),
             allow_masks: cfg.file.sources.irc.as_ref().is_some_and(|i| i.allow_masks),
+            private_reads: !cfg.hook_auth.is_open(),
         }
     }
 
@@ -346,6 +351,11 @@ impl Desk for IrcDesk {
             ChatCommand::Help => {
                 self.count("help", "applied");
                 HELP.to_string()
+            }
+            ref read @ (ChatCommand::Incidents | ChatCommand::Status)
+                if self.private_reads && self.contact(&ask).is_none() =>
+            {
+                self.refuse(&ask, read).await
             }
             ChatCommand::Incidents => {
                 self.count("incidents", "applied");

@@ -42,10 +42,12 @@ pub struct Reloaded {
     pub routes: usize,
     /// Changed sections that only a restart applies, like `[sources.irc]`.
     pub restart_needed: Vec<String>,
-    /// The hook and API credentials were read again from their files (or environment)
-    /// and differ from those in force until now: from this reload on only the new ones
-    /// work.
+    /// The credentials were read again from their files (or environment) and differ
+    /// from those in force until now: from this reload on only the new ones work.
     pub credentials_changed: bool,
+    /// Which ones: added, removed, rotated or given other scopes, by where they are
+    /// configured (`server.auth_token`, `server.basic_auth`, `server.tokens.NAME`).
+    pub credentials: Vec<String>,
 }
 
 type Reply = oneshot::Sender<Result<Reloaded, String>>;
@@ -93,6 +95,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         s.auth_token_file = None;
         s.auth_token_env = None;
         s.basic_auth = None;
+        s.tokens.clear();
         format!("{s:?}")
     };
     [
@@ -122,17 +125,6 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     .filter(|(_, x, y)| x != y)
     .map(|(name, _, _)| name.to_string())
     .collect()
-}
-
-/// Whether two sets of hook credentials accept exactly the same callers.
-fn same_credentials(a: &crate::config::HookAuth, b: &crate::config::HookAuth) -> bool {
-    let bearer = |h: &crate::config::HookAuth| h.bearer.as_ref().map(|s| s.expose().to_string());
-    let basic = |h: &crate::config::HookAuth| {
-        h.basic
-            .as_ref()
-            .map(|(u, p)| (u.clone(), p.expose().to_string()))
-    };
-    bearer(a) == bearer(b) && basic(a) == basic(b)
 }
 
 impl Reloader {
@@ -178,7 +170,8 @@ impl Reloader {
                 info!(path = %r.path, contacts = r.contacts, policies = r.policies, notifiers = r.notifiers, rebuilt_notifiers = %r.rebuilt_notifiers.join(", "), "config reloaded");
                 if r.credentials_changed {
                     warn!(
-                        "the hook and API credentials changed: from now on only the new ones are accepted"
+                        credentials = %r.credentials.join(", "),
+                        "credentials changed: from now on only the new ones are accepted"
                     );
                 }
                 if !r.restart_needed.is_empty() {
@@ -204,6 +197,7 @@ impl Reloader {
         let (notifiers, rebuilt) =
             crate::notify::rebuild_all(&self.current, &self.notifiers, &new, &self.build)
                 .map_err(|e| format!("{}: building notifiers:\n{e}", path.display()))?;
+        let credentials = self.current.hook_auth.changed(&new.hook_auth);
         let summary = Reloaded {
             path: path.display().to_string(),
             contacts: new.file.contacts.len(),
@@ -212,7 +206,8 @@ impl Reloader {
             rebuilt_notifiers: rebuilt,
             routes: new.routes.len(),
             restart_needed: restart_needed(&self.current, &new),
-            credentials_changed: !same_credentials(&self.current.hook_auth, &new.hook_auth),
+            credentials_changed: !credentials.is_empty(),
+            credentials,
         };
         self.dispatcher.reconfigure(notifiers.clone());
         for name in &summary.rebuilt_notifiers {

@@ -119,3 +119,91 @@ fn log_format_json_writes_one_json_object_per_line() {
         );
     }
 }
+
+/// Runs tocsin with `TOCSIN_TOKEN` set to `token` (or unset).
+fn tocsin_with_token(args: &[&str], token: Option<&str>) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(TOCSIN);
+    cmd.args(args).current_dir(std::env::temp_dir());
+    match token {
+        Some(t) => cmd.env("TOCSIN_TOKEN", t),
+        None => cmd.env_remove("TOCSIN_TOKEN"),
+    };
+    let out = cmd.output().expect("run tocsin");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The audit: the CLI sent the master token with every call to whatever `--url` was
+/// given. Now the config's token goes only to the config's own address; a token for
+/// anywhere else is given on purpose, in `TOCSIN_TOKEN`, and may be a scoped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_the_configs_token_only_to_the_configs_own_address() {
+    const MASTER: &str = "cli-master-token-0123456789";
+    const READER: &str = "cli-read-token-0123456789";
+    let catcher = PageCatcher::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let master = crate::fake_api::secret_file(dir.path(), "master", MASTER);
+    let reader = crate::fake_api::secret_file(dir.path(), "reader", READER);
+    let tokens = format!(
+        "auth_token_file = \"{master}\"\n[server.tokens.reader]\ntoken_file = \"{reader}\"\nscopes = [\"read\"]\n{}",
+        webhook_config(&catcher.url(), &page_alice())
+    );
+    let mut app = spawn_app(&format!("[server]\n{tokens}")).await;
+    app.authorization = Some(format!("Bearer {MASTER}"));
+    assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
+    // The CLI's view of the same daemon: its listen address is the config's own.
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"{}\"\n{tokens}", app.addr),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let (code, out, err) =
+        tokio::task::block_in_place(|| tocsin_with_token(&["incidents", "--config", config], None));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("DiskFull"), "{out}");
+
+    let elsewhere = crate::fake_api::FakeApi::start(crate::fake_api::Answer::json(
+        200,
+        serde_json::json!({"incidents": []}),
+    ))
+    .await;
+    let url = elsewhere.url();
+    let (code, _, err) = tokio::task::block_in_place(|| {
+        tocsin_with_token(&["incidents", "--config", config, "--url", &url], None)
+    });
+    assert_eq!(code, Some(0), "{err}");
+    let sent = elsewhere.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].header("authorization"),
+        None,
+        "the master token went to {url}"
+    );
+
+    // Asked for: TOCSIN_TOKEN goes where --url says, and a scoped one does its scope.
+    let (code, _, err) = tokio::task::block_in_place(|| {
+        tocsin_with_token(&["incidents", "--url", &url], Some(READER))
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        elsewhere.requests()[1].header("authorization"),
+        Some(format!("Bearer {READER}").as_str())
+    );
+    let own = app.url("");
+    let (code, out, _) = tokio::task::block_in_place(|| {
+        tocsin_with_token(&["incidents", "--url", &own], Some(READER))
+    });
+    assert_eq!(code, Some(0), "a read token lists incidents");
+    assert!(out.contains("DiskFull"), "{out}");
+    let (code, _, err) = tokio::task::block_in_place(|| {
+        tocsin_with_token(&["resolve", "1", "--url", &own], Some(READER))
+    });
+    assert_eq!(code, Some(3), "a read token resolved: {err}");
+    assert!(err.contains("403") && err.contains("act"), "{err}");
+}

@@ -960,13 +960,10 @@ fn compose_services_point_at_each_other() {
         &compose.flag("alertmanager", "--config.file").unwrap(),
     );
     let am = yaml(&am_config);
-    let token_file = cfg
-        .file
-        .server
-        .auth_token_file
-        .as_ref()
-        .expect("tocsin requires a token on /hooks in the stack");
-    let token = read(&in_root(&tocsin_root, "/etc/tocsin").join(token_file));
+    assert!(
+        !cfg.hook_auth.is_open(),
+        "tocsin requires a token on /hooks in the stack"
+    );
     let receivers = am["receivers"].as_array().expect("receivers");
     let hooks: Vec<&Value> = receivers
         .iter()
@@ -982,10 +979,20 @@ fn compose_services_point_at_each_other() {
         let credentials = hook["http_config"]["authorization"]["credentials_file"]
             .as_str()
             .unwrap_or_else(|| panic!("{url}: no credentials_file"));
-        assert_eq!(
-            read(&in_root(&am_root, credentials)).trim(),
-            token.trim(),
-            "{url}: Alertmanager's token is not tocsin's"
+        let sent = read(&in_root(&am_root, credentials));
+        let accepted = cfg
+            .hook_auth
+            .by_token(sent.trim().as_bytes())
+            .unwrap_or_else(|| panic!("{url}: Alertmanager's token is none of tocsin's"));
+        assert!(
+            accepted.scopes.contains(tocsin::config::Scope::Hooks),
+            "{url}: Alertmanager's token ({}) may not post alerts",
+            accepted.name
+        );
+        assert!(
+            !accepted.scopes.contains(tocsin::config::Scope::Act),
+            "{url}: Alertmanager's token ({}) could resolve incidents: give it its own, hooks only",
+            accepted.name
         );
     }
     // The root route ends at tocsin.

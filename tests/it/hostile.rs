@@ -157,8 +157,11 @@ async fn with_a_token_configured_every_read_needs_it_but_healthz() {
         let (status, body) = get(path, None).await;
         assert_eq!(status, 401, "{path} without the token: {body}");
         assert!(!body.contains("+15550100"), "{path}: {body}");
-        let (status, _) = get(path, Some("a-guess")).await;
-        assert_eq!(status, 401, "{path} with a wrong token");
+        // One guess only: five from one address would throttle it (tests/it/access.rs).
+        if path == "/api/v1/incidents" {
+            let (status, _) = get(path, Some("a-guess")).await;
+            assert_eq!(status, 401, "{path} with a wrong token");
+        }
         let (status, body) = get(path, Some("s3cret-token-4711")).await;
         assert_eq!(status, 200, "{path} with the token: {body}");
     }
@@ -173,8 +176,8 @@ async fn with_a_token_configured_every_read_needs_it_but_healthz() {
     // Every refusal is counted (and logged with the client's address).
     assert_eq!(
         app.metric("tocsin_auth_failures_total").await,
-        Some(10.0),
-        "5 paths, each without and with a wrong token"
+        Some(6.0),
+        "5 paths without a token, one with a wrong one"
     );
 
     // A Prometheus that cannot send a token: /metrics alone may be opened.

@@ -625,3 +625,53 @@ async fn in_a_storm_incidents_lists_what_is_open_and_ack_all_acks_every_triggere
         })
         .await;
 }
+
+/// `!incidents` and `!status` name incidents, who acked and the links tocsin depends
+/// on: once credentials are configured they answer ackers only, in the channel and by
+/// private message, like the API's reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_credentials_set_incidents_and_status_answer_only_ackers() {
+    const TOKEN: &str = "irc-test-master-token-0123456789";
+    let net = network().await;
+    let mut token = NamedTempFile::new().unwrap();
+    write!(token, "{TOKEN}").unwrap();
+    // /metrics stays open for the harness's wait for the link.
+    let server = format!(
+        "\n[server]\nauth_token_file = \"{}\"\nmetrics_public = true\n",
+        token.path().display()
+    );
+    let mut s = tocsin(Via::Direct(&net), "1h", &server).await;
+    s.app.authorization = Some(format!("Bearer {TOKEN}"));
+    let relay = person(net.port(), "relay", None).await;
+    let mallory = person(net.port(), "mallory", None).await;
+    alert_from_the_relay(&s, &relay, &mallory).await;
+
+    let mark = mallory.mark();
+    mallory.say(ALERTS, "!incidents").await;
+    let line = mallory
+        .wait_since(mark, "the answer to mallory's !incidents", SOON, |l| {
+            said_by_agent(l) && l.contains("mallory: ")
+        })
+        .await;
+    assert!(
+        line.contains("sorry") && !line.contains("DiskFull"),
+        "{line}"
+    );
+    let mark = mallory.mark();
+    mallory.say("agent", "status").await;
+    let line = mallory
+        .wait_since(mark, "the answer to mallory's private status", SOON, |l| {
+            l.contains(":agent!") && l.contains("PRIVMSG mallory :")
+        })
+        .await;
+    assert!(line.contains("sorry") && !line.contains("IRC"), "{line}");
+
+    let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
+    let mark = alice.mark();
+    alice.say(ALERTS, "!incidents").await;
+    alice
+        .wait_since(mark, "alice's list", SOON, |l| {
+            said_by_agent(l) && l.contains("alice: ") && l.contains("DiskFull")
+        })
+        .await;
+}

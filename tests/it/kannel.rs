@@ -521,3 +521,48 @@ async fn kannel_ucs2_reply_and_post_url_both_ack() {
         "#1 was already acknowledged by alice"
     );
 }
+
+/// The token in Kannel's get-url sits in kannel.conf and proxy logs: a token of its own
+/// with the `sms` scope works there, and only there, and no other token does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_has_a_token_of_its_own_that_works_on_its_hook_only() {
+    const SMS_TOKEN: &str = "kannel-only-token-0123456789";
+    const READ_TOKEN: &str = "dashboard-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("http://127.0.0.1:{}/cgi-bin/sendsms", free_port());
+    let sms = crate::fake_api::secret_file(dir.path(), "sms-token", SMS_TOKEN);
+    let read = crate::fake_api::secret_file(dir.path(), "read-token", READ_TOKEN);
+    let cfg = format!(
+        "{}\n[server.tokens.kannel]\ntoken_file = \"{sms}\"\nscopes = [\"sms\"]\n[server.tokens.dashboard]\ntoken_file = \"{read}\"\nscopes = [\"read\"]\n",
+        config(dir.path(), &dead)
+    );
+    let app = spawn_app_with_token(&cfg).await;
+    trigger(&app, alerts::firing("DiskFull")).await;
+
+    let (status, body) = get(
+        &app,
+        &format!("from=%2B15550100&text=1A&token={READ_TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 403, "a read token acked by SMS: {body}");
+    assert_eq!(app.incident(1).await["state"], "triggered");
+    // Nowhere else is a token taken from the URL, and this one reads nothing.
+    for url in [
+        format!("/api/v1/incidents?token={SMS_TOKEN}"),
+        format!("/api/v1/incidents?token={HOOK_TOKEN}"),
+    ] {
+        let r = app.client.get(app.url(&url)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{url}");
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/incidents"))
+        .bearer_auth(SMS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let (status, body) = get(&app, &format!("from=%2B15550100&text=1A&token={SMS_TOKEN}")).await;
+    assert_eq!((status, body.as_str()), (200, "Acknowledged #1"));
+}

@@ -6,6 +6,7 @@
 //! `smtp` (aiosmtpd), `kannel_server` (Kannel with its fake SMSC), `ircnet` (InspIRCd,
 //! Anope, ZNC); `daemon` runs the built `tocsin` binary where a process must really die.
 
+mod access;
 mod ack_link;
 mod alertmanager;
 mod alerts;

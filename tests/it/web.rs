@@ -501,15 +501,7 @@ async fn with_basic_auth_configured_the_login_takes_the_user_and_password() {
     )
     .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
-    let cookie = ok
-        .set_cookie
-        .iter()
-        .find(|c| c.starts_with("tocsin_session="))
-        .unwrap_or_else(|| panic!("no session cookie: {:?}", ok.set_cookie))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = session_cookie(&ok);
     let page = get(&app, &format!("/incidents/{id}"), Some(&cookie)).await;
     let csrf = hidden_field(&page.body, "csrf");
     let a = post_form(
@@ -532,6 +524,67 @@ async fn with_basic_auth_configured_the_login_takes_the_user_and_password() {
         "{:?}",
         out.set_cookie
     );
+}
+
+/// The `tocsin_session=...` pair a login's answer sets, to send back as a cookie.
+fn session_cookie(login: &Answer) -> String {
+    login
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("tocsin_session="))
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", login.set_cookie))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A dashboard's read-only token logs in to look; the buttons are not shown, and a
+/// post made anyway (with the session's own CSRF value) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_logs_in_to_look_but_cannot_act() {
+    const READ: &str = "wallboard-token-0123456789";
+    const HOOKS: &str = "alertmanager-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, secret: &str| {
+        crate::fake_api::secret_file(dir.path(), name, &format!("{secret}\n"))
+    };
+    let server = format!(
+        "[server]\nauth_token_file = \"{}\"\n[server.tokens.wallboard]\ntoken_file = \"{}\"\nscopes = [\"read\"]\n[server.tokens.am]\ntoken_file = \"{}\"\nscopes = [\"hooks\"]",
+        file("token", TOKEN),
+        file("read", READ),
+        file("hooks", HOOKS),
+    );
+    let (app, _catcher, id) = paged_with(
+        &server,
+        Some(format!("Bearer {TOKEN}")),
+        &alerts::firing("DiskFull"),
+    )
+    .await;
+
+    let hooks = post_form(&app, "/login", &[("token", HOOKS)], &[]).await;
+    assert_eq!(hooks.status, 403, "{}", hooks.body);
+    assert!(hooks.set_cookie.is_empty(), "{:?}", hooks.set_cookie);
+    assert!(hooks.body.contains("read scope"), "{}", hooks.body);
+
+    let ok = post_form(&app, "/login", &[("token", READ)], &[]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let cookie = session_cookie(&ok);
+    let page = get(&app, &format!("/incidents/{id}"), Some(&cookie)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("DiskFull"), "{}", page.body);
+    assert!(!page.body.contains("Acknowledge</button>"), "{}", page.body);
+    let csrf = hidden_field(&page.body, "csrf");
+    let a = post_form(
+        &app,
+        &format!("/incidents/{id}/ack"),
+        &[("by", "wallboard"), ("csrf", &csrf)],
+        &[("cookie", &cookie), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("act scope"), "{}", a.body);
+    assert_eq!(app.incident(id).await["state"], "triggered");
 }
 
 /// The value of the hidden input `name` in a page.

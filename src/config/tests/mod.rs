@@ -270,7 +270,7 @@ fn secrets_come_from_file_and_env_and_never_reach_debug() {
     let config = dir.path().join("alerts.toml");
     let c = load_with_env(&text, Some(&config), &env).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        c.hook_auth.bearer.as_ref().unwrap().expose(),
+        c.hook_auth.master_token().unwrap().expose(),
         "file-secret-123"
     );
     assert_eq!(

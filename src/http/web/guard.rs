@@ -5,9 +5,11 @@
 //! Every value here is signed with the ack-link key ([`AckKey::sign_value`]), each for
 //! its own purpose, so none can pass for an ack link or for the other:
 //!
-//! - the session cookie signs `<nonce> <credentials>` until its expiry, where
-//!   `<credentials>` is a keyed digest of the configured token or password, so changing
-//!   the credentials ends every session;
+//! - the session cookie signs `<nonce> <credential>` until its expiry, where
+//!   `<credential>` is a keyed digest of the token or password logged in with, so
+//!   changing or removing that credential ends its sessions (and no other). The
+//!   session may do what that credential's scopes allow, as configured now: narrowing
+//!   them on reload narrows the sessions too;
 //! - the CSRF value signs the session's nonce with the session's expiry: it is derived
 //!   from the session, and a page's forms carry it in a hidden field.
 
@@ -16,7 +18,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, header};
 
 use crate::ack_link::AckKey;
-use crate::config::HookAuth;
+use crate::config::{Credential, HookAuth, Scope, Scopes};
 use crate::time::Timestamp;
 
 /// The login cookie.
@@ -97,9 +99,15 @@ fn header_value(s: String) -> HeaderValue {
 pub(super) struct Session {
     nonce: String,
     expires: Timestamp,
+    /// What the credential logged in with may do.
+    scopes: Scopes,
 }
 
 impl Session {
+    pub(super) fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(scope)
+    }
+
     /// The hidden `csrf` value of this session's forms.
     pub(super) fn csrf(&self, key: &AckKey) -> String {
         key.sign_value(CSRF_PURPOSE, &self.nonce, self.expires)
@@ -112,37 +120,26 @@ impl Session {
     }
 }
 
-/// A keyed fingerprint of the configured credentials: it reveals nothing about them, and
-/// changes when they do.
-fn credentials_id(key: &AckKey, auth: &HookAuth) -> String {
-    let mut what = String::from("web credentials");
-    if let Some(t) = &auth.bearer {
-        what.push_str(" bearer ");
-        what.push_str(t.expose());
-    }
-    if let Some((user, pass)) = &auth.basic {
-        what.push_str(" basic ");
-        what.push_str(user);
-        what.push(':');
-        what.push_str(pass.expose());
-    }
-    key.digest(&what)
+/// A keyed fingerprint of one credential: it reveals nothing about it, and changes when
+/// it does.
+fn credential_id(key: &AckKey, c: &Credential) -> String {
+    key.digest(&format!("web credential {} {}", c.name, c.material()))
 }
 
-/// A new session's cookie value, after the credentials were checked.
-pub(super) fn new_session(key: &AckKey, auth: &HookAuth, now: Timestamp) -> String {
+/// A new session's cookie value, after the credential was checked.
+pub(super) fn new_session(key: &AckKey, c: &Credential, now: Timestamp) -> String {
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).expect("the OS random source works");
     let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
     key.sign_value(
         SESSION_PURPOSE,
-        &format!("{nonce} {}", credentials_id(key, auth)),
+        &format!("{nonce} {}", credential_id(key, c)),
         now.plus(SESSION_LIFETIME),
     )
 }
 
-/// The request's session, when its cookie is one this tocsin issued, for the current
-/// credentials, and not expired.
+/// The request's session, when its cookie is one this tocsin issued, for a credential
+/// still configured as it was, and not expired.
 pub(super) fn session(
     headers: &HeaderMap,
     key: &AckKey,
@@ -151,27 +148,60 @@ pub(super) fn session(
 ) -> Option<Session> {
     let token = cookie(headers, SESSION_COOKIE)?;
     let (value, expires) = key.verify_value(SESSION_PURPOSE, token, now)?;
-    let (nonce, creds) = value.split_once(' ')?;
-    (creds == credentials_id(key, auth)).then(|| Session {
+    let (nonce, id) = value.split_once(' ')?;
+    let c = auth
+        .credentials
+        .iter()
+        .find(|c| credential_id(key, c) == id)?;
+    Some(Session {
         nonce: nonce.to_string(),
         expires,
+        scopes: c.scopes,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::{Presented, Secret};
 
     fn key() -> AckKey {
         AckKey::from_bytes([3; 32])
     }
 
     fn auth(token: &str) -> HookAuth {
+        scoped(token, Scopes::all())
+    }
+
+    fn scoped(token: &str, scopes: Scopes) -> HookAuth {
         HookAuth {
-            bearer: Some(Secret::new(token)),
-            basic: None,
+            credentials: vec![Credential {
+                name: "server.auth_token".into(),
+                presented: Presented::Bearer(Secret::new(token)),
+                scopes,
+            }],
         }
+    }
+
+    /// The cookie of a new session for `auth`'s only credential.
+    fn login(auth: &HookAuth, now: Timestamp) -> String {
+        new_session(&key(), &auth.credentials[0], now)
+    }
+
+    #[test]
+    fn a_read_only_session_may_read_and_not_act_and_follows_its_scopes_on_reload() {
+        let now = Timestamp::at("2026-11-21T10:00:00Z");
+        let grafana = scoped("read-only-0123456789", [Scope::Read].into_iter().collect());
+        let cookie = login(&grafana, now);
+        let h = headers(&[("cookie", &format!("{SESSION_COOKIE}={cookie}"))]);
+        let s = session(&h, &key(), &grafana, now).expect("a session");
+        assert!(s.may(Scope::Read));
+        assert!(!s.may(Scope::Act), "a read-only token's session acts");
+        let widened = scoped(
+            "read-only-0123456789",
+            [Scope::Read, Scope::Act].into_iter().collect(),
+        );
+        assert!(session(&h, &key(), &widened, now).unwrap().may(Scope::Act));
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -185,7 +215,7 @@ mod tests {
     #[test]
     fn a_session_works_until_it_expires_or_the_credentials_change() {
         let now = Timestamp::at("2026-11-21T10:00:00Z");
-        let token = new_session(&key(), &auth("s3cret"), now);
+        let token = login(&auth("s3cret"), now);
         let h = headers(&[("cookie", &format!("a=b; {SESSION_COOKIE}={token}"))]);
         let s = session(&h, &key(), &auth("s3cret"), now).expect("valid session");
         assert!(session(&h, &key(), &auth("s3cret"), now.plus(SESSION_LIFETIME)).is_none());
@@ -201,10 +231,7 @@ mod tests {
         let other = session(
             &headers(&[(
                 "cookie",
-                &format!(
-                    "{SESSION_COOKIE}={}",
-                    new_session(&key(), &auth("s3cret"), now)
-                ),
+                &format!("{SESSION_COOKIE}={}", login(&auth("s3cret"), now)),
             )]),
             &key(),
             &auth("s3cret"),
@@ -227,7 +254,7 @@ mod tests {
         });
         let h = headers(&[("cookie", &format!("{SESSION_COOKIE}={link}"))]);
         assert!(session(&h, &key(), &auth("s3cret"), now).is_none());
-        let cookie = new_session(&key(), &auth("s3cret"), now);
+        let cookie = login(&auth("s3cret"), now);
         assert!(
             key().verify(&cookie, now).is_err(),
             "a session acks nothing"

@@ -20,6 +20,10 @@ pub(super) struct Viewer {
     pub locked: bool,
     /// Logged in (only meaningful when `locked`).
     pub logged_in: bool,
+    /// May see incidents: nothing is locked, or the login's token has the read scope.
+    pub reads: bool,
+    /// May press the buttons: nothing is locked, or the login's token has the act scope.
+    pub acts: bool,
     /// The hidden `csrf` value of the forms, with a session.
     pub csrf: Option<String>,
     /// Prefills the "Your name" field.
@@ -28,7 +32,7 @@ pub(super) struct Viewer {
 
 impl Viewer {
     pub fn may_act(&self) -> bool {
-        !self.locked || self.logged_in
+        self.acts
     }
 
     fn csrf_field(&self) -> String {
@@ -448,6 +452,9 @@ fn actions(v: &IncidentView, viewer: &Viewer) -> String {
         }
     };
     if !viewer.may_act() {
+        if viewer.logged_in {
+            return "<p class=\"note\">Your login may only look: acting needs a token with the act scope.</p>".to_string();
+        }
         return "<p><a href=\"/login\">Log in</a> to acknowledge or resolve.</p>".to_string();
     }
     let id = v.id;
@@ -481,17 +488,17 @@ pub(super) fn login(auth: &HookAuth, problem: Option<&str>) -> String {
         );
     }
     s.push_str(
-        "<p>Looking needs no login; acknowledging and resolving do. \
-         Use the credentials the API takes.</p><form class=\"login\" method=\"post\" action=\"/login\">",
+        "<p>Use a token the API takes (one with the read scope; the act scope for the buttons), \
+         or the user name and password.</p><form class=\"login\" method=\"post\" action=\"/login\">",
     );
-    if auth.bearer.is_some() {
+    if auth.has_bearer() {
         s.push_str(
             "<div><label for=\"token\">API token</label>\
              <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\"></div>",
         );
     }
-    if auth.basic.is_some() {
-        if auth.bearer.is_some() {
+    if auth.has_basic() {
+        if auth.has_bearer() {
             s.push_str("<p class=\"note\">or</p>");
         }
         s.push_str(
