@@ -90,6 +90,21 @@ impl NotifierKind for EmailConfig {
                 "a password is set but no username: add username (the SMTP AUTH user), or drop the password",
             ));
         }
+        if let Ok(relay) = self.relay()
+            && relay.security == SmtpSecurity::Plain
+            && (self.username.is_some() || has_password)
+            && !is_this_host(&relay.host)
+        {
+            // AUTH PLAIN and LOGIN are base64, not encryption: anyone on the path
+            // between tocsin and the relay would read the password.
+            out.push(Problem::new(
+                "smtp_url",
+                format!(
+                    "smtp://{} without TLS would send username and password in clear across the network: use ?tls=starttls or smtps://, or a relay on this host (127.0.0.1, ::1, localhost)",
+                    relay.host
+                ),
+            ));
+        }
         if self.connect_timeout.0.is_zero() {
             out.push(Problem::new(
                 "connect_timeout",
@@ -115,6 +130,14 @@ impl NotifierKind for EmailConfig {
             secret(secrets, "password"),
         )?))
     }
+}
+
+/// Whether `host` names this machine, where a plaintext login crosses no network.
+fn is_this_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How the connection to the relay is protected, from the scheme and `?tls=`.

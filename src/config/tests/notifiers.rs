@@ -170,6 +170,37 @@ fn an_smtp_password_without_a_username_is_refused() {
 }
 
 #[test]
+fn an_smtp_login_that_would_cross_the_network_in_clear_is_refused() {
+    let remote = MAIL.replace("smtp://127.0.0.1:25", "smtp://mail.example.com:25");
+    let text = paging_through(
+        &format!("{remote}\nusername = \"tocsin\"\npassword_env = \"SECRET\""),
+        TO_ALICE,
+    );
+    one_error(
+        &text,
+        "notifiers.n.smtp_url",
+        "smtp_url =",
+        &["in clear", "?tls=starttls"],
+    );
+    for fine in [
+        "smtp://127.0.0.1:25",
+        "smtp://localhost:25",
+        "smtp://[::1]:25",
+        "smtp://mail.example.com:587?tls=starttls",
+        "smtps://mail.example.com",
+    ] {
+        let mail = MAIL.replace("smtp://127.0.0.1:25", fine);
+        let text = paging_through(
+            &format!("{mail}\nusername = \"tocsin\"\npassword_env = \"SECRET\""),
+            TO_ALICE,
+        );
+        if let Err(e) = load(&text) {
+            panic!("a login to {fine} was refused: {e:?}");
+        }
+    }
+}
+
+#[test]
 fn a_mail_address_the_mailer_cannot_parse_is_refused() {
     for to in ["alice@", "Alice <alice@example.com", "alice@@example.com"] {
         let text = paging_through(MAIL, &format!(", to = \"{to}\""));
