@@ -73,7 +73,16 @@ impl<'de> Visitor<'de> for StringMapCheck {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<Cow<'de, str>, Cow<'de, str>>()?.is_some() {}
+        // A key given twice would be read one way by `get` (the first) and another by
+        // `to_map` (the last): a payload could pass the heartbeat check as `Watchdog`
+        // and be shown and routed as something else.
+        let mut seen = std::collections::HashSet::new();
+        while let Some((k, _)) = map.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+            if seen.contains(&k) {
+                return Err(de::Error::custom(format!("{k:?} appears twice")));
+            }
+            seen.insert(k);
+        }
         Ok(())
     }
 }

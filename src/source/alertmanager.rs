@@ -149,7 +149,9 @@ pub fn parse(body: &[u8], heartbeat: Option<&str>) -> Result<Parsed, PayloadErro
             continue;
         }
         alerts.push(AlertIn {
-            fingerprint: a.fingerprint,
+            // Hex, which Alertmanager writes in lower case: one alert whatever the case,
+            // in memory and in the store alike.
+            fingerprint: a.fingerprint.to_ascii_lowercase(),
             status,
             starts_at,
             ends_at,
@@ -231,6 +233,29 @@ mod tests {
         assert_eq!(p.batch.alerts[0].ends_at, None, "Go zero time means firing");
         assert_eq!(p.batch.labels.get("severity").unwrap(), "critical");
         assert!(p.batch.title.starts_with("DiskFull"), "{}", p.batch.title);
+    }
+
+    #[test]
+    fn a_fingerprint_in_capitals_is_the_same_alert() {
+        let body = FIRING.replace("1751650d45bf7d6b", "1751650D45BF7D6B");
+        let p = parse(body.as_bytes(), None).unwrap();
+        assert_eq!(p.batch.alerts[0].fingerprint, "1751650d45bf7d6b");
+    }
+
+    #[test]
+    fn a_label_given_twice_is_refused_rather_than_read_two_ways() {
+        // `get` would see the first alertname (the heartbeat), the store and the pages the
+        // last one.
+        let body = FIRING.replacen(
+            "\"alertname\":\"DiskFull\"",
+            "\"alertname\":\"Watchdog\",\"alertname\":\"DiskFull\"",
+            1,
+        );
+        assert_ne!(body, FIRING);
+        let e = parse(body.as_bytes(), Some("Watchdog"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]

@@ -85,6 +85,28 @@ async fn broken_payloads_get_400_naming_the_problem_and_open_nothing() {
     assert_eq!(app.incidents(None).await.len(), 1);
 }
 
+/// A label given twice was read as the first by the heartbeat check and as the last by
+/// everything else: a payload could count as the Watchdog heartbeat and still open and
+/// page an incident named otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_given_twice_gets_400_and_opens_nothing() {
+    let catcher = PageCatcher::start().await;
+    let app = app_paging(&catcher).await;
+    let body = String::from_utf8(firing_bytes()).unwrap().replacen(
+        r#""alertname":"DiskFull","instance""#,
+        r#""alertname":"Watchdog","alertname":"DiskFull","instance""#,
+        1,
+    );
+    assert_refused(
+        &app,
+        body.into_bytes(),
+        400,
+        &["\"alertname\" appears twice"],
+    )
+    .await;
+    assert!(app.incidents(None).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_inside_a_label_gets_400() {
     let catcher = PageCatcher::start().await;
