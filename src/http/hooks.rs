@@ -104,7 +104,7 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     }
     if batch.truncated > 0 {
         warn!(
-            group_key = %batch.group_key,
+            group_key = ?batch.group_key,
             truncated = batch.truncated,
             "Alertmanager dropped alerts from this notification (max_alerts); the incident lists only those received"
         );
@@ -121,7 +121,7 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     if n == 0 && batch.truncated == 0 {
         return (StatusCode::OK, Json(json!({"status": "ok", "alerts": 0}))).into_response();
     }
-    debug!(group_key = %batch.group_key, alerts = n, "alertmanager payload");
+    debug!(group_key = ?batch.group_key, alerts = n, "alertmanager payload");
     match s.engine.submit(Input::Alerts(batch)).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "alerts": n}))).into_response(),
         // Alertmanager retries 5xx: right for a store that could not commit.

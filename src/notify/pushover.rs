@@ -272,7 +272,7 @@ impl Shared {
         if !status.is_success() {
             if !classify_status(status, &body).transient {
                 // 404 "receipt not found": it expired or was never ours. Nothing to wait for.
-                warn!(receipt, %status, body = %body.chars().take(200).collect::<String>(), "Pushover does not know this receipt; forgetting it");
+                warn!(receipt, %status, body = %super::message::clean(&body.chars().take(200).collect::<String>()), "Pushover does not know this receipt; forgetting it");
                 self.forget(receipt);
             }
             return;
@@ -343,7 +343,7 @@ impl Shared {
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                warn!(receipt, %status, body = %body.chars().take(200).collect::<String>(), "cancelling a Pushover emergency page failed; it rings until acknowledged or expired");
+                warn!(receipt, %status, body = %super::message::clean(&body.chars().take(200).collect::<String>()), "cancelling a Pushover emergency page failed; it rings until acknowledged or expired");
             }
             Err(e) => {
                 warn!(receipt, error = %e, "cancelling a Pushover emergency page failed; it rings until acknowledged or expired")

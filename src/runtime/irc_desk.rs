@@ -128,7 +128,7 @@ impl IrcDesk {
             Some(a) => format!("account {a}"),
             None => "not logged in".to_string(),
         };
-        warn!(nick = %ask.nick, hostmask = %ask.hostmask, %who, via = ask.account_via, text = %ask.text, "IRC command refused");
+        warn!(nick = %ask.nick, hostmask = ?ask.hostmask, %who, via = ask.account_via, text = ?ask.text, "IRC command refused");
         self.count(command_name(cmd), "refused");
         let id = match cmd {
             ChatCommand::Ack(AckTarget::One(id))
@@ -371,7 +371,7 @@ impl Desk for IrcDesk {
                 };
                 match self.act(&contact, changing).await {
                     Ok(answer) => {
-                        info!(%contact, nick = %ask.nick, via = ask.account_via, text = %ask.text, "IRC command applied");
+                        info!(%contact, nick = %ask.nick, via = ask.account_via, text = ?ask.text, "IRC command applied");
                         self.count(command_name(changing), "applied");
                         answer
                     }
