@@ -327,28 +327,21 @@ async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay(
 /// outside the store, and once the disk has room sends the late step and says it is over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_goes_out() {
-    let Scene {
-        catcher,
-        disk,
-        clock,
-        running,
-        url,
-        _dir,
-    } = alice_paged_bob_due_in_10m().await;
+    let s = alice_paged_bob_due_in_10m().await;
     let http = reqwest::Client::new();
 
-    disk.full.store(true, Ordering::SeqCst);
-    clock.advance(Duration::from_secs(600));
+    s.disk.full.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(600));
     // The first failure is tried again at once, the second waits half a second: the
     // loop keeps turning (it answers this at once), but writes nothing before the
     // backoff ends, and the clock has not moved, so not one more write is tried.
-    let health = wait_for_failures(&http, &url, 2).await;
+    let health = wait_for_failures(&http, &s.url, 2).await;
     assert!(
         health["status"].as_str().unwrap().contains("disk is full"),
         "{health}"
     );
     let barrier = http
-        .post(format!("{url}/api/v1/incidents/1/ack"))
+        .post(format!("{}/api/v1/incidents/1/ack", s.url))
         .json(&serde_json::json!({"by": "alice"}))
         .send()
         .await
@@ -356,9 +349,9 @@ async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_go
     assert_eq!(barrier.status(), 503);
     let said = barrier.text().await.unwrap();
     assert!(said.contains("cannot write its store"), "{said}");
-    assert_eq!(disk.refused_writes.load(Ordering::SeqCst), 2);
+    assert_eq!(s.disk.refused_writes.load(Ordering::SeqCst), 2);
     let metrics = http
-        .get(format!("{url}/metrics"))
+        .get(format!("{}/metrics", s.url))
         .send()
         .await
         .unwrap()
@@ -368,15 +361,16 @@ async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_go
     assert_eq!(metric_value(&metrics, "tocsin_store_writable"), Some(0.0));
 
     // 29 s of failures is not yet worth waking anyone; 31 s is.
-    clock.advance(Duration::from_secs(29));
-    wait_for_failures(&http, &url, 3).await;
+    s.clock.advance(Duration::from_secs(29));
+    wait_for_failures(&http, &s.url, 3).await;
     assert!(
-        catcher.pages().iter().all(|p| p.target() != "carol"),
+        s.catcher.pages().iter().all(|p| p.target() != "carol"),
         "{}",
-        describe(&catcher.pages())
+        describe(&s.catcher.pages())
     );
-    clock.advance(Duration::from_secs(2));
-    let pages = catcher
+    s.clock.advance(Duration::from_secs(2));
+    let pages = s
+        .catcher
         .wait_until("carol hears that nothing is paged", PROMPTLY, |p| {
             p.iter().any(|p| p.target() == "carol")
         })
@@ -396,9 +390,10 @@ async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_go
 
     // Room on the disk again: the next try writes, bob's late step goes out, carol
     // hears it is over, and tocsin is healthy.
-    disk.full.store(false, Ordering::SeqCst);
-    clock.advance(Duration::from_secs(5));
-    let pages = catcher
+    s.disk.full.store(false, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(5));
+    let pages = s
+        .catcher
         .wait_until("bob's late step and the all-clear", PROMPTLY, |p| {
             p.iter().any(|p| p.target() == "bob")
                 && p.iter().filter(|p| p.target() == "carol").count() == 2
@@ -425,9 +420,9 @@ async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_go
         "{:?}",
         clear.body
     );
-    wait_until_healthy(&http, &url).await;
-    running.stop();
-    running.wait().await.unwrap();
+    wait_until_healthy(&http, &s.url).await;
+    s.running.stop();
+    s.running.wait().await.unwrap();
 }
 
 /// tocsin on a disk that can fail, on a clock the test moves: incident 1 has paged
@@ -502,32 +497,26 @@ struct Scene {
 /// from the store, and then the step fires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_that_cannot_be_read_back_still_pages_the_step_once_the_disk_works() {
-    let Scene {
-        catcher,
-        disk,
-        clock,
-        running,
-        url,
-        _dir,
-    } = alice_paged_bob_due_in_10m().await;
+    let s = alice_paged_bob_due_in_10m().await;
     let http = reqwest::Client::new();
-    disk.full.store(true, Ordering::SeqCst);
-    disk.unreadable.store(true, Ordering::SeqCst);
-    clock.advance(Duration::from_secs(600));
-    wait_for_failures(&http, &url, 2).await;
-    disk.full.store(false, Ordering::SeqCst);
-    disk.unreadable.store(false, Ordering::SeqCst);
-    clock.advance(Duration::from_secs(10));
-    let pages = catcher
+    s.disk.full.store(true, Ordering::SeqCst);
+    s.disk.unreadable.store(true, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(600));
+    wait_for_failures(&http, &s.url, 2).await;
+    s.disk.full.store(false, Ordering::SeqCst);
+    s.disk.unreadable.store(false, Ordering::SeqCst);
+    s.clock.advance(Duration::from_secs(10));
+    let pages = s
+        .catcher
         .wait_until("bob's step", PROMPTLY, |p| {
             p.iter().any(|p| p.target() == "bob")
         })
         .await;
     let bob = pages.iter().find(|p| p.target() == "bob").unwrap();
     assert_eq!(bob.step(), 2, "{:?}", bob.body);
-    wait_until_healthy(&http, &url).await;
-    running.stop();
-    running.wait().await.unwrap();
+    wait_until_healthy(&http, &s.url).await;
+    s.running.stop();
+    s.running.wait().await.unwrap();
 }
 
 const PROMPTLY: Duration = Duration::from_secs(5);
