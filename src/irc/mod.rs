@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod command;
+mod intake;
 pub mod link;
 pub mod mask;
 mod pace;

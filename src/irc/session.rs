@@ -31,8 +31,18 @@ const WANTED_CAPS: &[&str] = &[
 /// The WHOX query token that marks our own account queries.
 const WHOX_TOKEN: &str = "152";
 
-/// How long a command waits for the WHOIS that tells who sent it.
-const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a command waits for the WHOIS that tells who sent it. WHOIS lines go at the
+/// chat pace, taking turns with pages, so a few queued ones need some seconds to go out.
+const WHOIS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Commands whose sender tocsin waits to learn by WHOIS, at most (distinct nicks). A PM
+/// flood from many hosts would otherwise queue one WHOIS per sender; past the cap a
+/// command is answered "try again" instead.
+const MAX_WHOIS: usize = 8;
+
+/// Alert lines waiting for their sender's WHOIS, at most; past it a line is dropped and
+/// said in the log (one sender's lines wait behind one WHOIS, answered in seconds).
+const MAX_WAITING_LINES: usize = 1000;
 
 /// Rejoin a channel we are not in (kicked, or the bouncer's upstream came back) this often.
 const REJOIN_EVERY: Duration = Duration::from_secs(15);
@@ -57,13 +67,24 @@ pub struct SessionConfig {
     pub probe_interval: Duration,
     /// ... and report the network unreachable when its 318 is not back within this.
     pub probe_timeout: Duration,
+    /// Masks of the senders whose alert lines count only from a services account
+    /// (patterns with `from_account`): their lines wait for a WHOIS like commands do
+    /// when neither the account tag nor the map says who they are.
+    pub account_masks: Vec<String>,
 }
 
 /// What the link must do or know after a line or a tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A protocol line to send ahead of chat (PONG, CAP, JOIN, WHOIS).
+    /// A protocol line to send ahead of chat (PONG, CAP, JOIN, the probe's WHOIS).
     Send(String),
+    /// A WHOIS asking who sent a command or an alert line: sent at the chat pace.
+    Whois(String),
+    /// An answer the session gives itself (too busy to learn who asked), said to `to`.
+    Reply {
+        to: String,
+        text: String,
+    },
     /// The welcome (001). `bouncer_only` when it came from ZNC itself: its upstream
     /// network is not connected.
     Registered {
@@ -107,6 +128,9 @@ pub struct Said {
     pub channel: Option<String>,
     pub text: String,
     pub at: Timestamp,
+    /// The sender's services account when known: from the account tag, the map
+    /// account-notify keeps, or (for senders in `account_masks`) a WHOIS.
+    pub account: Option<String>,
 }
 
 /// A command from someone, to be authorized and answered.
@@ -126,10 +150,37 @@ pub struct Ask {
     pub text: String,
 }
 
+/// A command or an alert line waiting for the WHOIS of its sender.
 #[derive(Debug)]
 struct Pending {
-    ask: Ask,
+    nick: String,
+    /// The sender's `nick!user@host`, which the WHOIS answer (311) must match.
+    hostmask: String,
+    waiting: Waiting,
     deadline: Timestamp,
+}
+
+#[derive(Debug)]
+enum Waiting {
+    Command(Ask),
+    Line(Said),
+}
+
+impl Pending {
+    /// The account is known (or known to be none): what waited goes on.
+    fn release(self, account: Option<String>) -> Event {
+        match self.waiting {
+            Waiting::Command(mut ask) => {
+                ask.account = account;
+                ask.account_via = "whois";
+                Event::Command(ask)
+            }
+            Waiting::Line(mut said) => {
+                said.account = account;
+                Event::Said(said)
+            }
+        }
+    }
 }
 
 pub struct Session {
@@ -343,15 +394,18 @@ impl Session {
             self.pending.drain(..).partition(|p| now >= p.deadline);
         self.pending = waiting;
         for p in expired {
-            let mut ask = p.ask;
-            ask.account = None;
-            ask.account_via = "none";
             out.push(Event::Ignored(format!(
                 "WHOIS {} got no answer within {}s; treating the sender as not logged in",
-                ask.nick,
+                p.nick,
                 WHOIS_TIMEOUT.as_secs()
             )));
-            out.push(Event::Command(ask));
+            out.push(match p.release(None) {
+                Event::Command(mut ask) => {
+                    ask.account_via = "none";
+                    Event::Command(ask)
+                }
+                other => other,
+            });
         }
         out
     }
@@ -740,20 +794,17 @@ impl Session {
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .pending
             .drain(..)
-            .partition(|p| self.casemap.fold(&p.ask.nick) == key);
+            .partition(|p| self.casemap.fold(&p.nick) == key);
         self.pending = waiting;
         for p in ready {
-            let mut ask = p.ask;
-            let sender = ask.hostmask.split_once('!').map(|(_, uh)| uh);
-            // The nick changed hands between the command and the answer: the account
-            // is the new holder's, not the sender's.
+            let sender = p.hostmask.split_once('!').map(|(_, uh)| uh);
+            // The nick changed hands between the line and the answer: the account is
+            // the new holder's, not the sender's.
             let same_sender = match (&answered_for, sender) {
                 (Some(a), Some(s)) => a.eq_ignore_ascii_case(s),
                 _ => false,
             };
-            ask.account = if same_sender { account.clone() } else { None };
-            ask.account_via = "whois";
-            out.push(Event::Command(ask));
+            out.push(p.release(if same_sender { account.clone() } else { None }));
         }
     }
 
@@ -844,13 +895,72 @@ impl Session {
             return;
         }
         if self.replay.take_alert(freshness, time, &key) {
-            out.push(Event::Said(Said {
+            let said = Said {
                 hostmask,
                 channel: (!private).then_some(target),
                 text,
                 at: time.unwrap_or(now),
-            }));
+                account: None,
+            };
+            self.resolve_line_sender(m, said, now, out);
         }
+    }
+
+    /// Who said a line that may be an alert: what the tag or the map says; for a sender
+    /// whose lines count only from an account, a WHOIS when neither knows.
+    fn resolve_line_sender(
+        &mut self,
+        m: &Msg,
+        mut said: Said,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        let nick = m.nick().unwrap_or_default().to_string();
+        let needs_account = self
+            .cfg
+            .account_masks
+            .iter()
+            .any(|mask| super::mask::mask_matches(mask, &said.hostmask));
+        let waiting_already = self
+            .pending
+            .iter()
+            .any(|p| self.casemap.same(&p.nick, &nick));
+        if self.enabled.contains("account-tag") {
+            said.account = m.tag("account").map(str::to_string);
+        } else if let Some(known) = self
+            .enabled
+            .contains("account-notify")
+            .then(|| self.accounts.get(&nick))
+            .flatten()
+            // Lines from one sender stay in order: one waiting for WHOIS holds the rest.
+            .filter(|_| !waiting_already)
+        {
+            said.account = known.map(str::to_string);
+        } else if needs_account {
+            let lines = self
+                .pending
+                .iter()
+                .filter(|p| matches!(p.waiting, Waiting::Line(_)))
+                .count();
+            if lines >= MAX_WAITING_LINES {
+                out.push(Event::Ignored(format!(
+                    "alert line from {} dropped: {MAX_WAITING_LINES} lines already wait for WHOIS answers",
+                    said.hostmask
+                )));
+                return;
+            }
+            if !waiting_already {
+                out.push(Event::Whois(raw("WHOIS", &[&nick])));
+            }
+            self.pending.push(Pending {
+                nick,
+                hostmask: said.hostmask.clone(),
+                waiting: Waiting::Line(said),
+                deadline: now.plus(WHOIS_TIMEOUT),
+            });
+            return;
+        }
+        out.push(Event::Said(said));
     }
 
     /// Who sent a command: the `account` tag where the server attaches it (its absence
@@ -878,14 +988,41 @@ impl Session {
         if !self
             .pending
             .iter()
-            .any(|p| self.casemap.same(&p.ask.nick, &ask.nick))
+            .any(|p| self.casemap.same(&p.nick, &ask.nick))
         {
-            out.push(Event::Send(raw("WHOIS", &[&ask.nick])));
+            if self.whois_for_commands() >= MAX_WHOIS {
+                out.push(Event::Ignored(format!(
+                    "{}'s command not acted on: {MAX_WHOIS} commands already wait for WHOIS (a flood?); told to try again",
+                    ask.hostmask
+                )));
+                out.push(Event::Reply {
+                    to: ask.reply_to.clone(),
+                    text: format!(
+                        "{}: too many commands are waiting to learn who sent them; try again in a minute",
+                        ask.nick
+                    ),
+                });
+                return;
+            }
+            out.push(Event::Whois(raw("WHOIS", &[&ask.nick])));
         }
         self.pending.push(Pending {
-            ask,
+            nick: ask.nick.clone(),
+            hostmask: ask.hostmask.clone(),
+            waiting: Waiting::Command(ask),
             deadline: now.plus(WHOIS_TIMEOUT),
         });
+    }
+
+    /// WHOIS asked (or about to be) for commands: one per distinct nick.
+    fn whois_for_commands(&self) -> usize {
+        let nicks: BTreeSet<String> = self
+            .pending
+            .iter()
+            .filter(|p| matches!(p.waiting, Waiting::Command(_)))
+            .map(|p| self.casemap.fold(&p.nick))
+            .collect();
+        nicks.len()
     }
 }
 
