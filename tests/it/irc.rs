@@ -652,15 +652,32 @@ async fn a_forged_resolve_from_the_relays_nick_resolves_nothing(s: Setup, port: 
     mallory
         .say(ALERTS, "Alert DiskFull on db1:9100 is resolved")
         .await;
-    eventually("the forged line to be counted", SOON, || async {
-        (metric(&s.app, "tocsin_irc_forged_lines_total").await == Some(1.0)).then_some(())
-    })
+    mallory.quit().await;
+
+    // Lines are read in order: once the relay's next line has opened its incident,
+    // mallory's has been read too.
+    let relay = person(port, "relay", Some(("relaybot", "relaypass"))).await;
+    relay
+        .say(ALERTS, "Alert Canary on web1:9100 is firing")
+        .await;
+    eventually(
+        "the relay's next line to open its incident",
+        SOON,
+        || async {
+            let open = s.app.incidents(Some("triggered")).await;
+            open.iter()
+                .any(|i| i["labels"]["alertname"] == "Canary")
+                .then_some(())
+        },
+    )
     .await;
     let inc = s.app.incident(id).await;
     assert_eq!(inc["state"], "triggered", "a forged line resolved: {inc}");
-    mallory.quit().await;
+    assert_eq!(
+        metric(&s.app, "tocsin_irc_forged_lines_total").await,
+        Some(1.0)
+    );
 
-    let relay = person(port, "relay", Some(("relaybot", "relaypass"))).await;
     relay
         .say(ALERTS, "Alert DiskFull on db1:9100 is resolved")
         .await;
@@ -705,7 +722,8 @@ async fn a_pm_flood_does_not_hold_up_the_announcement_of_an_alert() {
     let relay = person(port, "relay", None).await;
     let mut connecting = tokio::task::JoinSet::new();
     for i in 0..FLOODERS {
-        connecting.spawn(async move { Human::connect(port, &format!("flood{i}"), Login::None).await });
+        connecting
+            .spawn(async move { Human::connect(port, &format!("flood{i}"), Login::None).await });
     }
     let flooders = connecting.join_all().await;
     let registered = metric(&s.app, "tocsin_irc_registrations_total").await;
