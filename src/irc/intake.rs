@@ -210,3 +210,145 @@ pub fn freeze_marks(frozen: &AtomicBool) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::irc::link::{LinkState, ProbeStatus};
+    use crate::irc::session::Ask;
+    use crate::time::Timestamp;
+
+    /// A desk whose engine records alert lines only once `open` is called, and never
+    /// answers a command (a stuck `!incidents`).
+    struct SlowDesk {
+        gate: tokio::sync::Semaphore,
+        recorded: Mutex<Vec<String>>,
+    }
+
+    impl SlowDesk {
+        fn new() -> Arc<Self> {
+            Arc::new(SlowDesk {
+                gate: tokio::sync::Semaphore::new(0),
+                recorded: Mutex::new(Vec::new()),
+            })
+        }
+        fn open(&self) {
+            self.gate
+                .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        }
+        fn recorded(&self) -> Vec<String> {
+            self.recorded.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Desk for SlowDesk {
+        async fn alert(&self, batch: AlertBatch) -> Result<(), String> {
+            let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
+            self.recorded.lock().unwrap().push(batch.title);
+            Ok(())
+        }
+        async fn command(&self, _: Ask, _: &LinkStatus) -> String {
+            std::future::pending().await
+        }
+        async fn replay_mark(&self) -> Option<Mark> {
+            None
+        }
+        async fn save_replay_mark(&self, _: &Mark) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn line(i: usize) -> AlertBatch {
+        AlertBatch {
+            source: "irc".into(),
+            group_key: format!("irc:A{i}"),
+            labels: Default::default(),
+            title: format!("A{i}"),
+            alerts: Vec::new(),
+            truncated: 0,
+            policy: None,
+        }
+    }
+
+    fn ask(i: usize) -> Ask {
+        Ask {
+            nick: format!("m{i}"),
+            hostmask: format!("m{i}!m@10.6.6.{i}"),
+            account: None,
+            account_via: "none",
+            reply_to: format!("m{i}"),
+            private: true,
+            command: Err("flood".into()),
+            text: "status".into(),
+        }
+    }
+
+    fn start(desk: &Arc<SlowDesk>) -> (Intake, Workers) {
+        let at = Timestamp::at("2026-11-21T20:00:00Z");
+        let (_, status) = watch::channel(LinkStatus {
+            state: LinkState::Up,
+            since: at,
+            detail: String::new(),
+            server: String::new(),
+            nick: "agent".into(),
+            joined: Vec::new(),
+            caps: Vec::new(),
+            probe: ProbeStatus {
+                ok: None,
+                detail: String::new(),
+                since: at,
+            },
+            forged_lines: 0,
+        });
+        Intake::start(desk.clone(), status, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// The engine stalls (a slow disk) while a storm of alert lines is heard: past the
+    /// queue they are held, and the link stops reading, instead of being dropped. Once
+    /// the engine moves, every line is recorded, in the order heard.
+    #[tokio::test]
+    async fn alert_lines_beyond_the_queue_are_held_not_dropped() {
+        let desk = SlowDesk::new();
+        let (mut intake, workers) = start(&desk);
+        let heard = ALERTS_WAITING + 200;
+        for i in 0..heard {
+            intake.alert(line(i));
+        }
+        assert!(intake.is_holding(), "the link must stop reading");
+        desk.open();
+        while intake.is_holding() {
+            intake.unhold().await;
+        }
+        intake.close(None).await;
+        workers.alerts.await.unwrap();
+        let expected: Vec<String> = (0..heard).map(|i| format!("A{i}")).collect();
+        assert_eq!(desk.recorded(), expected);
+    }
+
+    /// Flooders' commands are stuck with the desk and fill their queue: an alert line
+    /// heard after them is still recorded at once, on its own path.
+    #[tokio::test(start_paused = true)]
+    async fn a_command_flood_never_stands_in_front_of_an_alert_line() {
+        let desk = SlowDesk::new();
+        desk.open();
+        let (mut intake, _workers) = start(&desk);
+        for i in 0..COMMANDS_WAITING * 4 {
+            intake.command(ask(i));
+        }
+        intake.alert(line(1));
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while desk.recorded().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the alert line waited behind commands");
+        assert!(!intake.is_holding());
+    }
+}
