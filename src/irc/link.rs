@@ -100,6 +100,10 @@ const NOT_PROBED: &str = "not checked yet on this connection";
 /// replay mark; an alert line saves it at once.
 const MARK_EVERY: Duration = Duration::from_secs(10);
 
+/// A line to a nick is delivered only if the server does not answer 401 (no such nick)
+/// within this of writing it: one round trip, through a bouncer too.
+const NICK_ABSENT_WITHIN: Duration = Duration::from_secs(3);
+
 /// How long a stopping link waits for its alert lines and the last replay mark to be
 /// recorded.
 const FLUSH: Duration = Duration::from_secs(3);
@@ -115,6 +119,9 @@ pub enum SayError {
     Full,
     #[error("the line was not written within {0}")]
     Timeout(String),
+    /// The server answered 401: nobody holds the nick, so nobody read the page.
+    #[error("{0} is not on IRC (401 No such nick): nobody read it")]
+    NoSuchNick(String),
 }
 
 enum Request {
@@ -314,6 +321,7 @@ pub fn start(
                 status,
                 rx: rx.lock_owned().await,
                 missed: Vec::new(),
+                to_nicks: std::collections::HashMap::new(),
                 upstream: None,
                 offered_mark: None,
                 offered_at: None,
@@ -371,6 +379,9 @@ struct Link {
     /// Held for the life of this run; the next run after a restart takes it over.
     rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Request>>,
     missed: Vec<Missed>,
+    /// Lines to nicks written in the last [`NICK_ABSENT_WITHIN`], by folded nick: a 401
+    /// for the nick turns each into a failure.
+    to_nicks: std::collections::HashMap<String, Vec<oneshot::Sender<()>>>,
     /// Through a bouncer: whether its network is connected (None: not a bouncer, or
     /// not known yet).
     upstream: Option<bool>,
@@ -463,6 +474,7 @@ impl Link {
                 Err(e) => e,
             };
             self.sendq.clear();
+            self.to_nicks.clear();
             self.upstream = None;
             down_since.get_or_insert(self.clock.now());
             let wait = backoff
@@ -683,6 +695,15 @@ impl Link {
                     Reading::Nothing => {}
                 },
                 Event::Replayed(tally) => log_replay(&tally),
+                Event::NoSuchNick(nick) => {
+                    for absent in self
+                        .to_nicks
+                        .remove(&self.session.fold(&nick))
+                        .unwrap_or_default()
+                    {
+                        let _ = absent.send(());
+                    }
+                }
                 Event::Command(ask) => intake.command(ask),
                 Event::Probe { ok, detail } => {
                     let was = self.status.borrow().probe.ok;
@@ -801,7 +822,11 @@ impl Link {
         written: oneshot::Sender<Result<(), SayError>>,
     ) {
         let detail = self.status.borrow().detail.clone();
-        self.missed.push(Missed { target, text });
+        // Only channels get the summary when tocsin is back; a nick's page has failed
+        // over by then.
+        if target.starts_with(['#', '&']) {
+            self.missed.push(Missed { target, text });
+        }
         let _ = written.send(Err(SayError::Down(detail)));
     }
 
@@ -816,13 +841,24 @@ impl Link {
         let (tx, rx) = oneshot::channel();
         match self.sendq.chat(lines, Some(tx)) {
             Ok(()) => {
+                let absent = (!target.starts_with(['#', '&'])).then(|| self.watch_nick(target));
+                let nick = target.to_string();
                 if let Some(w) = written {
                     tokio::spawn(async move {
-                        let r = rx.await.map_err(|_| {
+                        let mut r = rx.await.map_err(|_| {
                             SayError::Down(
                                 "the connection dropped before the line was written".into(),
                             )
                         });
+                        // Written to a nick: delivered unless the server says nobody has it.
+                        // A link that drops meanwhile leaves it written.
+                        if r.is_ok()
+                            && let Some(absent) = absent
+                            && let Ok(Ok(())) =
+                                tokio::time::timeout(NICK_ABSENT_WITHIN, absent).await
+                        {
+                            r = Err(SayError::NoSuchNick(nick));
+                        }
                         let _ = w.send(r);
                     });
                 }
@@ -833,6 +869,21 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Hears a 401 about `nick` until the returned receiver is dropped.
+    fn watch_nick(&mut self, nick: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        // Waiters that gave up (their window passed) go, so the map stays small.
+        self.to_nicks.retain(|_, waiting| {
+            waiting.retain(|w| !w.is_closed());
+            !waiting.is_empty()
+        });
+        self.to_nicks
+            .entry(self.session.fold(nick))
+            .or_default()
+            .push(tx);
+        rx
     }
 
     /// An answer to a command: behind every page, in its own queue; dropped when that

@@ -117,6 +117,8 @@ pub enum Event {
         ok: bool,
         detail: String,
     },
+    /// The server says nobody holds this nick (401), in answer to a line to it.
+    NoSuchNick(String),
     /// The link is unusable; drop it and reconnect.
     Dead(String),
 }
@@ -262,6 +264,11 @@ impl Session {
 
     pub fn joined(&self) -> impl Iterator<Item = &String> {
         self.joined.iter()
+    }
+
+    /// A nick or channel as this network folds it, to compare names.
+    pub fn fold(&self, name: &str) -> String {
+        self.casemap.fold(name)
     }
 
     pub fn is_joined(&self, channel: &str) -> bool {
@@ -519,6 +526,8 @@ impl Session {
                     self.on_probe_answer(now, &mut out);
                 }
             }
+            // me nick :No such nick/channel
+            "401" => out.push(Event::NoSuchNick(m.param(1).to_string())),
             "471" | "473" | "474" | "475" | "403" | "405" => out.push(Event::Left {
                 channel: m.param(1).to_string(),
                 reason: format!("cannot join ({}): {}", m.command, m.param(2)),

@@ -45,11 +45,32 @@ const RELAY_BY_ACCOUNT: &str =
 /// tocsin with the IRC link, an `irc` notifier for #alerts, alice (irc_account alice)
 /// paged at once and bob after `bob_after`, both through the webhook catcher.
 async fn tocsin(via: Via<'_>, bob_after: &str, extra_irc: &str) -> Setup {
-    tocsin_reading(via, RELAY_BY_MASK, bob_after, extra_irc).await
+    tocsin_reading(via, RELAY_BY_MASK, extra_irc, &alice_then_bob(bob_after)).await
 }
 
-/// [`tocsin`] reading alert lines with `pattern`.
-async fn tocsin_reading(via: Via<'_>, pattern: &str, bob_after: &str, extra_irc: &str) -> Setup {
+/// Contacts and the policy of [`tocsin`]: #alerts and alice at once, bob after
+/// `bob_after`.
+fn alice_then_bob(bob_after: &str) -> String {
+    format!(
+        r#"
+[contacts.alice]
+irc_account = "alice"
+methods = [{{ notifier = "hook", to = "alice@pager" }}]
+[contacts.bob]
+methods = [{{ notifier = "hook", to = "bob@pager" }}]
+
+[policies.default]
+steps = [
+  {{ after = "0s", notify = ["chan", "alice"] }},
+  {{ after = "{bob_after}", notify = ["bob"] }},
+]
+"#
+    )
+}
+
+/// [`tocsin`] reading alert lines with `pattern`, paging `people` (contacts and
+/// policies, which may use the `chan` and `hook` notifiers).
+async fn tocsin_reading(via: Via<'_>, pattern: &str, extra_irc: &str, people: &str) -> Setup {
     let catcher = PageCatcher::start().await;
     let mut password = NamedTempFile::new().unwrap();
     let (server, secret, login) = match via {
@@ -85,19 +106,7 @@ patterns = [{pattern}]
 [notifiers.chan]
 type = "irc"
 channel = "{ALERTS}"
-
-[contacts.alice]
-irc_account = "alice"
-methods = [{{ notifier = "hook", to = "alice@pager" }}]
-[contacts.bob]
-methods = [{{ notifier = "hook", to = "bob@pager" }}]
-
-[policies.default]
-steps = [
-  {{ after = "0s", notify = ["chan", "alice"] }},
-  {{ after = "{bob_after}", notify = ["bob"] }},
-]
-"#,
+{people}"#,
         path = password.path().display()
     );
     let app = spawn_app(&webhook_config(&catcher.url(), &rest)).await;
@@ -697,14 +706,20 @@ async fn network_with_relaybot() -> IrcNet {
 async fn through_znc_a_forged_resolve_from_someone_holding_the_relay_nick_resolves_nothing() {
     let net = network_with_relaybot().await;
     let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
-    let s = tocsin_reading(Via::Znc(&znc), RELAY_BY_ACCOUNT, "1h", "").await;
+    let s = tocsin_reading(Via::Znc(&znc), RELAY_BY_ACCOUNT, "", &alice_then_bob("1h")).await;
     a_forged_resolve_from_the_relays_nick_resolves_nothing(s, net.port()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_a_forged_resolve_from_someone_holding_the_relay_nick_resolves_nothing() {
     let net = network_with_relaybot().await;
-    let s = tocsin_reading(Via::Direct(&net), RELAY_BY_ACCOUNT, "1h", "").await;
+    let s = tocsin_reading(
+        Via::Direct(&net),
+        RELAY_BY_ACCOUNT,
+        "",
+        &alice_then_bob("1h"),
+    )
+    .await;
     a_forged_resolve_from_the_relays_nick_resolves_nothing(s, net.port()).await;
 }
 
@@ -747,5 +762,52 @@ async fn a_pm_flood_does_not_hold_up_the_announcement_of_an_alert() {
         metric(&s.app, "tocsin_irc_registrations_total").await,
         registered,
         "the link dropped"
+    );
+}
+
+/// carol's first method is a PM to her nick, her second a page a minute later. She is
+/// not on IRC: the server answers 401, and the page falls over to the next method at
+/// once (it was counted as delivered to nobody, and the next method waited its minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_to_a_nick_nobody_holds_falls_over_at_once() {
+    let net = network().await;
+    let carol = r#"
+[contacts.carol]
+methods = [
+  { notifier = "chan", to = "carol" },
+  { notifier = "hook", to = "carol@pager", after = "1m" },
+]
+[policies.default]
+steps = [{ after = "0s", notify = ["carol"] }]
+"#;
+    let s = tocsin_reading(Via::Direct(&net), RELAY_BY_MASK, "", carol).await;
+    let relay = person(net.port(), "relay", None).await;
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is firing")
+        .await;
+    let t0 = Instant::now();
+    let pages = s.catcher.wait_for_pages(1, SOON).await;
+    assert_eq!(
+        pages[0].target(),
+        "carol",
+        "{}",
+        crate::catcher::describe(&pages)
+    );
+    assert!(t0.elapsed() < SOON, "failed over after {:?}", t0.elapsed());
+    let id = s.app.incidents(Some("triggered")).await[0]["id"]
+        .as_u64()
+        .unwrap();
+    let inc = s.app.incident(id).await;
+    let to_nick = inc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["to"] == "carol" && p["notifier"] == "chan")
+        .cloned()
+        .unwrap_or_else(|| panic!("no page to the nick: {inc}"));
+    assert_ne!(to_nick["status"], "delivered", "{to_nick}");
+    assert!(
+        to_nick["error"].as_str().unwrap_or("").contains("401"),
+        "{to_nick}"
     );
 }
