@@ -192,6 +192,9 @@ pub struct Session {
     replay: Replay,
     // Per connection:
     nick: String,
+    /// ZNC welcomed us (irc.znc.in) on this connection: only then do senders at
+    /// `znc.in` speak for the bouncer. On a direct link anyone could set that host.
+    znc_welcome: bool,
     connected_at: Timestamp,
     registered: bool,
     offered: BTreeSet<String>,
@@ -227,6 +230,7 @@ impl Session {
     pub fn new(cfg: SessionConfig) -> Self {
         Session {
             nick: cfg.nick.clone(),
+            znc_welcome: false,
             cfg,
             replay: Replay::default(),
             connected_at: Timestamp(0),
@@ -294,6 +298,7 @@ impl Session {
     /// A fresh TCP connection: forget its predecessor, and say hello.
     pub fn connect(&mut self, now: Timestamp) -> Vec<Event> {
         self.nick = self.cfg.nick.clone();
+        self.znc_welcome = false;
         self.connected_at = now;
         self.registered = false;
         self.offered.clear();
@@ -674,6 +679,7 @@ impl Session {
             self.next_ping = Some(now.plus(self.cfg.ping_interval));
             self.next_probe = Some(now.plus(self.cfg.probe_interval.min(FIRST_PROBE)));
         }
+        self.znc_welcome |= server == "irc.znc.in";
         out.push(Event::Registered {
             bouncer_only: server == "irc.znc.in",
             server,
@@ -823,8 +829,10 @@ impl Session {
         let Source::User { nick, user, host } = &m.source else {
             return;
         };
-        // ZNC speaks as *status (status@znc.in) and brackets text playback as ***.
-        if host == "znc.in" {
+        // ZNC speaks as *status (status@znc.in) and brackets text playback as ***; only
+        // a bouncer that said it is ZNC (its welcome, or its znc.in/ capabilities) is
+        // believed: on a direct link `znc.in` is a host anyone's cloak could show.
+        if host == "znc.in" && self.through_znc() {
             if nick == "***" {
                 if let Some(tally) = self.replay.text_playback(&target, &text) {
                     out.push(Event::Replayed(tally));
@@ -913,6 +921,11 @@ impl Session {
             };
             self.resolve_line_sender(m, said, now, out);
         }
+    }
+
+    /// Whether this connection is to ZNC.
+    fn through_znc(&self) -> bool {
+        self.znc_welcome || self.offered.iter().any(|c| c.starts_with("znc.in/"))
     }
 
     /// Who said a line that may be an alert: what the tag or the map says; for a sender

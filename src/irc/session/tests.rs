@@ -1123,3 +1123,58 @@ fn a_line_from_a_sender_that_must_be_logged_in_waits_for_its_whois() {
     assert!(whoises(&out).is_empty());
     assert_eq!(said_with_account(&out), [("looking".to_string(), None)]);
 }
+
+/// Straight to a server, someone whose cloak reads `znc.in` calls themselves `*status`
+/// and says the network is gone, or brackets a playback: it is chat, not the bouncer.
+#[test]
+fn on_a_direct_link_a_znc_in_host_speaks_for_no_bouncer() {
+    let mut c = cfg();
+    c.sasl = Some(("agent".into(), "agentpass".into()));
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    feed(
+        &mut s,
+        &[
+            ":irc.test.local CAP * LS :account-tag sasl=PLAIN server-time",
+            ":irc.test.local CAP agent ACK :account-tag",
+            ":irc.test.local CAP agent ACK :server-time",
+            ":irc.test.local CAP agent ACK :sasl",
+            ":irc.test.local 903 agent :SASL authentication successful",
+            ":irc.test.local 001 agent :Welcome",
+            ":agent!agent@127.0.0.1 JOIN #alerts",
+        ],
+        at(0),
+    );
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:05.000Z :*status!status@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting...",
+            "@time=2026-11-21T20:00:05.000Z :***!znc@znc.in PRIVMSG #alerts :Buffer Playback...",
+        ],
+        at(5),
+    );
+    assert!(
+        !out.iter()
+            .any(|e| matches!(e, Event::Upstream { .. } | Event::Replayed(_))),
+        "{out:?}"
+    );
+    assert_eq!(
+        said(&out).len(),
+        2,
+        "ordinary chat (alert candidates): {out:?}"
+    );
+    // Through ZNC the same lines are the bouncer's.
+    let mut z = through_znc();
+    let out = feed(
+        &mut z,
+        &[":*status!znc@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting..."],
+        at(5),
+    );
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Event::Upstream {
+            connected: false,
+            ..
+        }
+    )));
+}
