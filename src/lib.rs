@@ -35,7 +35,8 @@
 //!   secrets, problems, limits and how it is built), registered once.
 //! - [`source`]: alert sources (the Alertmanager payload, IRC alert lines, SMS replies).
 //! - [`irc`]: the IRC link (through a bouncer or straight to a server): session,
-//!   accounts, commands, replay of backlog, paced sending.
+//!   accounts, commands, replay of backlog, paced sending (pages, WHOIS and answers in
+//!   their own queues), and the intake that keeps alert lines apart from commands.
 //! - [`http`]: webhook receiver, incident API, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.
 //! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.

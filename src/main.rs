@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tocsin::cli::{Client, incidents_table, status_text, status_unhealthy};
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Exit codes, the same for every command.
 const EXIT_CODES: &str = "Exit codes:
@@ -236,8 +236,8 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 println!("{}: OK\n{}", file.display(), cfg.summary());
-                for w in cfg.credential_warnings() {
-                    eprintln!("warning: {w}");
+                for w in &cfg.warnings {
+                    eprintln!("{}: warning: {w}", file.display());
                 }
                 ExitCode::SUCCESS
             }
@@ -384,8 +384,8 @@ async fn run_daemon(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     info!(config = %path.display(), "{}", cfg.summary().replace('\n', "; "));
-    for w in cfg.credential_warnings() {
-        tracing::warn!("{w}");
+    for w in &cfg.warnings {
+        warn!(config = %path.display(), "{w}");
     }
     let opts = Options::new(cfg, data_dir);
     let running = runtime::start(opts, listener).await?;

@@ -103,6 +103,9 @@ pub struct Metrics {
     pub irc_commands: Family<CommandLabel, Counter>,
     pub irc_up: Gauge,
     pub irc_connects: Counter,
+    /// Alert lines from a pattern's sender mask but not its `from_account`: someone
+    /// else holds the relay's nick.
+    pub irc_forged_lines: Counter,
     pub channel_up: Family<ChannelLabel, Gauge>,
     pub watchdog_incidents: Family<ChannelLabel, Counter>,
     pub outside_pings: Family<StateLabel, Counter>,
@@ -147,6 +150,7 @@ impl Metrics {
             irc_commands: Family::default(),
             irc_up: Gauge::default(),
             irc_connects: Counter::default(),
+            irc_forged_lines: Counter::default(),
             channel_up: Family::default(),
             watchdog_incidents: Family::default(),
             outside_pings: Family::default(),
@@ -301,6 +305,11 @@ impl Metrics {
             "irc_registrations",
             "IRC connections that registered (a rising count means reconnects)",
             m.irc_connects.clone(),
+        );
+        registry.register(
+            "irc_forged_lines",
+            "IRC alert lines ignored because their sender was not logged in to the pattern's from_account",
+            m.irc_forged_lines.clone(),
         );
         register_family(
             &mut registry,

@@ -218,7 +218,7 @@ impl HookAuth {
 impl super::Config {
     /// What `check-config` and the start-up log warn about in the credentials: things that
     /// work, as they did before, but are weaker than they need to be.
-    pub fn credential_warnings(&self) -> Vec<String> {
+    pub(super) fn credential_warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         if let Some(t) = self.hook_auth.master_token()
             && t.expose().chars().count() < 16

@@ -84,6 +84,10 @@ pub struct IrcSourceConfig {
 pub struct PatternConfig {
     /// `nick!user@host` mask of the sender, `*` and `?` as wildcards.
     pub from: String,
+    /// The services account the sender must be logged in to (account tag, the
+    /// account-notify map, else WHOIS, as for commands): without it anyone holding the
+    /// nick can post a line, and a forged "resolved" stops a real incident's paging.
+    pub from_account: Option<String>,
     /// A regex with named captures: `status` (firing/resolved), `alertname`,
     /// `severity`, `group`, `summary`, and any other label.
     pub regex: Option<String>,

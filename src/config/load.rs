@@ -151,6 +151,7 @@ pub(super) fn load_with_env(
         base_dir,
         env,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let parsed = loader.sections();
     let (hook_auth, notifier_secrets, routes) = loader.check(&parsed);
@@ -160,14 +161,25 @@ pub(super) fn load_with_env(
         errors.sort_by_key(|e| (e.line.is_none(), e.line));
         return Err(fail(errors));
     }
-    Ok(Config {
+    let mut cfg = Config {
+        warnings: loader.warnings,
         file: parsed.file,
         path: path.map(Path::to_path_buf),
         hook_auth,
         notifier_secrets,
         routes,
         irc_secrets,
-    })
+    };
+    // Said of the secrets as read, not of a line: a short token, a token doing two jobs.
+    for message in cfg.credential_warnings() {
+        cfg.warnings.push(ConfigError {
+            key_path: "server".to_string(),
+            line: None,
+            message,
+        });
+    }
+    cfg.warnings.sort_by_key(|e| (e.line.is_none(), e.line));
+    Ok(cfg)
 }
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
@@ -200,15 +212,28 @@ pub(super) struct Loader<'a, 'i> {
     pub(super) base_dir: PathBuf,
     pub(super) env: EnvLookup<'a>,
     pub(super) errors: Vec<ConfigError>,
+    /// What is allowed but weak (a pattern that trusts a nick mask): said by
+    /// `check-config` and at start, never refused.
+    pub(super) warnings: Vec<ConfigError>,
 }
 
 impl Loader<'_, '_> {
     pub(super) fn err(&mut self, at: &KeyPath, message: impl Into<String>) {
+        let e = self.located(at, message.into());
+        self.errors.push(e);
+    }
+
+    pub(super) fn warn(&mut self, at: &KeyPath, message: impl Into<String>) {
+        let w = self.located(at, message.into());
+        self.warnings.push(w);
+    }
+
+    fn located(&self, at: &KeyPath, message: String) -> ConfigError {
         let line = span_of(self.root.get_ref(), at).map(|s| line_of(self.text, s.start));
-        self.errors.push(ConfigError {
+        ConfigError {
             key_path: at.to_string(),
             line,
-            message: message.into(),
-        });
+            message,
+        }
     }
 }

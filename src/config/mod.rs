@@ -49,6 +49,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `[sources.irc]` passwords.
     pub irc_secrets: IrcSecrets,
+    /// What is valid but weak, in file order: `check-config` prints it and the daemon
+    /// logs it at start.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// The secrets of `[sources.irc]`.

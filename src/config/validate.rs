@@ -430,6 +430,25 @@ impl Loader<'_, '_> {
         for problem in irc.problems() {
             self.err(&at.key(problem.key), problem.message);
         }
+        for (i, pattern) in irc.patterns.iter().enumerate() {
+            let p_at = at.key("patterns").index(i);
+            match pattern.from_account.as_deref() {
+                None => self.warn(
+                    &p_at.key("from"),
+                    format!(
+                        "alert lines are trusted by the mask {:?} alone: anyone who holds that nick can post them, and a forged \"resolved\" stops a real incident's paging; add from_account = \"ACCOUNT\" (the relay's services account)",
+                        pattern.from
+                    ),
+                ),
+                Some(a) if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c.is_control()) => {
+                    self.err(
+                        &p_at.key("from_account"),
+                        format!("{a:?} is not a services account name"),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
         for (name, n) in &p.file.notifiers {
             if let Some(c) = n.get::<IrcNotifierConfig>()
                 && is_channel(&c.channel)

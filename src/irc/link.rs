@@ -4,7 +4,7 @@
 //! the socket: announcements and command answers come in through an [`IrcHandle`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::intake::Intake;
 use super::replay::{Mark, Tally};
 use super::sendq::{Pacer, SendQueue};
 use super::session::{Ask, Event, Session, SessionConfig};
@@ -24,7 +25,7 @@ use crate::config::irc::IrcSourceConfig;
 use crate::config::{Config, IrcSecrets};
 use crate::engine::AlertBatch;
 use crate::runtime::{Importance, Supervisor, TaskHandle};
-use crate::source::irc::Patterns;
+use crate::source::irc::{Patterns, Reading};
 use crate::time::{Clock, Timestamp, human};
 
 /// Where alert lines and commands go: the runtime implements it on the engine.
@@ -67,6 +68,9 @@ pub struct LinkStatus {
     pub caps: Vec<String>,
     /// Whether the IRC network itself (not just a bouncer) answers.
     pub probe: ProbeStatus,
+    /// Alert lines ignored since start because their sender was not logged in to the
+    /// pattern's `from_account`.
+    pub forged_lines: u64,
 }
 
 /// The end-to-end check: did the network (not just the bouncer) answer our own WHOIS?
@@ -96,6 +100,10 @@ const NOT_PROBED: &str = "not checked yet on this connection";
 /// replay mark; an alert line saves it at once.
 const MARK_EVERY: Duration = Duration::from_secs(10);
 
+/// A line to a nick is delivered only if the server does not answer 401 (no such nick)
+/// within this of writing it: one round trip, through a bouncer too.
+const NICK_ABSENT_WITHIN: Duration = Duration::from_secs(3);
+
 /// How long a stopping link waits for its alert lines and the last replay mark to be
 /// recorded.
 const FLUSH: Duration = Duration::from_secs(3);
@@ -111,6 +119,9 @@ pub enum SayError {
     Full,
     #[error("the line was not written within {0}")]
     Timeout(String),
+    /// The server answered 401: nobody holds the nick, so nobody read the page.
+    #[error("{0} is not on IRC (401 No such nick): nobody read it")]
+    NoSuchNick(String),
 }
 
 enum Request {
@@ -204,6 +215,12 @@ impl LinkConfig {
                 register_timeout: irc.register_timeout.0,
                 probe_interval: irc.probe_interval.0,
                 probe_timeout: irc.probe_timeout.0,
+                account_masks: irc
+                    .patterns
+                    .iter()
+                    .filter(|p| p.from_account.is_some())
+                    .map(|p| p.from.clone())
+                    .collect(),
             },
             connect_timeout: irc.connect_timeout.0,
             reconnect_max: irc.reconnect_max.0,
@@ -276,6 +293,7 @@ pub fn start(
         joined: Vec::new(),
         caps: Vec::new(),
         probe: ProbeStatus::unknown(clock.now()),
+        forged_lines: 0,
     });
     // What outlives one run of the link: the requests' queue and the status.
     let cfg = Arc::new(cfg);
@@ -303,6 +321,7 @@ pub fn start(
                 status,
                 rx: rx.lock_owned().await,
                 missed: Vec::new(),
+                to_nicks: std::collections::HashMap::new(),
                 upstream: None,
                 offered_mark: None,
                 offered_at: None,
@@ -327,15 +346,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 struct Missed {
     target: String,
     text: String,
-}
-
-/// Work handed to the ordered worker: alerts keep their order (firing before resolved),
-/// and slow commands never stall reading.
-enum Work {
-    Alert(AlertBatch),
-    Command(Ask),
-    /// Save the replay mark, once the alert lines queued before it are recorded.
-    Mark(Mark),
 }
 
 /// Marks the link down when its task ends: a panicked link must not look up to the
@@ -369,6 +379,9 @@ struct Link {
     /// Held for the life of this run; the next run after a restart takes it over.
     rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Request>>,
     missed: Vec<Missed>,
+    /// Lines to nicks written in the last [`NICK_ABSENT_WITHIN`], by folded nick: a 401
+    /// for the nick turns each into a failure.
+    to_nicks: std::collections::HashMap<String, Vec<oneshot::Sender<()>>>,
     /// Through a bouncer: whether its network is connected (None: not a bouncer, or
     /// not known yet).
     upstream: Option<bool>,
@@ -392,41 +405,40 @@ impl Link {
             self.session.restore_replay(&mark);
             self.offered_mark = Some(mark);
         }
-        let (work_tx, work_rx) = mpsc::channel::<Work>(1024);
-        let (reply_tx, mut reply_rx) = mpsc::channel::<(String, String)>(256);
-        let mut worker = tokio::spawn(worker(
+        let (mut intake, workers) = Intake::start(
             self.desk.clone(),
-            work_rx,
-            reply_tx,
             self.status.subscribe(),
             self.marks_frozen.clone(),
-        ));
+        );
+        let (mut alerts, mut commands, mut answers) =
+            (workers.alerts, workers.commands, workers.answers);
         tokio::select! {
-            _ = self.connect_until(&stop, &work_tx, &mut reply_rx) => {}
-            ended = &mut worker => match ended {
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // It ends only when the work queue closes, which this run owns.
-                _ => panic!("the IRC worker stopped while the link ran"),
-            },
+            _ = self.connect_until(&stop, &mut intake, &mut answers) => {}
+            ended = &mut alerts => worker_ended(ended),
+            ended = &mut commands => worker_ended(ended),
         }
         // What was heard up to the stop is kept for the next run, after the alert lines
-        // heard before it.
-        self.offer_mark(&work_tx, true);
-        drop(work_tx);
-        if tokio::time::timeout(FLUSH, worker).await.is_err() {
+        // heard before it. A command still with the desk finishes on its own.
+        let mark = (self.session.replay_mark()).filter(|m| self.offered_mark.as_ref() != Some(m));
+        let flushed = async move {
+            intake.close(mark).await;
+            let _ = alerts.await;
+        };
+        if tokio::time::timeout(FLUSH, flushed).await.is_err() {
             warn!(
                 "IRC alert lines were still being recorded {} after the link stopped",
                 human(FLUSH)
             );
         }
+        drop(commands);
     }
 
     /// Connects, serves and reconnects until `stop`.
     async fn connect_until(
         &mut self,
         stop: &CancellationToken,
-        work_tx: &mpsc::Sender<Work>,
-        reply_rx: &mut mpsc::Receiver<(String, String)>,
+        intake: &mut Intake,
+        answers: &mut mpsc::Receiver<(String, String)>,
     ) {
         let mut backoff = self.backoff();
         let mut down_since: Option<Timestamp> = None;
@@ -448,7 +460,7 @@ impl Link {
                 Ok(stream) => {
                     let registered_at = Instant::now();
                     let why = self
-                        .serve(stream, stop, work_tx, reply_rx, &mut down_since)
+                        .serve(stream, stop, intake, answers, &mut down_since)
                         .await;
                     if stop.is_cancelled() {
                         return;
@@ -462,6 +474,7 @@ impl Link {
                 Err(e) => e,
             };
             self.sendq.clear();
+            self.to_nicks.clear();
             self.upstream = None;
             down_since.get_or_insert(self.clock.now());
             let wait = backoff
@@ -530,13 +543,13 @@ impl Link {
         &mut self,
         stream: Box<dyn Stream>,
         stop: &CancellationToken,
-        work: &mpsc::Sender<Work>,
-        replies: &mut mpsc::Receiver<(String, String)>,
+        intake: &mut Intake,
+        answers: &mut mpsc::Receiver<(String, String)>,
         down_since: &mut Option<Timestamp>,
     ) -> String {
         let (r, mut w) = tokio::io::split(stream);
         let hello = self.session.connect(self.clock.now());
-        if let Some(why) = self.apply(hello, work, down_since) {
+        if let Some(why) = self.apply(hello, intake, down_since) {
             return why;
         }
         let mut read = Box::pin(read_next(BufReader::new(r), Vec::new()));
@@ -565,7 +578,10 @@ impl Link {
                     let _ = write_line(&mut w, "QUIT :tocsin is stopping").await;
                     return "stopping".into();
                 }
-                (result, rr, bb) = &mut read => {
+                // Alert lines wait for the worker: nothing more is read until they are
+                // in (the server holds the rest), while pages and PONGs still go out.
+                _ = intake.unhold(), if intake.is_holding() => {}
+                (result, rr, bb) = &mut read, if !intake.is_holding() => {
                     let events = match result {
                         Ok(Read::Line(line)) => {
                             debug!(target: "tocsin::irc::wire", "<- {line}");
@@ -585,21 +601,19 @@ impl Link {
                         Err(e) => return format!("reading from {} failed: {e}", self.cfg.server),
                     };
                     read = Box::pin(read_next(rr, bb));
-                    if let Some(why) = self.apply(events, work, down_since) {
+                    if let Some(why) = self.apply(events, intake, down_since) {
                         return why;
                     }
                 }
                 _ = tokio::time::sleep(timer) => {
                     let events = self.session.tick(self.clock.now());
-                    if let Some(why) = self.apply(events, work, down_since) {
+                    if let Some(why) = self.apply(events, intake, down_since) {
                         return why;
                     }
                 }
                 _ = tokio::time::sleep(send_wait) => {}
                 Some(req) = self.rx.recv() => self.accept(req),
-                Some((to, text)) = replies.recv() => {
-                    self.chat(&to, &text, false, None);
-                }
+                Some((to, text)) = answers.recv() => self.reply(&to, &text),
             }
         }
     }
@@ -608,7 +622,7 @@ impl Link {
     fn apply(
         &mut self,
         events: Vec<Event>,
-        work: &mpsc::Sender<Work>,
+        intake: &mut Intake,
         down_since: &mut Option<Timestamp>,
     ) -> Option<String> {
         for e in events {
@@ -617,6 +631,11 @@ impl Link {
                     debug!(target: "tocsin::irc::wire", "-> {}", redact(&line));
                     self.sendq.urgent(line);
                 }
+                Event::Whois(line) => {
+                    debug!(target: "tocsin::irc::wire", "-> {line} (paced)");
+                    self.sendq.whois(line);
+                }
+                Event::Reply { to, text } => self.reply(&to, &text),
                 Event::Registered {
                     server,
                     bouncer_only,
@@ -652,26 +671,40 @@ impl Link {
                     warn!(%channel, %reason, "not in channel; rejoining");
                     self.refresh_state(&reason);
                 }
-                Event::Said(said) => {
-                    if let Some(batch) = self.cfg.patterns.read(
-                        &said.hostmask,
-                        said.channel.as_deref(),
-                        &said.text,
-                        said.at,
-                    ) {
-                        if work.try_send(Work::Alert(batch)).is_err() {
-                            warn!("IRC alert line dropped: the engine is not keeping up");
-                            freeze_marks(&self.marks_frozen);
-                        }
-                        self.offer_mark(work, true);
+                Event::Said(said) => match self.cfg.patterns.read(
+                    &said.hostmask,
+                    said.account.as_deref(),
+                    said.channel.as_deref(),
+                    &said.text,
+                    said.at,
+                ) {
+                    Reading::Alert(batch) => {
+                        intake.alert(batch);
+                        self.offer_mark(intake, true);
                     }
-                }
+                    Reading::Forged { wanted, account } => {
+                        warn!(
+                            from = %said.hostmask,
+                            account = account.as_deref().unwrap_or("(none)"),
+                            from_account = %wanted,
+                            line = %clean_line(&said.text),
+                            "IRC alert line ignored: its sender is not logged in to the pattern's from_account (someone else holds the nick?)"
+                        );
+                        self.status.send_modify(|s| s.forged_lines += 1);
+                    }
+                    Reading::Nothing => {}
+                },
                 Event::Replayed(tally) => log_replay(&tally),
-                Event::Command(ask) => {
-                    if work.try_send(Work::Command(ask)).is_err() {
-                        warn!("IRC command dropped: too many commands waiting");
+                Event::NoSuchNick(nick) => {
+                    for absent in self
+                        .to_nicks
+                        .remove(&self.session.fold(&nick))
+                        .unwrap_or_default()
+                    {
+                        let _ = absent.send(());
                     }
                 }
+                Event::Command(ask) => intake.command(ask),
                 Event::Probe { ok, detail } => {
                     let was = self.status.borrow().probe.ok;
                     if !ok {
@@ -687,13 +720,13 @@ impl Link {
                 Event::Dead(why) => return Some(why),
             }
         }
-        self.offer_mark(work, false);
+        self.offer_mark(intake, false);
         None
     }
 
     /// Hands the replay mark to the worker when it moved: at once after an alert line
     /// (`now`), else at most every [`MARK_EVERY`].
-    fn offer_mark(&mut self, work: &mpsc::Sender<Work>, now: bool) {
+    fn offer_mark(&mut self, intake: &mut Intake, now: bool) {
         let Some(mark) = self.session.replay_mark() else {
             return;
         };
@@ -702,7 +735,7 @@ impl Link {
         {
             return;
         }
-        if work.try_send(Work::Mark(mark.clone())).is_ok() {
+        if intake.mark(mark.clone()) {
             self.offered_mark = Some(mark);
             self.offered_at = Some(Instant::now());
         }
@@ -789,7 +822,11 @@ impl Link {
         written: oneshot::Sender<Result<(), SayError>>,
     ) {
         let detail = self.status.borrow().detail.clone();
-        self.missed.push(Missed { target, text });
+        // Only channels get the summary when tocsin is back; a nick's page has failed
+        // over by then.
+        if target.starts_with(['#', '&']) {
+            self.missed.push(Missed { target, text });
+        }
         let _ = written.send(Err(SayError::Down(detail)));
     }
 
@@ -800,27 +837,28 @@ impl Link {
         notice: bool,
         written: Option<oneshot::Sender<Result<(), SayError>>>,
     ) {
-        let command = if notice { "NOTICE" } else { "PRIVMSG" };
-        let budget = payload_budget(
-            self.session.nick(),
-            &self.cfg.session.username,
-            command,
-            target,
-        );
-        let lines: Vec<String> = split_to_fit(&clean_line(text), budget)
-            .into_iter()
-            .map(|piece| wire::raw(command, &[target, &piece]))
-            .collect();
+        let lines = self.lines(target, text, if notice { "NOTICE" } else { "PRIVMSG" });
         let (tx, rx) = oneshot::channel();
         match self.sendq.chat(lines, Some(tx)) {
             Ok(()) => {
+                let absent = (!target.starts_with(['#', '&'])).then(|| self.watch_nick(target));
+                let nick = target.to_string();
                 if let Some(w) = written {
                     tokio::spawn(async move {
-                        let r = rx.await.map_err(|_| {
+                        let mut r = rx.await.map_err(|_| {
                             SayError::Down(
                                 "the connection dropped before the line was written".into(),
                             )
                         });
+                        // Written to a nick: delivered unless the server says nobody has it.
+                        // A link that drops meanwhile leaves it written.
+                        if r.is_ok()
+                            && let Some(absent) = absent
+                            && let Ok(Ok(())) =
+                                tokio::time::timeout(NICK_ABSENT_WITHIN, absent).await
+                        {
+                            r = Err(SayError::NoSuchNick(nick));
+                        }
                         let _ = w.send(r);
                     });
                 }
@@ -831,6 +869,45 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Hears a 401 about `nick` until the returned receiver is dropped.
+    fn watch_nick(&mut self, nick: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        // Waiters that gave up (their window passed) go, so the map stays small.
+        self.to_nicks.retain(|_, waiting| {
+            waiting.retain(|w| !w.is_closed());
+            !waiting.is_empty()
+        });
+        self.to_nicks
+            .entry(self.session.fold(nick))
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// An answer to a command: behind every page, in its own queue; dropped when that
+    /// is full (the asker can ask again), never in a page's way.
+    fn reply(&mut self, to: &str, text: &str) {
+        let lines = self.lines(to, text, "PRIVMSG");
+        if self.sendq.reply(lines).is_err() {
+            warn!(%to, "an answer to an IRC command was dropped: too many answers are waiting");
+        }
+    }
+
+    /// `text` cleaned and split into `command` lines to `target` that fit the server's
+    /// limit.
+    fn lines(&self, target: &str, text: &str, command: &str) -> Vec<String> {
+        let budget = payload_budget(
+            self.session.nick(),
+            &self.cfg.session.username,
+            command,
+            target,
+        );
+        split_to_fit(&clean_line(text), budget)
+            .into_iter()
+            .map(|piece| wire::raw(command, &[target, &piece]))
+            .collect()
     }
 
     /// Back in a channel after being cut off: one line says how long, and what was
@@ -901,57 +978,12 @@ fn redact(line: &str) -> &str {
     }
 }
 
-async fn worker(
-    desk: Arc<dyn Desk>,
-    mut rx: mpsc::Receiver<Work>,
-    replies: mpsc::Sender<(String, String)>,
-    status: watch::Receiver<LinkStatus>,
-    marks_frozen: Arc<AtomicBool>,
-) {
-    // The newest mark offered: saved once nothing else waits, so a burst of alert lines
-    // (a replay) costs one write, and only after every line before it is recorded.
-    let mut mark: Option<Mark> = None;
-    while let Some(w) = rx.recv().await {
-        match w {
-            Work::Alert(batch) => {
-                let title = batch.title.clone();
-                if let Err(e) = desk.alert(batch).await {
-                    warn!(%title, error = %e, "an IRC alert line could not be recorded");
-                    freeze_marks(&marks_frozen);
-                }
-            }
-            Work::Command(ask) => {
-                let to = ask.reply_to.clone();
-                let nick = ask.nick.clone();
-                let snapshot = status.borrow().clone();
-                let answer = desk.command(ask, &snapshot).await;
-                if !answer.is_empty() {
-                    let _ = replies.send((to, format!("{nick}: {answer}"))).await;
-                }
-            }
-            Work::Mark(m) => mark = Some(m),
-        }
-        if rx.is_empty()
-            && let Some(m) = mark.take()
-            && !marks_frozen.load(Ordering::Acquire)
-            && let Err(e) = desk.save_replay_mark(&m).await
-        {
-            warn!(
-                error = %e,
-                "the IRC replay mark could not be saved; after a restart the bouncer's backlog since the last saved one is read again"
-            );
-        }
-    }
-}
-
-/// An alert line was heard and not recorded: marks stop here for this run, so that a
-/// restart reads the bouncer's backlog from the last saved mark again (at least once,
-/// rather than never).
-fn freeze_marks(frozen: &AtomicBool) {
-    if !frozen.swap(true, Ordering::AcqRel) {
-        warn!(
-            "the IRC replay mark is no longer saved in this run: after a restart, the bouncer's backlog since the last saved mark is read again"
-        );
+/// A worker ends only when its queue closes, which the link's run owns: ending while
+/// the link runs is a panic, passed on so the supervisor restarts both.
+fn worker_ended(ended: Result<(), tokio::task::JoinError>) {
+    match ended {
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        _ => panic!("an IRC worker stopped while the link ran"),
     }
 }
 

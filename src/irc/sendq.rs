@@ -1,16 +1,27 @@
 //! The outgoing queue: protocol lines first, chat lines paced the way servers and
 //! bouncers count them (RFC 1459 §8.10: a burst, then one line per interval), so tocsin
 //! is never disconnected for "Excess Flood" in the middle of a storm.
+//!
+//! What is paced waits in three queues, because anyone who can message the bot decides
+//! how much of it there is: announcements and pages (ours) go first and have their own
+//! room; a WHOIS that learns who gave a command takes every other turn while pages wait,
+//! so an ack is not held up behind a storm either; answers to commands come last, in a
+//! small queue of their own that drops its overflow rather than a page.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// Chat lines waiting at most; at 1 line per 2 s this is more than three minutes of
-/// talk. Beyond it a page fails (and is retried or falls over) instead of going out an
-/// hour late. Flood control upstream bundles pages long before this fills.
+/// Announcement and page lines waiting at most; at 1 line per 2 s this is more than
+/// three minutes of talk. Beyond it a page fails (and is retried or falls over) instead
+/// of going out an hour late. Flood control upstream bundles pages long before this
+/// fills.
 pub const MAX_QUEUED: usize = 100;
+
+/// Answer lines waiting at most: enough for a few people's `!incidents` at once; past
+/// it an answer is dropped (the asker can ask again), never a page.
+pub const MAX_REPLIES: usize = 30;
 
 /// One chat line, and who wants to know when it was written to the socket.
 pub struct Outgoing {
@@ -56,9 +67,18 @@ impl Pacer {
 
 pub struct SendQueue {
     pacer: Pacer,
-    /// PONG, registration, PING: never held behind chat.
+    /// PONG, registration, PING, JOIN: never held behind chat.
     urgent: VecDeque<String>,
-    chat: VecDeque<Outgoing>,
+    /// WHOIS about the sender of a command or alert line: paced like chat (a burst of
+    /// them is what gets a client killed for flooding), bounded by the session, which
+    /// caps how many it waits for.
+    whois: VecDeque<String>,
+    /// Announcements and pages.
+    pages: VecDeque<Outgoing>,
+    /// Answers to commands.
+    replies: VecDeque<Outgoing>,
+    /// The last paced line was a WHOIS: the next turn is a page's, if one waits.
+    whois_turn_taken: bool,
 }
 
 /// The queue is full; the caller should fail the page rather than wait.
@@ -70,7 +90,10 @@ impl SendQueue {
         SendQueue {
             pacer,
             urgent: VecDeque::new(),
-            chat: VecDeque::new(),
+            whois: VecDeque::new(),
+            pages: VecDeque::new(),
+            replies: VecDeque::new(),
+            whois_turn_taken: false,
         }
     }
 
@@ -78,29 +101,25 @@ impl SendQueue {
         self.urgent.push_back(line);
     }
 
-    /// Queues chat lines that belong together (one message split to fit); `written`
-    /// fires once the last of them is on the socket.
+    /// A WHOIS, sent at the chat pace.
+    pub fn whois(&mut self, line: String) {
+        self.whois.push_back(line);
+    }
+
+    /// Queues announcement or page lines that belong together (one message split to
+    /// fit); `written` fires once the last of them is on the socket.
     pub fn chat(
         &mut self,
         lines: Vec<String>,
         written: Option<oneshot::Sender<()>>,
     ) -> Result<(), Full> {
-        if lines.is_empty() {
-            if let Some(w) = written {
-                let _ = w.send(());
-            }
-            return Ok(());
-        }
-        if self.chat.len() + lines.len() > MAX_QUEUED {
-            return Err(Full);
-        }
-        let n = lines.len();
-        let mut written = written;
-        for (i, line) in lines.into_iter().enumerate() {
-            let w = if i + 1 == n { written.take() } else { None };
-            self.chat.push_back(Outgoing { line, written: w });
-        }
-        Ok(())
+        push_all(&mut self.pages, MAX_QUEUED, lines, written)
+    }
+
+    /// Queues an answer to a command, behind every page; refused when answers already
+    /// fill their own queue.
+    pub fn reply(&mut self, lines: Vec<String>) -> Result<(), Full> {
+        push_all(&mut self.replies, MAX_REPLIES, lines, None)
     }
 
     /// The next line to write now, or when to ask again (`None`: nothing queued).
@@ -112,7 +131,7 @@ impl SendQueue {
                 written: None,
             });
         }
-        if self.chat.is_empty() {
+        if self.whois.is_empty() && self.pages.is_empty() && self.replies.is_empty() {
             return Err(None);
         }
         let at = self.pacer.ready_at(now);
@@ -120,7 +139,20 @@ impl SendQueue {
             return Err(Some(at));
         }
         self.pacer.sent(now);
-        Ok(self.chat.pop_front().expect("checked non-empty"))
+        let whois_now = !self.whois.is_empty() && (self.pages.is_empty() || !self.whois_turn_taken);
+        self.whois_turn_taken = whois_now;
+        if whois_now {
+            let line = self.whois.pop_front().expect("checked non-empty");
+            return Ok(Outgoing {
+                line,
+                written: None,
+            });
+        }
+        Ok(self
+            .pages
+            .pop_front()
+            .or_else(|| self.replies.pop_front())
+            .expect("checked non-empty"))
     }
 
     /// Registration is over: what was said to get here (CAP, NICK, USER, SASL) is not
@@ -129,17 +161,46 @@ impl SendQueue {
         self.pacer.timer = None;
     }
 
+    /// Announcement and page lines waiting.
     pub fn queued(&self) -> usize {
-        self.chat.len()
+        self.pages.len()
     }
 
     /// The connection is gone: what was queued is dropped (its waiters see the sender
     /// dropped, which they report as a failed send), and pacing starts afresh.
     pub fn clear(&mut self) {
         self.urgent.clear();
-        self.chat.clear();
+        self.whois.clear();
+        self.pages.clear();
+        self.replies.clear();
+        self.whois_turn_taken = false;
         self.pacer.timer = None;
     }
+}
+
+/// Queues `lines` as one message when all of them fit under `cap`.
+fn push_all(
+    queue: &mut VecDeque<Outgoing>,
+    cap: usize,
+    lines: Vec<String>,
+    written: Option<oneshot::Sender<()>>,
+) -> Result<(), Full> {
+    if lines.is_empty() {
+        if let Some(w) = written {
+            let _ = w.send(());
+        }
+        return Ok(());
+    }
+    if queue.len() + lines.len() > cap {
+        return Err(Full);
+    }
+    let n = lines.len();
+    let mut written = written;
+    for (i, line) in lines.into_iter().enumerate() {
+        let w = if i + 1 == n { written.take() } else { None };
+        queue.push_back(Outgoing { line, written: w });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,6 +248,51 @@ mod tests {
         q.chat(lines(MAX_QUEUED - 1), None).unwrap();
         assert_eq!(q.chat(lines(2), None), Err(Full));
         assert_eq!(q.queued(), MAX_QUEUED - 1);
+    }
+
+    /// Five clients PM `!incidents` in a loop: their answers fill their own queue and
+    /// the overflow is refused, while the page that comes meanwhile is queued and goes
+    /// out first.
+    #[test]
+    fn a_flood_of_answers_never_pushes_out_a_page() {
+        let mut q = SendQueue::new(Pacer::new(5, Duration::from_secs(2)));
+        let mut refused = 0;
+        for i in 0..200 {
+            if q.reply(vec![format!("m{i}: 3 open")]).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 200 - MAX_REPLIES);
+        let page = q.chat(vec!["[#7] FIRING DiskFull".into()], None);
+        assert_eq!(page, Ok(()), "the page has room of its own");
+        assert_eq!(q.next(Instant::now()).unwrap().line, "[#7] FIRING DiskFull");
+    }
+
+    /// A PM flood from many hosts makes the session ask WHOIS about every sender: the
+    /// lines go out at the chat pace (a burst, then one per interval), never all at
+    /// once, and a waiting page gets every other turn.
+    #[test]
+    fn whois_lines_are_paced_and_leave_pages_every_other_turn() {
+        let mut q = SendQueue::new(Pacer::new(5, Duration::from_secs(2)));
+        for i in 0..8 {
+            q.whois(format!("WHOIS m{i}"));
+        }
+        let sent = drain_times(&mut q, Instant::now(), Duration::from_secs(60));
+        let secs: Vec<u64> = sent.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, vec![0, 0, 0, 0, 0, 2, 4, 6]);
+
+        let mut q = SendQueue::new(Pacer::new(5, Duration::from_secs(2)));
+        for i in 0..4 {
+            q.whois(format!("WHOIS m{i}"));
+        }
+        q.chat(vec!["page 1".into(), "page 2".into()], None)
+            .unwrap();
+        let now = Instant::now();
+        let order: Vec<String> = (0..5).map(|_| q.next(now).unwrap().line).collect();
+        assert_eq!(
+            order,
+            ["WHOIS m0", "page 1", "WHOIS m1", "page 2", "WHOIS m2"]
+        );
     }
 
     #[test]

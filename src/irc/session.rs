@@ -31,8 +31,18 @@ const WANTED_CAPS: &[&str] = &[
 /// The WHOX query token that marks our own account queries.
 const WHOX_TOKEN: &str = "152";
 
-/// How long a command waits for the WHOIS that tells who sent it.
-const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a command waits for the WHOIS that tells who sent it. WHOIS lines go at the
+/// chat pace, taking turns with pages, so a few queued ones need some seconds to go out.
+const WHOIS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Commands whose sender tocsin waits to learn by WHOIS, at most (distinct nicks). A PM
+/// flood from many hosts would otherwise queue one WHOIS per sender; past the cap a
+/// command is answered "try again" instead.
+const MAX_WHOIS: usize = 8;
+
+/// Alert lines waiting for their sender's WHOIS, at most; past it a line is dropped and
+/// said in the log (one sender's lines wait behind one WHOIS, answered in seconds).
+const MAX_WAITING_LINES: usize = 1000;
 
 /// Rejoin a channel we are not in (kicked, or the bouncer's upstream came back) this often.
 const REJOIN_EVERY: Duration = Duration::from_secs(15);
@@ -57,13 +67,24 @@ pub struct SessionConfig {
     pub probe_interval: Duration,
     /// ... and report the network unreachable when its 318 is not back within this.
     pub probe_timeout: Duration,
+    /// Masks of the senders whose alert lines count only from a services account
+    /// (patterns with `from_account`): their lines wait for a WHOIS like commands do
+    /// when neither the account tag nor the map says who they are.
+    pub account_masks: Vec<String>,
 }
 
 /// What the link must do or know after a line or a tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A protocol line to send ahead of chat (PONG, CAP, JOIN, WHOIS).
+    /// A protocol line to send ahead of chat (PONG, CAP, JOIN, the probe's WHOIS).
     Send(String),
+    /// A WHOIS asking who sent a command or an alert line: sent at the chat pace.
+    Whois(String),
+    /// An answer the session gives itself (too busy to learn who asked), said to `to`.
+    Reply {
+        to: String,
+        text: String,
+    },
     /// The welcome (001). `bouncer_only` when it came from ZNC itself: its upstream
     /// network is not connected.
     Registered {
@@ -96,6 +117,8 @@ pub enum Event {
         ok: bool,
         detail: String,
     },
+    /// The server says nobody holds this nick (401), in answer to a line to it.
+    NoSuchNick(String),
     /// The link is unusable; drop it and reconnect.
     Dead(String),
 }
@@ -107,6 +130,9 @@ pub struct Said {
     pub channel: Option<String>,
     pub text: String,
     pub at: Timestamp,
+    /// The sender's services account when known: from the account tag, the map
+    /// account-notify keeps, or (for senders in `account_masks`) a WHOIS.
+    pub account: Option<String>,
 }
 
 /// A command from someone, to be authorized and answered.
@@ -126,12 +152,6 @@ pub struct Ask {
     pub text: String,
 }
 
-#[derive(Debug)]
-struct Pending {
-    ask: Ask,
-    deadline: Timestamp,
-}
-
 pub struct Session {
     cfg: SessionConfig,
     /// Kept across connections (and across runs, through the mark the link keeps in
@@ -139,6 +159,9 @@ pub struct Session {
     replay: Replay,
     // Per connection:
     nick: String,
+    /// ZNC welcomed us (irc.znc.in) on this connection: only then do senders at
+    /// `znc.in` speak for the bouncer. On a direct link anyone could set that host.
+    znc_welcome: bool,
     connected_at: Timestamp,
     registered: bool,
     offered: BTreeSet<String>,
@@ -174,6 +197,7 @@ impl Session {
     pub fn new(cfg: SessionConfig) -> Self {
         Session {
             nick: cfg.nick.clone(),
+            znc_welcome: false,
             cfg,
             replay: Replay::default(),
             connected_at: Timestamp(0),
@@ -213,6 +237,11 @@ impl Session {
         self.joined.iter()
     }
 
+    /// A nick or channel as this network folds it, to compare names.
+    pub fn fold(&self, name: &str) -> String {
+        self.casemap.fold(name)
+    }
+
     pub fn is_joined(&self, channel: &str) -> bool {
         self.joined.contains(&self.casemap.fold(channel))
     }
@@ -236,6 +265,7 @@ impl Session {
     /// A fresh TCP connection: forget its predecessor, and say hello.
     pub fn connect(&mut self, now: Timestamp) -> Vec<Event> {
         self.nick = self.cfg.nick.clone();
+        self.znc_welcome = false;
         self.connected_at = now;
         self.registered = false;
         self.offered.clear();
@@ -343,15 +373,18 @@ impl Session {
             self.pending.drain(..).partition(|p| now >= p.deadline);
         self.pending = waiting;
         for p in expired {
-            let mut ask = p.ask;
-            ask.account = None;
-            ask.account_via = "none";
             out.push(Event::Ignored(format!(
                 "WHOIS {} got no answer within {}s; treating the sender as not logged in",
-                ask.nick,
+                p.nick,
                 WHOIS_TIMEOUT.as_secs()
             )));
-            out.push(Event::Command(ask));
+            out.push(match p.release(None) {
+                Event::Command(mut ask) => {
+                    ask.account_via = "none";
+                    Event::Command(ask)
+                }
+                other => other,
+            });
         }
         out
     }
@@ -465,6 +498,8 @@ impl Session {
                     self.on_probe_answer(now, &mut out);
                 }
             }
+            // me nick :No such nick/channel
+            "401" => out.push(Event::NoSuchNick(m.param(1).to_string())),
             "471" | "473" | "474" | "475" | "403" | "405" => out.push(Event::Left {
                 channel: m.param(1).to_string(),
                 reason: format!("cannot join ({}): {}", m.command, m.param(2)),
@@ -611,6 +646,7 @@ impl Session {
             self.next_ping = Some(now.plus(self.cfg.ping_interval));
             self.next_probe = Some(now.plus(self.cfg.probe_interval.min(FIRST_PROBE)));
         }
+        self.znc_welcome |= server == "irc.znc.in";
         out.push(Event::Registered {
             bouncer_only: server == "irc.znc.in",
             server,
@@ -733,38 +769,16 @@ impl Session {
         }
     }
 
-    fn on_end_of_whois(&mut self, nick: &str, out: &mut Vec<Event>) {
-        let key = self.casemap.fold(nick);
-        let account = self.whois.remove(&key).flatten();
-        let answered_for = self.whois_hosts.remove(&key);
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .pending
-            .drain(..)
-            .partition(|p| self.casemap.fold(&p.ask.nick) == key);
-        self.pending = waiting;
-        for p in ready {
-            let mut ask = p.ask;
-            let sender = ask.hostmask.split_once('!').map(|(_, uh)| uh);
-            // The nick changed hands between the command and the answer: the account
-            // is the new holder's, not the sender's.
-            let same_sender = match (&answered_for, sender) {
-                (Some(a), Some(s)) => a.eq_ignore_ascii_case(s),
-                _ => false,
-            };
-            ask.account = if same_sender { account.clone() } else { None };
-            ask.account_via = "whois";
-            out.push(Event::Command(ask));
-        }
-    }
-
     fn on_chat(&mut self, m: &Msg, now: Timestamp, out: &mut Vec<Event>) {
         let target = m.param(0).to_string();
         let text = m.param(1).to_string();
         let Source::User { nick, user, host } = &m.source else {
             return;
         };
-        // ZNC speaks as *status (status@znc.in) and brackets text playback as ***.
-        if host == "znc.in" {
+        // ZNC speaks as *status (status@znc.in) and brackets text playback as ***; only
+        // a bouncer that said it is ZNC (its welcome, or its znc.in/ capabilities) is
+        // believed: on a direct link `znc.in` is a host anyone's cloak could show.
+        if host == "znc.in" && self.through_znc() {
             if nick == "***" {
                 if let Some(tally) = self.replay.text_playback(&target, &text) {
                     out.push(Event::Replayed(tally));
@@ -844,48 +858,20 @@ impl Session {
             return;
         }
         if self.replay.take_alert(freshness, time, &key) {
-            out.push(Event::Said(Said {
+            let said = Said {
                 hostmask,
                 channel: (!private).then_some(target),
                 text,
                 at: time.unwrap_or(now),
-            }));
+                account: None,
+            };
+            self.resolve_line_sender(m, said, now, out);
         }
     }
 
-    /// Who sent a command: the `account` tag where the server attaches it (its absence
-    /// means not logged in); else the map account-notify keeps current; else WHOIS.
-    fn resolve_sender(&mut self, m: &Msg, mut ask: Ask, now: Timestamp, out: &mut Vec<Event>) {
-        let needs_account = ask.command.as_ref().is_ok_and(ChatCommand::needs_sender);
-        if !needs_account {
-            out.push(Event::Command(ask));
-            return;
-        }
-        if self.enabled.contains("account-tag") {
-            ask.account = m.tag("account").map(str::to_string);
-            ask.account_via = "account-tag";
-            out.push(Event::Command(ask));
-            return;
-        }
-        if self.enabled.contains("account-notify")
-            && let Some(known) = self.accounts.get(&ask.nick)
-        {
-            ask.account = known.map(str::to_string);
-            ask.account_via = "account-notify";
-            out.push(Event::Command(ask));
-            return;
-        }
-        if !self
-            .pending
-            .iter()
-            .any(|p| self.casemap.same(&p.ask.nick, &ask.nick))
-        {
-            out.push(Event::Send(raw("WHOIS", &[&ask.nick])));
-        }
-        self.pending.push(Pending {
-            ask,
-            deadline: now.plus(WHOIS_TIMEOUT),
-        });
+    /// Whether this connection is to ZNC.
+    fn through_znc(&self) -> bool {
+        self.znc_welcome || self.offered.iter().any(|c| c.starts_with("znc.in/"))
     }
 }
 
@@ -928,5 +914,7 @@ fn znc_status(text: &str) -> Option<Event> {
         })
 }
 
+mod senders;
+use senders::Pending;
 #[cfg(test)]
 mod tests;

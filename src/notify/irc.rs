@@ -9,7 +9,7 @@ use super::message::{clean, kind_word};
 use super::{Message, Notifier, NotifyError};
 use crate::config::IrcNotifierConfig;
 use crate::engine::PageKind;
-use crate::irc::IrcHandle;
+use crate::irc::{IrcHandle, SayError};
 
 pub struct IrcNotifier {
     link: Option<IrcHandle>,
@@ -43,10 +43,14 @@ impl Notifier for IrcNotifier {
         };
         let target = msg.page.to.as_deref().unwrap_or(&self.channel);
         // Down, not joined, queue full, too slow: the link reconnects and rejoins by
-        // itself, so every failure is worth another attempt.
+        // itself, so those failures are worth another attempt. A nick nobody holds is
+        // the contact not reached: their next method goes now.
         link.say(target, &announcement(msg), self.notice, self.timeout)
             .await
-            .map_err(|e| NotifyError::transient(e.to_string()))?;
+            .map_err(|e| match e {
+                SayError::NoSuchNick(_) => NotifyError::bad_address(e.to_string()),
+                _ => NotifyError::transient(e.to_string()),
+            })?;
         Ok(super::Sent::Delivered)
     }
 }

@@ -401,9 +401,14 @@ async fn watch_link(
     watchdog: Arc<Watchdog>,
 ) {
     let mut was_up = false;
+    let mut forged = 0;
     loop {
         let s = status.borrow_and_update().clone();
         watchdog.irc_link(&s);
+        metrics
+            .irc_forged_lines
+            .inc_by(s.forged_lines.saturating_sub(forged));
+        forged = forged.max(s.forged_lines);
         let up = s.state == crate::irc::LinkState::Up;
         metrics.irc_up.set(i64::from(up));
         if up && !was_up {

@@ -54,6 +54,8 @@ pub struct Patterns {
 struct Pattern {
     /// Only lines from senders matching this `nick!user@host` mask are read.
     from: String,
+    /// ... and, when set, logged in to this services account.
+    from_account: Option<String>,
     /// `None`: every channel (not private messages, which must be asked for).
     channels: Option<Vec<String>>,
     /// Tried in order; a preset can stand for several line formats.
@@ -76,21 +78,71 @@ impl Patterns {
         self.patterns.is_empty()
     }
 
-    /// The alert in one line: `from` is the sender's `nick!user@host`, `channel` where it
-    /// was said (`None` for a private message), `at` when (server-time, else now).
+    /// The alert in one line: `from` is the sender's `nick!user@host`, `account` the
+    /// services account it is logged in to (`None`: not, or not known), `channel` where
+    /// it was said (`None` for a private message), `at` when (server-time, else now).
+    ///
+    /// The first pattern whose sender mask, channel and regex match decides: when it
+    /// names `from_account` and the sender is not logged in to it, the line is
+    /// [`Reading::Forged`], not an alert.
     pub fn read(
         &self,
         from: &str,
+        account: Option<&str>,
         channel: Option<&str>,
         text: &str,
         at: Timestamp,
-    ) -> Option<AlertBatch> {
+    ) -> Reading {
         let line = clean_line(text);
-        self.patterns
+        let Some((pattern, capture)) = self
+            .patterns
             .iter()
             .filter(|p| p.applies_to(from, channel))
-            .find_map(|p| p.read(&line))
-            .map(|capture| capture.into_batch(at))
+            .find_map(|p| Some((p, p.read(&line)?)))
+        else {
+            return Reading::Nothing;
+        };
+        match &pattern.from_account {
+            Some(wanted) if !account.is_some_and(|a| a.eq_ignore_ascii_case(wanted)) => {
+                Reading::Forged {
+                    wanted: wanted.clone(),
+                    account: account.map(str::to_string),
+                }
+            }
+            _ => Reading::Alert(capture.into_batch(at)),
+        }
+    }
+
+    /// Whether some pattern trusts its sender by mask alone (no `from_account`).
+    pub fn trusts_a_mask(&self) -> bool {
+        self.patterns.iter().any(|p| p.from_account.is_none())
+    }
+}
+
+/// What one line is to the patterns.
+#[derive(Debug)]
+pub enum Reading {
+    /// An alert line from a sender the pattern trusts.
+    Alert(AlertBatch),
+    /// An alert line from the right mask but not the pattern's account: someone else
+    /// holds the relay's nick (or the relay is not logged in). Not read.
+    Forged {
+        /// The pattern's `from_account`.
+        wanted: String,
+        /// The sender's account, `None` when not logged in.
+        account: Option<String>,
+    },
+    /// No pattern matches.
+    Nothing,
+}
+
+impl Reading {
+    /// The alert, if the line is one.
+    pub fn alert(self) -> Option<AlertBatch> {
+        match self {
+            Reading::Alert(b) => Some(b),
+            _ => None,
+        }
     }
 }
 
@@ -113,6 +165,7 @@ impl Pattern {
             .collect::<Result<_, _>>()?;
         Ok(Pattern {
             from: cfg.from.clone(),
+            from_account: cfg.from_account.clone(),
             channels: cfg.channels.clone(),
             regexes,
             labels: cfg.labels.clone(),
@@ -312,6 +365,7 @@ mod tests {
         PatternConfig {
             from: "am-relay!*@monitoring.example.net".into(),
             regex: None,
+            from_account: None,
             preset: Some("alertmanager-irc-relay".into()),
             channels: None,
             labels: BTreeMap::new(),
@@ -321,6 +375,7 @@ mod tests {
     fn regex(from: &str, re: &str) -> PatternConfig {
         PatternConfig {
             from: from.into(),
+            from_account: None,
             regex: Some(re.into()),
             preset: None,
             channels: None,
@@ -333,7 +388,8 @@ mod tests {
     }
 
     fn read_in(p: &Patterns, channel: &str, text: &str) -> Option<AlertBatch> {
-        p.read(RELAY, Some(channel), text, Timestamp::at(AT))
+        p.read(RELAY, None, Some(channel), text, Timestamp::at(AT))
+            .alert()
     }
 
     fn only_alert(b: &AlertBatch) -> &AlertIn {
@@ -491,13 +547,43 @@ mod tests {
     #[test]
     fn a_human_pasting_an_alert_line_does_not_open_an_incident() {
         let p = patterns(vec![relay_preset()]);
-        let pasted = p.read(
-            "mallory!~m@home.example.org",
-            Some("#ops"),
-            "Alert DiskFull on db1:9100 is firing",
-            Timestamp::at(AT),
-        );
+        let pasted = p
+            .read(
+                "mallory!~m@home.example.org",
+                None,
+                Some("#ops"),
+                "Alert DiskFull on db1:9100 is firing",
+                Timestamp::at(AT),
+            )
+            .alert();
         assert!(pasted.is_none());
+    }
+
+    /// The relay is gone and mallory holds its nick (any host matches a nick-only mask):
+    /// with `from_account` her "resolved" is forged and not read, the relay's own line
+    /// (logged in as relaybot) still is.
+    #[test]
+    fn a_resolve_from_someone_holding_the_relay_nick_is_forged_under_from_account() {
+        let mut cfg = relay_preset();
+        cfg.from = "am-relay!*@*".into();
+        cfg.from_account = Some("relaybot".into());
+        let p = patterns(vec![cfg]);
+        let line = "Alert DiskFull on db1:9100 is resolved";
+        let at = Timestamp::at(AT);
+        let mallory = "am-relay!m@home.example.org";
+        for account in [None, Some("mallory")] {
+            match p.read(mallory, account, Some("#ops"), line, at) {
+                Reading::Forged { wanted, account: a } => {
+                    assert_eq!(wanted, "relaybot");
+                    assert_eq!(a.as_deref(), account);
+                }
+                other => panic!("read from {account:?}: {other:?}"),
+            }
+        }
+        let relay = p.read(RELAY, Some("RelayBot"), Some("#ops"), line, at);
+        assert!(relay.alert().is_some(), "accounts compare without case");
+        assert!(!p.trusts_a_mask());
+        assert!(patterns(vec![relay_preset()]).trusts_a_mask());
     }
 
     #[test]
@@ -508,7 +594,11 @@ mod tests {
         let line = "Alert DiskFull on db1 is firing";
         assert!(read_in(&p, "#ops-alerts", line).is_some(), "casemapped");
         assert!(read_in(&p, "#random", line).is_none());
-        assert!(p.read(RELAY, None, line, Timestamp::at(AT)).is_none());
+        assert!(
+            p.read(RELAY, None, None, line, Timestamp::at(AT))
+                .alert()
+                .is_none()
+        );
     }
 
     #[test]
@@ -517,7 +607,8 @@ mod tests {
         let everywhere = patterns(vec![relay_preset()]);
         assert!(
             everywhere
-                .read(RELAY, None, line, Timestamp::at(AT))
+                .read(RELAY, None, None, line, Timestamp::at(AT))
+                .alert()
                 .is_none(),
             "unset channels means joined channels, not private messages"
         );
@@ -526,7 +617,8 @@ mod tests {
         let private_only = patterns(vec![cfg]);
         assert!(
             private_only
-                .read(RELAY, None, line, Timestamp::at(AT))
+                .read(RELAY, None, None, line, Timestamp::at(AT))
+                .alert()
                 .is_some()
         );
         assert!(read_in(&private_only, "#ops", line).is_none());
@@ -565,7 +657,8 @@ mod tests {
         ]);
         let p = patterns(vec![cfg]);
         let read = |text: &str| {
-            p.read("nagios!n@mon", Some("#ops"), text, Timestamp::at(AT))
+            p.read("nagios!n@mon", None, Some("#ops"), text, Timestamp::at(AT))
+                .alert()
                 .unwrap()
         };
 

@@ -69,6 +69,7 @@ fn link(state: LinkState, detail: &str) -> LinkStatus {
             detail: String::new(),
             since: Timestamp::at("2026-11-21T10:00:00Z"),
         },
+        forged_lines: 0,
     }
 }
 

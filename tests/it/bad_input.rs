@@ -747,3 +747,24 @@ async fn an_api_actor_name_is_short_and_a_snooze_at_most_a_week() {
         200
     );
 }
+
+/// An IRC relay trusted by its nick mask alone passes, with a warning at its line that
+/// says why and what to add; named by its account, nothing is said.
+#[test]
+fn check_config_warns_about_an_irc_pattern_trusting_a_nick_mask() {
+    let irc = "[sources.irc]\nserver = \"127.0.0.1:6667\"\nchannels = [\"#alerts\"]\npatterns = [\n  { from = \"relay!*@*\", preset = \"alertmanager-irc-relay\" },\n]\n[[routes]]";
+    let c = check_config("[[routes]]", irc);
+    assert_eq!(c.code, Some(0), "a warning is no error: {}", c.stderr);
+    let line = c.line_of("relay!*@*");
+    let expected = format!(
+        "{}: warning: line {line}: sources.irc.patterns[0].from:",
+        c.file
+    );
+    assert!(c.stderr.contains(&expected), "{}", c.stderr);
+    assert!(c.stderr.contains("from_account"), "{}", c.stderr);
+
+    let by_account = irc.replace("preset", "from_account = \"relaybot\", preset");
+    let c = check_config("[[routes]]", &by_account);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    assert!(!c.stderr.contains("warning"), "{}", c.stderr);
+}

@@ -35,9 +35,42 @@ struct Setup {
     _password: NamedTempFile,
 }
 
+/// The relay's pattern in most tests: trusted by its nick mask alone.
+const RELAY_BY_MASK: &str = r#"{ from = "relay!*@*", preset = "alertmanager-irc-relay" }"#;
+
+/// The relay's pattern as the README advises: its lines count only from its account.
+const RELAY_BY_ACCOUNT: &str =
+    r#"{ from = "relay!*@*", from_account = "relaybot", preset = "alertmanager-irc-relay" }"#;
+
 /// tocsin with the IRC link, an `irc` notifier for #alerts, alice (irc_account alice)
 /// paged at once and bob after `bob_after`, both through the webhook catcher.
 async fn tocsin(via: Via<'_>, bob_after: &str, extra_irc: &str) -> Setup {
+    tocsin_reading(via, RELAY_BY_MASK, extra_irc, &alice_then_bob(bob_after)).await
+}
+
+/// Contacts and the policy of [`tocsin`]: #alerts and alice at once, bob after
+/// `bob_after`.
+fn alice_then_bob(bob_after: &str) -> String {
+    format!(
+        r#"
+[contacts.alice]
+irc_account = "alice"
+methods = [{{ notifier = "hook", to = "alice@pager" }}]
+[contacts.bob]
+methods = [{{ notifier = "hook", to = "bob@pager" }}]
+
+[policies.default]
+steps = [
+  {{ after = "0s", notify = ["chan", "alice"] }},
+  {{ after = "{bob_after}", notify = ["bob"] }},
+]
+"#
+    )
+}
+
+/// [`tocsin`] reading alert lines with `pattern`, paging `people` (contacts and
+/// policies, which may use the `chan` and `hook` notifiers).
+async fn tocsin_reading(via: Via<'_>, pattern: &str, extra_irc: &str, people: &str) -> Setup {
     let catcher = PageCatcher::start().await;
     let mut password = NamedTempFile::new().unwrap();
     let (server, secret, login) = match via {
@@ -67,25 +100,13 @@ ping_interval = "2s"
 ping_timeout = "3s"
 reconnect_max = "2s"
 flood_interval = "500ms"
-patterns = [{{ from = "relay!*@*", preset = "alertmanager-irc-relay" }}]
+patterns = [{pattern}]
 {extra_irc}
 
 [notifiers.chan]
 type = "irc"
 channel = "{ALERTS}"
-
-[contacts.alice]
-irc_account = "alice"
-methods = [{{ notifier = "hook", to = "alice@pager" }}]
-[contacts.bob]
-methods = [{{ notifier = "hook", to = "bob@pager" }}]
-
-[policies.default]
-steps = [
-  {{ after = "0s", notify = ["chan", "alice"] }},
-  {{ after = "{bob_after}", notify = ["bob"] }},
-]
-"#,
+{people}"#,
         path = password.path().display()
     );
     let app = spawn_app(&webhook_config(&catcher.url(), &rest)).await;
@@ -674,4 +695,169 @@ async fn with_credentials_set_incidents_and_status_answer_only_ackers() {
             said_by_agent(l) && l.contains("alice: ") && l.contains("DiskFull")
         })
         .await;
+}
+
+/// The relay is logged in as relaybot and its pattern names that account. It quits;
+/// mallory takes the nick `relay` without an account and posts the recovery: the
+/// incident stays triggered (before `from_account`, the nick mask alone let her line
+/// resolve it and stop paging), and the forged line is counted. The relay's own
+/// recovery still resolves it.
+async fn a_forged_resolve_from_the_relays_nick_resolves_nothing(s: Setup, port: u16) {
+    let relay = person(port, "relay", Some(("relaybot", "relaypass"))).await;
+    let id = alert_from_the_relay(&s, &relay, &relay).await;
+    relay.quit().await;
+
+    let mallory = person(port, "relay", None).await;
+    mallory
+        .say(ALERTS, "Alert DiskFull on db1:9100 is resolved")
+        .await;
+    mallory.quit().await;
+
+    // Lines are read in order: once the relay's next line has opened its incident,
+    // mallory's has been read too.
+    let relay = person(port, "relay", Some(("relaybot", "relaypass"))).await;
+    relay
+        .say(ALERTS, "Alert Canary on web1:9100 is firing")
+        .await;
+    eventually(
+        "the relay's next line to open its incident",
+        SOON,
+        || async {
+            let open = s.app.incidents(Some("triggered")).await;
+            open.iter()
+                .any(|i| i["labels"]["alertname"] == "Canary")
+                .then_some(())
+        },
+    )
+    .await;
+    let inc = s.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered", "a forged line resolved: {inc}");
+    assert_eq!(
+        metric(&s.app, "tocsin_irc_forged_lines_total").await,
+        Some(1.0)
+    );
+
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is resolved")
+        .await;
+    eventually("the relay's own recovery", SOON, || async {
+        (s.app.incident(id).await["state"] == "resolved").then_some(())
+    })
+    .await;
+}
+
+async fn network_with_relaybot() -> IrcNet {
+    let net = network().await;
+    net.register("relaybot", "relaypass").await;
+    net
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_znc_a_forged_resolve_from_someone_holding_the_relay_nick_resolves_nothing() {
+    let net = network_with_relaybot().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin_reading(Via::Znc(&znc), RELAY_BY_ACCOUNT, "", &alice_then_bob("1h")).await;
+    a_forged_resolve_from_the_relays_nick_resolves_nothing(s, net.port()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_a_forged_resolve_from_someone_holding_the_relay_nick_resolves_nothing() {
+    let net = network_with_relaybot().await;
+    let s = tocsin_reading(
+        Via::Direct(&net),
+        RELAY_BY_ACCOUNT,
+        "",
+        &alice_then_bob("1h"),
+    )
+    .await;
+    a_forged_resolve_from_the_relays_nick_resolves_nothing(s, net.port()).await;
+}
+
+/// Twelve clients flood the bot by private message (`status`, whose answers queued
+/// ahead of pages, and `ack`, which cost a WHOIS each) just before the relay posts an
+/// alert: the incident opens, its announcement is not stuck behind some sixty answers
+/// (at 2 lines a second, half a minute), and the link stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pm_flood_does_not_hold_up_the_announcement_of_an_alert() {
+    const FLOODERS: usize = 12;
+    let net = network().await;
+    let znc = Znc::start(net.port(), Some(("agent", "agentpass"))).await;
+    let s = tocsin(Via::Znc(&znc), "1h", "").await;
+    let port = net.port();
+    let relay = person(port, "relay", None).await;
+    let mut connecting = tokio::task::JoinSet::new();
+    for i in 0..FLOODERS {
+        connecting
+            .spawn(async move { Human::connect(port, &format!("flood{i}"), Login::None).await });
+    }
+    let flooders = connecting.join_all().await;
+    let registered = metric(&s.app, "tocsin_irc_registrations_total").await;
+
+    for (i, f) in flooders.iter().enumerate() {
+        for _ in 0..4 {
+            f.say("agent", "status").await;
+        }
+        f.say("agent", &format!("ack {i}")).await;
+    }
+    // The answers are queued by the time the relay speaks.
+    flooders[0]
+        .wait_for("the first answer", SOON, |l| l.contains(":agent!"))
+        .await;
+    let t0 = Instant::now();
+    alert_from_the_relay(&s, &relay, &relay).await;
+    let took = t0.elapsed();
+    assert!(took < SOON, "announced after {took:?}");
+    assert_eq!(metric(&s.app, "tocsin_irc_link_up").await, Some(1.0));
+    assert_eq!(
+        metric(&s.app, "tocsin_irc_registrations_total").await,
+        registered,
+        "the link dropped"
+    );
+}
+
+/// carol's first method is a PM to her nick, her second a page a minute later. She is
+/// not on IRC: the server answers 401, and the page falls over to the next method at
+/// once (it was counted as delivered to nobody, and the next method waited its minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_to_a_nick_nobody_holds_falls_over_at_once() {
+    let net = network().await;
+    let carol = r#"
+[contacts.carol]
+methods = [
+  { notifier = "chan", to = "carol" },
+  { notifier = "hook", to = "carol@pager", after = "1m" },
+]
+[policies.default]
+steps = [{ after = "0s", notify = ["carol"] }]
+"#;
+    let s = tocsin_reading(Via::Direct(&net), RELAY_BY_MASK, "", carol).await;
+    let relay = person(net.port(), "relay", None).await;
+    relay
+        .say(ALERTS, "Alert DiskFull on db1:9100 is firing")
+        .await;
+    let t0 = Instant::now();
+    let pages = s.catcher.wait_for_pages(1, SOON).await;
+    assert_eq!(
+        pages[0].target(),
+        "carol",
+        "{}",
+        crate::catcher::describe(&pages)
+    );
+    assert!(t0.elapsed() < SOON, "failed over after {:?}", t0.elapsed());
+    let id = s.app.incidents(Some("triggered")).await[0]["id"]
+        .as_u64()
+        .unwrap();
+    let inc = s.app.incident(id).await;
+    let to_nick = inc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["to"] == "carol" && p["notifier"] == "chan")
+        .cloned()
+        .unwrap_or_else(|| panic!("no page to the nick: {inc}"));
+    assert_ne!(to_nick["status"], "delivered", "{to_nick}");
+    assert!(
+        to_nick["error"].as_str().unwrap_or("").contains("401"),
+        "{to_nick}"
+    );
 }

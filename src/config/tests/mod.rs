@@ -622,3 +622,38 @@ fn an_unknown_watchdog_key_is_named() {
     assert_eq!(errs[0].key_path, "watchdog.hold_dwn");
     assert!(errs[0].message.contains("hold_down"), "{}", errs[0].message);
 }
+
+/// A relay trusted by its nick mask alone is valid but weak: check-config says why at
+/// the pattern's line, and says nothing once the pattern names the relay's account.
+#[test]
+fn a_pattern_trusting_a_nick_mask_alone_is_warned_about() {
+    let text = format!(
+        "{}\n[sources.irc]\nserver = \"127.0.0.1:6667\"\nchannels = [\"#alerts\"]\npatterns = [\n  {{ from = \"relay!*@*\", preset = \"alertmanager-irc-relay\" }},\n]\n",
+        &IRC[..IRC.find("[sources.irc]").unwrap()]
+    );
+    let cfg = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    let w = &cfg.warnings[0];
+    assert_eq!(w.key_path, "sources.irc.patterns[0].from");
+    assert_eq!(w.line, Some(line_containing(&text, "relay!*@*")));
+    assert!(w.message.contains("forged \"resolved\""), "{}", w.message);
+    assert!(w.message.contains("from_account"), "{}", w.message);
+
+    let text = edit_in(
+        &text,
+        "from = \"relay!*@*\",",
+        "from = \"relay!*@*\", from_account = \"relaybot\",",
+    );
+    assert!(load(&text).unwrap().warnings.is_empty());
+    let text = edit_in(&text, "\"relaybot\"", "\"\"");
+    assert!(
+        errors(&text)
+            .iter()
+            .any(|e| e.key_path == "sources.irc.patterns[0].from_account")
+    );
+}
+
+fn edit_in(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from} not in the config");
+    text.replace(from, to)
+}

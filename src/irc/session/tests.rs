@@ -31,6 +31,7 @@ fn cfg() -> SessionConfig {
         // their own interval.
         probe_interval: Duration::from_secs(3600),
         probe_timeout: Duration::from_secs(30),
+        account_masks: Vec::new(),
     }
 }
 
@@ -61,10 +62,14 @@ fn commands(events: &[Event]) -> Vec<Ask> {
         .collect()
 }
 
+/// WHOIS lines, urgent (the probe) or paced (who sent a command or line).
 fn whoises(events: &[Event]) -> Vec<String> {
-    sent(events)
-        .into_iter()
-        .filter(|l| l.starts_with("WHOIS "))
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Send(l) | Event::Whois(l) if l.starts_with("WHOIS ") => Some(l.clone()),
+            _ => None,
+        })
         .collect()
 }
 
@@ -413,7 +418,11 @@ fn an_unknown_sender_is_asked_about_with_whois_before_the_command_runs() {
         &["@time=2026-11-21T20:00:05.000Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42"],
         at(5),
     );
-    assert_eq!(sent(&out), vec!["WHOIS oncall1"]);
+    assert_eq!(whoises(&out), vec!["WHOIS oncall1"]);
+    assert!(
+        sent(&out).is_empty(),
+        "paced like chat, not sent ahead of pages"
+    );
     assert!(commands(&out).is_empty(), "held until WHOIS answers");
     let out = feed(
         &mut s,
@@ -442,7 +451,8 @@ fn whois_without_330_means_not_logged_in_and_no_answer_fails_closed() {
     );
     assert_eq!(commands(&out)[0].account, None);
     feed(&mut s, &[":ann!a@h PRIVMSG agent :ack 2"], at(6));
-    let out = s.tick(at(16));
+    assert!(commands(&s.tick(at(35))).is_empty(), "30 s for the answer");
+    let out = s.tick(at(36));
     let asks = commands(&out);
     assert_eq!(asks.len(), 1);
     assert_eq!(asks[0].account, None);
@@ -650,7 +660,7 @@ fn a_whois_answer_about_someone_else_is_not_the_probes_answer() {
     let mut s = probing();
     assert_eq!(whoises(&s.tick(at(5))), vec!["WHOIS agent"]);
     let out = feed(&mut s, &[":eve!e@h PRIVMSG agent :ack 1"], at(6));
-    assert_eq!(sent(&out), vec!["WHOIS eve"]);
+    assert_eq!(whoises(&out), vec!["WHOIS eve"]);
     let out = feed(
         &mut s,
         &[
@@ -676,7 +686,7 @@ fn the_answer_about_our_own_nick_releases_no_command_and_lends_no_account() {
     let mut s = probing();
     assert_eq!(whoises(&s.tick(at(5))), vec!["WHOIS agent"]);
     let out = feed(&mut s, &[":ann!a@h PRIVMSG agent :ack 2"], at(6));
-    assert_eq!(sent(&out), vec!["WHOIS ann"]);
+    assert_eq!(whoises(&out), vec!["WHOIS ann"]);
     // Our own answer (logged in as "agent") comes first ...
     let out = feed(
         &mut s,
@@ -986,4 +996,185 @@ fn a_command_flood_from_one_host_is_cut_to_five_per_ten_seconds() {
         at(16),
     );
     assert_eq!(whoises(&out), ["WHOIS m99"], "the pace comes back");
+}
+
+/// Thirty clients on thirty hosts PM `ack 42` at once: each sender is unknown, so each
+/// would cost a WHOIS. The WHOIS lines are paced (not sent ahead of pages), at most eight
+/// wait for an answer, and the rest are told to try again rather than queued.
+#[test]
+fn a_pm_flood_from_many_hosts_waits_for_eight_whois_and_tells_the_rest_to_try_again() {
+    let mut s = through_znc();
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!("@time=2026-11-21T20:00:05.000Z :m{i}!m@10.6.6.{i} PRIVMSG agent :ack 42"))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = feed(&mut s, &refs, at(5));
+    let paced: Vec<&String> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::Whois(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paced.len(), MAX_WHOIS, "{paced:?}");
+    assert!(sent(&out).is_empty(), "no WHOIS skips the pace: {out:?}");
+    let told: Vec<&String> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply { to, text } if text.contains("try again") => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 30 - MAX_WHOIS);
+    assert_eq!(told[0], "m8", "answered where asked (by PM)");
+    assert!(commands(&out).is_empty());
+
+    // One answer frees a place: the next sender is asked about.
+    feed(
+        &mut s,
+        &[":irc.test.local 318 agent m0 :End of /WHOIS list."],
+        at(6),
+    );
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:06.000Z :oncall1!o@127.0.0.1 PRIVMSG agent :ack 42"],
+        at(6),
+    );
+    assert_eq!(whoises(&out), ["WHOIS oncall1"]);
+}
+
+fn relay_needs_relaybot() -> Session {
+    let mut c = cfg();
+    c.account_masks = vec!["relay!*@*".into()];
+    through_znc_with(c)
+}
+
+fn said_with_account(events: &[Event]) -> Vec<(String, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Said(s) => Some((s.text.clone(), s.account.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Through ZNC (no account tag) a line from the relay's mask, whose pattern wants an
+/// account, waits for the WHOIS of its sender: the relay's own lines come out as
+/// relaybot's, in order; mallory holding the nick from another host gets no account.
+#[test]
+fn a_line_from_a_sender_that_must_be_logged_in_waits_for_its_whois() {
+    let mut s = relay_needs_relaybot();
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:05.000Z :relay!r@10.0.0.9 PRIVMSG #alerts :Alert X on h is firing",
+            "@time=2026-11-21T20:00:05.100Z :relay!r@10.0.0.9 PRIVMSG #alerts :Alert Y on h is firing",
+        ],
+        at(5),
+    );
+    assert_eq!(whoises(&out), ["WHOIS relay"], "one WHOIS for both");
+    assert!(said_with_account(&out).is_empty());
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent relay r 10.0.0.9 * :relay",
+            ":irc.test.local 330 agent relay relaybot :is logged in as",
+            ":irc.test.local 318 agent relay :End of /WHOIS list.",
+        ],
+        at(5),
+    );
+    let relaybot = Some("relaybot".to_string());
+    assert_eq!(
+        said_with_account(&out),
+        [
+            ("Alert X on h is firing".to_string(), relaybot.clone()),
+            ("Alert Y on h is firing".to_string(), relaybot),
+        ]
+    );
+
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:07.000Z :relay!m@evil.example PRIVMSG #alerts :Alert X on h is resolved",
+        ],
+        at(7),
+    );
+    assert_eq!(whoises(&out), ["WHOIS relay"]);
+    let out = feed(
+        &mut s,
+        &[
+            ":irc.test.local 311 agent relay m evil.example * :relay",
+            ":irc.test.local 318 agent relay :End of /WHOIS list.",
+        ],
+        at(7),
+    );
+    assert_eq!(
+        said_with_account(&out),
+        [("Alert X on h is resolved".to_string(), None)]
+    );
+
+    // Someone else's chatter is not asked about.
+    let out = feed(
+        &mut s,
+        &["@time=2026-11-21T20:00:08.000Z :bob!b@h PRIVMSG #alerts :looking"],
+        at(8),
+    );
+    assert!(whoises(&out).is_empty());
+    assert_eq!(said_with_account(&out), [("looking".to_string(), None)]);
+}
+
+/// Straight to a server, someone whose cloak reads `znc.in` calls themselves `*status`
+/// and says the network is gone, or brackets a playback: it is chat, not the bouncer.
+#[test]
+fn on_a_direct_link_a_znc_in_host_speaks_for_no_bouncer() {
+    let mut c = cfg();
+    c.sasl = Some(("agent".into(), "agentpass".into()));
+    let mut s = Session::new(c);
+    s.connect(at(0));
+    feed(
+        &mut s,
+        &[
+            ":irc.test.local CAP * LS :account-tag sasl=PLAIN server-time",
+            ":irc.test.local CAP agent ACK :account-tag",
+            ":irc.test.local CAP agent ACK :server-time",
+            ":irc.test.local CAP agent ACK :sasl",
+            ":irc.test.local 903 agent :SASL authentication successful",
+            ":irc.test.local 001 agent :Welcome",
+            ":agent!agent@127.0.0.1 JOIN #alerts",
+        ],
+        at(0),
+    );
+    let out = feed(
+        &mut s,
+        &[
+            "@time=2026-11-21T20:00:05.000Z :*status!status@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting...",
+            "@time=2026-11-21T20:00:05.000Z :***!znc@znc.in PRIVMSG #alerts :Buffer Playback...",
+        ],
+        at(5),
+    );
+    assert!(
+        !out.iter()
+            .any(|e| matches!(e, Event::Upstream { .. } | Event::Replayed(_))),
+        "{out:?}"
+    );
+    assert_eq!(
+        said(&out).len(),
+        2,
+        "ordinary chat (alert candidates): {out:?}"
+    );
+    // Through ZNC the same lines are the bouncer's.
+    let mut z = through_znc();
+    let out = feed(
+        &mut z,
+        &[":*status!znc@znc.in PRIVMSG agent :Disconnected from IRC. Reconnecting..."],
+        at(5),
+    );
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Event::Upstream {
+            connected: false,
+            ..
+        }
+    )));
 }
