@@ -141,6 +141,7 @@ fn test_incident() -> IncidentView {
         alerts: Vec::new(),
         alerts_total: 0,
         alerts_firing: 0,
+        alerts_truncated: 0,
         created_at: now,
         updated_at: now,
         resolved_at: None,
