@@ -199,8 +199,11 @@ impl SqliteStore {
         }
 
         let mut writer = Connection::open(&path).map_err(open_err)?;
-        configure(&writer, true).map_err(open_err)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Before WAL mode is set: that writes the header of a new file, after which
+        // its auto_vacuum could only change by a VACUUM.
         retention::ensure_incremental_vacuum(&writer, &path)?;
+        configure(&writer, true).map_err(open_err)?;
         init_schema(&mut writer, &path)?;
 
         let reader = Connection::open(&path).map_err(open_err)?;

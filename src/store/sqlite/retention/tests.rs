@@ -59,6 +59,11 @@ async fn an_old_resolved_incident_goes_with_its_alerts_history_and_pages_and_ope
         .unwrap();
 
     assert_eq!(
+        pragma(&store, "auto_vacuum"),
+        2,
+        "a new file reuses its space"
+    );
+    assert_eq!(
         deleted,
         Deleted {
             incidents: 1,
