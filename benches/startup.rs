@@ -108,7 +108,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let ratio = restarted.peak_kb as f64 / running.now_kb as f64;
     println!();
     println!(
-        "{incidents} open incidents x {ALERTS_PER_INCIDENT} alerts, restart of the release daemon"
+        "{incidents} open incidents x {ALERTS_PER_INCIDENT} alerts, restart of {}",
+        bin.display()
     );
     println!(
         "  restore (logged took_ms)        {restore_ms:>7} ms   target <= {RESTORE_TARGET_MS} ms   {}",
