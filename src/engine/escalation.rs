@@ -752,16 +752,11 @@ impl Live {
         if self.alerts.len() < max_alerts {
             return true;
         }
-        let new = if self.dropped.contains(&key) {
-            false
-        } else {
+        if !self.dropped.contains(&key) {
+            self.truncated += 1;
             if self.dropped.len() < max_alerts {
                 self.dropped.insert(key);
             }
-            true
-        };
-        if new {
-            self.truncated += 1;
         }
         false
     }
