@@ -425,6 +425,7 @@ async fn check_storm(
 }
 
 // Each module says what it does in its own `//!` header.
+#[allow(dead_code)] // shared with the startup bench, which restarts the daemon
 #[path = "ingest/daemon.rs"]
 mod daemon;
 #[path = "ingest/load.rs"]

@@ -25,7 +25,8 @@
 //! Module map:
 //! - [`config`]: `alerts.toml` schema and validation (every error at once).
 //! - [`engine`]: the escalation state machine; no IO, no clock.
-//! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown, and the
+//! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown,
+//!   [`runtime::retention`] (old resolved incidents deleted), and the
 //!   [`runtime::supervisor`] that owns, restarts and reports every task.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
 //! - [`data_dir`]: the data dir and its files (the store, the ack link key), private to

@@ -9,6 +9,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabel {
+    /// What retention deleted: `incidents`, `alerts`, `events`, `pages`.
+    pub what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
 }
@@ -114,6 +120,8 @@ pub struct Metrics {
     /// Supervised tasks restarted after a panic or an unexpected end; each series is
     /// created at 0 when its task is registered.
     pub task_restarts: Family<TaskLabel, Counter>,
+    /// Rows retention deleted, by table; primed at 0 when retention is on.
+    pub retention_deleted: Family<WhatLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -157,6 +165,7 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             task_restarts: Family::default(),
+            retention_deleted: Family::default(),
             registry: Registry::default(),
             families: Vec::new(),
         };
@@ -352,6 +361,14 @@ impl Metrics {
             "task_restarts",
             "Background tasks restarted after they panicked or ended while tocsin was not stopping, by task",
             m.task_restarts.clone(),
+        );
+        register_family(
+            &mut registry,
+            &mut families,
+            "counter",
+            "retention_deleted",
+            "Rows deleted by retention ([storage] retention), by what: resolved incidents and their alerts, events and pages",
+            m.retention_deleted.clone(),
         );
         m.with_registry(registry, families)
     }

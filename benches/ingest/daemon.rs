@@ -6,6 +6,9 @@ pub struct Daemon {
     child: Child,
     pub pid: u32,
     pub base_url: String,
+    /// The binary and address, to start it again on the same data dir.
+    bin: PathBuf,
+    listen: String,
     /// Holds config, data dir and log; removed on drop unless kept after a failure.
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
@@ -25,23 +28,13 @@ impl Daemon {
         let config = root.join("alerts.toml");
         std::fs::write(&config, config_toml(&listen, &data_dir))?;
         let log_path = root.join("tocsin.log");
-        let log = File::create(&log_path)?;
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", &listen])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = spawn(bin, &root, &listen, &log_path)?;
         let mut daemon = Daemon {
             pid: child.id(),
             child,
             base_url: format!("http://{listen}"),
+            bin: bin.to_path_buf(),
+            listen,
             dir: Some(dir),
             root,
             log_path,
@@ -59,6 +52,28 @@ impl Daemon {
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// Starts tocsin again on the same config, address and data dir, after
+    /// [`Daemon::stop`]; its log goes on in the same file.
+    pub async fn restart(&mut self, client: &reqwest::Client) -> Result<()> {
+        if !self.exited {
+            bail!("restart needs the daemon stopped first");
+        }
+        self.child = spawn(&self.bin, &self.root, &self.listen, &self.log_path)?;
+        self.pid = self.child.id();
+        self.exited = false;
+        self.wait_healthy(client, Duration::from_secs(60)).await
+    }
+
+    /// The daemon's memory now, and its peak since it started.
+    pub fn rss(&self) -> Option<Rss> {
+        Rss::read(self.pid)
+    }
+
+    /// The log so far, for figures the daemon logs about itself.
+    pub fn log_text(&self) -> String {
+        self.log()
     }
 
     /// Polls /healthz; on timeout or early exit the daemon's log says why.
@@ -155,6 +170,46 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// `tocsin run` on the config and data dir under `root`, appending to `log_path`.
+fn spawn(bin: &Path, root: &Path, listen: &str, log_path: &Path) -> Result<Child> {
+    let log = File::options().create(true).append(true).open(log_path)?;
+    Command::new(bin)
+        .arg("run")
+        .arg("--config")
+        .arg(root.join("alerts.toml"))
+        .args(["--listen", listen])
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+/// The daemon's memory from /proc: VmHWM is the peak since start, VmRSS the present.
+#[derive(Clone, Copy)]
+pub struct Rss {
+    pub peak_kb: u64,
+    pub now_kb: u64,
+}
+
+impl Rss {
+    pub fn read(pid: u32) -> Option<Rss> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Some(Rss {
+            peak_kb: field("VmHWM:")?,
+            now_kb: field("VmRSS:")?,
+        })
     }
 }
 

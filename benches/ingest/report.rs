@@ -2,28 +2,7 @@
 
 use super::*;
 
-/// The daemon's memory from /proc: VmHWM is the peak since start, VmRSS the present.
-#[derive(Clone, Copy)]
-pub struct Rss {
-    pub peak_kb: u64,
-    pub now_kb: u64,
-}
-
-impl Rss {
-    pub fn read(pid: u32) -> Option<Rss> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        };
-        Some(Rss {
-            peak_kb: field("VmHWM:")?,
-            now_kb: field("VmRSS:")?,
-        })
-    }
-}
+pub use super::daemon::Rss;
 
 /// One figure beside its target.
 struct Check {

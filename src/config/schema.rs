@@ -129,14 +129,23 @@ pub struct StorageConfig {
     /// Directory of the SQLite database; `tocsin run --data-dir` overrides it.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// How long a resolved incident is kept (with its alerts, history and pages) after it
+    /// resolved; older ones are deleted. `"0s"` keeps everything.
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: default_data_dir(),
+            retention: default_retention(),
         }
     }
+}
+
+fn default_retention() -> HumanDuration {
+    HumanDuration::from_secs(90 * 24 * 3600)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -149,14 +158,23 @@ pub struct DefaultsConfig {
     /// How long an ack holds before the incident re-triggers from step 1 ("0s" = forever).
     #[serde(default = "default_ack_timeout")]
     pub ack_timeout: HumanDuration,
+    /// Most alerts one incident keeps; alerts beyond are counted (`alerts_truncated`),
+    /// not stored, so one group of a million alerts cannot fill the disk or the memory.
+    #[serde(default = "default_max_alerts_per_incident")]
+    pub max_alerts_per_incident: u32,
 }
 
 impl Default for DefaultsConfig {
     fn default() -> Self {
         DefaultsConfig {
             ack_timeout: default_ack_timeout(),
+            max_alerts_per_incident: default_max_alerts_per_incident(),
         }
     }
+}
+
+fn default_max_alerts_per_incident() -> u32 {
+    1000
 }
 
 fn default_ack_timeout() -> HumanDuration {

@@ -33,6 +33,7 @@ impl Loader<'_, '_> {
         let routes = self.check_routes(p);
         let hook_auth = self.check_server(&p.file.server);
         self.check_watchdog(p);
+        self.check_storage(p);
         let mut secrets = BTreeMap::new();
         for (name, n) in &p.file.notifiers {
             let at = KeyPath::default().key("notifiers").key(name);
@@ -255,6 +256,27 @@ impl Loader<'_, '_> {
             });
         }
         routes
+    }
+
+    /// Retention may not delete what the engine still remembers as recently resolved (a
+    /// late duplicate must find it), and an incident must keep at least one alert.
+    fn check_storage(&mut self, p: &Parsed) {
+        let retention = p.file.storage.retention.0;
+        if !retention.is_zero() && retention < crate::engine::RECENT_WINDOW {
+            let msg = format!(
+                "retention = {:?} is shorter than the day tocsin remembers a resolved incident (so that a late duplicate of its alerts does not open a new one): write \"1d\" or more, or \"0s\" to keep everything",
+                p.file.storage.retention
+            );
+            self.err(&KeyPath::default().key("storage").key("retention"), msg);
+        }
+        if p.file.defaults.max_alerts_per_incident == 0 {
+            self.err(
+                &KeyPath::default()
+                    .key("defaults")
+                    .key("max_alerts_per_incident"),
+                "max_alerts_per_incident must be at least 1 (an incident keeps its first alerts; the default is 1000)",
+            );
+        }
     }
 
     fn check_server(&mut self, s: &ServerConfig) -> HookAuth {

@@ -5,7 +5,7 @@
 //! method at once. Ack stops it all until the ack expires; snooze holds it for a while;
 //! both end by starting again from step 1.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,8 @@ pub const LATE_AFTER: Duration = Duration::from_secs(1);
 pub(crate) struct Ctx<'a> {
     pub now: Timestamp,
     pub ack_timeout: Duration,
+    /// Most alerts an incident keeps (at least 1).
+    pub max_alerts: usize,
     pub next_page_id: &'a mut PageId,
     pub fx: &'a mut Vec<Effect>,
 }
@@ -87,6 +89,11 @@ pub(crate) struct Live {
     pub wake: Option<Timestamp>,
     /// [`labels_hash`] of the labels it has in the store.
     pub labels_hash: u64,
+    /// Alerts not kept because `alerts` was full (`max_alerts_per_incident`).
+    pub truncated: u64,
+    /// Keys of alerts not kept, so that a redelivery of one is not counted again; it
+    /// holds at most as many as `alerts` (and is empty after a restart).
+    pub dropped: HashSet<u64>,
 }
 
 fn page_kind(step: u32, cycle: u32) -> PageKind {
@@ -128,22 +135,18 @@ impl Live {
             firing: 0,
             wake: None,
             labels_hash: labels_hash(labels),
+            truncated: 0,
+            dropped: HashSet::new(),
         }
     }
 
-    pub fn restored(r: RestoredIncident, group: String, policy: Arc<PolicySnapshot>) -> Self {
+    pub fn restored(r: RestoredIncident, group: String) -> Self {
         let alerts: HashMap<u64, AlertKey> = r
             .alerts
             .iter()
-            .map(|(fp, st, s)| {
-                (
-                    fingerprint_key(fp),
-                    AlertKey::new(*s, *st == AlertStatus::Firing),
-                )
-            })
+            .map(|(key, st, s)| (*key, AlertKey::new(*s, *st == AlertStatus::Firing)))
             .collect();
         let firing = alerts.values().filter(|a| a.firing()).count();
-        let labels_hash = labels_hash(&r.labels);
         Live {
             id: r.id,
             group,
@@ -151,12 +154,14 @@ impl Live {
             acked_by: r.acked_by,
             acked_at: r.acked_at,
             resolved_at: r.resolved_at,
-            policy,
+            policy: r.policy,
             esc: r.escalation,
             alerts,
             firing,
             wake: None,
-            labels_hash,
+            labels_hash: r.labels_hash,
+            truncated: r.alerts_truncated,
+            dropped: HashSet::new(),
         }
     }
 
@@ -170,6 +175,7 @@ impl Live {
             acked_at: self.acked_at,
             wake_at: self.wake_time(),
             escalation: self.esc.clone(),
+            alerts_truncated: self.truncated,
         }
     }
 
@@ -715,8 +721,12 @@ impl Live {
 
     /// The first alerts of a new incident.
     pub fn add_fresh(&mut self, cx: &mut Ctx<'_>, fresh: Vec<AlertIn>, truncated: u64) {
+        let before = self.truncated;
         for a in fresh {
             let key = fingerprint_key(&a.fingerprint);
+            if !self.alerts.contains_key(&key) && !self.room_for(cx.max_alerts, key) {
+                continue;
+            }
             if self
                 .alerts
                 .insert(key, AlertKey::new(a.starts_at, true))
@@ -730,7 +740,42 @@ impl Live {
                 alert: a,
             }));
         }
+        self.note_capped(cx, before);
         self.note_truncated(cx, truncated);
+    }
+
+    /// Whether an alert the incident does not have yet may be kept. Beyond the cap it
+    /// is not: it is counted once (a redelivery of it is recognised while the dropped
+    /// ones fit in as many keys as the cap) and neither stored nor counted as firing.
+    fn room_for(&mut self, max_alerts: usize, key: u64) -> bool {
+        let max_alerts = max_alerts.max(1);
+        if self.alerts.len() < max_alerts {
+            return true;
+        }
+        if !self.dropped.contains(&key) {
+            self.truncated += 1;
+            if self.dropped.len() < max_alerts {
+                self.dropped.insert(key);
+            }
+        }
+        false
+    }
+
+    /// A line of history when alerts were just left out for the cap.
+    fn note_capped(&mut self, cx: &mut Ctx<'_>, before: u64) {
+        let dropped = self.truncated - before;
+        if dropped > 0 {
+            cx.event(
+                self.id,
+                EventKind::Truncated,
+                None,
+                format!(
+                    "{dropped} alert(s) not kept: the incident has {} already (max_alerts_per_incident); they are counted ({} in all), not listed, and do not count as firing",
+                    self.alerts.len(),
+                    self.truncated
+                ),
+            );
+        }
     }
 
     fn note_truncated(&mut self, cx: &mut Ctx<'_>, truncated: u64) {
@@ -750,9 +795,13 @@ impl Live {
     /// a byte-identical redelivery changes nothing.
     pub fn merge_alerts(&mut self, cx: &mut Ctx<'_>, batch: AlertBatch) -> bool {
         let (mut new_firing, mut resolved, mut recorded) = (0usize, 0usize, 0usize);
+        let capped_before = self.truncated;
         for a in batch.alerts {
             let key = fingerprint_key(&a.fingerprint);
             let known = self.alerts.get(&key).copied();
+            if known.is_none() && !self.room_for(cx.max_alerts, key) {
+                continue;
+            }
             let record = match (a.status, known) {
                 // Same alert instance again, or an older instance arriving late.
                 // The same instance again (a redelivery, or an HA peer's late copy of a
@@ -799,7 +848,8 @@ impl Live {
                 labels: batch.labels,
             });
         }
-        let changed = new_firing + resolved > 0 || batch.truncated > 0;
+        let capped = self.truncated > capped_before;
+        let changed = new_firing + resolved > 0 || batch.truncated > 0 || capped;
         if new_firing + resolved > 0 {
             cx.event(
                 self.id,
@@ -812,6 +862,7 @@ impl Live {
                 ),
             );
         }
+        self.note_capped(cx, capped_before);
         self.note_truncated(cx, batch.truncated);
         if self.firing == 0 && self.state != IncidentState::Resolved {
             let n = self.alerts.len();

@@ -93,37 +93,33 @@ impl Engine {
         let mut e = Engine::new(cfg);
         e.next_incident_id = next_incident_id.max(1);
         e.next_page_id = next_page_id.max(1);
-        // Incidents mostly share a handful of policies: keep one copy of each.
-        let mut interned: Vec<Arc<PolicySnapshot>> = Vec::new();
-        let mut intern = |p: PolicySnapshot| -> Arc<PolicySnapshot> {
-            if let Some(a) = interned.iter().find(|a| ***a == p) {
-                return a.clone();
-            }
-            let a = Arc::new(p);
-            interned.push(a.clone());
-            a
-        };
         let mut resolved = recent_resolved;
         resolved.sort_by_key(|r| r.resolved_at);
         for r in resolved {
-            let at = r.resolved_at.unwrap_or(r.created_at);
-            let alerts = r
-                .alerts
-                .iter()
-                .map(|(fp, _, s)| (fingerprint_key(fp), *s))
-                .collect();
-            e.remember_resolved(group_id(&r.source, &r.group_key), r.id, at, alerts);
+            e.restore_resolved(r);
         }
         for r in open {
-            let gid = group_id(&r.source, &r.group_key);
-            let policy = intern(r.policy.clone());
-            let live = Live::restored(r, gid.clone(), policy);
-            let id = live.id;
-            e.by_group.insert(gid, id);
-            e.open.insert(id, live);
-            e.reindex(id);
+            e.restore_open(r);
         }
         e
+    }
+
+    /// One open incident back from the store (see [`Engine::restore`]).
+    fn restore_open(&mut self, r: RestoredIncident) {
+        let gid = group_id(&r.source, &r.group_key);
+        let live = Live::restored(r, gid.clone());
+        let id = live.id;
+        self.by_group.insert(gid, id);
+        self.open.insert(id, live);
+        self.reindex(id);
+    }
+
+    /// One incident resolved within [`RECENT_WINDOW`], remembered so that a late
+    /// duplicate of its alerts does not open a new one. In order of resolution.
+    fn restore_resolved(&mut self, r: RestoredIncident) {
+        let at = r.resolved_at.unwrap_or(r.created_at);
+        let alerts = r.alerts.iter().map(|(key, _, s)| (*key, *s)).collect();
+        self.remember_resolved(group_id(&r.source, &r.group_key), r.id, at, alerts);
     }
 
     /// Ids handed out so far; the next incident gets this one.
@@ -221,6 +217,7 @@ impl Engine {
         Ctx {
             now,
             ack_timeout: self.cfg.ack_timeout,
+            max_alerts: self.cfg.max_alerts,
             next_page_id: &mut self.next_page_id,
             fx,
         }

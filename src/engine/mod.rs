@@ -7,6 +7,8 @@ mod matcher;
 mod model;
 mod policy;
 
+pub(crate) use escalation::labels_hash;
+pub(crate) use incidents::fingerprint_key;
 pub use incidents::{Engine, RECENT_WINDOW};
 pub use labels::LabelSet;
 pub use matcher::Matcher;

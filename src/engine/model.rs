@@ -457,6 +457,8 @@ pub struct IncidentStatus {
     /// The earliest moment the engine must look at this incident again.
     pub wake_at: Option<Timestamp>,
     pub escalation: Escalation,
+    /// Alerts not kept because the incident had `max_alerts_per_incident` already.
+    pub alerts_truncated: u64,
 }
 
 /// An alert row (upserted on (incident, fingerprint)).
@@ -609,10 +611,16 @@ pub struct RestoredIncident {
     pub resolved_at: Option<Timestamp>,
     pub acked_by: Option<String>,
     pub acked_at: Option<Timestamp>,
-    pub policy: PolicySnapshot,
+    /// Shared by every incident that opened with the same policy: 10,000 restored
+    /// incidents hold a handful of policies, not 10,000 copies.
+    pub policy: Arc<PolicySnapshot>,
     pub escalation: Escalation,
-    /// (fingerprint, status, startsAt) of every alert of the incident.
-    pub alerts: Vec<(String, AlertStatus, Timestamp)>,
-    /// Its labels as stored, so that a batch carrying the same ones changes nothing.
-    pub labels: BTreeMap<String, String>,
+    /// ([`fingerprint_key`](super::fingerprint_key), status, startsAt) of every alert
+    /// of the incident: the engine keeps no fingerprint text.
+    pub alerts: Vec<(u64, AlertStatus, Timestamp)>,
+    /// [`labels_hash`](super::labels_hash) of its labels as stored, so that a batch
+    /// carrying the same ones changes nothing.
+    pub labels_hash: u64,
+    /// Alerts not kept because the incident had `max_alerts_per_incident` already.
+    pub alerts_truncated: u64,
 }

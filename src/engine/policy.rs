@@ -89,6 +89,9 @@ pub struct EscalationConfig {
     pub routes: Vec<(Vec<Matcher>, String)>,
     /// `Duration::ZERO` means acks never expire.
     pub ack_timeout: Duration,
+    /// Most alerts an incident keeps ([defaults] max_alerts_per_incident); the rest are
+    /// only counted.
+    pub max_alerts: usize,
 }
 
 impl EscalationConfig {
@@ -186,6 +189,7 @@ impl EscalationConfig {
                 .map(|r| (r.matchers.clone(), r.policy.clone()))
                 .collect(),
             ack_timeout: f.defaults.ack_timeout.0,
+            max_alerts: f.defaults.max_alerts_per_incident as usize,
         }
     }
 

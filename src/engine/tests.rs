@@ -705,14 +705,9 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
             } if *incident == id => labels = l.clone(),
             Effect::Status(s) if s.id == id => status = Some(s.clone()),
             Effect::Alert(a) if a.incident == id => {
-                alerts.retain(|(fp, _, _): &(String, AlertStatus, Timestamp)| {
-                    fp != &a.alert.fingerprint
-                });
-                alerts.push((
-                    a.alert.fingerprint.clone(),
-                    a.alert.status,
-                    a.alert.starts_at,
-                ));
+                let key = super::fingerprint_key(&a.alert.fingerprint);
+                alerts.retain(|(k, _, _): &(u64, AlertStatus, Timestamp)| *k != key);
+                alerts.push((key, a.alert.status, a.alert.starts_at));
             }
             _ => {}
         }
@@ -727,10 +722,11 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
         resolved_at: s.resolved_at,
         acked_by: s.acked_by,
         acked_at: s.acked_at,
-        policy: (*o.policy).clone(),
+        policy: o.policy,
         escalation: s.escalation,
         alerts,
-        labels,
+        labels_hash: super::labels_hash(&labels),
+        alerts_truncated: s.alerts_truncated,
     }
 }
 
@@ -1611,3 +1607,5 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
     assert_eq!(r.refusal.http_status(), 400);
     assert!(e.apply(t("10:00:02"), snooze(MAX_SNOOZE)).is_ok());
 }
+
+mod alerts_cap;

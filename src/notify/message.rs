@@ -299,6 +299,7 @@ pub(crate) mod fixtures {
             alerts: Vec::new(),
             alerts_total: 1,
             alerts_firing: 1,
+            alerts_truncated: 0,
             created_at: at,
             updated_at: at,
             resolved_at: None,

@@ -18,6 +18,7 @@ mod dispatch;
 mod engine_loop;
 mod irc_desk;
 mod reload;
+pub mod retention;
 pub mod supervisor;
 
 use std::net::SocketAddr;
@@ -120,6 +121,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         ),
     };
     let cfg = Arc::new(EscalationConfig::from_config(&opts.config));
+    let restoring = std::time::Instant::now();
     let (engine, pending) = engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
         .await
         .context("restoring incidents from the store")?;
@@ -128,6 +130,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         next_incident = engine.next_incident_id(),
         pending_pages = pending.len(),
         data_dir = %data_dir.display(),
+        took_ms = restoring.elapsed().as_millis() as u64,
         "state restored"
     );
     let metrics = Arc::new(Metrics::new());
@@ -221,6 +224,26 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                     engine.clone(),
                     wd.clone(),
                     clock.clone(),
+                    stop.clone(),
+                )
+            },
+        );
+    }
+    let keep = opts.config.file.storage.retention.0;
+    if !keep.is_zero() {
+        retention::prime(&metrics);
+        let (store, clock, metrics) = (store.clone(), opts.clock.clone(), metrics.clone());
+        let stop = watch_stop.clone();
+        tasks.spawn(
+            "retention",
+            Importance::BestEffort,
+            &watch_stop,
+            move || {
+                retention::run(
+                    store.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                    keep,
                     stop.clone(),
                 )
             },

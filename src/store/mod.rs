@@ -64,6 +64,35 @@ pub struct Restored {
     pub pending_pages: Vec<Page>,
 }
 
+/// What one pass of retention deleted: resolved incidents and what hung off them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    pub incidents: u64,
+    pub alerts: u64,
+    pub events: u64,
+    pub pages: u64,
+}
+
+impl Deleted {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: Deleted) {
+        self.incidents += other.incidents;
+        self.alerts += other.alerts;
+        self.events += other.events;
+        self.pages += other.pages;
+    }
+
+    /// (what, count) for the metric and the log.
+    pub fn by_kind(&self) -> [(&'static str, u64); 4] {
+        [
+            ("incidents", self.incidents),
+            ("alerts", self.alerts),
+            ("events", self.events),
+            ("pages", self.pages),
+        ]
+    }
+}
+
 /// An incident as the API and the notifiers show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct IncidentView {
@@ -81,6 +110,9 @@ pub struct IncidentView {
     /// How many alerts the incident has in all; `alerts` may list fewer.
     pub alerts_total: u64,
     pub alerts_firing: u64,
+    /// Alerts not kept because the incident had `max_alerts_per_incident` already
+    /// (like Alertmanager's `truncatedAlerts`): counted, not listed, not firing.
+    pub alerts_truncated: u64,
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]
@@ -128,6 +160,7 @@ impl IncidentView {
             alerts: Vec::new(),
             alerts_total: 0,
             alerts_firing: 0,
+            alerts_truncated: 0,
             created_at: now,
             updated_at: now,
             resolved_at: None,
@@ -306,4 +339,23 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a sighting whose message could not be acted on after all (tocsin could
     /// not record the action), so that the gateway's retry of it is acted on.
     async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Deletes up to `batch` incidents resolved before `before`, with their alerts,
+    /// history and pages, in one transaction; fewer than `batch` means none are left.
+    /// Open incidents are never deleted. A store that keeps everything deletes nothing.
+    async fn delete_resolved(
+        &self,
+        before: Timestamp,
+        batch: usize,
+    ) -> Result<Deleted, StoreError> {
+        let _ = (before, batch);
+        Ok(Deleted::default())
+    }
+
+    /// Gives up to `pages` free pages of the file back to the file system, and answers
+    /// how many free pages are left (0: nothing more to give back).
+    async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
+        let _ = pages;
+        Ok(0)
+    }
 }

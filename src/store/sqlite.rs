@@ -13,6 +13,7 @@
 //! and not on copying pages (SQLite's automatic checkpoint would run on the writer).
 
 mod read;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -29,7 +30,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{Semaphore, oneshot};
 
-use super::{IncidentView, Restored, SQLITE_FILE, Store, StoreError};
+use super::{Deleted, IncidentView, Restored, SQLITE_FILE, Store, StoreError};
 use crate::data_dir::DataDir;
 use crate::engine::{Effect, IncidentId, IncidentState};
 use crate::time::Timestamp;
@@ -65,6 +66,8 @@ const MIGRATIONS: &[&str] = &[
          channel TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, \
          PRIMARY KEY (channel, id));
      CREATE INDEX IF NOT EXISTS inbound_seen_at ON inbound_seen (at);",
+    // 6: alerts an incident did not keep, beyond `max_alerts_per_incident`.
+    "ALTER TABLE incidents ADD COLUMN alerts_truncated INTEGER NOT NULL DEFAULT 0",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -103,6 +106,34 @@ struct WriteRequest {
     reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
+/// What the writer thread is asked to do.
+enum Job {
+    /// Commits, grouped with whatever other commits are waiting.
+    Write(WriteRequest),
+    /// Upkeep, in a transaction of its own once the waiting commits are written.
+    Chore(Chore),
+}
+
+/// A retention batch or a vacuum step waiting for the writer.
+struct Chore {
+    work: ChoreWork,
+    reply: oneshot::Sender<Result<ChoreDone, StoreError>>,
+}
+
+enum ChoreWork {
+    DeleteResolved { before: Timestamp, batch: usize },
+    Reclaim { pages: u32 },
+}
+
+enum ChoreDone {
+    Deleted(Deleted),
+    FreePagesLeft(u64),
+}
+
+/// A chore waits at most this many commit groups while commits keep arriving, so a
+/// steady stream of alerts delays retention a little and never stops it.
+const CHORE_AFTER_GROUPS: u32 = 4;
+
 /// What [`Store::first_sight`] and [`Store::forget_sight`] ask of `inbound_seen`.
 enum Inbound {
     /// Remember `id` unless it is there; forget a few ids that arrived before `prune_before`.
@@ -123,7 +154,7 @@ pub struct SqliteStore {
     /// Where the database lives, for messages.
     path: PathBuf,
     /// Queue to the writer thread; taken (dropped) on close so the writer drains and exits.
-    writer_tx: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer_tx: Mutex<Option<mpsc::Sender<Job>>>,
     /// The writer thread, joined on close.
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Bounds the commits in flight (see [`MAX_IN_FLIGHT`]).
@@ -168,6 +199,10 @@ impl SqliteStore {
         }
 
         let mut writer = Connection::open(&path).map_err(open_err)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Before WAL mode is set: that writes the header of a new file, after which
+        // its auto_vacuum could only change by a VACUUM.
+        retention::ensure_incremental_vacuum(&writer, &path)?;
         configure(&writer, true).map_err(open_err)?;
         init_schema(&mut writer, &path)?;
 
@@ -256,13 +291,30 @@ impl SqliteStore {
         {
             let tx = lock(&self.writer_tx);
             let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(WriteRequest {
+            tx.send(Job::Write(WriteRequest {
                 effects,
                 source_state,
                 inbound,
                 reply,
-            })
+            }))
             .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a chore for the writer thread and waits until it is done.
+    async fn chore(&self, work: ChoreWork) -> Result<ChoreDone, StoreError> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = lock(&self.writer_tx);
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(Job::Chore(Chore { work, reply }))
+                .map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -344,6 +396,27 @@ impl Store for SqliteStore {
             id: id.to_string(),
         };
         self.write(Vec::new(), None, Some(forget)).await.map(drop)
+    }
+
+    async fn delete_resolved(
+        &self,
+        before: Timestamp,
+        batch: usize,
+    ) -> Result<Deleted, StoreError> {
+        match self
+            .chore(ChoreWork::DeleteResolved { before, batch })
+            .await?
+        {
+            ChoreDone::Deleted(d) => Ok(d),
+            ChoreDone::FreePagesLeft(_) => Ok(Deleted::default()),
+        }
+    }
+
+    async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
+        match self.chore(ChoreWork::Reclaim { pages }).await? {
+            ChoreDone::FreePagesLeft(n) => Ok(n),
+            ChoreDone::Deleted(_) => Ok(0),
+        }
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError> {
@@ -512,24 +585,62 @@ fn checkpoint_loop(conn: Connection, stop: Arc<std::sync::atomic::AtomicBool>) {
 // Writing
 
 /// The writer thread: waits for a request, takes everything else already queued, writes
-/// it all in one transaction, answers every waiter. Ends when the store is closed and the
-/// queue is empty.
-fn writer_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<WriteRequest>,
-    transactions: Arc<AtomicU64>,
-) {
+/// it all in one transaction, answers every waiter. A chore (retention) runs in its own
+/// transaction when no commit is waiting, or after [`CHORE_AFTER_GROUPS`] groups. Ends
+/// when the store is closed and the queue is empty; chores still waiting then are dropped
+/// (their callers see the store closed).
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
     let mut group: Vec<WriteRequest> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
+    let mut chores: std::collections::VecDeque<Chore> = std::collections::VecDeque::new();
+    let mut groups_waited = 0u32;
+    loop {
+        let first = if chores.is_empty() {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        } else if groups_waited >= CHORE_AFTER_GROUPS {
+            groups_waited = 0;
+            run_chore(
+                &mut conn,
+                chores.pop_front().expect("not empty"),
+                &transactions,
+            );
+            continue;
+        } else {
+            match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Empty) => {
+                    groups_waited = 0;
+                    run_chore(
+                        &mut conn,
+                        chores.pop_front().expect("not empty"),
+                        &transactions,
+                    );
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        };
+        match first {
+            Job::Write(request) => group.push(request),
+            Job::Chore(chore) => {
+                chores.push_back(chore);
+                continue;
+            }
+        }
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(request) => group.push(request),
+                Ok(Job::Write(request)) => group.push(request),
+                Ok(Job::Chore(chore)) => chores.push_back(chore),
                 Err(_) => break,
             }
         }
         let result = write::group(&mut conn, &group);
         transactions.fetch_add(1, Ordering::Relaxed);
+        if !chores.is_empty() {
+            groups_waited += 1;
+        }
         match result {
             Ok(new) => {
                 for (request, new) in group.drain(..).zip(new) {
@@ -549,6 +660,19 @@ fn writer_loop(
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+fn run_chore(conn: &mut Connection, chore: Chore, transactions: &AtomicU64) {
+    let result = match chore.work {
+        ChoreWork::DeleteResolved { before, batch } => {
+            retention::delete_resolved(conn, before, batch).map(ChoreDone::Deleted)
+        }
+        ChoreWork::Reclaim { pages } => {
+            retention::reclaim(conn, pages).map(ChoreDone::FreePagesLeft)
+        }
+    };
+    transactions.fetch_add(1, Ordering::Relaxed);
+    let _ = chore.reply.send(result.map_err(StoreError::Write));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -187,6 +187,11 @@ impl Board {
         self.channels.contains_key(channel)
     }
 
+    /// Every channel on the board.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
+
     fn check_mut(&mut self, channel: &str, check: &str) -> Option<&mut Check> {
         self.channels
             .get_mut(channel)?

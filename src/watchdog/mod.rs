@@ -28,7 +28,6 @@ use tracing::{info, warn};
 pub use board::{Board, ChannelView, Decision, Gate, Health, Kind};
 
 use crate::config::Config;
-use crate::engine::IncidentState;
 use crate::irc::{LinkState, LinkStatus};
 use crate::metrics::{ChannelLabel, Metrics};
 use crate::runtime::EngineHandle;
@@ -404,18 +403,17 @@ impl Watchdog {
     }
 
     /// Open watchdog incidents found at start: their channels' recovery resolves them.
+    /// One look per channel on the board: a restart with 10,000 open alert incidents
+    /// must not read them all to find the few that are the watchdog's.
     pub async fn restore(&self, store: &dyn Store) {
-        for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
-            let Ok(open) = store.incidents(Some(state), 10_000).await else {
+        let channels = self.board().channel_names();
+        for channel in channels {
+            let Ok(Some(i)) = store.open_incident_of_group(outage::SOURCE, &channel).await else {
                 continue;
             };
-            for i in open.into_iter().filter(|i| i.source == outage::SOURCE) {
-                let since = i.alerts.first().map_or(i.created_at, |a| a.starts_at);
-                let mut b = self.board();
-                if b.contains(&i.group_key) {
-                    b.restore_outage(&i.group_key, since, i.title.clone());
-                }
-            }
+            let since = i.alerts.first().map_or(i.created_at, |a| a.starts_at);
+            self.board()
+                .restore_outage(&channel, since, i.title.clone());
         }
     }
 

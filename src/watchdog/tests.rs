@@ -171,3 +171,56 @@ async fn failed_sends_mark_a_notifier_down_but_a_bad_address_does_not() {
     wd.send_result("mail", Ok(()));
     assert_eq!(wd.gate("mail"), Ok(Gate::Open));
 }
+
+/// A batch opening an incident of `source`'s group `group_key`.
+fn opening(source: &str, group_key: &str) -> crate::engine::Input {
+    use crate::engine::{AlertBatch, AlertIn, AlertStatus, LabelSet};
+    crate::engine::Input::Alerts(AlertBatch {
+        source: source.into(),
+        group_key: group_key.into(),
+        labels: [("alertname".to_string(), group_key.to_string())].into(),
+        title: group_key.into(),
+        alerts: vec![AlertIn {
+            fingerprint: format!("{source}/{group_key}"),
+            status: AlertStatus::Firing,
+            starts_at: Timestamp::at("2026-11-21T09:00:00Z"),
+            ends_at: None,
+            labels: LabelSet::default(),
+            annotations: LabelSet::default(),
+            generator_url: String::new(),
+        }],
+        truncated: 0,
+        policy: None,
+    })
+}
+
+#[tokio::test]
+async fn a_watchdog_incident_open_at_a_restart_is_found_behind_ten_thousand_alert_incidents() {
+    use crate::store::{SqliteStore, Store};
+    let cfg = crate::config::load_str(CONFIG, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut engine =
+        crate::engine::Engine::new(Arc::new(crate::engine::EscalationConfig::from_config(&cfg)));
+    let at = Timestamp::at("2026-11-21T09:00:00Z");
+    let mut effects = engine
+        .apply(at, opening(outage::SOURCE, "source:alertmanager"))
+        .unwrap();
+    for n in 0..10_001 {
+        effects.extend(
+            engine
+                .apply(at, opening("alertmanager", &format!("group{n}")))
+                .unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.commit(effects).await.unwrap();
+
+    let wd = watchdog();
+    wd.restore(&store).await;
+
+    assert!(
+        channel(&wd, "source:alertmanager").paging,
+        "the open outage incident is the watchdog's again: the channel's recovery resolves it"
+    );
+    assert!(!channel(&wd, "heartbeat:backup").paging);
+}

@@ -37,6 +37,7 @@ mod promstack;
 mod push;
 mod push_reload;
 mod reload;
+mod retention;
 mod smtp;
 mod store_failure;
 mod test_notify;

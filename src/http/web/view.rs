@@ -367,6 +367,14 @@ pub(super) fn incident(v: &IncidentView, viewer: &Viewer, now: Timestamp) -> Str
             v.alerts_total
         );
     }
+    if v.alerts_truncated > 0 {
+        let _ = write!(
+            s,
+            "<p class=\"note\">{} more alert(s) arrived after this incident had the most it keeps \
+             (max_alerts_per_incident); they were counted, not kept.</p>",
+            v.alerts_truncated
+        );
+    }
 
     s.push_str("<h2 id=\"history\">History</h2>");
     let rows: Vec<Vec<String>> = v

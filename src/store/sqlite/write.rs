@@ -135,7 +135,7 @@ fn update_labels(
 fn update_status(tx: &Transaction<'_>, s: &IncidentStatus) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE incidents SET state = ?2, updated_at = ?3, resolved_at = ?4, acked_by = ?5, \
-         acked_at = ?6, wake_at = ?7, escalation = ?8 WHERE id = ?1",
+         acked_at = ?6, wake_at = ?7, escalation = ?8, alerts_truncated = ?9 WHERE id = ?1",
     )?;
     let changed = stmt.execute(params![
         sql_u64(s.id)?,
@@ -146,6 +146,7 @@ fn update_status(tx: &Transaction<'_>, s: &IncidentStatus) -> rusqlite::Result<(
         s.acked_at.map(|t| t.0),
         s.wake_at.map(|t| t.0),
         to_json(&s.escalation)?,
+        sql_u64(s.alerts_truncated)?,
     ])?;
     if changed == 0 {
         tracing::warn!(
