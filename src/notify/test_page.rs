@@ -153,7 +153,9 @@ fn test_incident() -> IncidentView {
         policy: String::new(),
         next_escalation_at: None,
         history: None,
+        history_next: None,
         pages: None,
+        pages_total: None,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::engine::IncidentState;
 use crate::irc::{LinkState, LinkStatus};
 use crate::metrics::{ChannelLabel, Metrics};
 use crate::runtime::EngineHandle;
-use crate::store::Store;
+use crate::store::{ListQuery, Store};
 use crate::time::Clock;
 
 /// The channel of the Alertmanager webhook.
@@ -403,10 +403,19 @@ impl Watchdog {
     /// Open watchdog incidents found at start: their channels' recovery resolves them.
     pub async fn restore(&self, store: &dyn Store) {
         for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
-            let Ok(open) = store.incidents(Some(state), 10_000).await else {
+            // Only the first alert (when the outage began) is used.
+            let query = ListQuery {
+                alerts: 1,
+                ..ListQuery::newest(Some(state), 10_000)
+            };
+            let Ok(open) = store.incidents(query).await else {
                 continue;
             };
-            for i in open.into_iter().filter(|i| i.source == outage::SOURCE) {
+            for i in open
+                .incidents
+                .into_iter()
+                .filter(|i| i.source == outage::SOURCE)
+            {
                 let since = i.alerts.first().map_or(i.created_at, |a| a.starts_at);
                 let mut b = self.board();
                 if b.contains(&i.group_key) {

@@ -1,28 +1,43 @@
 //! The disk fails under a commit: the sender must get a 5xx (Alertmanager retries), and
 //! the retry must be stored, not mistaken for a duplicate of what never reached the disk.
-//! Likewise for an SMS reply, whose retry must not be taken for a replay.
+//! Likewise for an SMS reply, whose retry must not be taken for a replay. And reads that
+//! never finish, as under a flood of anonymous reads, must not hold up a page.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use async_trait::async_trait;
 use tocsin::config;
 use tocsin::engine::{Effect, IncidentId, IncidentState};
 use tocsin::runtime::{self, Options};
-use tocsin::store::{IncidentView, Restored, SqliteStore, Store, StoreError};
+use tocsin::store::{
+    Detail, IncidentPage, IncidentView, ListQuery, Restored, SqliteStore, Store, StoreError,
+};
 use tocsin::time::Timestamp;
 
 use crate::alerts;
-use crate::harness::init;
+use crate::catcher::PageCatcher;
+use crate::harness::{init, page_alice, webhook_config};
 
 /// SQLite with switches that make the next commit, or the next check of an inbound SMS
-/// id, fail like a full disk.
+/// id, fail like a full disk, or every read a client can ask for wait for ever.
 struct FullDisk {
     inner: SqliteStore,
     fail_next: AtomicBool,
     fail_next_sight: AtomicBool,
+    /// While true, lists, incidents, counts and ack-link checks do not answer, like
+    /// reads queued behind a flood of them.
+    reads_stuck: watch::Sender<bool>,
+}
+
+impl FullDisk {
+    async fn stuck(&self) {
+        let _ = self.reads_stuck.subscribe().wait_for(|stuck| !stuck).await;
+    }
 }
 
 fn disk_full() -> StoreError {
@@ -43,21 +58,31 @@ impl Store for FullDisk {
     async fn restore(&self, since: Timestamp) -> Result<Restored, StoreError> {
         self.inner.restore(since).await
     }
-    async fn incidents(
-        &self,
-        state: Option<IncidentState>,
-        limit: usize,
-    ) -> Result<Vec<IncidentView>, StoreError> {
-        self.inner.incidents(state, limit).await
+    async fn incidents(&self, query: ListQuery) -> Result<IncidentPage, StoreError> {
+        self.stuck().await;
+        self.inner.incidents(query).await
     }
     async fn incident(
         &self,
         id: IncidentId,
-        detail: bool,
+        detail: Detail,
     ) -> Result<Option<IncidentView>, StoreError> {
+        self.stuck().await;
         self.inner.incident(id, detail).await
     }
+    async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
+        self.inner.incident_to_page(id).await
+    }
+    async fn acked_by_link(
+        &self,
+        id: IncidentId,
+        link: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.stuck().await;
+        self.inner.acked_by_link(id, link).await
+    }
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
+        self.stuck().await;
         self.inner.counts().await
     }
     async fn open_incident_of_group(
@@ -117,6 +142,7 @@ policy = "p"
         inner: SqliteStore::open(dir.path()).unwrap(),
         fail_next: AtomicBool::new(true),
         fail_next_sight: AtomicBool::new(false),
+        reads_stuck: watch::channel(false).0,
     });
     let mut opts = Options::new(cfg, dir.path().to_path_buf());
     opts.store = Some(disk.clone());
@@ -245,6 +271,7 @@ async fn kannel_reply_whose_id_cannot_be_checked_is_503_and_its_retry_acks() {
         inner: SqliteStore::open(dir.path()).unwrap(),
         fail_next: AtomicBool::new(false),
         fail_next_sight: AtomicBool::new(true),
+        reads_stuck: watch::channel(false).0,
     });
     let (running, url) = sms_contact_with_an_incident(disk, dir.path()).await;
     let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -268,6 +295,7 @@ async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay(
         inner: SqliteStore::open(dir.path()).unwrap(),
         fail_next: AtomicBool::new(false),
         fail_next_sight: AtomicBool::new(false),
+        reads_stuck: watch::channel(false).0,
     });
     let (running, url) = sms_contact_with_an_incident(disk.clone(), dir.path()).await;
     let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -283,6 +311,59 @@ async fn kannel_reply_tocsin_could_not_record_is_503_and_its_retry_is_no_replay(
         (200, "Acknowledged #1"),
         "the retry of a reply that did nothing is acted on"
     );
+    running.stop();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_page_goes_out_while_every_api_read_waits() {
+    init();
+    let catcher = PageCatcher::start().await;
+    let cfg = config::load_str(&webhook_config(&catcher.url(), &page_alice()), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk {
+        inner: SqliteStore::open(dir.path()).unwrap(),
+        fail_next: AtomicBool::new(false),
+        fail_next_sight: AtomicBool::new(false),
+        reads_stuck: watch::channel(false).0,
+    });
+    let mut opts = Options::new(cfg, dir.path().to_path_buf());
+    opts.store = Some(disk.clone());
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    // From now on (the start reads what was open, like a restart would).
+    disk.reads_stuck.send_replace(true);
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let readers: Vec<_> = ["/api/v1/incidents?limit=500", "/api/v1/incidents/1", "/"]
+        .iter()
+        .map(|path| tokio::spawn(http.get(format!("{url}{path}")).send()))
+        .collect();
+
+    let r = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pages = catcher
+        .wait_until("alice's page", Duration::from_secs(10), |p| !p.is_empty())
+        .await;
+    assert_eq!(pages[0].target(), "alice");
+    assert_eq!(
+        pages[0].body["incident"]["alerts"][0]["labels"]["alertname"],
+        "DiskFull"
+    );
+    assert!(
+        readers.iter().all(|r| !r.is_finished()),
+        "the API reads were to wait all along"
+    );
+    disk.reads_stuck.send_replace(false);
+    for r in readers {
+        assert_eq!(r.await.unwrap().unwrap().status(), 200);
+    }
     running.stop();
     running.wait().await.unwrap();
 }
