@@ -15,21 +15,30 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes the config, starts `tocsin run` and waits for /healthz.
+    /// Writes the ingest config, starts `tocsin run` and waits for /healthz.
     pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
+        Daemon::start_with(bin, client, &config_toml).await
+    }
+
+    /// Like [`Daemon::start`], with the config `config(listen, data_dir)` writes.
+    pub async fn start_with(
+        bin: &Path,
+        client: &reqwest::Client,
+        config: &dyn Fn(&str, &Path) -> String,
+    ) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("tocsin-bench-").tempdir()?;
         let root = dir.path().to_path_buf();
         let data_dir = root.join("data");
         std::fs::create_dir(&data_dir)?;
         let listen = format!("127.0.0.1:{}", free_port()?);
-        let config = root.join("alerts.toml");
-        std::fs::write(&config, config_toml(&listen, &data_dir))?;
+        let config_path = root.join("alerts.toml");
+        std::fs::write(&config_path, config(&listen, &data_dir))?;
         let log_path = root.join("tocsin.log");
         let log = File::create(&log_path)?;
         let child = Command::new(bin)
             .arg("run")
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .args(["--listen", &listen])
             .arg("--data-dir")
             .arg(&data_dir)
