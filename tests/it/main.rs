@@ -35,6 +35,7 @@ mod outages;
 mod promstack;
 mod push;
 mod push_reload;
+mod reads;
 mod reload;
 mod smtp;
 mod store_failure;
