@@ -1,5 +1,6 @@
 //! The incident API, status, health and metrics.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -7,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::cross_site::{json_only, same_site_call};
@@ -33,14 +34,6 @@ pub(crate) struct ListParams {
     state: Option<String>,
     limit: Option<usize>,
     before: Option<IncidentId>,
-}
-
-/// `GET /api/v1/incidents`, serialized straight from the views.
-#[derive(Serialize)]
-struct ListAnswer<'a> {
-    incidents: &'a [IncidentView],
-    /// Pass as `before` for the next (older) page; `null` on the last page.
-    next: Option<IncidentId>,
 }
 
 /// `limit` as asked, or the default; above [`MAX_LIMIT`] or 0 is refused (400) rather
@@ -79,12 +72,33 @@ pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListParams>)
         limit,
         alerts: LIST_ALERTS,
     };
-    match s.store.incidents(query).await {
-        Ok(page) => Json(ListAnswer {
-            incidents: &page.incidents,
-            next: page.next,
-        })
-        .into_response(),
+    // `{"incidents": [...], "next": ID}`, each incident serialized as soon as it is read:
+    // the page exists once, as the bytes sent.
+    let body = Arc::new(Mutex::new(b"{\"incidents\":[".to_vec()));
+    let sink = Arc::clone(&body);
+    let each = Box::new(move |v: &IncidentView| {
+        let mut out = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let mark = out.len();
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut *out, v) {
+            tracing::warn!(incident = v.id, error = %e, "incident left out of a list: it does not serialize");
+            out.truncate(mark);
+        }
+    });
+    match s.store.each_incident(query, each).await {
+        Ok(next) => {
+            let mut body =
+                std::mem::take(&mut *body.lock().unwrap_or_else(PoisonError::into_inner));
+            body.extend_from_slice(b"],\"next\":");
+            match next {
+                Some(id) => body.extend_from_slice(id.to_string().as_bytes()),
+                None => body.extend_from_slice(b"null"),
+            }
+            body.push(b'}');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -302,6 +302,15 @@ pub trait Store: Send + Sync + 'static {
     /// One page of incidents, newest first (see [`ListQuery`]).
     async fn incidents(&self, query: ListQuery) -> Result<IncidentPage, StoreError>;
 
+    /// The page [`Store::incidents`] reads, handed to `each` one incident at a time as
+    /// it is read, each dropped after: an answer built from them never holds the page's
+    /// incidents and their alerts in memory all at once. Returns the page's `next`.
+    async fn each_incident(
+        &self,
+        query: ListQuery,
+        each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError>;
+
     /// One incident, as much of it as `detail` asks.
     async fn incident(
         &self,

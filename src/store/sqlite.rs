@@ -408,6 +408,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn each_incident(
+        &self,
+        query: ListQuery,
+        mut each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.read(Lane::Shared, move |conn| {
+            let tx = conn.transaction().or_read()?;
+            let next = read::each_incident(&tx, query, &mut |v| each(&v))?;
+            tx.commit().or_read()?;
+            Ok(next)
+        })
+        .await
+    }
+
     async fn incident(
         &self,
         id: IncidentId,

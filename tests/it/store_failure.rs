@@ -62,6 +62,14 @@ impl Store for FullDisk {
         self.stuck().await;
         self.inner.incidents(query).await
     }
+    async fn each_incident(
+        &self,
+        query: ListQuery,
+        each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.stuck().await;
+        self.inner.each_incident(query, each).await
+    }
     async fn incident(
         &self,
         id: IncidentId,

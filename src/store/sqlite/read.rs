@@ -139,56 +139,64 @@ fn restored_incidents(
     Ok(out)
 }
 
-/// Newest first, with their first `query.alerts` alerts, without history. One more row
-/// than asked is read to know whether a next page exists.
+/// Newest first, with their first `query.alerts` alerts, without history.
 pub(super) fn incidents(
     tx: &Transaction<'_>,
     query: ListQuery,
 ) -> Result<IncidentPage, StoreError> {
+    let mut incidents = Vec::new();
+    let next = each_incident(tx, query, &mut |v| incidents.push(v))?;
+    Ok(IncidentPage { incidents, next })
+}
+
+/// [`incidents`] one at a time: each incident is read with its alerts and handed over
+/// before the next is read. One more row than asked is read to know whether a next page
+/// exists; returns its `before`.
+pub(super) fn each_incident(
+    tx: &Transaction<'_>,
+    query: ListQuery,
+    each: &mut dyn FnMut(IncidentView),
+) -> Result<Option<IncidentId>, StoreError> {
     let limit = i64::try_from(query.limit).unwrap_or(i64::MAX - 1);
     let before = match query.before {
         Some(id) => sql_u64(id).or_read()?,
         None => i64::MAX,
     };
-    let mut out = Vec::new();
-    {
-        let mut stmt;
-        let mut rows = match query.state {
-            Some(state) => {
-                stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = ?1 AND id < ?2 \
-                         ORDER BY id DESC LIMIT ?3"
-                    ))
-                    .or_read()?;
-                stmt.query(params![state.as_str(), before, limit + 1])
-                    .or_read()?
-            }
-            None => {
-                stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 \
-                         ORDER BY id DESC LIMIT ?2"
-                    ))
-                    .or_read()?;
-                stmt.query(params![before, limit + 1]).or_read()?
-            }
-        };
-        while let Some(row) = rows.next().or_read()? {
-            out.push(incident_view(row)?);
+    let mut stmt;
+    let mut rows = match query.state {
+        Some(state) => {
+            stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = ?1 AND id < ?2 \
+                     ORDER BY id DESC LIMIT ?3"
+                ))
+                .or_read()?;
+            stmt.query(params![state.as_str(), before, limit + 1])
+                .or_read()?
         }
-    }
-    let more = out.len() > query.limit;
-    out.truncate(query.limit);
-    for view in &mut out {
+        None => {
+            stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 \
+                     ORDER BY id DESC LIMIT ?2"
+                ))
+                .or_read()?;
+            stmt.query(params![before, limit + 1]).or_read()?
+        }
+    };
+    let (mut read, mut last) = (0, None);
+    while let Some(row) = rows.next().or_read()? {
+        if read == query.limit {
+            return Ok(last);
+        }
+        let mut view = incident_view(row)?;
         view.alerts = alert_views(tx, view.id, query.alerts)?;
         (view.alerts_total, view.alerts_firing) = alert_counts(tx, view.id)?;
+        read += 1;
+        last = Some(view.id);
+        each(view);
     }
-    let next = if more { out.last().map(|v| v.id) } else { None };
-    Ok(IncidentPage {
-        incidents: out,
-        next,
-    })
+    Ok(None)
 }
 
 /// One incident with as many of its alerts, history entries and pages as `detail` says.
