@@ -164,6 +164,14 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let rss = measure::Rss::read(daemon.pid);
     daemon.ensure_running()?;
+    // Everything here shares the machine's cores: others' load is part of the figures.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let one_minute = load.split_whitespace().next().unwrap_or("?");
+        println!(
+            "   machine load average (1 min) at the end: {one_minute} on {} cores",
+            std::thread::available_parallelism().map_or(0, usize::from)
+        );
+    }
 
     let secs = flood.as_secs_f64();
     let lists = served.lists.load(Ordering::Relaxed);
@@ -363,11 +371,25 @@ async fn read_loop(
             served.details.fetch_add(1, Ordering::Relaxed);
         } else {
             served.lists.fetch_add(1, Ordering::Relaxed);
-            let page: Value = serde_json::from_slice(&body).context("a list page")?;
-            before = page["next"].as_u64();
+            before = next_of(&body).with_context(|| format!("no next at the end of {url}"))?;
         }
     }
     Ok(())
+}
+
+/// The `next` of a list page, from its end (`...],"next":4201}`): parsing megabytes of
+/// JSON on the bench's threads would delay the catcher's clock, not tocsin.
+fn next_of(body: &[u8]) -> Option<Option<u64>> {
+    let tail = std::str::from_utf8(&body[body.len().saturating_sub(64)..]).ok()?;
+    let value = tail
+        .rsplit_once("\"next\":")?
+        .1
+        .trim_end_matches('}')
+        .trim();
+    match value {
+        "null" => Some(None),
+        n => n.parse().ok().map(Some),
+    }
 }
 
 /// Opens probe incidents one at a time and times each until its page arrives.
@@ -443,14 +465,27 @@ struct Catcher {
 }
 
 impl Catcher {
+    /// On a thread and runtime of its own, so the readers' work never delays its clock.
     async fn start() -> Result<(Catcher, mpsc::UnboundedReceiver<(String, Instant)>)> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let app = axum::Router::new()
             .route("/page", axum::routing::post(caught))
             .with_state(tx);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        std::thread::Builder::new()
+            .name("catcher".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("catcher runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    axum::serve(listener, app).await
+                })
+            })?;
         Ok((
             Catcher {
                 url: format!("http://{addr}/page"),
