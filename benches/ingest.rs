@@ -193,7 +193,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         if let Some(d) = daemon.as_mut() {
             d.ensure_running()?;
         }
-        let row = report::Row::new(scenario, &outcome, pid.and_then(report::Rss::read));
+        let row = report::Row::new(scenario, &outcome, pid.and_then(measure::Rss::read));
         row.print_block(&outcome);
         print_daemon_metrics(&client, &base_url).await;
         rows.push(row);
@@ -430,6 +430,8 @@ async fn check_storm(
 mod daemon;
 #[path = "ingest/load.rs"]
 mod load;
+#[path = "ingest/measure.rs"]
+mod measure;
 #[path = "ingest/payload.rs"]
 mod payload;
 #[path = "ingest/plan.rs"]

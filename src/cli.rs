@@ -85,12 +85,20 @@ impl Client {
         Ok(body)
     }
 
-    pub async fn incidents(&self, state: Option<&str>) -> anyhow::Result<Value> {
-        let url = match state {
-            Some(s) => format!("{}/api/v1/incidents?state={s}", self.base),
-            None => format!("{}/api/v1/incidents", self.base),
-        };
-        self.call(self.http.get(url)).await
+    /// One page of `GET /api/v1/incidents`.
+    pub async fn incidents(&self, page: &Page<'_>) -> anyhow::Result<Value> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = page.state {
+            query.push(("state", s.to_string()));
+        }
+        if let Some(n) = page.limit {
+            query.push(("limit", n.to_string()));
+        }
+        if let Some(b) = page.before {
+            query.push(("before", b.to_string()));
+        }
+        let url = format!("{}/api/v1/incidents", self.base);
+        self.call(self.http.get(url).query(&query)).await
     }
 
     pub async fn incident(&self, id: u64) -> anyhow::Result<Value> {
@@ -139,8 +147,17 @@ impl Client {
     }
 }
 
-/// Incidents as an aligned table, newest first.
-pub fn incidents_table(v: &Value) -> String {
+/// Which page of the incident list `tocsin incidents` asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page<'a> {
+    pub state: Option<&'a str>,
+    pub limit: Option<usize>,
+    pub before: Option<u64>,
+}
+
+/// Incidents as an aligned table, newest first; when the list goes on, a last line
+/// with the command for the next page.
+pub fn incidents_table(v: &Value, page: &Page<'_>) -> String {
     let mut rows = vec![[
         "ID".to_string(),
         "STATE".to_string(),
@@ -172,6 +189,16 @@ pub fn incidents_table(v: &Value) -> String {
         }
         out.push_str(&r[5]);
         out.push('\n');
+    }
+    if let Some(next) = v["next"].as_u64() {
+        out.push_str("more: tocsin incidents");
+        if let Some(s) = page.state {
+            out.push_str(&format!(" --state {s}"));
+        }
+        if let Some(n) = page.limit {
+            out.push_str(&format!(" --limit {n}"));
+        }
+        out.push_str(&format!(" --before {next}\n"));
     }
     out
 }

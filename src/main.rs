@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tocsin::cli::{Client, incidents_table, status_text, status_unhealthy};
+use tocsin::cli::{Client, Page, incidents_table, status_text, status_unhealthy};
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
 use tracing::{error, info, warn};
@@ -71,12 +71,21 @@ enum Command {
         #[arg(default_value = "alerts.toml")]
         file: PathBuf,
     },
-    /// List incidents of a running daemon as a table.
-    #[command(after_help = "Examples:\n  tocsin incidents\n  tocsin incidents --state all --json")]
+    /// List incidents of a running daemon as a table, newest first, a page at a time.
+    #[command(
+        after_help = "Examples:\n  tocsin incidents\n  tocsin incidents --state all --json\n  tocsin incidents --limit 500 --before 4201"
+    )]
     Incidents {
         /// triggered, acknowledged, resolved or all.
         #[arg(long)]
         state: Option<String>,
+        /// Incidents on the page (the daemon's default is 100, its maximum 500).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only incidents older than this id: the page after one that ended with a
+        /// "more:" line.
+        #[arg(long)]
+        before: Option<u64>,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -302,14 +311,21 @@ async fn run_command(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Incidents {
             state,
+            limit,
+            before,
             json,
             target,
         } => {
-            let v = daemon(daemon(target.client())?.incidents(state.as_deref()).await)?;
+            let page = Page {
+                state: state.as_deref(),
+                limit,
+                before,
+            };
+            let v = daemon(daemon(target.client())?.incidents(&page).await)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                print!("{}", incidents_table(&v));
+                print!("{}", incidents_table(&v, &page));
             }
             ok
         }

@@ -18,15 +18,23 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes the config, starts `tocsin run` and waits for /healthz.
+    /// Writes the ingest config, starts `tocsin run` and waits for /healthz.
     pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
+        Daemon::start_with(bin, client, &config_toml).await
+    }
+
+    /// Like [`Daemon::start`], with the config `config(listen, data_dir)` writes.
+    pub async fn start_with(
+        bin: &Path,
+        client: &reqwest::Client,
+        config: &dyn Fn(&str, &Path) -> String,
+    ) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("tocsin-bench-").tempdir()?;
         let root = dir.path().to_path_buf();
         let data_dir = root.join("data");
         std::fs::create_dir(&data_dir)?;
         let listen = format!("127.0.0.1:{}", free_port()?);
-        let config = root.join("alerts.toml");
-        std::fs::write(&config, config_toml(&listen, &data_dir))?;
+        std::fs::write(root.join("alerts.toml"), config(&listen, &data_dir))?;
         let log_path = root.join("tocsin.log");
         let child = spawn(bin, &root, &listen, &log_path)?;
         let mut daemon = Daemon {

@@ -1,8 +1,7 @@
 //! Figures, targets and the final table.
 
 use super::*;
-
-pub use super::daemon::Rss;
+use measure::{Rss, percentile};
 
 /// One figure beside its target.
 struct Check {
@@ -207,15 +206,6 @@ pub fn print_summary(rows: &[Row]) {
         "targets: single >= 10000 req/s; batch and storm >= 50000 alerts/s; p99 <= 20 ms; \
          peak RSS <= 30 MB (<= 64 MB after the storm)"
     );
-}
-
-/// Nearest-rank percentile of sorted values; q = 1.0 is the maximum.
-fn percentile(sorted: &[u32], q: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// "60% fire / 40% resolve".

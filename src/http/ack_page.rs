@@ -13,10 +13,10 @@ use tracing::{info, warn};
 
 use super::AppState;
 use crate::ack_link::{AckKey, Claims, LinkError};
-use crate::engine::{Actor, EventKind, IncidentState, Input, Via};
+use crate::engine::{Actor, IncidentState, Input, Via};
 use crate::html::{PAGE_HEADERS, html_escape, page};
 use crate::runtime::SubmitError;
-use crate::store::IncidentView;
+use crate::store::{Detail, IncidentView};
 
 fn reply(code: StatusCode, title: &str, body: &str) -> Response {
     // Never framed: the Ack button must not be clickjacked.
@@ -55,21 +55,20 @@ async fn look(s: &AppState, token: &str) -> Result<Looked, Response> {
     let mut incidents = Vec::new();
     let mut used_at = None;
     for id in &claims.incidents {
-        match s.store.incident(*id, true).await {
-            Ok(Some(mut v)) => {
-                if let Some(h) = &v.history
-                    && let Some(e) = h.iter().find(|e| {
-                        e.kind == EventKind::Acked
-                            && e.via == Via::Link
-                            && e.reference.as_deref() == Some(link_id.as_str())
-                    })
-                {
-                    used_at = Some(e.at.to_rfc3339());
+        // Only what the page shows and whether this link acked already: an incident's
+        // alerts and its (possibly very long) history are not read.
+        let read = async {
+            let used = s.store.acked_by_link(*id, &link_id).await?;
+            let view = s.store.incident(*id, Detail::SUMMARY).await?;
+            Ok::<_, crate::store::StoreError>((used, view))
+        };
+        match read.await {
+            Ok((used, view)) => {
+                if let Some(at) = used {
+                    used_at.get_or_insert(at.to_rfc3339());
                 }
-                v.history = None;
-                incidents.push(v);
+                incidents.extend(view);
             }
-            Ok(None) => {}
             Err(e) => {
                 return Err(reply(
                     StatusCode::SERVICE_UNAVAILABLE,

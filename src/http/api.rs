@@ -1,5 +1,6 @@
 //! The incident API, status, health and metrics.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -15,16 +16,40 @@ use super::hooks::read_capped;
 use super::refused;
 use super::{AppState, auth, error};
 use crate::config::{HumanDuration, Scope};
-use crate::engine::{Actor, IncidentState, Input, Via};
+use crate::engine::{Actor, IncidentId, IncidentState, Input, Via};
 use crate::metrics::StateLabel;
+use crate::store::{Detail, EventId, IncidentView, ListQuery};
+
+/// Incidents in one answer of the list when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Most incidents (and history entries) one answer holds: an answer is built whole in
+/// memory, and reads take turns on one connection, so the biggest answer bounds both
+/// the memory of a read flood and how long one reader makes the next wait.
+pub const MAX_LIMIT: usize = 500;
+/// Alerts listed per incident of a list (firing first); `alerts_total` counts them all.
+const LIST_ALERTS: usize = 20;
 
 #[derive(Deserialize)]
-pub(crate) struct ListQuery {
+pub(crate) struct ListParams {
     state: Option<String>,
     limit: Option<usize>,
+    before: Option<IncidentId>,
 }
 
-pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+/// `limit` as asked, or the default; above [`MAX_LIMIT`] or 0 is refused (400) rather
+/// than cut short unsaid: a script that asked for more must learn to page.
+fn limit(asked: Option<usize>, what: &str, cursor: &str) -> Result<usize, Box<Response>> {
+    match asked {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(n) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("{what} is {n}: it must be 1 to {MAX_LIMIT}; read further with {cursor}"),
+        ))),
+    }
+}
+
+pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListParams>) -> Response {
     let state = match q.state.as_deref() {
         None | Some("") | Some("all") => None,
         Some(x) => match IncidentState::parse(x) {
@@ -37,21 +62,78 @@ pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) 
             }
         },
     };
-    let limit = q.limit.unwrap_or(500).min(10_000);
-    match s.store.incidents(state, limit).await {
-        Ok(v) => Json(json!({ "incidents": v })).into_response(),
+    let limit = match limit(q.limit, "limit", "before (the answer's next)") {
+        Ok(n) => n,
+        Err(r) => return *r,
+    };
+    let query = ListQuery {
+        state,
+        before: q.before,
+        limit,
+        alerts: LIST_ALERTS,
+    };
+    // `{"incidents": [...], "next": ID}`, each incident serialized as soon as it is read:
+    // the page exists once, as the bytes sent.
+    let body = Arc::new(Mutex::new(b"{\"incidents\":[".to_vec()));
+    let sink = Arc::clone(&body);
+    let each = Box::new(move |v: &IncidentView| {
+        let mut out = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let mark = out.len();
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut *out, v) {
+            tracing::warn!(incident = v.id, error = %e, "incident left out of a list: it does not serialize");
+            out.truncate(mark);
+        }
+    });
+    match s.store.each_incident(query, each).await {
+        Ok(next) => {
+            let mut body =
+                std::mem::take(&mut *body.lock().unwrap_or_else(PoisonError::into_inner));
+            body.extend_from_slice(b"],\"next\":");
+            match next {
+                Some(id) => body.extend_from_slice(id.to_string().as_bytes()),
+                None => body.extend_from_slice(b"null"),
+            }
+            body.push(b'}');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
-pub(crate) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+#[derive(Deserialize)]
+pub(crate) struct ShowParams {
+    history_limit: Option<usize>,
+    history_before: Option<EventId>,
+}
+
+pub(crate) async fn show(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ShowParams>,
+) -> Response {
     let Ok(id) = id.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{id:?} is not an incident id"),
         );
     };
-    match s.store.incident(id, true).await {
+    let history = match limit(
+        q.history_limit,
+        "history_limit",
+        "history_before (the answer's history_next)",
+    ) {
+        Ok(n) => n,
+        Err(r) => return *r,
+    };
+    let detail = Detail {
+        history,
+        history_before: q.history_before,
+        ..Detail::FULL
+    };
+    match s.store.incident(id, detail).await {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -159,7 +241,7 @@ pub(crate) async fn act(
         }
     };
     match s.engine.submit(input).await {
-        Ok(()) => match s.store.incident(id, false).await {
+        Ok(()) => match s.store.incident(id, Detail::MESSAGE).await {
             Ok(Some(v)) => Json(v).into_response(),
             Ok(None) => error(
                 StatusCode::NOT_FOUND,

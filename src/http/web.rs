@@ -33,11 +33,11 @@ use crate::config::Scope;
 use crate::engine::{Actor, IncidentState, Input, Refusal, Via};
 use crate::html::{PAGE_HEADERS, app_page, html_escape};
 use crate::runtime::SubmitError;
-use crate::store::IncidentView;
+use crate::store::{Detail, EventId, IncidentView, ListQuery};
 
-/// Incidents listed per state on `/`.
-const LIST_LIMIT: usize = 500;
-/// Resolved incidents listed on `/?state=resolved`.
+/// Open incidents listed on one page of `/` (older ones are a link away).
+const LIST_LIMIT: usize = 100;
+/// Resolved incidents listed on one page of `/?state=resolved`.
 const RESOLVED_LIMIT: usize = 50;
 /// A form is a few short fields.
 const FORM_MAX: usize = 16 * 1024;
@@ -140,9 +140,12 @@ fn store_down(viewer: &Viewer, e: &impl std::fmt::Display) -> Response {
 #[derive(Deserialize)]
 pub(crate) struct IndexQuery {
     state: Option<String>,
+    /// Only incidents older than this one: the "older" link of the page before.
+    before: Option<u64>,
 }
 
-/// `GET /` (open incidents and channels) and `GET /?state=resolved`.
+/// `GET /` (open incidents and channels) and `GET /?state=resolved`, a page at a time,
+/// newest first. The lists show no alerts, so none are read.
 pub(crate) async fn index(
     State(s): State<AppState>,
     Query(q): Query<IndexQuery>,
@@ -156,16 +159,16 @@ pub(crate) async fn index(
     match q.state.as_deref() {
         None | Some("" | "open") => {}
         Some("resolved") => {
-            return match s
-                .store
-                .incidents(Some(IncidentState::Resolved), RESOLVED_LIMIT)
-                .await
-            {
-                Ok(list) => reply(
+            let query = ListQuery {
+                before: q.before,
+                ..ListQuery::newest(Some(IncidentState::Resolved), RESOLVED_LIMIT)
+            };
+            return match s.store.incidents(query).await {
+                Ok(page) => reply(
                     StatusCode::OK,
                     "Recently resolved incidents",
                     &viewer,
-                    &view::resolved(&list, now),
+                    &view::resolved(&page.incidents, page.next, now),
                 ),
                 Err(e) => store_down(&viewer, &e),
             };
@@ -180,19 +183,42 @@ pub(crate) async fn index(
             );
         }
     }
+    // A page of each open state, merged newest first: the page is the newest of both.
     let mut open: Vec<IncidentView> = Vec::new();
+    let mut more = false;
     for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
-        match s.store.incidents(Some(state), LIST_LIMIT).await {
-            Ok(list) => open.extend(list),
+        let query = ListQuery {
+            before: q.before,
+            ..ListQuery::newest(Some(state), LIST_LIMIT)
+        };
+        match s.store.incidents(query).await {
+            Ok(page) => {
+                more |= page.next.is_some();
+                open.extend(page.incidents);
+            }
             Err(e) => return store_down(&viewer, &e),
         }
     }
-    open.sort_by_key(|v| std::cmp::Reverse((v.created_at, v.id)));
-    let title = match open.len() {
+    open.sort_by_key(|v| std::cmp::Reverse(v.id));
+    more |= open.len() > LIST_LIMIT;
+    open.truncate(LIST_LIMIT);
+    let next = if more {
+        open.last().map(|v| v.id)
+    } else {
+        None
+    };
+    let total = match s.store.counts().await {
+        Ok(c) => {
+            c.get(&IncidentState::Triggered).copied().unwrap_or(0)
+                + c.get(&IncidentState::Acknowledged).copied().unwrap_or(0)
+        }
+        Err(e) => return store_down(&viewer, &e),
+    };
+    let title = match total {
         0 => "Open incidents: none".to_string(),
         n => format!("Open incidents: {n}"),
     };
-    let body = view::index(&open, &s.watchdog.channels(), now);
+    let body = view::index(&open, next, &s.watchdog.channels(), now);
     reply(StatusCode::OK, &title, &viewer, &body)
 }
 
@@ -206,10 +232,18 @@ fn not_found(viewer: &Viewer, id: &str) -> Response {
     )
 }
 
-/// `GET /incidents/{id}`.
+#[derive(Deserialize)]
+pub(crate) struct IncidentQuery {
+    /// Only history older than this entry: the "older history" link.
+    history_before: Option<EventId>,
+}
+
+/// `GET /incidents/{id}`: the last 100 history entries and pages, older history a link
+/// away.
 pub(crate) async fn incident(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<IncidentQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (viewer, _) = viewer(&s, &headers);
@@ -219,7 +253,11 @@ pub(crate) async fn incident(
     let Ok(n) = id.parse::<u64>() else {
         return not_found(&viewer, &id);
     };
-    match s.store.incident(n, true).await {
+    let detail = Detail {
+        history_before: q.history_before,
+        ..Detail::FULL
+    };
+    match s.store.incident(n, detail).await {
         Ok(Some(v)) => {
             let body = view::incident(&v, &viewer, s.clock.now());
             reply(

@@ -312,7 +312,9 @@ pub(crate) mod fixtures {
             policy: "default".into(),
             next_escalation_at: None,
             history: None,
+            history_next: None,
             pages: None,
+            pages_total: None,
         }
     }
 

@@ -519,7 +519,7 @@ impl Inner {
 
     async fn incident(&self, page: &Page) -> Result<crate::store::IncidentView, NotifyError> {
         self.store
-            .incident(page.incident, false)
+            .incident_to_page(page.incident)
             .await
             .map_err(|e| {
                 NotifyError::transient(format!("cannot read incident {}: {e}", page.incident))

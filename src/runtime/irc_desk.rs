@@ -20,7 +20,7 @@ use crate::irc::{Desk, LinkStatus};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::notify::message::clean;
 use crate::source::irc::shared_labels;
-use crate::store::Store;
+use crate::store::{ListQuery, Store};
 use crate::time::{Clock, human};
 
 /// Where the IRC link's replay mark is kept in the store.
@@ -170,9 +170,13 @@ impl IrcDesk {
             ChatCommand::Ack(AckTarget::All) => {
                 let open = self
                     .store
-                    .incidents(Some(IncidentState::Triggered), ACK_ALL_MAX)
+                    .incidents(ListQuery::newest(
+                        Some(IncidentState::Triggered),
+                        ACK_ALL_MAX,
+                    ))
                     .await
-                    .map_err(|e| format!("cannot list incidents: {e}"))?;
+                    .map_err(|e| format!("cannot list incidents: {e}"))?
+                    .incidents;
                 if open.is_empty() {
                     return Ok("nothing to ack: no incident is triggered".into());
                 }
@@ -224,8 +228,12 @@ impl IrcDesk {
         // resolved ones and hide what is open.
         let mut open = Vec::new();
         for state in [IncidentState::Triggered, IncidentState::Acknowledged] {
-            match self.store.incidents(Some(state), 200).await {
-                Ok(v) => open.extend(v),
+            match self
+                .store
+                .incidents(ListQuery::newest(Some(state), 200))
+                .await
+            {
+                Ok(v) => open.extend(v.incidents),
                 Err(e) => return format!("cannot list incidents: {e}"),
             }
         }

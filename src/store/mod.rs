@@ -133,12 +133,94 @@ pub struct IncidentView {
     pub policy: String,
     #[serde(with = "rfc3339::option")]
     pub next_escalation_at: Option<Timestamp>,
-    /// Only in the single-incident view.
+    /// Only in the single-incident view: the most recent entries, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<EventView>>,
-    /// Only in the single-incident view.
+    /// With `history`, when older entries exist: pass it as `history_before` to read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_next: Option<EventId>,
+    /// Only in the single-incident view: the most recent pages, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages: Option<Vec<PageView>>,
+    /// With `pages`: how many pages the incident has in all; `pages` may list fewer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages_total: Option<u64>,
+}
+
+/// An entry of an incident's history, as stored (`events.id`): increases with every entry.
+pub type EventId = u64;
+
+/// Which incidents a list read returns, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only incidents in this state; `None` for every state.
+    pub state: Option<IncidentState>,
+    /// Only incidents older than this one (the `next` of the page before).
+    pub before: Option<IncidentId>,
+    /// At most this many incidents.
+    pub limit: usize,
+    /// Alerts listed per incident (firing first); 0 reads only the counts. A list
+    /// reads this for every incident, so it is what makes a list cheap or dear.
+    pub alerts: usize,
+}
+
+impl ListQuery {
+    /// The newest `limit` incidents (of `state`), without their alerts.
+    pub fn newest(state: Option<IncidentState>, limit: usize) -> Self {
+        ListQuery {
+            state,
+            before: None,
+            limit,
+            alerts: 0,
+        }
+    }
+}
+
+/// One page of a list: the incidents and where the next page starts.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentPage {
+    pub incidents: Vec<IncidentView>,
+    /// The `before` of the next page; `None` when this page holds the oldest incident.
+    pub next: Option<IncidentId>,
+}
+
+/// How much of one incident a read takes: an incident may hold thousands of alerts and,
+/// after a year of refused IRC commands, a hundred thousand history entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detail {
+    /// Alerts listed (firing first); `alerts_total` counts them all.
+    pub alerts: usize,
+    /// The most recent history entries; 0 leaves `history` out.
+    pub history: usize,
+    /// Only history entries older than this one (a `history_next`).
+    pub history_before: Option<EventId>,
+    /// The most recent pages; 0 leaves `pages` out.
+    pub pages: usize,
+}
+
+impl Detail {
+    /// What a message about the incident shows: its alerts, no history.
+    pub const MESSAGE: Detail = Detail {
+        alerts: 500,
+        history: 0,
+        history_before: None,
+        pages: 0,
+    };
+    /// Only the incident's own fields and its alert counts.
+    pub const SUMMARY: Detail = Detail {
+        alerts: 0,
+        history: 0,
+        history_before: None,
+        pages: 0,
+    };
+    /// The single-incident view's default: alerts, the last 100 history entries, the
+    /// last 100 pages.
+    pub const FULL: Detail = Detail {
+        alerts: 500,
+        history: 100,
+        history_before: None,
+        pages: 100,
+    };
 }
 
 impl IncidentView {
@@ -173,7 +255,9 @@ impl IncidentView {
             policy: String::new(),
             next_escalation_at: None,
             history: None,
+            history_next: None,
             pages: None,
+            pages_total: None,
         }
     }
 }
@@ -286,19 +370,36 @@ pub trait Store: Send + Sync + 'static {
     /// Everything the engine needs to resume; `resolved_since` bounds the recently-resolved set.
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError>;
 
-    /// Incidents, newest first, optionally only those in `state`, at most `limit`.
-    async fn incidents(
-        &self,
-        state: Option<IncidentState>,
-        limit: usize,
-    ) -> Result<Vec<IncidentView>, StoreError>;
+    /// One page of incidents, newest first (see [`ListQuery`]).
+    async fn incidents(&self, query: ListQuery) -> Result<IncidentPage, StoreError>;
 
-    /// One incident; with `detail` its history and pages too.
+    /// The page [`Store::incidents`] reads, handed to `each` one incident at a time as
+    /// it is read, each dropped after: an answer built from them never holds the page's
+    /// incidents and their alerts in memory all at once. Returns the page's `next`.
+    async fn each_incident(
+        &self,
+        query: ListQuery,
+        each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError>;
+
+    /// One incident, as much of it as `detail` asks.
     async fn incident(
         &self,
         id: IncidentId,
-        detail: bool,
+        detail: Detail,
     ) -> Result<Option<IncidentView>, StoreError>;
+
+    /// One incident as a page about it shows it ([`Detail::MESSAGE`]), read apart from
+    /// every other read: however many API and web reads are waiting, a page is never
+    /// queued behind them.
+    async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError>;
+
+    /// When the ack link `link` (its id) acknowledged incident `id`, if it did.
+    async fn acked_by_link(
+        &self,
+        id: IncidentId,
+        link: &str,
+    ) -> Result<Option<Timestamp>, StoreError>;
 
     /// How many incidents are in each state.
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError>;

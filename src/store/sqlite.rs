@@ -7,10 +7,16 @@
 //! together share one fsync. `synchronous=FULL` makes every commit durable before any
 //! caller is answered (a webhook gets its 200 only after that).
 //!
-//! Reads use a second connection (WAL lets it read while the writer writes) behind a
-//! mutex, on tokio's blocking pool. A third connection on its own thread checkpoints the
-//! WAL into the database in the background, so the writer spends its time on commits
-//! and not on copying pages (SQLite's automatic checkpoint would run on the writer).
+//! Reads use two more connections (WAL lets them read while the writer writes), each
+//! behind its own lock and run on tokio's blocking pool: one for what paging needs (the
+//! incident a page is about, the engine's restore), one for everything else (the API,
+//! the web view, chat commands). However many anonymous readers queue for the second,
+//! a page's read never waits behind them. A reader waits for its connection as a task,
+//! not on a blocking thread, so a flood of reads takes at most one blocking thread per
+//! connection and leaves the pool to its other users (the notifiers' DNS lookups).
+//! A fourth connection on its own thread checkpoints the WAL into the database in the
+//! background, so the writer spends its time on commits and not on copying pages
+//! (SQLite's automatic checkpoint would run on the writer).
 
 mod read;
 mod retention;
@@ -30,7 +36,10 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{Semaphore, oneshot};
 
-use super::{Deleted, IncidentView, Restored, SQLITE_FILE, Store, StoreError};
+use super::{
+    Deleted, Detail, IncidentPage, IncidentView, ListQuery, Restored, SQLITE_FILE, Store,
+    StoreError,
+};
 use crate::data_dir::DataDir;
 use crate::engine::{Effect, IncidentId, IncidentState};
 use crate::time::Timestamp;
@@ -68,6 +77,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS inbound_seen_at ON inbound_seen (at);",
     // 6: alerts an incident did not keep, beyond `max_alerts_per_incident`.
     "ALTER TABLE incidents ADD COLUMN alerts_truncated INTEGER NOT NULL DEFAULT 0",
+    // 7: an incident's most recent history entries are read without sorting all of them
+    // (a year of refused chat commands can leave a hundred thousand).
+    "CREATE INDEX IF NOT EXISTS events_incident_at ON events (incident_id, at, id)",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -161,8 +173,11 @@ pub struct SqliteStore {
     in_flight: Semaphore,
     /// Transactions the writer has run; fewer than commits when group commit kicks in.
     transactions: Arc<AtomicU64>,
-    /// The read connection; reads run on the blocking pool one at a time.
-    reader: Arc<Mutex<Connection>>,
+    /// The read connection of the API, the web view and chat commands; their reads run
+    /// on the blocking pool one at a time.
+    reader: Arc<tokio::sync::Mutex<Connection>>,
+    /// The read connection of paging alone (see [`Lane::Paging`]).
+    page_reader: Arc<tokio::sync::Mutex<Connection>>,
     /// Stops the checkpointer thread when the store closes.
     checkpointer_stop: Arc<std::sync::atomic::AtomicBool>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
@@ -208,6 +223,8 @@ impl SqliteStore {
 
         let reader = Connection::open(&path).map_err(open_err)?;
         configure(&reader, false).map_err(open_err)?;
+        let page_reader = Connection::open(&path).map_err(open_err)?;
+        configure(&page_reader, false).map_err(open_err)?;
 
         let checkpoint_conn = Connection::open(&path).map_err(open_err)?;
         checkpoint_conn
@@ -245,7 +262,8 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
             transactions,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(tokio::sync::Mutex::new(reader)),
+            page_reader: Arc::new(tokio::sync::Mutex::new(page_reader)),
             checkpointer_stop,
             checkpointer: Mutex::new(Some(checkpointer)),
         })
@@ -319,18 +337,42 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` with the read connection on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` with the read connection of `lane` on the blocking pool, once the
+    /// connection is free.
+    async fn read<T, F>(&self, lane: Lane, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let reader = Arc::clone(&self.reader);
-        match tokio::task::spawn_blocking(move || f(&mut lock(&reader))).await {
+        let reader = match lane {
+            Lane::Paging => &self.page_reader,
+            Lane::Shared => &self.reader,
+        };
+        let mut conn = Arc::clone(reader).lock_owned().await;
+        match tokio::task::spawn_blocking(move || f(&mut conn)).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(StoreError::Closed),
         }
+    }
+}
+
+/// Which read connection a read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// What paging cannot do without: the incident a page is about, the engine's
+    /// restore, the open incident an IRC alert line joins. Nothing a client can ask for
+    /// is read here.
+    Paging,
+    /// The API, the web view, chat commands, the watchdog's start.
+    Shared,
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// Holds the shared read connection, as a read that never ends would.
+    async fn hold_shared_reads(&self) -> tokio::sync::OwnedMutexGuard<Connection> {
+        Arc::clone(&self.reader).lock_owned().await
     }
 }
 
@@ -351,7 +393,7 @@ impl Store for SqliteStore {
 
     async fn source_state(&self, name: &str) -> Result<Option<String>, StoreError> {
         let name = name.to_string();
-        self.read(move |conn| {
+        self.read(Lane::Shared, move |conn| {
             conn.query_row(
                 "SELECT value FROM source_state WHERE name = ?1",
                 [name],
@@ -420,7 +462,8 @@ impl Store for SqliteStore {
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored, StoreError> {
-        self.read(move |conn| {
+        // The engine restores after a failed commit too, with pages waiting on it.
+        self.read(Lane::Paging, move |conn| {
             let tx = conn.transaction().or_read()?;
             let restored = read::restored(&tx, resolved_since)?;
             tx.commit().or_read()?;
@@ -429,16 +472,26 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn incidents(
-        &self,
-        state: Option<IncidentState>,
-        limit: usize,
-    ) -> Result<Vec<IncidentView>, StoreError> {
-        self.read(move |conn| {
+    async fn incidents(&self, query: ListQuery) -> Result<IncidentPage, StoreError> {
+        self.read(Lane::Shared, move |conn| {
             let tx = conn.transaction().or_read()?;
-            let views = read::incidents(&tx, state, limit)?;
+            let page = read::incidents(&tx, query)?;
             tx.commit().or_read()?;
-            Ok(views)
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn each_incident(
+        &self,
+        query: ListQuery,
+        mut each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.read(Lane::Shared, move |conn| {
+            let tx = conn.transaction().or_read()?;
+            let next = read::each_incident(&tx, query, &mut |v| each(&v))?;
+            tx.commit().or_read()?;
+            Ok(next)
         })
         .await
     }
@@ -446,9 +499,9 @@ impl Store for SqliteStore {
     async fn incident(
         &self,
         id: IncidentId,
-        detail: bool,
+        detail: Detail,
     ) -> Result<Option<IncidentView>, StoreError> {
-        self.read(move |conn| {
+        self.read(Lane::Shared, move |conn| {
             let tx = conn.transaction().or_read()?;
             let view = read::incident(&tx, id, detail)?;
             tx.commit().or_read()?;
@@ -457,8 +510,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
+        self.read(Lane::Paging, move |conn| {
+            let tx = conn.transaction().or_read()?;
+            let view = read::incident(&tx, id, Detail::MESSAGE)?;
+            tx.commit().or_read()?;
+            Ok(view)
+        })
+        .await
+    }
+
+    async fn acked_by_link(
+        &self,
+        id: IncidentId,
+        link: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let link = link.to_string();
+        self.read(Lane::Shared, move |conn| {
+            read::acked_by_link(conn, id, &link)
+        })
+        .await
+    }
+
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
-        self.read(|conn| read::counts(conn)).await
+        self.read(Lane::Shared, |conn| read::counts(conn)).await
     }
 
     async fn open_incident_of_group(
@@ -467,7 +542,8 @@ impl Store for SqliteStore {
         group_key: &str,
     ) -> Result<Option<IncidentView>, StoreError> {
         let (source, group_key) = (source.to_string(), group_key.to_string());
-        self.read(move |conn| {
+        // An IRC alert line waits for this before it can open or join an incident.
+        self.read(Lane::Paging, move |conn| {
             let tx = conn.transaction().or_read()?;
             let view = read::open_incident_of_group(&tx, &source, &group_key)?;
             tx.commit().or_read()?;

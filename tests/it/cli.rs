@@ -207,3 +207,39 @@ async fn the_cli_sends_the_configs_token_only_to_the_configs_own_address() {
     assert_eq!(code, Some(3), "a read token resolved: {err}");
     assert!(err.contains("403") && err.contains("act"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_come_a_page_at_a_time_with_the_command_for_the_next() {
+    let catcher = PageCatcher::start().await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
+    for name in ["Disk1", "Disk2", "Disk3"] {
+        assert_eq!(app.post_alerts(&firing(name)).await.status, 200);
+    }
+    let url = app.url("");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        tocsin(&[
+            "incidents",
+            "--url",
+            &url,
+            "--state",
+            "triggered",
+            "--limit",
+            "2",
+        ])
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("Disk3") && out.contains("Disk2") && !out.contains("Disk1"),
+        "{out}"
+    );
+    let more = out.lines().last().unwrap();
+    assert_eq!(
+        more,
+        "more: tocsin incidents --state triggered --limit 2 --before 2"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        tocsin(&["incidents", "--url", &url, "--limit", "2", "--before", "2"])
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Disk1") && !out.contains("more:"), "{out}");
+}

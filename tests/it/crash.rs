@@ -113,17 +113,24 @@ async fn kill_9_mid_storm_loses_no_accepted_alert_and_pages_each_step_once() {
     daemon.wait_ready(&client).await;
 
     // Every alert answered 200 is in the store, in the incident of its group.
-    let r: Value = client
-        .get(daemon.url("/api/v1/incidents?limit=10000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stored: BTreeMap<String, &Value> = r["incidents"]
-        .as_array()
-        .unwrap()
+    let mut all = Vec::new();
+    let mut page = "/api/v1/incidents?limit=500".to_string();
+    loop {
+        let r: Value = client
+            .get(daemon.url(&page))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.extend(r["incidents"].as_array().unwrap().iter().cloned());
+        match r["next"].as_u64() {
+            Some(next) => page = format!("/api/v1/incidents?limit=500&before={next}"),
+            None => break,
+        }
+    }
+    let stored: BTreeMap<String, &Value> = all
         .iter()
         .map(|i| (i["group_key"].as_str().unwrap().to_string(), i))
         .collect();

@@ -36,6 +36,7 @@ mod outages;
 mod promstack;
 mod push;
 mod push_reload;
+mod reads;
 mod reload;
 mod retention;
 mod smtp;

@@ -1,25 +1,30 @@
 //! The disk fails under a commit: the sender must get a 5xx (Alertmanager retries), and
 //! the retry must be stored, not mistaken for a duplicate of what never reached the disk.
-//! Likewise for an SMS reply, whose retry must not be taken for a replay.
+//! Likewise for an SMS reply, whose retry must not be taken for a replay. And reads that
+//! never finish, as under a flood of anonymous reads, must not hold up a page.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use async_trait::async_trait;
 use tocsin::config;
 use tocsin::engine::{Effect, IncidentId, IncidentState};
 use tocsin::runtime::{self, Options};
-use tocsin::store::{IncidentView, Restored, SqliteStore, Store, StoreError};
+use tocsin::store::{
+    Detail, IncidentPage, IncidentView, ListQuery, Restored, SqliteStore, Store, StoreError,
+};
 use tocsin::time::{ManualClock, Timestamp};
 
 use crate::alerts;
 use crate::catcher::{PageCatcher, describe};
-use crate::harness::{PEOPLE, init, metric_value, webhook_config};
+use crate::harness::{PEOPLE, init, metric_value, page_alice, webhook_config};
 
 /// SQLite with switches that make the next commit, or the next check of an inbound SMS
-/// id, fail like a full disk.
+/// id, fail like a full disk, or every read a client can ask for wait for ever.
 struct FullDisk {
     inner: SqliteStore,
     fail_next: AtomicBool,
@@ -30,6 +35,9 @@ struct FullDisk {
     refused_writes: AtomicU64,
     /// Reading the store back (restore) fails while set, like an I/O error.
     unreadable: AtomicBool,
+    /// While true, lists, incidents, counts and ack-link checks do not answer, like
+    /// reads queued behind a flood of them.
+    reads_stuck: watch::Sender<bool>,
 }
 
 impl FullDisk {
@@ -41,7 +49,12 @@ impl FullDisk {
             full: AtomicBool::new(false),
             refused_writes: AtomicU64::new(0),
             unreadable: AtomicBool::new(false),
+            reads_stuck: watch::channel(false).0,
         }
+    }
+
+    async fn stuck(&self) {
+        let _ = self.reads_stuck.subscribe().wait_for(|stuck| !stuck).await;
     }
 
     fn refuses_now(&self) -> bool {
@@ -77,21 +90,39 @@ impl Store for FullDisk {
         }
         self.inner.restore(since).await
     }
-    async fn incidents(
+    async fn incidents(&self, query: ListQuery) -> Result<IncidentPage, StoreError> {
+        self.stuck().await;
+        self.inner.incidents(query).await
+    }
+    async fn each_incident(
         &self,
-        state: Option<IncidentState>,
-        limit: usize,
-    ) -> Result<Vec<IncidentView>, StoreError> {
-        self.inner.incidents(state, limit).await
+        query: ListQuery,
+        each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
+    ) -> Result<Option<IncidentId>, StoreError> {
+        self.stuck().await;
+        self.inner.each_incident(query, each).await
     }
     async fn incident(
         &self,
         id: IncidentId,
-        detail: bool,
+        detail: Detail,
     ) -> Result<Option<IncidentView>, StoreError> {
+        self.stuck().await;
         self.inner.incident(id, detail).await
     }
+    async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
+        self.inner.incident_to_page(id).await
+    }
+    async fn acked_by_link(
+        &self,
+        id: IncidentId,
+        link: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.stuck().await;
+        self.inner.acked_by_link(id, link).await
+    }
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>, StoreError> {
+        self.stuck().await;
         self.inner.counts().await
     }
     async fn open_incident_of_group(
@@ -549,4 +580,52 @@ async fn wait_for_failures(http: &reqwest::Client, url: &str, n: u64) -> serde_j
         assert!(std::time::Instant::now() < deadline, "{h}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_page_goes_out_while_every_api_read_waits() {
+    init();
+    let catcher = PageCatcher::start().await;
+    let cfg = config::load_str(&webhook_config(&catcher.url(), &page_alice()), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk::new(dir.path()));
+    let mut opts = Options::new(cfg, dir.path().to_path_buf());
+    opts.store = Some(disk.clone());
+    opts.drain_grace = Duration::from_secs(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = runtime::start(opts, listener).await.unwrap();
+    // From now on (the start reads what was open, like a restart would).
+    disk.reads_stuck.send_replace(true);
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let readers: Vec<_> = ["/api/v1/incidents?limit=500", "/api/v1/incidents/1", "/"]
+        .iter()
+        .map(|path| tokio::spawn(http.get(format!("{url}{path}")).send()))
+        .collect();
+
+    let r = http
+        .post(format!("{url}/hooks/alertmanager"))
+        .json(&alerts::firing("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pages = catcher
+        .wait_until("alice's page", Duration::from_secs(10), |p| !p.is_empty())
+        .await;
+    assert_eq!(pages[0].target(), "alice");
+    assert_eq!(
+        pages[0].body["incident"]["alerts"][0]["labels"]["alertname"],
+        "DiskFull"
+    );
+    assert!(
+        readers.iter().all(|r| !r.is_finished()),
+        "the API reads were to wait all along"
+    );
+    disk.reads_stuck.send_replace(false);
+    for r in readers {
+        assert_eq!(r.await.unwrap().unwrap().status(), 200);
+    }
+    running.stop();
+    running.wait().await.unwrap();
 }

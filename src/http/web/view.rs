@@ -178,9 +178,21 @@ fn incident_link(id: u64, text: &str) -> String {
     format!("<a href=\"/incidents/{id}\">{text}</a>")
 }
 
-/// `GET /`: open incidents (the page's title is their heading), then every channel's
-/// health, down channels first.
-pub(super) fn index(open: &[IncidentView], channels: &[ChannelView], now: Timestamp) -> String {
+/// A link to the next (older) page of a list, when there is one.
+fn older(s: &mut String, href: &str, next: Option<u64>, text: &str) {
+    if let Some(id) = next {
+        let _ = write!(s, "<p><a href=\"{href}before={id}\">{text}</a></p>");
+    }
+}
+
+/// `GET /`: a page of open incidents (the page's title is their heading and counts them
+/// all), then every channel's health, down channels first.
+pub(super) fn index(
+    open: &[IncidentView],
+    next: Option<u64>,
+    channels: &[ChannelView],
+    now: Timestamp,
+) -> String {
     let mut s = String::new();
     if open.is_empty() {
         s.push_str("<p>No open incidents.</p>");
@@ -212,6 +224,7 @@ pub(super) fn index(open: &[IncidentView], channels: &[ChannelView], now: Timest
             &rows,
         ));
     }
+    older(&mut s, "/?", next, "Older open incidents");
     s.push_str("<p><a href=\"/?state=resolved\">Recently resolved incidents</a></p>");
 
     s.push_str("<h2 id=\"channels\">Channels</h2>");
@@ -252,8 +265,8 @@ pub(super) fn index(open: &[IncidentView], channels: &[ChannelView], now: Timest
     s
 }
 
-/// `GET /?state=resolved`.
-pub(super) fn resolved(list: &[IncidentView], now: Timestamp) -> String {
+/// `GET /?state=resolved`: a page of them.
+pub(super) fn resolved(list: &[IncidentView], next: Option<u64>, now: Timestamp) -> String {
     let mut s = String::from("<p><a href=\"/\">Back to open incidents</a></p>");
     if list.is_empty() {
         s.push_str("<p>No resolved incidents.</p>");
@@ -283,6 +296,12 @@ pub(super) fn resolved(list: &[IncidentView], now: Timestamp) -> String {
         ],
         &rows,
     ));
+    older(
+        &mut s,
+        "/?state=resolved&amp;",
+        next,
+        "Older resolved incidents",
+    );
     s
 }
 
@@ -401,6 +420,13 @@ pub(super) fn incident(v: &IncidentView, viewer: &Viewer, now: Timestamp) -> Str
         ],
         &rows,
     ));
+    if let Some(before) = v.history_next {
+        let _ = write!(
+            s,
+            "<p><a href=\"/incidents/{id}?history_before={before}#history\">Older history</a></p>",
+            id = v.id
+        );
+    }
 
     s.push_str("<h2 id=\"pages\">Pages</h2>");
     let pages = v.pages.as_deref().unwrap_or_default();
@@ -444,6 +470,13 @@ pub(super) fn incident(v: &IncidentView, viewer: &Viewer, now: Timestamp) -> Str
         ],
         &rows,
     ));
+    if let Some(total) = v.pages_total.filter(|&t| t > pages.len() as u64) {
+        let _ = write!(
+            s,
+            "<p class=\"note\">The last {} of {total} pages shown.</p>",
+            pages.len()
+        );
+    }
     s
 }
 
@@ -568,6 +601,7 @@ mod tests {
     fn down_channels_come_first_and_their_reasons_are_text() {
         let html = index(
             &[],
+            None,
             &[
                 channel("a-up", Health::Up),
                 channel("b-down", Health::Down),

@@ -12,8 +12,8 @@ use crate::engine::{
     Via, fingerprint_key, labels_hash,
 };
 use crate::store::{
-    AlertView, EventView, IncidentView, PageStatus, PageView, Restored, RestoredIncident,
-    StoreError,
+    AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageStatus,
+    PageView, Restored, RestoredIncident, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -188,51 +188,71 @@ fn restored_incidents(
     Ok(out)
 }
 
-/// Newest first, with their alerts, without history.
+/// Newest first, with their first `query.alerts` alerts, without history.
 pub(super) fn incidents(
     tx: &Transaction<'_>,
-    state: Option<IncidentState>,
-    limit: usize,
-) -> Result<Vec<IncidentView>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut out = Vec::new();
-    {
-        let mut stmt;
-        let mut rows = match state {
-            Some(state) => {
-                stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = ?1 \
-                         ORDER BY id DESC LIMIT ?2"
-                    ))
-                    .or_read()?;
-                stmt.query(params![state.as_str(), limit]).or_read()?
-            }
-            None => {
-                stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"
-                    ))
-                    .or_read()?;
-                stmt.query(params![limit]).or_read()?
-            }
-        };
-        while let Some(row) = rows.next().or_read()? {
-            out.push(incident_view(row)?);
-        }
-    }
-    for view in &mut out {
-        view.alerts = alert_views(tx, view.id, LIST_ALERTS)?;
-        (view.alerts_total, view.alerts_firing) = alert_counts(tx, view.id)?;
-    }
-    Ok(out)
+    query: ListQuery,
+) -> Result<IncidentPage, StoreError> {
+    let mut incidents = Vec::new();
+    let next = each_incident(tx, query, &mut |v| incidents.push(v))?;
+    Ok(IncidentPage { incidents, next })
 }
 
-/// One incident with its alerts; with `detail` its history and pages too.
+/// [`incidents`] one at a time: each incident is read with its alerts and handed over
+/// before the next is read. One more row than asked is read to know whether a next page
+/// exists; returns its `before`.
+pub(super) fn each_incident(
+    tx: &Transaction<'_>,
+    query: ListQuery,
+    each: &mut dyn FnMut(IncidentView),
+) -> Result<Option<IncidentId>, StoreError> {
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX - 1);
+    let before = match query.before {
+        Some(id) => sql_u64(id).or_read()?,
+        None => i64::MAX,
+    };
+    let mut stmt;
+    let mut rows = match query.state {
+        Some(state) => {
+            stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = ?1 AND id < ?2 \
+                     ORDER BY id DESC LIMIT ?3"
+                ))
+                .or_read()?;
+            stmt.query(params![state.as_str(), before, limit + 1])
+                .or_read()?
+        }
+        None => {
+            stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < ?1 \
+                     ORDER BY id DESC LIMIT ?2"
+                ))
+                .or_read()?;
+            stmt.query(params![before, limit + 1]).or_read()?
+        }
+    };
+    let (mut read, mut last) = (0, None);
+    while let Some(row) = rows.next().or_read()? {
+        if read == query.limit {
+            return Ok(last);
+        }
+        let mut view = incident_view(row)?;
+        view.alerts = alert_views(tx, view.id, query.alerts)?;
+        (view.alerts_total, view.alerts_firing) = alert_counts(tx, view.id)?;
+        read += 1;
+        last = Some(view.id);
+        each(view);
+    }
+    Ok(None)
+}
+
+/// One incident with as many of its alerts, history entries and pages as `detail` says.
 pub(super) fn incident(
     tx: &Transaction<'_>,
     id: IncidentId,
-    detail: bool,
+    detail: Detail,
 ) -> Result<Option<IncidentView>, StoreError> {
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -245,13 +265,45 @@ pub(super) fn incident(
     };
     let mut view = incident_view(row)?;
     drop(rows);
-    view.alerts = alert_views(tx, id, ONE_ALERTS)?;
+    view.alerts = alert_views(tx, id, detail.alerts)?;
     (view.alerts_total, view.alerts_firing) = alert_counts(tx, id)?;
-    if detail {
-        view.history = Some(event_views(tx, id)?);
-        view.pages = Some(page_views(tx, id)?);
+    if detail.history > 0 {
+        let (history, next) = event_views(tx, id, detail.history, detail.history_before)?;
+        view.history = Some(history);
+        view.history_next = next;
+    }
+    if detail.pages > 0 {
+        let (pages, total) = page_views(tx, id, detail.pages)?;
+        view.pages = Some(pages);
+        view.pages_total = Some(total);
     }
     Ok(Some(view))
+}
+
+/// When the ack link `link` acknowledged incident `id` (the first time), if it did.
+pub(super) fn acked_by_link(
+    conn: &Connection,
+    id: IncidentId,
+    link: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT MIN(at) FROM events WHERE incident_id = ?1 AND kind = ?2 AND via = ?3 \
+             AND reference = ?4",
+        )
+        .or_read()?;
+    let at: Option<i64> = stmt
+        .query_row(
+            params![
+                sql_u64(id).or_read()?,
+                EventKind::Acked.as_str(),
+                Via::Link.as_str(),
+                link
+            ],
+            |r| r.get(0),
+        )
+        .or_read()?;
+    Ok(at.map(Timestamp))
 }
 
 /// The open incident of a group (there is at most one; the newest, should a crash have
@@ -273,7 +325,7 @@ pub(super) fn open_incident_of_group(
     };
     let id = get_u64(row, 0).or_read()?;
     drop(rows);
-    incident(tx, id, false)
+    incident(tx, id, Detail::MESSAGE)
 }
 
 /// An incident row (selected with [`INCIDENT_COLUMNS`]) without its alerts.
@@ -305,15 +357,11 @@ fn incident_view(row: &Row<'_>) -> Result<IncidentView, StoreError> {
         policy: row.get(6).or_read()?,
         next_escalation_at: escalation.next_step_at,
         history: None,
+        history_next: None,
         pages: None,
+        pages_total: None,
     })
 }
-
-/// Alerts listed per incident in list views; `alerts_total` tells how many there are.
-const LIST_ALERTS: i64 = 20;
-/// Alerts listed in the single-incident view and in pages: a storm's incident may hold
-/// thousands, and a page or an API answer must stay bounded.
-const ONE_ALERTS: i64 = 500;
 
 /// (all alerts, firing alerts) of an incident.
 fn alert_counts(tx: &Transaction<'_>, id: IncidentId) -> Result<(u64, u64), StoreError> {
@@ -333,8 +381,12 @@ fn alert_counts(tx: &Transaction<'_>, id: IncidentId) -> Result<(u64, u64), Stor
 fn alert_views(
     tx: &Transaction<'_>,
     id: IncidentId,
-    cap: i64,
+    cap: usize,
 ) -> Result<Vec<AlertView>, StoreError> {
+    if cap == 0 {
+        return Ok(Vec::new());
+    }
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
     let mut stmt = tx
         .prepare_cached(
             "SELECT fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, \
@@ -361,15 +413,43 @@ fn alert_views(
     Ok(out)
 }
 
-fn event_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<EventView>, StoreError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT at, kind, actor, via, reference, detail FROM events WHERE incident_id = ?1 \
-             ORDER BY at, id",
-        )
-        .or_read()?;
-    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+/// The `limit` most recent history entries (before the entry `before`, when given),
+/// oldest first, and the entry to read older ones before when there are any. Entries are
+/// in the order they happened (`at`, then the order they were written).
+fn event_views(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    limit: usize,
+    before: Option<EventId>,
+) -> Result<(Vec<EventView>, Option<EventId>), StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1);
+    let incident = sql_u64(id).or_read()?;
+    let mut stmt;
+    let mut rows = match before {
+        None => {
+            stmt = tx
+                .prepare_cached(
+                    "SELECT at, kind, actor, via, reference, detail, id FROM events \
+                     WHERE incident_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+                )
+                .or_read()?;
+            stmt.query(params![incident, limit + 1]).or_read()?
+        }
+        Some(before) => {
+            stmt = tx
+                .prepare_cached(
+                    "SELECT at, kind, actor, via, reference, detail, id FROM events \
+                     WHERE incident_id = ?1 \
+                       AND (at, id) < (SELECT at, id FROM events WHERE id = ?2) \
+                     ORDER BY at DESC, id DESC LIMIT ?3",
+                )
+                .or_read()?;
+            stmt.query(params![incident, sql_u64(before).or_read()?, limit + 1])
+                .or_read()?
+        }
+    };
     let mut out = Vec::new();
+    let mut ids = Vec::new();
     while let Some(row) = rows.next().or_read()? {
         let kind: String = row.get(1).or_read()?;
         let via: String = row.get(3).or_read()?;
@@ -383,19 +463,36 @@ fn event_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<EventView>, S
             reference: row.get(4).or_read()?,
             detail: row.get(5).or_read()?,
         });
+        ids.push(get_u64(row, 6).or_read()?);
     }
-    Ok(out)
+    let limit = limit as usize;
+    let next = (out.len() > limit).then(|| ids[limit - 1]);
+    out.truncate(limit);
+    out.reverse();
+    Ok((out, next))
 }
 
-fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, StoreError> {
+/// The `limit` most recent pages, oldest first, and how many the incident has in all.
+fn page_views(
+    tx: &Transaction<'_>,
+    id: IncidentId,
+    limit: usize,
+) -> Result<(Vec<PageView>, u64), StoreError> {
+    let incident = sql_u64(id).or_read()?;
+    let total: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM pages WHERE incident_id = ?1")
+        .or_read()?
+        .query_row([incident], |r| r.get(0))
+        .or_read()?;
     let mut stmt = tx
         .prepare_cached(
             "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
              to_addr, topic, late_by_ms, reason, retry_until, status, attempts, error, done_at \
-             FROM pages WHERE incident_id = ?1 ORDER BY id",
+             FROM pages WHERE incident_id = ?1 ORDER BY id DESC LIMIT ?2",
         )
         .or_read()?;
-    let mut rows = stmt.query([sql_u64(id).or_read()?]).or_read()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![incident, limit]).or_read()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().or_read()? {
         let page = page_row(row).or_read()?;
@@ -423,7 +520,8 @@ fn page_views(tx: &Transaction<'_>, id: IncidentId) -> Result<Vec<PageView>, Sto
             done_at: row.get::<_, Option<i64>>(18).or_read()?.map(Timestamp),
         });
     }
-    Ok(out)
+    out.reverse();
+    Ok((out, total.max(0) as u64))
 }
 
 /// A page from the first 15 columns of a `pages` row (in table order, `retry_until` last).

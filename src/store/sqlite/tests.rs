@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use super::*;
 use crate::engine::{
-    AlertIn, AlertRecord, AlertStatus, Escalation, EventKind, HistoryEvent, IncidentOpened,
+    Actor, AlertIn, AlertRecord, AlertStatus, Escalation, EventKind, HistoryEvent, IncidentOpened,
     IncidentStatus, LabelSet, Outcome, Page, PageId, PageKind, PolicySnapshot, StepSnapshot,
-    Target,
+    Target, Via,
 };
-use crate::store::{IncidentView, PageStatus};
+use crate::store::{Detail, IncidentView, ListQuery, PageStatus};
 
 pub(super) fn t(s: &str) -> Timestamp {
     Timestamp::at(s)
@@ -123,6 +123,19 @@ pub(super) fn opening(id: IncidentId, at: Timestamp) -> Vec<Effect> {
     ]
 }
 
+/// The newest `limit` incidents (of `state`) with up to 20 alerts each, as the API lists them.
+async fn list(
+    store: &SqliteStore,
+    state: Option<IncidentState>,
+    limit: usize,
+) -> Vec<IncidentView> {
+    let query = ListQuery {
+        alerts: 20,
+        ..ListQuery::newest(state, limit)
+    };
+    store.incidents(query).await.unwrap().incidents
+}
+
 pub(super) fn open_temp() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
@@ -135,7 +148,11 @@ async fn webhook_batch_reads_back_whole() {
     let at = t("2026-11-21T10:00:00Z");
     store.commit(opening(7, at)).await.unwrap();
 
-    let view = store.incident(7, true).await.unwrap().expect("incident 7");
+    let view = store
+        .incident(7, Detail::FULL)
+        .await
+        .unwrap()
+        .expect("incident 7");
     assert_eq!(view.state, IncidentState::Triggered);
     assert_eq!(view.title, "DiskFull #7");
     assert_eq!(view.source, "alertmanager");
@@ -165,11 +182,11 @@ async fn webhook_batch_reads_back_whole() {
     assert_eq!(pages[0].to.as_deref(), Some("+15550100"));
     assert_eq!(pages[0].kind, PageKind::Triggered);
 
-    let brief = store.incident(7, false).await.unwrap().unwrap();
+    let brief = store.incident(7, Detail::MESSAGE).await.unwrap().unwrap();
     assert!(brief.history.is_none() && brief.pages.is_none());
-    assert!(store.incident(8, true).await.unwrap().is_none());
+    assert!(store.incident(8, Detail::FULL).await.unwrap().is_none());
 
-    let list = store.incidents(None, 10).await.unwrap();
+    let list = list(&store, None, 10).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id, 7);
     assert_eq!(list[0].alerts.len(), 1);
@@ -197,19 +214,13 @@ async fn incident_list_is_newest_first_filtered_and_limited() {
         .await
         .unwrap();
     let ids = |v: Vec<IncidentView>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.incidents(None, 3).await.unwrap()), [5, 4, 3]);
+    assert_eq!(ids(list(&store, None, 3).await), [5, 4, 3]);
     assert_eq!(
-        ids(store
-            .incidents(Some(IncidentState::Triggered), 10)
-            .await
-            .unwrap()),
+        ids(list(&store, Some(IncidentState::Triggered), 10).await),
         [5, 4, 3, 1]
     );
     assert_eq!(
-        ids(store
-            .incidents(Some(IncidentState::Resolved), 10)
-            .await
-            .unwrap()),
+        ids(list(&store, Some(IncidentState::Resolved), 10).await),
         [2]
     );
     assert_eq!(store.counts().await.unwrap()[&IncidentState::Resolved], 1);
@@ -229,7 +240,7 @@ async fn duplicate_delivery_updates_the_alert_row() {
     again.received_at = later;
     store.commit(vec![Effect::Alert(again)]).await.unwrap();
 
-    let view = store.incident(1, false).await.unwrap().unwrap();
+    let view = store.incident(1, Detail::MESSAGE).await.unwrap().unwrap();
     assert_eq!(view.alerts.len(), 1, "one row per (incident, fingerprint)");
     assert_eq!(view.alerts[0].status, AlertStatus::Resolved);
     assert_eq!(view.alerts[0].ends_at, Some(later));
@@ -265,7 +276,7 @@ async fn page_outcomes_are_recorded() {
         .unwrap();
 
     let pages = store
-        .incident(1, true)
+        .incident(1, Detail::FULL)
         .await
         .unwrap()
         .unwrap()
@@ -317,7 +328,7 @@ async fn a_call_that_ended_stays_ended_when_its_placing_is_reported_late() {
         .await
         .unwrap();
     let pages = store
-        .incident(1, true)
+        .incident(1, Detail::FULL)
         .await
         .unwrap()
         .unwrap()
@@ -428,7 +439,7 @@ async fn only_the_last_status_of_a_batch_counts() {
         "",
     )));
     store.commit(effects).await.unwrap();
-    let view = store.incident(1, true).await.unwrap().unwrap();
+    let view = store.incident(1, Detail::FULL).await.unwrap().unwrap();
     assert_eq!(view.state, IncidentState::Acknowledged);
     assert_eq!(view.acked_by.as_deref(), Some("bob"));
     let kinds: Vec<_> = view.history.unwrap().into_iter().map(|e| e.kind).collect();
@@ -449,7 +460,7 @@ async fn concurrent_commits_all_land() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(store.incidents(None, 100).await.unwrap().len(), 50);
+    assert_eq!(list(&store, None, 100).await.len(), 50);
     assert!(store.transactions() <= 50);
 }
 
@@ -483,7 +494,7 @@ async fn committers_waiting_together_share_one_transaction() {
     }
     let ran = store.transactions() - before;
     assert!(ran <= 2, "50 queued commits took {ran} transactions");
-    assert_eq!(store.incidents(None, 100).await.unwrap().len(), 50);
+    assert_eq!(list(&store, None, 100).await.len(), 50);
     assert_eq!(store.restore(at).await.unwrap().pending_pages.len(), 50);
 }
 
@@ -502,7 +513,7 @@ async fn failed_commit_writes_nothing_and_the_store_carries_on() {
     effects.extend(opening(1, at));
     let err = store.commit(effects).await.unwrap_err();
     assert!(matches!(err, StoreError::Write(_)), "{err}");
-    let view = store.incident(1, true).await.unwrap().unwrap();
+    let view = store.incident(1, Detail::FULL).await.unwrap().unwrap();
     assert_eq!(
         view.history.unwrap().len(),
         1,
@@ -522,7 +533,7 @@ async fn data_survives_a_restart() {
         store.commit(opening(41, at)).await.unwrap();
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    let view = store.incident(41, true).await.unwrap().unwrap();
+    let view = store.incident(41, Detail::FULL).await.unwrap().unwrap();
     assert_eq!(view.title, "DiskFull #41");
     assert_eq!(view.alerts.len(), 1);
     assert_eq!(store.restore(at).await.unwrap().next_incident_id, 42);
@@ -614,7 +625,7 @@ async fn a_store_an_earlier_tocsin_left_readable_is_made_private() {
     for (name, mode) in file_modes(dir.path()) {
         assert_eq!(mode, 0o600, "{name} is {mode:04o}");
     }
-    assert!(store.incident(1, false).await.unwrap().is_some());
+    assert!(store.incident(1, Detail::MESSAGE).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -766,7 +777,12 @@ async fn a_database_from_before_source_state_is_migrated_and_keeps_its_incidents
 
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(
-        store.incident(7, false).await.unwrap().unwrap().title,
+        store
+            .incident(7, Detail::MESSAGE)
+            .await
+            .unwrap()
+            .unwrap()
+            .title,
         "DiskFull #7"
     );
     store
@@ -777,7 +793,10 @@ async fn a_database_from_before_source_state_is_migrated_and_keeps_its_incidents
         store.source_state("irc.replay").await.unwrap().as_deref(),
         Some("{}")
     );
-    let version: String = lock(&store.reader)
+    let version: String = store
+        .reader
+        .try_lock()
+        .unwrap()
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
@@ -800,7 +819,7 @@ async fn corrupt_json_names_the_incident() {
         [],
     )
     .unwrap();
-    let err = store.incident(9, false).await.unwrap_err();
+    let err = store.incident(9, Detail::MESSAGE).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("incident 9"), "{err}");
     assert!(store.restore(Timestamp(0)).await.is_err());
@@ -813,24 +832,23 @@ async fn commits_after_close_are_refused() {
     let err = store.commit(opening(1, t("2026-11-21T10:00:00Z"))).await;
     assert!(matches!(err, Err(StoreError::Closed)));
     assert!(store.commit(Vec::new()).await.is_ok(), "nothing to write");
-    assert!(
-        store.incidents(None, 10).await.unwrap().is_empty(),
-        "reads still work"
-    );
+    assert!(list(&store, None, 10).await.is_empty(), "reads still work");
 }
 
 #[test]
 fn readers_see_wal_mode_and_a_small_cache() {
     let (_dir, store) = open_temp();
-    let conn = lock(&store.reader);
-    let mode: String = conn
-        .pragma_query_value(None, "journal_mode", |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
-    let cache: i64 = conn
-        .pragma_query_value(None, "cache_size", |r| r.get(0))
-        .unwrap();
-    assert_eq!(cache, -CACHE_KIB);
+    for reader in [&store.reader, &store.page_reader] {
+        let conn = reader.try_lock().unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let cache: i64 = conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(cache, -CACHE_KIB);
+    }
 }
 
 #[tokio::test]
@@ -847,7 +865,12 @@ async fn new_labels_replace_an_incidents_labels_and_come_back_on_restore() {
         .await
         .unwrap();
     assert_eq!(
-        store.incident(5, false).await.unwrap().unwrap().labels,
+        store
+            .incident(5, Detail::MESSAGE)
+            .await
+            .unwrap()
+            .unwrap()
+            .labels,
         shared
     );
     let restored = store.restore(at).await.unwrap();
@@ -894,7 +917,10 @@ async fn the_open_incident_of_a_group_is_found_by_source_and_key() {
 const KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn inbound_rows(store: &SqliteStore) -> i64 {
-    lock(&store.reader)
+    store
+        .reader
+        .try_lock()
+        .unwrap()
         .query_row("SELECT count(*) FROM inbound_seen", [], |r| r.get(0))
         .unwrap()
 }
@@ -1027,12 +1053,20 @@ async fn a_database_from_before_inbound_ids_is_migrated_and_keeps_its_incidents(
 
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(
-        store.incident(7, false).await.unwrap().unwrap().title,
+        store
+            .incident(7, Detail::MESSAGE)
+            .await
+            .unwrap()
+            .unwrap()
+            .title,
         "DiskFull #7"
     );
     assert!(store.first_sight("twilio", "SM1", at, KEEP).await.unwrap());
     assert!(!store.first_sight("twilio", "SM1", at, KEEP).await.unwrap());
-    let version: String = lock(&store.reader)
+    let version: String = store
+        .reader
+        .try_lock()
+        .unwrap()
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
@@ -1040,4 +1074,168 @@ async fn a_database_from_before_inbound_ids_is_migrated_and_keeps_its_incidents(
         )
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION.to_string());
+}
+
+/// Waits for `read`, failing (instead of hanging) should it be stuck.
+async fn answers<T>(what: &str, read: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .unwrap_or_else(|_| panic!("{what} waited behind the held reads"))
+}
+
+#[tokio::test]
+async fn a_page_read_does_not_wait_behind_api_reads() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    let store = Arc::new(store);
+    let held = store.hold_shared_reads().await;
+    let api = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.incident(1, Detail::FULL).await }
+    });
+
+    let paged = answers("the page's read", store.incident_to_page(1)).await;
+    assert_eq!(paged.unwrap().expect("incident 1").alerts.len(), 1);
+    let open = answers(
+        "the IRC alert line's read",
+        store.open_incident_of_group("alertmanager", "{}:{alertname=\"DiskFull\",n=\"1\"}"),
+    )
+    .await;
+    assert_eq!(open.unwrap().map(|v| v.id), Some(1));
+    let restored = answers("the engine's restore", store.restore(at)).await;
+    assert_eq!(restored.unwrap().open.len(), 1);
+    assert!(
+        !api.is_finished(),
+        "the API read was to wait for the held reader"
+    );
+
+    drop(held);
+    assert!(api.await.unwrap().unwrap().is_some());
+}
+
+#[tokio::test]
+async fn lists_come_a_page_at_a_time_to_the_oldest() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    for id in 1..=7 {
+        store.commit(opening(id, at)).await.unwrap();
+    }
+    store
+        .commit(vec![Effect::Status(status(4, IncidentState::Resolved, at))])
+        .await
+        .unwrap();
+    let pages = |state| {
+        let store = &store;
+        async move {
+            let mut query = ListQuery::newest(state, 3);
+            let mut pages = Vec::new();
+            loop {
+                let page = store.incidents(query).await.unwrap();
+                pages.push(page.incidents.iter().map(|v| v.id).collect::<Vec<_>>());
+                match page.next {
+                    Some(next) => query.before = Some(next),
+                    None => return pages,
+                }
+            }
+        }
+    };
+    assert_eq!(pages(None).await, [vec![7, 6, 5], vec![4, 3, 2], vec![1]]);
+    assert_eq!(
+        pages(Some(IncidentState::Triggered)).await,
+        [vec![7, 6, 5], vec![3, 2, 1]]
+    );
+    let without_alerts = store.incidents(ListQuery::newest(None, 1)).await.unwrap();
+    let v = &without_alerts.incidents[0];
+    assert!(v.alerts.is_empty());
+    assert_eq!((v.alerts_total, v.alerts_firing), (1, 1));
+}
+
+/// Incident 1 with `notes` refused commands after its opening, a second apart.
+async fn incident_with_history(store: &SqliteStore, notes: u64) -> Timestamp {
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    let mallory = Actor::new("mallory", Via::Irc);
+    let effects = (1..=notes)
+        .map(|n| {
+            Effect::Event(HistoryEvent::new(
+                1,
+                at.plus(Duration::from_secs(n)),
+                EventKind::Refused,
+                &mallory,
+                format!("refused #{n}"),
+            ))
+        })
+        .collect();
+    store.commit(effects).await.unwrap();
+    at
+}
+
+#[tokio::test]
+async fn a_long_history_is_read_from_its_newest_entries_a_page_at_a_time() {
+    let (_dir, store) = open_temp();
+    incident_with_history(&store, 250).await;
+    let mut detail = Detail::FULL;
+    let mut pages = Vec::new();
+    loop {
+        let v = store.incident(1, detail).await.unwrap().unwrap();
+        let history = v.history.unwrap();
+        pages.push(history.len());
+        for pair in history.windows(2) {
+            assert!(pair[0].at < pair[1].at, "oldest first within a page");
+        }
+        if pages.len() == 1 {
+            assert_eq!(history.last().unwrap().detail, "refused #250");
+        }
+        match v.history_next {
+            Some(next) => detail.history_before = Some(next),
+            None => {
+                assert_eq!(history[0].kind, EventKind::Opened, "the oldest comes last");
+                assert_eq!(history[1].detail, "refused #1");
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, [100, 100, 51]);
+}
+
+#[tokio::test]
+async fn pages_are_capped_with_their_count() {
+    let (_dir, store) = open_temp();
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    let more = (2..=120).map(|id| Effect::Page(page(id, 1, at))).collect();
+    store.commit(more).await.unwrap();
+    let v = store.incident(1, Detail::FULL).await.unwrap().unwrap();
+    let pages = v.pages.unwrap();
+    assert_eq!((pages.len(), v.pages_total), (100, Some(120)));
+    assert_eq!(
+        (pages[0].id, pages[99].id),
+        (21, 120),
+        "the most recent, oldest first"
+    );
+    let brief = store.incident(1, Detail::MESSAGE).await.unwrap().unwrap();
+    assert!(brief.history.is_none() && brief.pages.is_none() && brief.pages_total.is_none());
+}
+
+#[tokio::test]
+async fn an_ack_link_is_found_used_among_a_long_history() {
+    let (_dir, store) = open_temp();
+    let at = incident_with_history(&store, 50).await;
+    assert_eq!(store.acked_by_link(1, "l1nk").await.unwrap(), None);
+    let by = Actor::with_reference("alice", Via::Link, "l1nk");
+    let acked = at.plus(Duration::from_secs(3600));
+    store
+        .commit(vec![Effect::Event(HistoryEvent::new(
+            1,
+            acked,
+            EventKind::Acked,
+            &by,
+            "",
+        ))])
+        .await
+        .unwrap();
+    assert_eq!(store.acked_by_link(1, "l1nk").await.unwrap(), Some(acked));
+    assert_eq!(store.acked_by_link(1, "other").await.unwrap(), None);
+    assert_eq!(store.acked_by_link(2, "l1nk").await.unwrap(), None);
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::super::SqliteStore;
 use super::super::tests::{open_temp, opening, status, t};
-use super::super::{SqliteStore, lock};
 use crate::engine::{Effect, IncidentId, IncidentState};
-use crate::store::{Deleted, SQLITE_FILE, Store};
+use crate::store::{Deleted, Detail, SQLITE_FILE, Store};
 use crate::time::Timestamp;
 
 fn resolved(id: IncidentId, at: Timestamp) -> Effect {
@@ -22,7 +22,10 @@ fn rows_of(store: &SqliteStore, table: &str, id: IncidentId) -> i64 {
     } else {
         "incident_id"
     };
-    lock(&store.reader)
+    store
+        .reader
+        .try_lock()
+        .expect("no read in flight")
         .query_row(
             &format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1"),
             [id as i64],
@@ -32,7 +35,10 @@ fn rows_of(store: &SqliteStore, table: &str, id: IncidentId) -> i64 {
 }
 
 fn pragma(store: &SqliteStore, name: &str) -> i64 {
-    lock(&store.reader)
+    store
+        .reader
+        .try_lock()
+        .expect("no read in flight")
         .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
         .unwrap()
 }
@@ -77,7 +83,7 @@ async fn an_old_resolved_incident_goes_with_its_alerts_history_and_pages_and_ope
         assert_eq!(rows_of(&store, table, 2), 1, "{table} of open incident 2");
         assert_eq!(rows_of(&store, table, 3), 1, "{table} of incident 3");
     }
-    assert!(store.incident(1, true).await.unwrap().is_none());
+    assert!(store.incident(1, Detail::FULL).await.unwrap().is_none());
 }
 
 #[tokio::test]
