@@ -17,19 +17,42 @@ pub struct Daemon {
 impl Daemon {
     /// Writes the config, starts `tocsin run` and waits for /healthz.
     pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
+        Self::start_with(bin, client, config_toml, None).await
+    }
+
+    /// Like [`Daemon::start`], with the config `config` writes for the listen address
+    /// and data dir, and with `open_files`, at most that many file descriptors (soft and
+    /// hard, as `ulimit -n` sets them).
+    pub async fn start_with(
+        bin: &Path,
+        client: &reqwest::Client,
+        config: impl FnOnce(&str, &Path) -> String,
+        open_files: Option<u32>,
+    ) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("tocsin-bench-").tempdir()?;
         let root = dir.path().to_path_buf();
         let data_dir = root.join("data");
         std::fs::create_dir(&data_dir)?;
         let listen = format!("127.0.0.1:{}", free_port()?);
-        let config = root.join("alerts.toml");
-        std::fs::write(&config, config_toml(&listen, &data_dir))?;
+        let config_path = root.join("alerts.toml");
+        std::fs::write(&config_path, config(&listen, &data_dir))?;
         let log_path = root.join("tocsin.log");
         let log = File::create(&log_path)?;
-        let child = Command::new(bin)
+        let mut command = match open_files {
+            None => Command::new(bin),
+            Some(n) => {
+                // `exec` keeps the pid: the one reported and signalled is tocsin's.
+                let mut bash = Command::new("bash");
+                bash.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                bash
+            }
+        };
+        let child = command
             .arg("run")
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .args(["--listen", &listen])
             .arg("--data-dir")
             .arg(&data_dir)
