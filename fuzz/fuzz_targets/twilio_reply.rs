@@ -51,11 +51,15 @@ fuzz_target!(|data: &[u8]| {
             reply.sid
         );
     }
-    // One more parameter, and the signature no longer holds.
-    let mut tampered = body.to_vec();
-    tampered.extend_from_slice(b"&Body=1A");
-    assert!(
-        verified_form(TOKEN, &url, &tampered, &signed).is_none(),
-        "a signature held for a tampered body"
-    );
+    // One more parameter, and the signature no longer holds (Twilio signs each distinct
+    // pair once, so a copy of a pair already there changes nothing).
+    let extra = ("Body".to_string(), "1A".to_string());
+    if !params.contains(&extra) {
+        let mut tampered = body.to_vec();
+        tampered.extend_from_slice(b"&Body=1A");
+        assert!(
+            verified_form(TOKEN, &url, &tampered, &signed).is_none(),
+            "a signature held for a tampered body"
+        );
+    }
 });
