@@ -11,7 +11,7 @@
 //! Flow: start the release daemon under `ulimit -n` (the ingest bench's `daemon.rs`),
 //! with one escalation step `--step-after` after an alert, paging through a webhook to
 //! a catcher inside this bench. Post the alert, open `--connections` slowloris
-//! connections (each reopened as soon as the daemon closes it, so the flood never
+//! connections (each reopened `--reopen-after` the daemon closed it, so the flood never
 //! relents), probe `/healthz` on a fresh connection every `--probe-every` until the page
 //! has arrived and `--probes` were made, then print the figures beside the targets.
 //!
@@ -63,6 +63,11 @@ struct Cli {
     /// `/healthz` probes to make at least, each on a new connection [default: 200; smoke: 20].
     #[arg(long)]
     probes: Option<usize>,
+    /// How long after the daemon closed one of them a connection is opened again (the
+    /// slowloris tool re-creates dropped sockets on its next round; 0s makes the flood
+    /// a connection storm as fast as this process can connect).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    reopen_after: Duration,
     /// Time between two `/healthz` probes.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     probe_every: Duration,
@@ -136,8 +141,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     )
     .await?;
     println!(
-        "{} slowloris connections against a daemon limited to {} files; a page due {step_after} after the alert",
-        plan.connections, plan.open_files
+        "{} slowloris connections (reopened {} after a close) against a daemon limited to {} files; a page due {step_after} after the alert",
+        plan.connections,
+        humantime::format_duration(cli.reopen_after),
+        plan.open_files
     );
 
     let r = client
@@ -152,7 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let due = Instant::now() + plan.step_after;
 
     let addr = daemon.base_url.trim_start_matches("http://").to_string();
-    let flood = Flood::start(&addr, plan.connections).await;
+    let flood = Flood::start(&addr, plan.connections, cli.reopen_after).await;
     println!(
         "flood up: {} connections open, {} reopened after the daemon closed them so far",
         flood.open.load(Ordering::Relaxed),
@@ -250,7 +257,7 @@ async fn page_catcher() -> Result<(String, mpsc::UnboundedReceiver<Instant>)> {
 }
 
 /// Connections that each send half a request and then nothing; one the daemon closes
-/// is opened again at once, as a determined attacker would.
+/// is opened again `reopen_after` later, as the slowloris tool does.
 struct Flood {
     open: Arc<AtomicU64>,
     reopened: Arc<AtomicU64>,
@@ -259,7 +266,7 @@ struct Flood {
 
 impl Flood {
     /// Returns once every connection has been opened once (or refused).
-    async fn start(addr: &str, connections: usize) -> Flood {
+    async fn start(addr: &str, connections: usize, reopen_after: Duration) -> Flood {
         let open = Arc::new(AtomicU64::new(0));
         let reopened = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::with_capacity(connections);
@@ -281,6 +288,7 @@ impl Flood {
                             // Wait for the daemon to close it (EOF or reset).
                             let _ = s.read(&mut [0u8; 512]).await;
                             open.fetch_sub(1, Ordering::Relaxed);
+                            tokio::time::sleep(reopen_after).await;
                         }
                         None => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
