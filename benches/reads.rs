@@ -107,6 +107,7 @@ async fn run(cli: Cli) -> Result<()> {
         Path::new(env!("CARGO_BIN_EXE_tocsin")),
         &client,
         &|listen, data_dir| config_toml(listen, data_dir, &hook),
+        None,
     )
     .await?;
     let base = daemon.base_url.clone();

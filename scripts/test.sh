@@ -30,6 +30,8 @@ need openssl /usr/bin/openssl
 need systemd /usr/bin/systemd-analyze
 need chromium /usr/bin/chromium
 need chromium-driver /usr/bin/chromedriver
+# The fuzz step below builds libFuzzer, which is C++.
+need g++ /usr/bin/g++
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -61,3 +63,24 @@ else
   echo "==> cargo test (cargo-nextest is not installed)"
   cargo test --workspace --no-fail-fast
 fi
+
+# --- Fuzz targets: every parser of outside input, briefly ---------------------------
+# fuzz/ is its own workspace (README.md, "Fuzzing"). cargo-fuzz passes the compiler flags
+# of nightly Rust; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. No sanitizer:
+# tocsin forbids unsafe code, and a panic, an overflow or a failed invariant is a crash.
+# Each target starts from its committed seeds (fuzz/seeds/) and runs for FUZZ_SECONDS;
+# a crash fails the run and leaves its input in fuzz/artifacts/. The brief run is built in
+# the dev profile (with overflow checks): it compiles in a fraction of a release build's
+# time; the campaign in the README runs release builds.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "==> cargo install cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+echo "==> cargo fuzz build"
+RUSTC_BOOTSTRAP=1 cargo fuzz build --dev --sanitizer none
+for target in $(cargo fuzz list); do
+  echo "==> cargo fuzz run $target (${FUZZ_SECONDS:-10} s)"
+  mkdir -p "fuzz/corpus/$target"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --dev --sanitizer none "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1
+done

@@ -9,6 +9,8 @@ pub struct Daemon {
     /// The binary and address, to start it again on the same data dir.
     bin: PathBuf,
     listen: String,
+    /// `ulimit -n` for the daemon, kept for a restart.
+    open_files: Option<u32>,
     /// Holds config, data dir and log; removed on drop unless kept after a failure.
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
@@ -20,14 +22,17 @@ pub struct Daemon {
 impl Daemon {
     /// Writes the ingest config, starts `tocsin run` and waits for /healthz.
     pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
-        Daemon::start_with(bin, client, &config_toml).await
+        Daemon::start_with(bin, client, &config_toml, None).await
     }
 
-    /// Like [`Daemon::start`], with the config `config(listen, data_dir)` writes.
+    /// Like [`Daemon::start`], with the config `config(listen, data_dir)` writes, and
+    /// with `open_files`, at most that many file descriptors (soft and hard, as
+    /// `ulimit -n` sets them).
     pub async fn start_with(
         bin: &Path,
         client: &reqwest::Client,
         config: &dyn Fn(&str, &Path) -> String,
+        open_files: Option<u32>,
     ) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("tocsin-bench-").tempdir()?;
         let root = dir.path().to_path_buf();
@@ -36,13 +41,14 @@ impl Daemon {
         let listen = format!("127.0.0.1:{}", free_port()?);
         std::fs::write(root.join("alerts.toml"), config(&listen, &data_dir))?;
         let log_path = root.join("tocsin.log");
-        let child = spawn(bin, &root, &listen, &log_path)?;
+        let child = spawn(bin, &root, &listen, &log_path, open_files)?;
         let mut daemon = Daemon {
             pid: child.id(),
             child,
             base_url: format!("http://{listen}"),
             bin: bin.to_path_buf(),
             listen,
+            open_files,
             dir: Some(dir),
             root,
             log_path,
@@ -68,7 +74,13 @@ impl Daemon {
         if !self.exited {
             bail!("restart needs the daemon stopped first");
         }
-        self.child = spawn(&self.bin, &self.root, &self.listen, &self.log_path)?;
+        self.child = spawn(
+            &self.bin,
+            &self.root,
+            &self.listen,
+            &self.log_path,
+            self.open_files,
+        )?;
         self.pid = self.child.id();
         self.exited = false;
         self.wait_healthy(client, Duration::from_secs(60)).await
@@ -181,10 +193,28 @@ impl Drop for Daemon {
     }
 }
 
-/// `tocsin run` on the config and data dir under `root`, appending to `log_path`.
-fn spawn(bin: &Path, root: &Path, listen: &str, log_path: &Path) -> Result<Child> {
+/// `tocsin run` on the config and data dir under `root`, appending to `log_path`, with
+/// at most `open_files` file descriptors when given.
+fn spawn(
+    bin: &Path,
+    root: &Path,
+    listen: &str,
+    log_path: &Path,
+    open_files: Option<u32>,
+) -> Result<Child> {
     let log = File::options().create(true).append(true).open(log_path)?;
-    Command::new(bin)
+    let mut command = match open_files {
+        None => Command::new(bin),
+        Some(n) => {
+            // `exec` keeps the pid: the one reported and signalled is tocsin's.
+            let mut bash = Command::new("bash");
+            bash.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            bash
+        }
+    };
+    command
         .arg("run")
         .arg("--config")
         .arg(root.join("alerts.toml"))

@@ -70,20 +70,19 @@ pub(crate) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut fields = Fields::default();
-    fields.fill_from_form(uri.query().unwrap_or("").as_bytes());
+    let fields = Fields::from_query(uri.query().unwrap_or("").as_bytes());
     if let Err(r) = authorized(&s.auth(), &headers, fields.token.as_deref()) {
         return *r;
     }
-    if method == Method::POST {
-        let bytes = match super::hooks::read_capped(&headers, body, s.max_body.min(MAX_BODY)).await
-        {
-            Ok(b) => b,
+    let body = if method == Method::POST {
+        match super::hooks::read_capped(&headers, body, s.max_body.min(MAX_BODY)).await {
+            Ok(b) => Some(b),
             Err(r) => return *r,
-        };
-        fields.fill_from_post(&headers, &bytes);
-    }
-    let msg = match fields.decode() {
+        }
+    } else {
+        None
+    };
+    let msg = match fields.finish(&headers, body.as_deref()) {
         Ok(v) => v,
         Err(msg) => {
             warn!(error = %msg, "refused an inbound SMS from Kannel");
@@ -144,6 +143,17 @@ fn authorized(
     auth::allowed(found?, Scope::Sms)
 }
 
+/// The reply a Kannel request carries: its query, and for a POST its headers and body,
+/// read as [`receive`] reads them once the token is checked. Public so that the fuzz
+/// targets (`fuzz/`) feed it what a stranger could send.
+pub fn read_request(
+    query: &[u8],
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Result<Message, String> {
+    Fields::from_query(query).finish(headers, body)
+}
+
 /// What Kannel sent, as raw bytes until the charset is known.
 #[derive(Debug, Default)]
 struct Fields {
@@ -160,14 +170,30 @@ struct Fields {
 
 /// One reply as Kannel sent it, decoded.
 #[derive(Debug, PartialEq, Eq)]
-struct Message {
-    from: String,
-    text: String,
+pub struct Message {
+    pub from: String,
+    pub text: String,
     /// `None` when the get-url has no `id=%I` (or Kannel had no id to put there).
-    id: Option<String>,
+    pub id: Option<String>,
 }
 
 impl Fields {
+    /// The fields of a get-url's query (the token among them, checked before any body
+    /// is read).
+    fn from_query(raw: &[u8]) -> Self {
+        let mut fields = Fields::default();
+        fields.fill_from_form(raw);
+        fields
+    }
+
+    /// The message, once a POST's body (if any) has added what the query lacked.
+    fn finish(mut self, headers: &HeaderMap, body: Option<&[u8]>) -> Result<Message, String> {
+        if let Some(body) = body {
+            self.fill_from_post(headers, body);
+        }
+        self.decode()
+    }
+
     /// Reads `from`, `text`, `charset`, `coding`, `id` and `token` from a query string or
     /// form body; the first occurrence of a key wins, and fields already set stay.
     fn fill_from_form(&mut self, raw: &[u8]) {

@@ -6,12 +6,12 @@ mod api;
 mod auth;
 mod cross_site;
 mod hooks;
-mod kannel_inbound;
+pub mod kannel_inbound;
 pub mod listener;
 mod sms;
 mod throttle;
-mod twilio_inbound;
-mod twilio_signature;
+pub mod twilio_inbound;
+pub mod twilio_signature;
 mod twilio_voice;
 mod web;
 

@@ -43,18 +43,10 @@ pub(crate) async fn receive(
         }
         Err(SignedFormError::Other(r)) => return *r,
     };
-    let Some(from) = field(&params, "From") else {
-        return error(StatusCode::BAD_REQUEST, "the form has no From field");
-    };
-    // Twilio sends one with every message; a form without it cannot be told from a replay.
-    let Some(sid) = field(&params, "MessageSid") else {
-        return error(StatusCode::BAD_REQUEST, "the form has no MessageSid field");
-    };
-    let sid = match message_id("MessageSid", sid) {
-        Ok(sid) => sid,
+    let Reply { from, sid, text } = match read_reply(&params) {
+        Ok(r) => r,
         Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
     };
-    let text = field(&params, "Body").unwrap_or("");
     match act_on_reply(&s, "twilio", Some(sid), from, text).await {
         ReplyOutcome::Done(t) | ReplyOutcome::Refused(t) | ReplyOutcome::NotUnderstood(t) => {
             twiml(Some(&t))
@@ -68,6 +60,27 @@ pub(crate) async fn receive(
         // contact has to reply again.
         ReplyOutcome::Unavailable(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
+}
+
+/// The parts of a signed reply form that tocsin acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply<'a> {
+    pub from: &'a str,
+    /// `MessageSid`, checked to be an id.
+    pub sid: &'a str,
+    /// `Body`, empty when absent.
+    pub text: &'a str,
+}
+
+/// The sender, message id and text of a reply form, or why it is refused (400). Public
+/// so that the fuzz targets (`fuzz/`) feed it what a stranger could send.
+pub fn read_reply(params: &[(String, String)]) -> Result<Reply<'_>, String> {
+    let from = field(params, "From").ok_or("the form has no From field")?;
+    // Twilio sends one with every message; a form without it cannot be told from a replay.
+    let sid = field(params, "MessageSid").ok_or("the form has no MessageSid field")?;
+    let sid = message_id("MessageSid", sid)?;
+    let text = field(params, "Body").unwrap_or("");
+    Ok(Reply { from, sid, text })
 }
 
 /// A TwiML answer: one SMS back with `message`, or nothing.

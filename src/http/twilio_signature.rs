@@ -54,7 +54,6 @@ pub(crate) async fn signed_form(
     let bytes = read_capped(headers, body, s.max_body)
         .await
         .map_err(SignedFormError::Other)?;
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
     // The URL Twilio was given: ours, as the public sees it, with the query as received.
     let mut url = format!(
         "{}{}",
@@ -69,7 +68,7 @@ pub(crate) async fn signed_form(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !signed_by_twilio(token.expose().as_bytes(), &url, &params, signature) {
+    let Some(params) = verified_form(token.expose().as_bytes(), &url, &bytes, signature) else {
         warn!(
             notifier,
             path = uri.path(),
@@ -80,8 +79,21 @@ pub(crate) async fn signed_form(
             StatusCode::FORBIDDEN,
             "missing or invalid X-Twilio-Signature",
         ))));
-    }
+    };
     Ok(params)
+}
+
+/// The form parameters of `body`, if `signature` is Twilio's for it at `url` under
+/// `token`; `None` for a forgery. Public so that the fuzz targets (`fuzz/`) feed it
+/// what a stranger could send.
+pub fn verified_form(
+    token: &[u8],
+    url: &str,
+    body: &[u8],
+    signature: &str,
+) -> Option<Vec<(String, String)>> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    signed_by_twilio(token, url, &params, signature).then_some(params)
 }
 
 /// The value of form field `name`, if present.

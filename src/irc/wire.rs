@@ -189,10 +189,16 @@ fn split_command(s: &str) -> (String, Vec<String>) {
 
 /// A command as a line ready to send (no CR LF); irc-proto puts the `:` before a last
 /// parameter that needs one.
+///
+/// CR, LF and NUL are dropped from every part: arguments come from the server too (the
+/// channel of a JOIN answered with WHO, a PING's token, a nick asked about), and one of
+/// them inside a line would end it early for the server, making the rest a command of
+/// its own or cutting it off.
 pub fn raw(command: &str, args: &[&str]) -> String {
+    let one_line = |s: &str| s.replace(['\r', '\n', '\0'], "");
     let command = Command::Raw(
-        command.to_string(),
-        args.iter().map(|a| a.to_string()).collect(),
+        one_line(command),
+        args.iter().map(|a| one_line(a)).collect(),
     );
     let mut s = Message::from(command).to_string();
     while s.ends_with(['\r', '\n']) {
@@ -285,5 +291,22 @@ mod tests {
             "PRIVMSG #a :hello there"
         );
         assert_eq!(raw("WHO", &["#a", "%tnuhar,152"]), "WHO #a %tnuhar,152");
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/irc_session.rs): a JOIN for a channel whose
+    /// name held a NUL was answered with a WHO line cut short at the NUL.
+    #[test]
+    fn a_nul_or_line_break_from_the_server_is_never_echoed_inside_a_line() {
+        let m = parse(":agent!agent@h JOIN #alert\x05\0:x :A").unwrap();
+        assert_eq!(
+            raw("WHO", &[m.param(0), "%tnuhar,152"]),
+            "WHO #alert\x05:x %tnuhar,152"
+        );
+        let m = parse("PING :tok\ren\0").unwrap();
+        assert_eq!(raw("PONG", &[m.param(0)]), "PONG token");
+        assert_eq!(
+            raw("PRIVMSG", &["#a", "x\r\nQUIT :bye"]),
+            "PRIVMSG #a :xQUIT :bye"
+        );
     }
 }
