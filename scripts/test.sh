@@ -79,8 +79,8 @@ fi
 echo "==> cargo fuzz build"
 RUSTC_BOOTSTRAP=1 cargo fuzz build --dev --sanitizer none
 for target in $(cargo fuzz list); do
-  echo "==> cargo fuzz run $target (${FUZZ_SECONDS:-10} s)"
+  echo "==> cargo fuzz run $target (${FUZZ_SECONDS:-5} s)"
   mkdir -p "fuzz/corpus/$target"
   RUSTC_BOOTSTRAP=1 cargo fuzz run --dev --sanitizer none "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
-    -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1
+    -max_total_time="${FUZZ_SECONDS:-5}" -print_final_stats=1
 done
