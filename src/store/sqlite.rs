@@ -300,28 +300,28 @@ impl SqliteStore {
         source_state: Option<(String, String, Timestamp)>,
         inbound: Option<Inbound>,
     ) -> Result<bool, StoreError> {
-        let _slot = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        {
-            let tx = lock(&self.writer_tx);
-            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job::Write(WriteRequest {
+        self.queue(|reply| {
+            Job::Write(WriteRequest {
                 effects,
                 source_state,
                 inbound,
                 reply,
-            }))
-            .map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
+            })
+        })
+        .await
     }
 
     /// Queues a chore for the writer thread and waits until it is done.
     async fn chore(&self, work: ChoreWork) -> Result<ChoreDone, StoreError> {
+        self.queue(|reply| Job::Chore(Chore { work, reply })).await
+    }
+
+    /// Hands the writer thread the job `job` builds around its reply channel, within
+    /// the bound on jobs in flight, and waits for the answer.
+    async fn queue<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
         let _slot = self
             .in_flight
             .acquire()
@@ -331,8 +331,7 @@ impl SqliteStore {
         {
             let tx = lock(&self.writer_tx);
             let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job::Chore(Chore { work, reply }))
-                .map_err(|_| StoreError::Closed)?;
+            tx.send(job(reply)).map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }
