@@ -400,13 +400,9 @@ async fn a_disk_that_stays_full_is_paged_outside_the_store_then_the_late_step_go
         describe(&s.catcher.pages())
     );
     s.clock.advance(Duration::from_secs(2));
-    let pages = s
-        .catcher
-        .wait_until("carol hears that nothing is paged", PROMPTLY, |p| {
-            p.iter().any(|p| p.target() == "carol")
-        })
+    let (pages, alarm) = s
+        .first_page_to("carol", "carol hears that nothing is paged")
         .await;
-    let alarm = pages.iter().find(|p| p.target() == "carol").unwrap();
     assert_eq!(alarm.event(), "notice", "{:?}", alarm.body);
     let title = alarm.body["incident"]["title"].as_str().unwrap();
     assert!(
@@ -513,6 +509,22 @@ policy = "ops"
     }
 }
 
+impl Scene {
+    /// Waits for the first page to `target`; every page so far, and that one.
+    async fn first_page_to(
+        &self,
+        target: &str,
+        what: &str,
+    ) -> (Vec<crate::catcher::Page>, crate::catcher::Page) {
+        let pages = self
+            .catcher
+            .wait_until(what, PROMPTLY, |p| p.iter().any(|p| p.target() == target))
+            .await;
+        let first = pages.iter().find(|p| p.target() == target).unwrap().clone();
+        (pages, first)
+    }
+}
+
 struct Scene {
     catcher: PageCatcher,
     disk: Arc<FullDisk>,
@@ -537,13 +549,7 @@ async fn a_failed_write_that_cannot_be_read_back_still_pages_the_step_once_the_d
     s.disk.full.store(false, Ordering::SeqCst);
     s.disk.unreadable.store(false, Ordering::SeqCst);
     s.clock.advance(Duration::from_secs(10));
-    let pages = s
-        .catcher
-        .wait_until("bob's step", PROMPTLY, |p| {
-            p.iter().any(|p| p.target() == "bob")
-        })
-        .await;
-    let bob = pages.iter().find(|p| p.target() == "bob").unwrap();
+    let (_, bob) = s.first_page_to("bob", "bob's step").await;
     assert_eq!(bob.step(), 2, "{:?}", bob.body);
     wait_until_healthy(&http, &s.url).await;
     s.running.stop();
