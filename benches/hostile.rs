@@ -211,8 +211,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// A page goes to alice through the webhook notifier `hook`, at `step_after`.
 fn config_toml(listen: &str, data_dir: &Path, catcher: &str, step_after: &str) -> String {
-    // A JSON string is a valid TOML basic string: escapes the path whatever it holds.
-    let data_dir = serde_json::to_string(&data_dir.to_string_lossy()).expect("string");
+    let data_dir = daemon::toml_string(data_dir);
     format!(
         r#"[server]
 listen = "{listen}"

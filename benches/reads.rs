@@ -231,7 +231,7 @@ fn verdict(pass: bool) -> &'static str {
 /// The seeded incidents page nobody (an hour out, to the log); probes page at once
 /// through the `webhook` notifier to the catcher.
 fn config_toml(listen: &str, data_dir: &Path, hook: &str) -> String {
-    let data_dir = serde_json::to_string(&data_dir.to_string_lossy()).expect("string");
+    let data_dir = daemon::toml_string(data_dir);
     format!(
         r#"[server]
 listen = "{listen}"

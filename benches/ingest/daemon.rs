@@ -261,7 +261,7 @@ fn free_port() -> Result<u16> {
 /// Paging an hour out keeps notifiers idle: this measures ingest, not notification.
 fn config_toml(listen: &str, data_dir: &Path) -> String {
     // A JSON string is a valid TOML basic string: escapes the path whatever it holds.
-    let data_dir = serde_json::to_string(&data_dir.to_string_lossy()).expect("string");
+    let data_dir = toml_string(data_dir);
     format!(
         r#"[server]
 listen = "{listen}"
@@ -283,4 +283,10 @@ steps = [{{ after = "1h", notify = ["console"] }}]
 policy = "bench"
 "#
     )
+}
+
+/// `path` as a TOML basic string for a bench's config: a JSON string is one, so this
+/// escapes whatever the temp dir's name holds.
+pub fn toml_string(path: &Path) -> String {
+    serde_json::to_string(&path.to_string_lossy()).expect("a string serializes")
 }
