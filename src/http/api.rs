@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::chunked::Chunks;
 use super::cross_site::{json_only, same_site_call};
 use super::hooks::read_capped;
 use super::refused;
@@ -22,8 +23,8 @@ use crate::store::{Detail, EventId, IncidentView, ListQuery};
 
 /// Incidents in one answer of the list when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Most incidents (and history entries) one answer holds: an answer is built whole in
-/// memory, and reads take turns on one connection, so the biggest answer bounds both
+/// Most incidents (and history entries) one answer holds: an answer is built before it
+/// is sent, and reads take turns on one connection, so the biggest answer bounds both
 /// the memory of a read flood and how long one reader makes the next wait.
 pub const MAX_LIMIT: usize = 500;
 /// Alerts listed per incident of a list (firing first); `alerts_total` counts them all.
@@ -72,32 +73,51 @@ pub(crate) async fn list(State(s): State<AppState>, Query(q): Query<ListParams>)
         limit,
         alerts: LIST_ALERTS,
     };
-    // `{"incidents": [...], "next": ID}`, each incident serialized as soon as it is read:
-    // the page exists once, as the bytes sent.
-    let body = Arc::new(Mutex::new(b"{\"incidents\":[".to_vec()));
-    let sink = Arc::clone(&body);
+    // `{"incidents": [...], "next": ID}`, each incident serialized as soon as it is read,
+    // into chunks that are freed one by one as they are sent.
+    struct Page {
+        chunks: Chunks,
+        one: Vec<u8>,
+        first: bool,
+    }
+    let page = Arc::new(Mutex::new(Page {
+        chunks: Chunks::default(),
+        one: Vec::new(),
+        first: true,
+    }));
+    page.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .chunks
+        .extend(b"{\"incidents\":[");
+    let sink = Arc::clone(&page);
     let each = Box::new(move |v: &IncidentView| {
-        let mut out = sink.lock().unwrap_or_else(PoisonError::into_inner);
-        let mark = out.len();
-        if out.last() != Some(&b'[') {
-            out.push(b',');
-        }
-        if let Err(e) = serde_json::to_writer(&mut *out, v) {
+        let mut page = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let page = &mut *page;
+        page.one.clear();
+        if let Err(e) = serde_json::to_writer(&mut page.one, v) {
             tracing::warn!(incident = v.id, error = %e, "incident left out of a list: it does not serialize");
-            out.truncate(mark);
+            return;
         }
+        if !std::mem::take(&mut page.first) {
+            page.chunks.extend(b",");
+        }
+        page.chunks.extend(&page.one);
     });
     match s.store.each_incident(query, each).await {
         Ok(next) => {
-            let mut body =
-                std::mem::take(&mut *body.lock().unwrap_or_else(PoisonError::into_inner));
-            body.extend_from_slice(b"],\"next\":");
+            let mut page = page.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut chunks = std::mem::take(&mut page.chunks);
+            chunks.extend(b"],\"next\":");
             match next {
-                Some(id) => body.extend_from_slice(id.to_string().as_bytes()),
-                None => body.extend_from_slice(b"null"),
+                Some(id) => chunks.extend(id.to_string().as_bytes()),
+                None => chunks.extend(b"null"),
             }
-            body.push(b'}');
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            chunks.extend(b"}");
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                chunks.into_body(),
+            )
+                .into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

@@ -4,6 +4,7 @@
 mod ack_page;
 mod api;
 mod auth;
+mod chunked;
 mod cross_site;
 mod hooks;
 pub mod kannel_inbound;
