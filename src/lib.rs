@@ -41,6 +41,8 @@
 //! - [`http`]: webhook receiver, incident API, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.
 //! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.
+//! - [`schedule`]: on-call rotations and schedules, pure: who is on call at an
+//!   instant, the shifts over a range, gaps and overlaps, iCalendar feeds.
 //! - [`time`]: instants as integers and the injected clock.
 //! - [`watchdog`]: the health of every channel; a dark one becomes an incident paged
 //!   through the others.
@@ -58,6 +60,7 @@ pub mod irc;
 pub mod metrics;
 pub mod notify;
 pub mod runtime;
+pub mod schedule;
 pub mod source;
 pub mod store;
 pub mod time;
