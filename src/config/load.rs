@@ -156,6 +156,7 @@ pub(super) fn load_with_env(
     let parsed = loader.sections();
     let (hook_auth, notifier_secrets, routes) = loader.check(&parsed);
     let irc_secrets = loader.check_irc(&parsed);
+    let calendar = loader.check_schedules(&parsed);
     let mut errors = loader.errors;
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line.is_none(), e.line));
@@ -169,6 +170,7 @@ pub(super) fn load_with_env(
         notifier_secrets,
         routes,
         irc_secrets,
+        calendar,
     };
     // Said of the secrets as read, not of a line: a short token, a token doing two jobs.
     for message in cfg.credential_warnings() {

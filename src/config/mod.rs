@@ -13,6 +13,7 @@ mod load;
 mod locate;
 mod messages;
 pub mod notifier;
+mod schedules;
 pub mod schema;
 mod secrets;
 mod sections;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 pub use credentials::{BASIC_AUTH, Credential, HookAuth, MASTER_TOKEN, Presented, Scope, Scopes};
 pub use load::{ConfigError, ConfigErrors, load_file, load_str};
 pub use notifier::*;
+pub use schedules::{RotationConfig, RotationType, RuleConfig, ScheduleConfig, changed_members};
 pub use schema::*;
 pub use types::{ByteSize, HumanDuration, RateLimit, Secret};
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `[sources.irc]` passwords.
     pub irc_secrets: IrcSecrets,
+    /// Rotations and schedules, compiled: who is on call when.
+    pub calendar: crate::schedule::Calendar,
     /// What is valid but weak, in file order: `check-config` prints it and the daemon
     /// logs it at start.
     pub warnings: Vec<ConfigError>,

@@ -31,6 +31,12 @@ pub struct ConfigFile {
     /// Named escalation policies.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,
+    /// Contacts taking turns on call.
+    #[serde(default)]
+    pub rotations: BTreeMap<String, super::schedules::RotationConfig>,
+    /// Who is on call, from rotations and rules; steps page them like contacts.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, super::schedules::ScheduleConfig>,
     /// Which policy an incident gets; first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,

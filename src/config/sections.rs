@@ -24,6 +24,8 @@ const SECTIONS: &[&str] = &[
     "notifiers",
     "contacts",
     "policies",
+    "rotations",
+    "schedules",
     "routes",
     "sources",
     "watchdog",
@@ -42,6 +44,8 @@ pub(super) struct Parsed {
     pub(super) notifier_names: BTreeSet<String>,
     pub(super) contact_names: BTreeSet<String>,
     pub(super) policy_names: BTreeSet<String>,
+    pub(super) rotation_names: BTreeSet<String>,
+    pub(super) schedule_names: BTreeSet<String>,
 }
 
 impl<'a, 'i> Loader<'a, 'i> {
@@ -162,6 +166,18 @@ impl<'a, 'i> Loader<'a, 'i> {
                 p.file.policies.insert(name.clone(), c);
             }
             p.policy_names.insert(name);
+        }
+        for (name, at, v) in self.named("rotations") {
+            if let Some(r) = self.entry::<super::schedules::RotationConfig>(&at, v) {
+                p.file.rotations.insert(name.clone(), r);
+            }
+            p.rotation_names.insert(name);
+        }
+        for (name, at, v) in self.named("schedules") {
+            if let Some(s) = self.entry::<super::schedules::ScheduleConfig>(&at, v) {
+                p.file.schedules.insert(name.clone(), s);
+            }
+            p.schedule_names.insert(name);
         }
         if let Some((at, v)) = section("routes") {
             match v.get_ref() {

@@ -92,22 +92,29 @@ impl Loader<'_, '_> {
         (hook_auth, secrets, routes)
     }
 
-    /// Contacts, notifiers and policies share one name space, and names are plain.
+    /// Contacts, notifiers, policies and schedules share one name space (a step names
+    /// any of the first, second and last), and names are plain.
     fn check_names(&mut self, p: &Parsed) {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         let sections = [
             ("notifiers", &p.notifier_names),
             ("contacts", &p.contact_names),
             ("policies", &p.policy_names),
+            ("schedules", &p.schedule_names),
         ];
+        for name in &p.rotation_names {
+            if !is_plain(name) {
+                let at = KeyPath::default().key("rotations").key(name);
+                self.err(
+                    &at,
+                    format!("name {name:?} may only have letters, digits, '_', '.' and '-'"),
+                );
+            }
+        }
         for (section, names) in sections {
             for name in names {
                 let at = KeyPath::default().key(section).key(name);
-                if name.is_empty()
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                {
+                if !is_plain(name) {
                     self.err(
                         &at,
                         format!("name {name:?} may only have letters, digits, '_', '.' and '-'"),
@@ -120,7 +127,7 @@ impl Loader<'_, '_> {
                             .map(|s| format!(" (line {})", line_of(self.text, s.start)))
                             .unwrap_or_default();
                         let msg = format!(
-                            "name {name:?} is used by both {first_at}{line} and {at}: contacts, notifiers and policies share one name space, so rename one"
+                            "name {name:?} is used by both {first_at}{line} and {at}: contacts, notifiers, policies and schedules share one name space, so rename one"
                         );
                         self.err(&at, msg);
                     }
@@ -173,11 +180,15 @@ impl Loader<'_, '_> {
                     );
                 }
                 for (j, target) in step.notify.iter().enumerate() {
-                    if !p.contact_names.contains(target) && !p.notifier_names.contains(target) {
+                    if !p.contact_names.contains(target)
+                        && !p.notifier_names.contains(target)
+                        && !p.schedule_names.contains(target)
+                    {
                         let what = what_is(p, target);
                         let msg = format!(
-                            "unknown contact or notifier {target:?}{what} (contacts: {}; notifiers: {})",
+                            "unknown contact, schedule or notifier {target:?}{what} (contacts: {}; schedules: {}; notifiers: {})",
                             list(&p.contact_names),
+                            list(&p.schedule_names),
                             list(&p.notifier_names)
                         );
                         self.err(&step_at.key("notify").index(j), msg);
@@ -409,7 +420,15 @@ fn is_http_url(s: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty())
 }
 
-fn list(names: &BTreeSet<String>) -> String {
+/// Whether a name is one a reference can be written with.
+fn is_plain(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+pub(super) fn list(names: &BTreeSet<String>) -> String {
     if names.is_empty() {
         return "none defined".to_string();
     }
@@ -421,13 +440,17 @@ fn list(names: &BTreeSet<String>) -> String {
 }
 
 /// `", which is a contact"` when a reference names the wrong kind of thing.
-fn what_is(p: &Parsed, name: &str) -> &'static str {
+pub(super) fn what_is(p: &Parsed, name: &str) -> &'static str {
     if p.contact_names.contains(name) {
         ", which is a contact"
     } else if p.notifier_names.contains(name) {
         ", which is a notifier"
     } else if p.policy_names.contains(name) {
         ", which is a policy"
+    } else if p.schedule_names.contains(name) {
+        ", which is a schedule"
+    } else if p.rotation_names.contains(name) {
+        ", which is a rotation"
     } else {
         ""
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::incidents::fingerprint_key;
 use super::model::*;
 use super::policy::{MethodSnapshot, PolicySnapshot, Target};
+use crate::schedule::{OnCall, Via as OnCallVia};
 use crate::time::{Timestamp, human};
 
 /// A deadline met later than this is reported as late (tocsin was down or stalled).
@@ -26,6 +27,8 @@ pub(crate) struct Ctx<'a> {
     pub max_alerts: usize,
     pub next_page_id: &'a mut PageId,
     pub fx: &'a mut Vec<Effect>,
+    /// Who schedules have on call, for steps that name one.
+    pub roster: super::roster::Roster<'a>,
 }
 
 impl Ctx<'_> {
@@ -200,6 +203,13 @@ impl Live {
                 Target::Contact { name, methods } if name == contact => Some(methods.as_slice()),
                 _ => None,
             })
+            .or_else(|| {
+                self.esc
+                    .rostered
+                    .iter()
+                    .find(|r| r.contact == contact)
+                    .map(|r| r.methods.as_slice())
+            })
             .unwrap_or(&[])
     }
 
@@ -306,7 +316,16 @@ impl Live {
         let number = idx as u32 + 1;
         self.esc.step = number;
         let late_by = late(cx.now, due);
-        let names: Vec<&str> = step.targets.iter().map(Target::name).collect();
+        // A schedule is asked now, as the step fires: whoever is on call at this instant.
+        let resolved: Vec<Resolved> = step
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Schedule { name } => Resolved::Schedule(name, cx.roster.oncall(name, cx.now)),
+                other => Resolved::Plain(other),
+            })
+            .collect();
+        let names: Vec<String> = resolved.iter().map(Resolved::describe).collect();
         let mut detail = format!(
             "step {number}/{} of policy {} (pass {}/{}): paging {}",
             policy.steps.len(),
@@ -323,8 +342,16 @@ impl Live {
         }
         cx.event(self.id, EventKind::Step, None, detail);
         let reason = format!("step {number} of policy {}", policy.name);
-        for t in &step.targets {
+        for r in resolved {
+            let t = match r {
+                Resolved::Plain(t) => t,
+                Resolved::Schedule(name, oncall) => {
+                    self.page_schedule(cx, name, oncall, (number, cycle), late_by);
+                    continue;
+                }
+            };
             match t {
+                Target::Schedule { .. } => unreachable!("resolved above"),
                 Target::Notifier { name } => {
                     let page = Page {
                         id: cx.page_id(),
@@ -349,32 +376,89 @@ impl Live {
                     }
                 }
                 Target::Contact { name, methods } => {
-                    if methods.is_empty() {
-                        cx.event(
-                            self.id,
-                            EventKind::Unreachable,
-                            None,
-                            format!(
-                                "contact {name} has no contact methods; nobody was paged for them"
-                            ),
-                        );
-                        continue;
-                    }
-                    // A contact paged again restarts their chain from the first method.
-                    self.esc.chains.retain(|c| &c.contact != name);
-                    self.esc.chains.push(MethodChain {
-                        contact: name.clone(),
-                        step: number,
-                        cycle,
-                        paged_at: cx.now,
-                        next_method: 0,
-                        late_by_ms: late_by,
-                    });
-                    // Pages go out in the order the step lists its targets.
-                    let last = self.esc.chains.len() - 1;
-                    self.fire_chain(cx, last);
+                    self.page_contact(cx, name, methods.is_empty(), (number, cycle), late_by, None)
                 }
             }
+        }
+    }
+
+    /// Starts paging one contact from their first method; `via` is the schedule that
+    /// had them on call.
+    fn page_contact(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        name: &str,
+        no_methods: bool,
+        (number, cycle): (u32, u32),
+        late_by: Option<u64>,
+        via: Option<&str>,
+    ) {
+        if no_methods {
+            cx.event(
+                self.id,
+                EventKind::Unreachable,
+                None,
+                format!("contact {name} has no contact methods; nobody was paged for them"),
+            );
+            return;
+        }
+        // A contact paged again restarts their chain from the first method.
+        self.esc.chains.retain(|c| c.contact != name);
+        self.esc.chains.push(MethodChain {
+            contact: name.to_string(),
+            step: number,
+            cycle,
+            paged_at: cx.now,
+            next_method: 0,
+            late_by_ms: late_by,
+            via: via.map(str::to_string),
+        });
+        // Pages go out in the order the step lists its targets.
+        let last = self.esc.chains.len() - 1;
+        self.fire_chain(cx, last);
+    }
+
+    /// Pages whoever `schedule` has on call (its fallback when nobody is), with the
+    /// methods they have now, remembered for the methods still to come.
+    fn page_schedule(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        schedule: &str,
+        oncall: Option<OnCall>,
+        step: (u32, u32),
+        late_by: Option<u64>,
+    ) {
+        let Some(oncall) = oncall else {
+            cx.event(
+                self.id,
+                EventKind::Unreachable,
+                None,
+                format!("schedule {schedule} is no longer in the config; nobody was paged for it"),
+            );
+            return;
+        };
+        if oncall.contacts.is_empty() {
+            cx.event(
+                self.id,
+                EventKind::Unreachable,
+                None,
+                format!(
+                    "nobody is on call for schedule {schedule} and it has no fallback; nobody was paged for it"
+                ),
+            );
+            return;
+        }
+        for person in &oncall.contacts {
+            let methods = cx.roster.methods(&person.name).unwrap_or(&[]).to_vec();
+            let no_methods = methods.is_empty();
+            match self.esc.rostered.iter_mut().find(|r| r.contact == person.name) {
+                Some(r) => r.methods = methods,
+                None => self.esc.rostered.push(Rostered {
+                    contact: person.name.clone(),
+                    methods,
+                }),
+            }
+            self.page_contact(cx, &person.name, no_methods, step, late_by, Some(schedule));
         }
     }
 
@@ -398,7 +482,12 @@ impl Live {
             if due > cx.now {
                 break;
             }
-            let reason = if chain.next_method == 0 {
+            let reason = if let (0, Some(via)) = (chain.next_method, &chain.via) {
+                format!(
+                    "step {} of policy {}: on call for {via}",
+                    chain.step, self.policy.name
+                )
+            } else if chain.next_method == 0 {
                 format!("step {} of policy {}", chain.step, self.policy.name)
             } else {
                 format!(
@@ -869,5 +958,41 @@ impl Live {
             self.resolve_as(cx, None, format!("all {n} alert(s) resolved"));
         }
         changed
+    }
+}
+
+/// A step's target with any schedule asked who is on call.
+enum Resolved<'p> {
+    Plain(&'p Target),
+    Schedule(&'p str, Option<OnCall>),
+}
+
+impl Resolved<'_> {
+    /// How the step's history line names it: `primary (bob on call through rotation ops)`.
+    fn describe(&self) -> String {
+        match self {
+            Resolved::Plain(t) => t.name().to_string(),
+            Resolved::Schedule(name, None) => format!("{name} (no longer configured)"),
+            Resolved::Schedule(name, Some(oc)) if oc.contacts.is_empty() => {
+                format!("{name} (nobody on call, no fallback)")
+            }
+            Resolved::Schedule(name, Some(oc)) if oc.fallback_used => {
+                let who: Vec<&str> = oc.contacts.iter().map(|c| c.name.as_str()).collect();
+                format!("{name} (nobody on call: fallback {})", who.join(", "))
+            }
+            Resolved::Schedule(name, Some(oc)) => {
+                let who: Vec<String> = oc
+                    .contacts
+                    .iter()
+                    .map(|c| match &c.via {
+                        OnCallVia::Rotation(r) => format!("{} through rotation {r}", c.name),
+                        OnCallVia::Rule => format!("{} by rule", c.name),
+                        OnCallVia::Override(id) => format!("{} by override {id}", c.name),
+                        OnCallVia::Fallback => format!("{} as fallback", c.name),
+                    })
+                    .collect();
+                format!("{name} ({} on call)", who.join(", "))
+            }
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct Engine {
     timers: BTreeSet<(Timestamp, IncidentId)>,
     next_incident_id: IncidentId,
     next_page_id: PageId,
+    /// Overrides of schedules in force or ahead, in the order they were made.
+    pub(super) overrides: Vec<super::model::OverrideRecord>,
+    pub(super) next_override_id: super::model::OverrideId,
 }
 
 struct Recent {
@@ -78,6 +81,8 @@ impl Engine {
             timers: BTreeSet::new(),
             next_incident_id: 1,
             next_page_id: 1,
+            overrides: Vec::new(),
+            next_override_id: 1,
         }
     }
 
@@ -141,6 +146,10 @@ impl Engine {
     /// incidents keep the policy they opened with.
     pub fn set_config(&mut self, cfg: Arc<EscalationConfig>) {
         self.cfg = cfg;
+    }
+
+    pub(super) fn config(&self) -> Arc<EscalationConfig> {
+        self.cfg.clone()
     }
 
     /// Applies one input at `now`. On refusal nothing changed but the history notes the
@@ -208,7 +217,18 @@ impl Engine {
             Input::Released { pages } => self.on_released(now, pages, &mut fx),
             Input::Tick => self.on_tick(now, &mut fx),
             Input::PageOutcome { page, outcome } => self.on_outcome(now, page, outcome, &mut fx),
+            Input::AddOverride {
+                schedule,
+                change,
+                from,
+                to,
+                by,
+            } => self.add_override(now, schedule, change, (from, to), &by, &mut fx)?,
+            Input::DeleteOverride { schedule, id, .. } => {
+                self.delete_override(now, &schedule, id, &mut fx)?
+            }
         }
+        self.prune_overrides(now);
         self.prune_recent(now);
         Ok(fx)
     }
@@ -220,6 +240,10 @@ impl Engine {
             max_alerts: self.cfg.max_alerts,
             next_page_id: &mut self.next_page_id,
             fx,
+            roster: super::roster::Roster {
+                cfg: &self.cfg,
+                overrides: &self.overrides,
+            },
         }
     }
 

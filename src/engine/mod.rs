@@ -6,10 +6,12 @@ mod labels;
 mod matcher;
 mod model;
 mod policy;
+mod roster;
 
 pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
 pub use incidents::{Engine, RECENT_WINDOW};
+pub use roster::{MAX_OVERRIDE, overrides_of};
 pub use labels::LabelSet;
 pub use matcher::Matcher;
 pub use model::*;

@@ -273,6 +273,57 @@ pub enum Input {
         page: Page,
         outcome: Outcome,
     },
+    /// Change who is on call for a while (an override of a schedule).
+    AddOverride {
+        schedule: String,
+        change: Change,
+        from: Timestamp,
+        to: Timestamp,
+        by: Actor,
+    },
+    /// Take an override back, whether it has started or not.
+    DeleteOverride {
+        schedule: String,
+        id: OverrideId,
+        by: Actor,
+    },
+}
+
+pub use crate::schedule::Change;
+
+/// Overrides are numbered once, across schedules.
+pub type OverrideId = u64;
+
+/// An override as stored and listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideRecord {
+    pub id: OverrideId,
+    pub schedule: String,
+    pub change: Change,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Who made it (`alice`, `api`), for the list and the history.
+    pub by: String,
+    pub created_at: Timestamp,
+}
+
+impl OverrideRecord {
+    /// The contacts it names: two overrides naming one person at once are refused.
+    pub fn people(&self) -> Vec<&str> {
+        match &self.change {
+            Change::Add { contact } | Change::Remove { contact } => vec![contact],
+            Change::Replace { contact, with } => vec![contact, with],
+        }
+    }
+
+    pub fn as_override(&self) -> crate::schedule::Override {
+        crate::schedule::Override {
+            id: self.id,
+            change: self.change.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
 }
 
 /// How a send ended, after the notifier's own retries.
@@ -428,6 +479,17 @@ pub struct Escalation {
     /// recovery page goes when the policy asks for one.
     #[serde(default)]
     pub reached: Vec<(String, u32)>,
+    /// Contacts paged because a schedule had them on call, with the methods they had
+    /// then: the policy names the schedule, not them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rostered: Vec<Rostered>,
+}
+
+/// A contact reached through a schedule, and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rostered {
+    pub contact: String,
+    pub methods: Vec<super::policy::MethodSnapshot>,
 }
 
 /// A contact being paged: its methods go out in order, each at its `after`.
@@ -443,6 +505,9 @@ pub struct MethodChain {
     /// How late the step that paged them fired; the first method's page says so.
     #[serde(default)]
     pub late_by_ms: Option<u64>,
+    /// The schedule that had them on call, when that is how the step reached them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// The mutable part of an incident, written after every change.
@@ -539,6 +604,10 @@ pub enum Effect {
         incident: IncidentId,
         labels: BTreeMap<String, String>,
     },
+    /// Record a new override of a schedule.
+    Override(OverrideRecord),
+    /// Forget an override (its row stays, marked deleted at `at`, so ids are not reused).
+    OverrideDeleted { id: OverrideId, at: Timestamp },
 }
 
 /// Why the engine refused an input: it would change nothing. The caller is answered with
@@ -563,6 +632,16 @@ pub enum Refusal {
     ZeroSnooze,
     #[error("snooze is at most 7 days; for longer, resolve it")]
     SnoozeTooLong,
+    #[error("no schedule {0:?}")]
+    UnknownSchedule(String),
+    #[error("no contact {0:?}")]
+    UnknownContact(String),
+    #[error("{0}")]
+    BadOverride(&'static str),
+    #[error("override {id} already changes {contact} at that time; delete it or pick another time")]
+    OverrideConflict { id: OverrideId, contact: String },
+    #[error("schedule {schedule:?} has no override {id}")]
+    NoOverride { schedule: String, id: OverrideId },
 }
 
 /// The longest snooze: an incident quiet for longer should be resolved, not forgotten.
@@ -576,7 +655,12 @@ impl Refusal {
             Refusal::AlreadyResolved(_) | Refusal::AlreadyAcked { .. } | Refusal::NotAcked(_) => {
                 409
             }
-            Refusal::ZeroSnooze | Refusal::SnoozeTooLong => 400,
+            Refusal::ZeroSnooze
+            | Refusal::SnoozeTooLong
+            | Refusal::UnknownContact(_)
+            | Refusal::BadOverride(_) => 400,
+            Refusal::UnknownSchedule(_) | Refusal::NoOverride { .. } => 404,
+            Refusal::OverrideConflict { .. } => 409,
         }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matcher::Matcher;
 use crate::config::Config;
+use crate::schedule::Calendar;
 
 /// Key of the watchdog incidents' policy in [`EscalationConfig::policies`]; the `:` keeps
 /// it apart from every name a user can write.
@@ -55,12 +56,17 @@ pub enum Target {
     },
     /// A notifier paged directly (a log, a channel, a webhook).
     Notifier { name: String },
+    /// Whoever the schedule has on call when the step fires, through the methods they
+    /// have then.
+    Schedule { name: String },
 }
 
 impl Target {
     pub fn name(&self) -> &str {
         match self {
-            Target::Contact { name, .. } | Target::Notifier { name } => name,
+            Target::Contact { name, .. } | Target::Notifier { name } | Target::Schedule { name } => {
+                name
+            }
         }
     }
 }
@@ -92,27 +98,41 @@ pub struct EscalationConfig {
     /// Most alerts an incident keeps ([defaults] max_alerts_per_incident); the rest are
     /// only counted.
     pub max_alerts: usize,
+    /// Who is on call when: a step naming a schedule asks it as the step fires.
+    pub calendar: Arc<Calendar>,
+    /// Every contact's methods as configured now, for the contacts a schedule puts on
+    /// call (the policy snapshot names the schedule, not them).
+    pub contacts: BTreeMap<String, Vec<MethodSnapshot>>,
 }
 
 impl EscalationConfig {
     /// Builds from a validated config (references are known to resolve).
     pub fn from_config(cfg: &Config) -> Self {
         let f = &cfg.file;
+        let contacts: BTreeMap<String, Vec<MethodSnapshot>> = f
+            .contacts
+            .iter()
+            .map(|(name, c)| {
+                let methods = c
+                    .methods
+                    .iter()
+                    .map(|m| MethodSnapshot {
+                        notifier: m.notifier.clone(),
+                        after: m.after.0,
+                        to: m.to.clone(),
+                        topic: m.topic.clone(),
+                    })
+                    .collect();
+                (name.clone(), methods)
+            })
+            .collect();
         let target_for = |name: &String| -> Target {
-            match f.contacts.get(name) {
-                Some(c) => Target::Contact {
+            match contacts.get(name) {
+                Some(methods) => Target::Contact {
                     name: name.clone(),
-                    methods: c
-                        .methods
-                        .iter()
-                        .map(|m| MethodSnapshot {
-                            notifier: m.notifier.clone(),
-                            after: m.after.0,
-                            to: m.to.clone(),
-                            topic: m.topic.clone(),
-                        })
-                        .collect(),
+                    methods: methods.clone(),
                 },
+                None if f.schedules.contains_key(name) => Target::Schedule { name: name.clone() },
                 None => Target::Notifier { name: name.clone() },
             }
         };
@@ -190,7 +210,21 @@ impl EscalationConfig {
                 .collect(),
             ack_timeout: f.defaults.ack_timeout.0,
             max_alerts: f.defaults.max_alerts_per_incident as usize,
+            calendar: Arc::new(cfg.calendar.clone()),
+            contacts,
         }
+    }
+
+    /// Who `schedule` has on call at `at` with these overrides (of any schedule);
+    /// `None` when the config has no such schedule.
+    pub fn oncall(
+        &self,
+        schedule: &str,
+        overrides: &[super::model::OverrideRecord],
+        at: crate::time::Timestamp,
+    ) -> Option<crate::schedule::OnCall> {
+        let mine = super::roster::overrides_of(overrides, schedule);
+        self.calendar.oncall(schedule, &mine, at)
     }
 
     /// The policy for an incident with these labels: the first route whose matchers all match.

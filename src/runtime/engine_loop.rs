@@ -52,7 +52,14 @@ impl SubmitError {
 
 pub(crate) struct Request {
     input: Input,
-    reply: Option<oneshot::Sender<Result<(), SubmitError>>>,
+    reply: Option<oneshot::Sender<Result<Applied, SubmitError>>>,
+}
+
+/// What an applied input made that its sender needs to know.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// The id of the override it made.
+    pub override_id: Option<crate::engine::OverrideId>,
 }
 
 /// How the rest of the daemon talks to the engine.
@@ -64,6 +71,11 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Applies `input` and waits until its effects are committed.
     pub async fn submit(&self, input: Input) -> Result<(), SubmitError> {
+        self.apply(input).await.map(|_| ())
+    }
+
+    /// Like [`EngineHandle::submit`], answering what the input made.
+    pub async fn apply(&self, input: Input) -> Result<Applied, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
@@ -304,8 +316,12 @@ impl EngineLoop {
         for req in batch.drain(..) {
             match self.engine.apply(now, req.input) {
                 Ok(fx) => {
+                    let override_id = fx.iter().find_map(|e| match e {
+                        Effect::Override(o) => Some(o.id),
+                        _ => None,
+                    });
                     effects.extend(fx);
-                    replies.push((req.reply, Ok(())));
+                    replies.push((req.reply, Ok(Applied { override_id })));
                 }
                 Err(r) => {
                     effects.extend(r.notes);
@@ -445,7 +461,7 @@ impl EngineLoop {
         let Some(policy) = self.cfg.policies.get(WATCHDOG_POLICY) else {
             return;
         };
-        let pages = alarm.pages(policy, now);
+        let pages = alarm.pages(policy, &self.cfg, self.engine.overrides(), now);
         let state = match alarm {
             Alarm::Down { .. } => IncidentState::Triggered,
             Alarm::Back { .. } => IncidentState::Resolved,
@@ -467,12 +483,13 @@ pub(crate) async fn restore_engine(
 ) -> Result<(Engine, Vec<Page>), crate::store::StoreError> {
     let since = Timestamp(now.millis() - RECENT_WINDOW.as_millis() as i64);
     let r = store.restore(since).await?;
-    let engine = Engine::restore(
+    let mut engine = Engine::restore(
         cfg,
         r.next_incident_id,
         r.next_page_id,
         r.open,
         r.recent_resolved,
     );
+    engine.restore_overrides(r.overrides, r.next_override_id);
     Ok((engine, r.pending_pages))
 }

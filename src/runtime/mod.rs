@@ -18,6 +18,7 @@ mod dispatch;
 mod engine_loop;
 mod irc_desk;
 mod reload;
+pub mod rotations;
 pub mod retention;
 pub mod supervisor;
 
@@ -120,6 +121,12 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?,
         ),
     };
+    let changed = rotations::settle(&*store, &mut opts.config, opts.clock.now())
+        .await
+        .context("reading the rotations' member lists from the store")?;
+    if !changed.is_empty() {
+        info!(rotations = %changed.join(", "), "rotation members changed in the config: the shift under way keeps its person, the new list takes over at the next handoff");
+    }
     let cfg = Arc::new(EscalationConfig::from_config(&opts.config));
     let restoring = std::time::Instant::now();
     let (engine, pending) = engine_loop::restore_engine(&*store, cfg.clone(), opts.clock.now())
@@ -363,6 +370,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         build,
         metrics,
         clock: opts.clock.clone(),
+        store: store.clone(),
     }
     .start(&watch_stop, &tasks);
     state.reloader = Some(reload.clone());

@@ -83,6 +83,8 @@ pub(crate) struct Reloader {
     pub build: BuildContext,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Where rotations' member lists are recorded.
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 /// The top-level sections that only a restart applies, where they changed. Compared as
@@ -152,15 +154,15 @@ impl Reloader {
                             None => return stop.cancelled().await,
                         },
                     };
-                    let _ = reply.send(reloader.reload());
+                    let _ = reply.send(reloader.reload().await);
                 }
             }
         });
         ReloadHandle { tx }
     }
 
-    fn reload(&mut self) -> Result<Reloaded, String> {
-        let result = self.try_reload();
+    async fn reload(&mut self) -> Result<Reloaded, String> {
+        let result = self.try_reload().await;
         match &result {
             Ok(r) => {
                 self.metrics.config_reload_ok.set(1);
@@ -186,14 +188,20 @@ impl Reloader {
         result
     }
 
-    fn try_reload(&mut self) -> Result<Reloaded, String> {
+    async fn try_reload(&mut self) -> Result<Reloaded, String> {
         let Some(path) = &self.path else {
             return Err(
                 "tocsin was started without a config file, so there is nothing to re-read"
                     .to_string(),
             );
         };
-        let new = load_file(path).map_err(|e| e.to_string())?;
+        let mut new = load_file(path).map_err(|e| e.to_string())?;
+        let changed = super::rotations::settle(&*self.store, &mut new, self.clock.now())
+            .await
+            .map_err(|e| format!("recording the rotations' member lists: {e}"))?;
+        if !changed.is_empty() {
+            info!(rotations = %changed.join(", "), "rotation members changed: the shift under way keeps its person, the new list takes over at the next handoff");
+        }
         let (notifiers, rebuilt) =
             crate::notify::rebuild_all(&self.current, &self.notifiers, &new, &self.build)
                 .map_err(|e| format!("{}: building notifiers:\n{e}", path.display()))?;

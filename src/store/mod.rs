@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    AlertStatus, Effect, EventKind, IncidentId, IncidentState, Page, PageId, PageKind, Via,
+    AlertStatus, Effect, EventKind, IncidentId, IncidentState, OverrideId, OverrideRecord, Page,
+    PageId, PageKind, Via,
 };
 
 /// Defined beside the engine (which consumes it); re-exported here where stores build it.
@@ -62,6 +63,9 @@ pub struct Restored {
     pub next_page_id: PageId,
     /// Pages recorded as intents with no outcome: sent again (same id) on start.
     pub pending_pages: Vec<Page>,
+    /// Overrides of schedules not deleted and not ended at the cut-off.
+    pub overrides: Vec<OverrideRecord>,
+    pub next_override_id: OverrideId,
 }
 
 /// What one pass of retention deleted: resolved incidents and what hung off them.
@@ -388,6 +392,14 @@ pub trait Store: Send + Sync + 'static {
         id: IncidentId,
         detail: Detail,
     ) -> Result<Option<IncidentView>, StoreError>;
+
+    /// Overrides not deleted that end after `ending_after`, of one schedule or all, in
+    /// the order they were made.
+    async fn overrides(
+        &self,
+        schedule: Option<String>,
+        ending_after: Timestamp,
+    ) -> Result<Vec<OverrideRecord>, StoreError>;
 
     /// One incident as a page about it shows it ([`Detail::MESSAGE`]), read apart from
     /// every other read: however many API and web reads are waiting, a page is never

@@ -41,7 +41,7 @@ use super::{
     StoreError,
 };
 use crate::data_dir::DataDir;
-use crate::engine::{Effect, IncidentId, IncidentState};
+use crate::engine::{Effect, IncidentId, IncidentState, OverrideRecord};
 use crate::time::Timestamp;
 
 /// The schema this build writes: `schema.sql` is version 1, each of [`MIGRATIONS`] one
@@ -80,6 +80,13 @@ const MIGRATIONS: &[&str] = &[
     // 7: an incident's most recent history entries are read without sorting all of them
     // (a year of refused chat commands can leave a hundred thousand).
     "CREATE INDEX IF NOT EXISTS events_incident_at ON events (incident_id, at, id)",
+    // 8: overrides of schedules; a deleted one keeps its row (and its id) with deleted_at.
+    "CREATE TABLE IF NOT EXISTS overrides (\
+         id INTEGER PRIMARY KEY, schedule TEXT NOT NULL, kind TEXT NOT NULL, \
+         contact TEXT NOT NULL, with_contact TEXT, from_ms INTEGER NOT NULL, \
+         to_ms INTEGER NOT NULL, by TEXT NOT NULL, created_at INTEGER NOT NULL, \
+         deleted_at INTEGER);
+     CREATE INDEX IF NOT EXISTS overrides_to ON overrides (to_ms);",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -505,6 +512,17 @@ impl Store for SqliteStore {
             let view = read::incident(&tx, id, detail)?;
             tx.commit().or_read()?;
             Ok(view)
+        })
+        .await
+    }
+
+    async fn overrides(
+        &self,
+        schedule: Option<String>,
+        ending_after: Timestamp,
+    ) -> Result<Vec<OverrideRecord>, StoreError> {
+        self.read(Lane::Shared, move |conn| {
+            read::overrides(conn, schedule.as_deref(), ending_after)
         })
         .await
     }

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{Page, PageKind, PolicySnapshot, Target};
+use crate::engine::{
+    EscalationConfig, MethodSnapshot, OverrideRecord, Page, PageKind, PolicySnapshot, Target,
+};
 use crate::time::{Timestamp, human, rfc3339};
 
 /// How long writes must fail before anyone is told: one failed commit that the next
@@ -143,7 +145,14 @@ impl Alarm {
     /// One message per target of the watchdog policy's first step, each contact through
     /// their first method: the alarm cannot wait for a method's `after`, nor for a
     /// failover the store would have to record.
-    pub fn pages(&self, watchdog: &PolicySnapshot, now: Timestamp) -> Vec<Page> {
+    /// A schedule among them is asked who is on call now.
+    pub fn pages(
+        &self,
+        watchdog: &PolicySnapshot,
+        cfg: &EscalationConfig,
+        overrides: &[OverrideRecord],
+        now: Timestamp,
+    ) -> Vec<Page> {
         let Some(step) = watchdog.steps.first() else {
             return Vec::new();
         };
@@ -164,15 +173,30 @@ impl Alarm {
             reason: "tocsin's store cannot be written".to_string(),
             retry_until: None,
         };
+        let first_method = |name: &str, m: Option<&MethodSnapshot>, target: &str| {
+            m.map(|m| Page {
+                to: m.to.clone(),
+                topic: m.topic.clone(),
+                ..page(target, Some(name), &m.notifier)
+            })
+        };
         step.targets
             .iter()
-            .filter_map(|t| match t {
-                Target::Contact { name, methods } => methods.first().map(|m| Page {
-                    to: m.to.clone(),
-                    topic: m.topic.clone(),
-                    ..page(name, Some(name), &m.notifier)
-                }),
-                Target::Notifier { name } => Some(page(name, None, name)),
+            .flat_map(|t| match t {
+                Target::Contact { name, methods } => {
+                    first_method(name, methods.first(), name).into_iter().collect()
+                }
+                Target::Notifier { name } => vec![page(name, None, name)],
+                Target::Schedule { name } => cfg
+                    .oncall(name, overrides, now)
+                    .map(|oc| oc.contacts)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|c| {
+                        let methods = cfg.contacts.get(&c.name)?;
+                        first_method(&c.name, methods.first(), &c.name)
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -302,7 +326,12 @@ mod tests {
             since: at("2026-12-07T03:00:00Z"),
             error: "database or disk is full".into(),
         };
-        let pages = alarm.pages(&policy, now);
+        let cfg = crate::config::load_str(
+            "[notifiers.console]\ntype = \"log\"\n[contacts.alice]\nmethods = [{ notifier = \"console\" }]\n[policies.p]\nsteps = [{ notify = [\"console\"] }]\n[[routes]]\npolicy = \"p\"\n",
+            None,
+        )
+        .unwrap();
+        let pages = alarm.pages(&policy, &EscalationConfig::from_config(&cfg), &[], now);
         let sent: Vec<_> = pages
             .iter()
             .map(|p| (p.target.as_str(), p.notifier.as_str(), p.to.as_deref()))

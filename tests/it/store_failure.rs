@@ -110,6 +110,14 @@ impl Store for FullDisk {
         self.stuck().await;
         self.inner.incident(id, detail).await
     }
+    async fn overrides(
+        &self,
+        schedule: Option<String>,
+        ending_after: Timestamp,
+    ) -> Result<Vec<tocsin::engine::OverrideRecord>, StoreError> {
+        self.stuck().await;
+        self.inner.overrides(schedule, ending_after).await
+    }
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
         self.inner.incident_to_page(id).await
     }

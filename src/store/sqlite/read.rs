@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
 use crate::engine::{
-    AlertStatus, Escalation, EventKind, IncidentId, IncidentState, Page, PageKind, PolicySnapshot,
-    Via, fingerprint_key, labels_hash,
+    AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, OverrideRecord, Page,
+    PageKind, PolicySnapshot, Via, fingerprint_key, labels_hash,
 };
 use crate::store::{
     AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageStatus,
@@ -90,13 +90,60 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
     while let Some(row) = rows.next().or_read()? {
         pending_pages.push(page_row(row).or_read()?);
     }
+    let overrides = overrides(tx, None, since)?;
+    let next_override_id = next_id("overrides")?;
     Ok(Restored {
         open,
         recent_resolved,
         next_incident_id,
         next_page_id,
         pending_pages,
+        overrides,
+        next_override_id,
     })
+}
+
+/// Overrides not deleted that end after `ending_after`, oldest first.
+pub(super) fn overrides(
+    conn: &Connection,
+    schedule: Option<&str>,
+    ending_after: Timestamp,
+) -> Result<Vec<OverrideRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, schedule, kind, contact, with_contact, from_ms, to_ms, by, created_at \
+             FROM overrides WHERE deleted_at IS NULL AND to_ms > ?1 \
+             AND (?2 IS NULL OR schedule = ?2) ORDER BY id",
+        )
+        .or_read()?;
+    let mut rows = stmt.query(params![ending_after.0, schedule]).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let kind: String = row.get(2).or_read()?;
+        let contact: String = row.get(3).or_read()?;
+        let with: Option<String> = row.get(4).or_read()?;
+        let change = match (kind.as_str(), with) {
+            ("add", _) => Change::Add { contact },
+            ("remove", _) => Change::Remove { contact },
+            ("replace", Some(with)) => Change::Replace { contact, with },
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "override".into(),
+                    detail: format!("kind {kind:?} is not add, remove or replace"),
+                });
+            }
+        };
+        out.push(OverrideRecord {
+            id: get_u64(row, 0).or_read()?,
+            schedule: row.get(1).or_read()?,
+            change,
+            from: Timestamp(row.get(5).or_read()?),
+            to: Timestamp(row.get(6).or_read()?),
+            by: row.get(7).or_read()?,
+            created_at: Timestamp(row.get(8).or_read()?),
+        });
+    }
+    Ok(out)
 }
 
 /// Reads the incidents that `filter` (a `WHERE` on `incidents`) selects into what the

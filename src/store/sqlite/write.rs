@@ -6,8 +6,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::{Inbound, WriteRequest, sql_u64, to_json};
 use crate::engine::{
-    AlertRecord, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened, IncidentStatus,
-    Outcome, Page, PageId,
+    AlertRecord, Change, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened,
+    IncidentStatus, Outcome, OverrideId, OverrideRecord, Page, PageId,
 };
 use crate::store::PageStatus;
 use crate::time::Timestamp;
@@ -34,6 +34,8 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Page(p) => insert_page(&tx, p)?,
             Effect::PageDone { page, at, outcome } => page_done(&tx, *page, *at, outcome)?,
             Effect::Labels { incident, labels } => update_labels(&tx, *incident, labels)?,
+            Effect::Override(o) => insert_override(&tx, o)?,
+            Effect::OverrideDeleted { id, at } => delete_override(&tx, *id, *at)?,
             // Released pages were recorded when they were held.
             Effect::Send { .. } => {}
         }
@@ -102,6 +104,36 @@ fn save_source_state(
 
 /// The row with placeholder status fields; the `Status` effect that always follows in the
 /// same batch fills them in.
+fn insert_override(tx: &Transaction<'_>, o: &OverrideRecord) -> rusqlite::Result<()> {
+    let (kind, contact, with) = match &o.change {
+        Change::Add { contact } => ("add", contact, None),
+        Change::Remove { contact } => ("remove", contact, None),
+        Change::Replace { contact, with } => ("replace", contact, Some(with)),
+    };
+    tx.prepare_cached(
+        "INSERT INTO overrides (id, schedule, kind, contact, with_contact, from_ms, to_ms, by, \
+         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        sql_u64(o.id)?,
+        o.schedule,
+        kind,
+        contact,
+        with,
+        o.from.0,
+        o.to.0,
+        o.by,
+        o.created_at.0
+    ])?;
+    Ok(())
+}
+
+fn delete_override(tx: &Transaction<'_>, id: OverrideId, at: Timestamp) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE overrides SET deleted_at = ?2 WHERE id = ?1")?
+        .execute(params![sql_u64(id)?, at.0])?;
+    Ok(())
+}
+
 fn insert_incident(tx: &Transaction<'_>, o: &IncidentOpened) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO incidents (id, source, group_key, title, labels, created_at, policy_name, \
