@@ -321,7 +321,9 @@ impl Live {
             .targets
             .iter()
             .map(|t| match t {
-                Target::Schedule { name } => Resolved::Schedule(name, cx.roster.oncall(name, cx.now)),
+                Target::Schedule { name } => {
+                    Resolved::Schedule(name, cx.roster.oncall(name, cx.now))
+                }
                 other => Resolved::Plain(other),
             })
             .collect();
@@ -451,7 +453,12 @@ impl Live {
         for person in &oncall.contacts {
             let methods = cx.roster.methods(&person.name).unwrap_or(&[]).to_vec();
             let no_methods = methods.is_empty();
-            match self.esc.rostered.iter_mut().find(|r| r.contact == person.name) {
+            match self
+                .esc
+                .rostered
+                .iter_mut()
+                .find(|r| r.contact == person.name)
+            {
                 Some(r) => r.methods = methods,
                 None => self.esc.rostered.push(Rostered {
                     contact: person.name.clone(),

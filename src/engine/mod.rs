@@ -11,7 +11,6 @@ mod roster;
 pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
 pub use incidents::{Engine, RECENT_WINDOW};
-pub use roster::{MAX_OVERRIDE, overrides_of};
 pub use labels::LabelSet;
 pub use matcher::Matcher;
 pub use model::*;
@@ -19,6 +18,7 @@ pub use policy::{
     EscalationConfig, MethodSnapshot, PolicySnapshot, SELF_TEST_POLICY, StepSnapshot, Target,
     WATCHDOG_POLICY,
 };
+pub use roster::{MAX_OVERRIDE, overrides_of};
 
 #[cfg(test)]
 mod tests;

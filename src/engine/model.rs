@@ -607,7 +607,10 @@ pub enum Effect {
     /// Record a new override of a schedule.
     Override(OverrideRecord),
     /// Forget an override (its row stays, marked deleted at `at`, so ids are not reused).
-    OverrideDeleted { id: OverrideId, at: Timestamp },
+    OverrideDeleted {
+        id: OverrideId,
+        at: Timestamp,
+    },
 }
 
 /// Why the engine refused an input: it would change nothing. The caller is answered with

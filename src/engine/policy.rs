@@ -64,9 +64,9 @@ pub enum Target {
 impl Target {
     pub fn name(&self) -> &str {
         match self {
-            Target::Contact { name, .. } | Target::Notifier { name } | Target::Schedule { name } => {
-                name
-            }
+            Target::Contact { name, .. }
+            | Target::Notifier { name }
+            | Target::Schedule { name } => name,
         }
     }
 }

@@ -67,9 +67,7 @@ impl Engine {
         if let Change::Replace { contact, with } = &record.change
             && contact == with
         {
-            return Err(Refusal::BadOverride(
-                "a replace needs two different people",
-            ));
+            return Err(Refusal::BadOverride("a replace needs two different people"));
         }
         if to <= from {
             return Err(Refusal::BadOverride("an override must end after it starts"));

@@ -9,6 +9,7 @@ mod cross_site;
 mod hooks;
 pub mod kannel_inbound;
 pub mod listener;
+mod schedules;
 mod sms;
 mod throttle;
 pub mod twilio_inbound;
@@ -155,7 +156,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(api::list))
         .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/status", get(api::status))
-        .route("/api/v1/channels", get(api::channels));
+        .route("/api/v1/channels", get(api::channels))
+        .route("/api/v1/schedules", get(schedules::list))
+        .route("/api/v1/schedules/{name}/oncall", get(schedules::oncall))
+        .route("/api/v1/schedules/{name}/shifts", get(schedules::shifts))
+        .route("/api/v1/schedules/{name}/check", get(schedules::check))
+        .route(
+            "/api/v1/schedules/{name}/overrides",
+            get(schedules::overrides),
+        );
     let metrics = Router::new().route("/metrics", get(api::metrics));
     let metrics_public = state.live().config.file.server.metrics_public;
     Router::new()
@@ -195,6 +204,14 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))
+        .route(
+            "/api/v1/schedules/{name}/overrides",
+            post(schedules::create),
+        )
+        .route(
+            "/api/v1/schedules/{name}/overrides/{id}",
+            axum::routing::delete(schedules::delete),
+        )
         .route("/-/reload", post(api::reload))
         .route("/healthz", get(api::healthz))
         .merge(reads.route_layer(locked.clone()))

@@ -18,8 +18,8 @@ mod dispatch;
 mod engine_loop;
 mod irc_desk;
 mod reload;
-pub mod rotations;
 pub mod retention;
+pub mod rotations;
 pub mod supervisor;
 
 use std::net::SocketAddr;

@@ -183,9 +183,9 @@ impl Alarm {
         step.targets
             .iter()
             .flat_map(|t| match t {
-                Target::Contact { name, methods } => {
-                    first_method(name, methods.first(), name).into_iter().collect()
-                }
+                Target::Contact { name, methods } => first_method(name, methods.first(), name)
+                    .into_iter()
+                    .collect(),
                 Target::Notifier { name } => vec![page(name, None, name)],
                 Target::Schedule { name } => cfg
                     .oncall(name, overrides, now)
