@@ -154,7 +154,7 @@ impl Calendar {
     }
 
     /// The contacts on call at `t` and whether they are the fallback.
-    fn answer(
+    pub(super) fn answer(
         &self,
         schedule: &Schedule,
         overrides: &[Override],
