@@ -7,7 +7,7 @@
 //! an hour at every DST change, which is the bug this module exists to avoid.
 //!
 //! The DST rules, applied to every rotation handoff and rule window edge
-//! ([`wall::instant`]):
+//! (`wall::instant`):
 //! - a wall time that does not exist (spring forward) happens at the transition instant,
 //!   the first instant after the gap (02:30 → 03:00 in Chicago);
 //! - a wall time that occurs twice (fall back) happens at its first occurrence;
