@@ -159,6 +159,13 @@ fn replace_with_someone_already_on_call_lists_them_once() {
         ),
     ];
     assert_eq!(names(&cal, &o, "2027-01-11T17:00:00Z"), ["zoe"]);
+    let itself = [over(
+        9,
+        replace("bob", "bob"),
+        "2027-01-11T16:00:00Z",
+        "2027-01-11T18:00:00Z",
+    )];
+    assert_eq!(names(&cal, &itself, "2027-01-11T17:00:00Z"), ["bob"]);
 }
 
 #[test]
