@@ -70,6 +70,20 @@ fn random_rotation(rng: &mut Rng) -> Rotation {
         &members,
     );
     r.start = start;
+    if rng.below(3) == 0 {
+        // A member list edited some time after the start.
+        let from = r
+            .handoff(0)
+            .unwrap()
+            .plus(Duration::from_secs(rng.below(86_400 * 400)));
+        let count = 1 + rng.below(4) as usize;
+        r.versions.push(crate::schedule::Members {
+            from: Some(from),
+            members: (0..count)
+                .map(|_| rng.pick::<&str>(&["a", "b", "e"]).to_string())
+                .collect(),
+        });
+    }
     r
 }
 
