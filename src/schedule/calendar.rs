@@ -154,7 +154,7 @@ impl Calendar {
     }
 
     /// The contacts on call at `t` and whether they are the fallback.
-    fn answer(
+    pub(super) fn answer(
         &self,
         schedule: &Schedule,
         overrides: &[Override],
@@ -189,7 +189,7 @@ impl Calendar {
             match &o.change {
                 Change::Add { contact } => put(&mut on, contact, Via::Override(o.id)),
                 Change::Remove { contact } => on.retain(|c| &c.name != contact),
-                Change::Replace { contact, with } => {
+                Change::Replace { contact, with } if contact != with => {
                     let Some(at) = on.iter().position(|c| &c.name == contact) else {
                         continue;
                     };
@@ -202,6 +202,8 @@ impl Calendar {
                         };
                     }
                 }
+                // Replacing someone with themselves changes nothing.
+                Change::Replace { .. } => {}
             }
         }
         match &schedule.fallback {

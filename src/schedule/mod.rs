@@ -7,7 +7,7 @@
 //! an hour at every DST change, which is the bug this module exists to avoid.
 //!
 //! The DST rules, applied to every rotation handoff and rule window edge
-//! ([`wall::instant`]):
+//! (`wall::instant`):
 //! - a wall time that does not exist (spring forward) happens at the transition instant,
 //!   the first instant after the gap (02:30 → 03:00 in Chicago);
 //! - a wall time that occurs twice (fall back) happens at its first occurrence;
@@ -59,7 +59,7 @@ pub struct Rotation {
     /// Member lists in force: the first has from = None (since start); a later one takes effect at the
     /// first handoff at or after `from` (the lead stores a version when the config's list changes, so the
     /// current shift keeps its person). Position is ALWAYS computed from `start` (shift index n since
-    /// start), never a counter: the member of shift n is versions[v].members[n % len] where v is the last
+    /// start), never a counter: the member of shift n is `versions[v].members[n % len]` where v is the last
     /// version in force at that shift's start.
     pub versions: Vec<Members>,
 }

@@ -4,6 +4,7 @@ mod overrides;
 mod property;
 mod rotations_dst;
 mod rules;
+mod scale;
 
 use std::collections::BTreeMap;
 
