@@ -992,13 +992,15 @@ impl Resolved<'_> {
                     .contacts
                     .iter()
                     .map(|c| match &c.via {
-                        OnCallVia::Rotation(r) => format!("{} through rotation {r}", c.name),
-                        OnCallVia::Rule => format!("{} by rule", c.name),
-                        OnCallVia::Override(id) => format!("{} by override {id}", c.name),
+                        OnCallVia::Rotation(r) => {
+                            format!("{} on call through rotation {r}", c.name)
+                        }
+                        OnCallVia::Rule => format!("{} on call by rule", c.name),
+                        OnCallVia::Override(id) => format!("{} on call by override {id}", c.name),
                         OnCallVia::Fallback => format!("{} as fallback", c.name),
                     })
                     .collect();
-                format!("{name} ({} on call)", who.join(", "))
+                format!("{name} ({})", who.join(", "))
             }
         }
     }

@@ -1609,3 +1609,4 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
 }
 
 mod alerts_cap;
+mod schedules;
