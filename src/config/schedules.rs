@@ -10,10 +10,13 @@ use serde::Deserialize;
 use super::load::Loader;
 use super::locate::KeyPath;
 use super::sections::Parsed;
-use crate::schedule::{Calendar, Every, Members, Rotation, Rule, Schedule, Who};
+use crate::schedule::{Calendar, Every, Finding, Members, Rotation, Rule, Schedule, Who};
 
 /// Longest shift a rotation may have, in units of its `type` (GoAlert's limit too).
 const MAX_SHIFT: u32 = 9000;
+
+/// How far ahead check-config looks for times nobody is on call.
+const GAP_WARNING_AHEAD: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// Contacts taking turns on a wall clock.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,9 +93,13 @@ impl Loader<'_, '_> {
         for (name, r) in &p.file.rotations {
             let at = KeyPath::default().key("rotations").key(name);
             let tz = self.zone(&at, &r.time_zone);
+            // Only a wall clock: an offset would contradict time_zone half the year.
+            let plain = matches!(r.start.len(), 16 | 19)
+                && r.start.as_bytes().get(10) == Some(&b'T')
+                && r.start[11..].bytes().all(|b| b.is_ascii_digit() || b == b':');
             let start = match r.start.parse::<DateTime>() {
-                Ok(dt) => Some(dt),
-                Err(_) => {
+                Ok(dt) if plain => Some(dt),
+                _ => {
                     let msg = format!(
                         "start {:?} is not a local date and time: write it like \"2027-01-04T09:00\" (no offset: it is read in time_zone)",
                         r.start
@@ -167,9 +174,47 @@ impl Loader<'_, '_> {
                         rules,
                     },
                 );
+                self.warn_of_gaps(&calendar, name, &at);
             }
         }
         calendar
+    }
+
+    /// Says where nobody will be on call in the next week: the config is valid, but a
+    /// page then goes to the fallback, or to nobody.
+    fn warn_of_gaps(&mut self, calendar: &Calendar, name: &str, at: &KeyPath) {
+        let now = crate::time::Clock::now(&crate::time::SystemClock);
+        let gaps: Vec<String> = calendar
+            .check(name, &[], now, now.plus(GAP_WARNING_AHEAD))
+            .into_iter()
+            .filter_map(|f| match f {
+                Finding::Gap { start, end } => {
+                    Some(format!("{} to {}", start.to_rfc3339(), end.to_rfc3339()))
+                }
+                Finding::Overlap { .. } => None,
+            })
+            .collect();
+        if gaps.is_empty() {
+            return;
+        }
+        let then = match calendar
+            .schedules
+            .get(name)
+            .and_then(|s| s.fallback.as_ref())
+        {
+            Some(f) => format!("its fallback {f} is paged then"),
+            None => "nobody is paged for it then (set fallback = \"...\")".to_string(),
+        };
+        let shown: Vec<&str> = gaps.iter().take(3).map(String::as_str).collect();
+        let more = match gaps.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
+        let msg = format!(
+            "nobody is on call in the next 7 days from {}{more}: {then}; `tocsin schedules check` lists every gap",
+            shown.join(", ")
+        );
+        self.warn(at, msg);
     }
 
     fn rule(&mut self, p: &Parsed, at: &KeyPath, r: &RuleConfig) -> Option<Rule> {

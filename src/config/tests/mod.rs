@@ -7,6 +7,7 @@ use super::load::load_with_env;
 use super::*;
 
 mod notifiers;
+mod schedules;
 mod watchdog;
 
 /// The design's example, with only the notifier types this build has.
