@@ -96,7 +96,9 @@ impl Loader<'_, '_> {
             // Only a wall clock: an offset would contradict time_zone half the year.
             let plain = matches!(r.start.len(), 16 | 19)
                 && r.start.as_bytes().get(10) == Some(&b'T')
-                && r.start[11..].bytes().all(|b| b.is_ascii_digit() || b == b':');
+                && r.start[11..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b':');
             let start = match r.start.parse::<DateTime>() {
                 Ok(dt) if plain => Some(dt),
                 _ => {

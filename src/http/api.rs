@@ -350,7 +350,7 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
             "store": s.health.store_trouble(),
         },
         "incidents": by_state,
-        "channels": s.watchdog.channels(),
+        "channels": with_schedules(&s).await,
         // Only the tasks that are not running: restarting, or given up.
         "tasks": s.tasks.down(),
     }))
@@ -359,7 +359,14 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
 
 /// `GET /api/v1/channels`: every channel's health, as the watchdog sees it.
 pub(crate) async fn channels(State(s): State<AppState>) -> Response {
-    Json(json!({ "channels": s.watchdog.channels() })).into_response()
+    Json(json!({ "channels": with_schedules(&s).await })).into_response()
+}
+
+/// The watchdog's channels, then each schedule: down while nobody is on call.
+pub(crate) async fn with_schedules(s: &AppState) -> Vec<crate::watchdog::ChannelView> {
+    let mut channels = s.watchdog.channels();
+    channels.extend(super::schedules::board(s).await);
+    channels
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {

@@ -21,6 +21,7 @@ use crate::config::Scope;
 use crate::engine::{Actor, Change, Input, OverrideRecord, Via};
 use crate::schedule::{Finding, Shift};
 use crate::time::Timestamp;
+use crate::watchdog::{ChannelView, Health, Kind};
 
 /// Shifts listed when `to` is not given: two weeks, what a person plans around.
 pub const DEFAULT_SPAN: Duration = Duration::from_secs(14 * 86_400);
@@ -460,4 +461,78 @@ pub(crate) async fn delete(
         Ok(()) => Json(json!({ "deleted": id, "schedule": name })).into_response(),
         Err(e) => refused(&e),
     }
+}
+
+/// How far back the board looks for when a gap began.
+const GAP_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
+
+/// Each schedule as a line of the channel board: up while someone is on call, down in a
+/// gap (since it began, until it ends). Overrides unreadable: the config's answer.
+pub(crate) async fn board(s: &AppState) -> Vec<ChannelView> {
+    let now = s.clock.now();
+    let cfg = s.live().config.clone();
+    let all = s
+        .store
+        .overrides(None, now.minus(GAP_LOOKBACK))
+        .await
+        .unwrap_or_default();
+    cfg.calendar
+        .schedules
+        .values()
+        .filter_map(|sch| {
+            let mine = crate::engine::overrides_of(&all, &sch.name);
+            let oc = cfg.calendar.oncall(&sch.name, &mine, now)?;
+            let until = oc.until.map_or("for good".to_string(), |u| {
+                format!("until {}", u.to_rfc3339())
+            });
+            let gap = oc.fallback_used || oc.contacts.is_empty();
+            let (state, reason, since) = if gap {
+                let since = cfg
+                    .calendar
+                    .check(
+                        &sch.name,
+                        &mine,
+                        now.minus(GAP_LOOKBACK),
+                        now.plus(Duration::from_millis(1)),
+                    )
+                    .iter()
+                    .rev()
+                    .find_map(|f| match f {
+                        Finding::Gap { start, end } if *end > now => Some(*start),
+                        _ => None,
+                    })
+                    .unwrap_or(now);
+                let then = match &sch.fallback {
+                    Some(f) => format!("its fallback {f} is paged"),
+                    None => "nobody is paged for it".to_string(),
+                };
+                (
+                    Health::Down,
+                    format!("nobody is on call {until}: {then}"),
+                    since,
+                )
+            } else {
+                let who: Vec<String> = oc
+                    .contacts
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name, c.via))
+                    .collect();
+                (
+                    Health::Up,
+                    format!("{} on call {until}", who.join(", ")),
+                    now,
+                )
+            };
+            Some(ChannelView {
+                name: format!("schedule:{}", sch.name),
+                kind: Kind::Schedule,
+                state,
+                reason,
+                since,
+                blind: "a step naming it pages its fallback, or nobody".to_string(),
+                paging: false,
+                checks: Vec::new(),
+            })
+        })
+        .collect()
 }

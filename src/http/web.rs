@@ -218,7 +218,8 @@ pub(crate) async fn index(
         0 => "Open incidents: none".to_string(),
         n => format!("Open incidents: {n}"),
     };
-    let body = view::index(&open, next, &s.watchdog.channels(), now);
+    let board = super::api::with_schedules(&s).await;
+    let body = view::index(&open, next, &board, now);
     reply(StatusCode::OK, &title, &viewer, &body)
 }
 

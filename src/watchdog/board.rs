@@ -48,6 +48,22 @@ pub enum Kind {
     Heartbeat,
     /// Another tocsin instance.
     Peer,
+    /// Who is on call: down while nobody is (the fallback is paged then). Shown beside
+    /// the channels, never paged about: the fallback is the page.
+    Schedule,
+}
+
+impl Kind {
+    /// The word people read: "the notifier mail is down".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Source => "source",
+            Kind::Notifier => "notifier",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Peer => "peer",
+            Kind::Schedule => "schedule",
+        }
+    }
 }
 
 /// A channel to watch.

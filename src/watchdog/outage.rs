@@ -4,22 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use super::board::{Decision, Kind};
+use super::board::Decision;
 use crate::engine::{AlertBatch, AlertIn, AlertStatus, Input, LabelSet, WATCHDOG_POLICY};
 
 /// The `source` of watchdog incidents.
 pub const SOURCE: &str = "watchdog";
 /// The `alertname` of watchdog incidents, for routes and for people filtering.
 pub const ALERTNAME: &str = "TocsinChannelDown";
-
-fn kind_word(k: Kind) -> &'static str {
-    match k {
-        Kind::Source => "source",
-        Kind::Notifier => "notifier",
-        Kind::Heartbeat => "heartbeat",
-        Kind::Peer => "peer",
-    }
-}
 
 /// The engine input for a decision.
 pub fn input(d: &Decision) -> Input {
@@ -62,7 +53,7 @@ pub fn input(d: &Decision) -> Input {
         ("severity".to_string(), "critical".to_string()),
     ]);
     if let Some(k) = kind {
-        labels.insert("kind".to_string(), kind_word(k).to_string());
+        labels.insert("kind".to_string(), k.as_str().to_string());
     }
     let annotations = BTreeMap::from([
         ("summary".to_string(), summary),
@@ -97,7 +88,7 @@ mod tests {
         let since = Timestamp(1_700_000_000_000);
         let down = input(&Decision::Down {
             channel: "source:irc".into(),
-            kind: Kind::Source,
+            kind: crate::watchdog::Kind::Source,
             since,
             reason: "no PONG within 20s".into(),
             blind: "alerts posted in #alerts are not seen".into(),

@@ -32,6 +32,7 @@ mod kannel;
 mod kannel_server;
 mod lifecycle;
 mod metrics;
+mod oncall;
 mod outages;
 mod promstack;
 mod push;

@@ -12,7 +12,7 @@ use crate::engine::IncidentState;
 use crate::html::html_escape;
 use crate::store::IncidentView;
 use crate::time::Timestamp;
-use crate::watchdog::{ChannelView, Kind};
+use crate::watchdog::ChannelView;
 
 /// What the person looking may do, for the forms on a page.
 pub(super) struct Viewer {
@@ -239,7 +239,7 @@ pub(super) fn index(
         .map(|c| {
             vec![
                 format!("<strong>{}</strong>", html_escape(&c.name)),
-                kind_word(c.kind).to_string(),
+                c.kind.as_str().to_string(),
                 format!(
                     "{}{}",
                     badge(c.state.as_str()),
@@ -553,15 +553,6 @@ pub(super) fn login(auth: &HookAuth, problem: Option<&str>) -> String {
     s
 }
 
-fn kind_word(k: Kind) -> &'static str {
-    match k {
-        Kind::Source => "source",
-        Kind::Notifier => "notifier",
-        Kind::Heartbeat => "heartbeat",
-        Kind::Peer => "peer",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,7 +578,7 @@ mod tests {
     fn channel(name: &str, state: Health) -> ChannelView {
         ChannelView {
             name: name.into(),
-            kind: Kind::Notifier,
+            kind: crate::watchdog::Kind::Notifier,
             state,
             reason: format!("<{name}> reason"),
             since: Timestamp(0),
