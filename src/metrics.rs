@@ -15,6 +15,11 @@ pub struct WhatLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabel {
+    pub schedule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
 }
@@ -122,6 +127,8 @@ pub struct Metrics {
     pub task_restarts: Family<TaskLabel, Counter>,
     /// Rows retention deleted, by table; primed at 0 when retention is on.
     pub retention_deleted: Family<WhatLabel, Counter>,
+    /// People on call now, by schedule (0: a gap, its fallback is paged).
+    pub schedule_oncall: Family<ScheduleLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -166,6 +173,7 @@ impl Metrics {
             config_reload_time: Gauge::default(),
             task_restarts: Family::default(),
             retention_deleted: Family::default(),
+            schedule_oncall: Family::default(),
             registry: Registry::default(),
             families: Vec::new(),
         };
@@ -369,6 +377,14 @@ impl Metrics {
             "retention_deleted",
             "Rows deleted by retention ([storage] retention), by what: resolved incidents and their alerts, events and pages",
             m.retention_deleted.clone(),
+        );
+        register_family(
+            &mut registry,
+            &mut families,
+            "gauge",
+            "schedule_oncall",
+            "People on call now, by schedule; 0 is a gap, when a step naming it pages its fallback",
+            m.schedule_oncall.clone(),
         );
         m.with_registry(registry, families)
     }

@@ -103,6 +103,8 @@ pub struct EscalationConfig {
     /// Every contact's methods as configured now, for the contacts a schedule puts on
     /// call (the policy snapshot names the schedule, not them).
     pub contacts: BTreeMap<String, Vec<MethodSnapshot>>,
+    /// Schedules whose incoming person is told at the start of a shift.
+    pub handoff_notices: std::collections::BTreeSet<String>,
 }
 
 impl EscalationConfig {
@@ -212,6 +214,12 @@ impl EscalationConfig {
             max_alerts: f.defaults.max_alerts_per_incident as usize,
             calendar: Arc::new(cfg.calendar.clone()),
             contacts,
+            handoff_notices: f
+                .schedules
+                .iter()
+                .filter(|(_, s)| s.notify_handoff)
+                .map(|(n, _)| n.clone())
+                .collect(),
         }
     }
 

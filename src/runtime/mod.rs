@@ -16,6 +16,7 @@
 mod call_watch;
 mod dispatch;
 mod engine_loop;
+mod handoffs;
 mod irc_desk;
 mod reload;
 pub mod retention;
@@ -280,6 +281,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     // would otherwise call a loop that last ran at the epoch stalled.
     health.tick(opts.clock.now());
     let (reconfigure, reconfigured) = tokio::sync::watch::channel(cfg.clone());
+    let reconfigured_too = reconfigured.clone();
     let engine_loop = engine_loop::EngineLoop {
         engine,
         cfg,
@@ -305,6 +307,21 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         &engine_stop,
         engine_loop.run(engine_stop.clone(), opts.drain_grace),
     );
+    if !opts.config.calendar.schedules.is_empty() {
+        let (cfg, store, dispatcher) =
+            (reconfigured_too.clone(), store.clone(), dispatcher.clone());
+        let (clock, metrics, stop) = (opts.clock.clone(), metrics.clone(), watch_stop.clone());
+        tasks.spawn("handoffs", Importance::BestEffort, &watch_stop, move || {
+            handoffs::run(
+                cfg.clone(),
+                store.clone(),
+                dispatcher.clone(),
+                clock.clone(),
+                metrics.clone(),
+                stop.clone(),
+            )
+        });
+    }
     {
         let (wd, engine, stop) = (watchdog.clone(), handle.clone(), watch_stop.clone());
         tasks.spawn("watchdog", Importance::Essential, &watch_stop, move || {

@@ -103,7 +103,10 @@ policy = "default"
     }
 
     fn oncall(cfg: &Config, at: &str) -> Vec<String> {
-        let oc = cfg.calendar.oncall("primary", &[], Timestamp::at(at)).unwrap();
+        let oc = cfg
+            .calendar
+            .oncall("primary", &[], Timestamp::at(at))
+            .unwrap();
         oc.contacts.into_iter().map(|c| c.name).collect()
     }
 
@@ -114,7 +117,11 @@ policy = "default"
         // Day 21 since the start is odd: bob's shift, 2026-11-22 09:00 to 2026-11-23 09:00.
         let mut before = config(r#"["alice", "bob"]"#);
         let first = settle(&store, &mut before, Timestamp::at("2026-11-22T08:00:00Z")).await;
-        assert_eq!(first.unwrap(), Vec::<String>::new(), "the first list is no change");
+        assert_eq!(
+            first.unwrap(),
+            Vec::<String>::new(),
+            "the first list is no change"
+        );
         assert_eq!(oncall(&before, "2026-11-22T12:00:00Z"), ["bob"]);
 
         // At noon carol joins and is put first: by position alone she would take bob's
@@ -122,7 +129,11 @@ policy = "default"
         let mut after = config(r#"["carol", "alice", "bob"]"#);
         let noon = Timestamp::at("2026-11-22T12:00:00Z");
         assert_eq!(settle(&store, &mut after, noon).await.unwrap(), ["ops"]);
-        assert_eq!(oncall(&after, "2026-11-22T12:00:00Z"), ["bob"], "the shift keeps its person");
+        assert_eq!(
+            oncall(&after, "2026-11-22T12:00:00Z"),
+            ["bob"],
+            "the shift keeps its person"
+        );
         // Shift 22 is the first under the new list: 22 % 3 = 1, alice.
         assert_eq!(oncall(&after, "2026-11-23T10:00:00Z"), ["alice"]);
 

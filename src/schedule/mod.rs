@@ -23,6 +23,8 @@ mod rotation;
 mod rule;
 mod wall;
 
+pub use wall::describe;
+
 #[cfg(test)]
 mod tests;
 

@@ -39,3 +39,11 @@ pub(crate) fn to_jiff(t: Timestamp) -> jiff::Timestamp {
     );
     jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
+
+/// `t` as a person reads it on the schedule's wall clock: "Mon 09:00 CST".
+pub fn describe(t: Timestamp, tz: &TimeZone) -> String {
+    to_jiff(t)
+        .to_zoned_datetime(tz.clone())
+        .strftime("%a %H:%M %Z")
+        .to_string()
+}
