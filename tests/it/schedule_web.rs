@@ -11,10 +11,11 @@ use std::process::Command;
 use serde_json::Value;
 use tocsin::time::Timestamp;
 
+use crate::browser::Browser;
 use crate::fake_api::secret_file;
 use crate::harness::{TestApp, page_alice, spawn_app_at, webhook_config};
 use crate::smtp::PYTHON;
-use crate::web::{get, hidden_field, post_form, session_cookie};
+use crate::web::{assert_fits_a_phone, get, hidden_field, post_form, save_png, session_cookie};
 
 const ROTA: &str = r#"
 [rotations.ops]
@@ -395,4 +396,46 @@ async fn with_a_token_configured_an_override_needs_a_login_that_may_act() {
         oncall(&app, None).await["oncall"],
         serde_json::json!(["carol", "bob"])
     );
+}
+
+/// In a phone-sized Chromium: the page fits, and its form, sent as the browser sends it,
+/// puts alice on call instead of carol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_override_form_works_from_a_phone() {
+    let app = rota("").await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/schedules")).await;
+    browser
+        .find_xpath("//p[@class='oncall'][strong='carol']")
+        .await;
+    assert_fits_a_phone(&browser, "/schedules").await;
+    // Choosing from a select and typing into a datetime-local input depend on the
+    // browser's locale; setting their values is what a person's choice amounts to.
+    browser
+        .execute(
+            "document.getElementById('kind-primary').value = 'replace';\
+             document.getElementById('contact-primary').value = 'carol';\
+             document.getElementById('with-primary').value = 'alice';\
+             document.getElementById('to-primary').value = '2027-03-10T12:00';",
+        )
+        .await;
+    let by = browser.find("input#by-primary").await;
+    browser.type_into(&by, "dana").await;
+    let make = browser
+        .find_xpath("//button[normalize-space()='Make the override']")
+        .await;
+    browser.click(&make).await;
+    browser
+        .find_xpath("//p[@class='oncall'][strong='alice']")
+        .await;
+    assert!(browser.current_url().await.ends_with("/schedules"));
+    browser
+        .find_xpath("//button[normalize-space()='Delete']")
+        .await;
+    assert_fits_a_phone(&browser, "/schedules with an override").await;
+    save_png("schedules.png", &browser.screenshot().await);
+    browser.quit().await;
+    let now = oncall(&app, None).await;
+    assert_eq!(now["oncall"], serde_json::json!(["alice"]), "{now}");
+    assert_eq!(now["until"], "2027-03-10T18:00:00.000Z", "{now}");
 }

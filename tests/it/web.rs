@@ -139,7 +139,7 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn save_png(name: &str, png: &[u8]) -> PathBuf {
+pub(crate) fn save_png(name: &str, png: &[u8]) -> PathBuf {
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "{name}: the screenshot is not a PNG"
@@ -271,7 +271,7 @@ async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
     );
 }
 
-async fn assert_fits_a_phone(browser: &Browser, what: &str) {
+pub(crate) async fn assert_fits_a_phone(browser: &Browser, what: &str) {
     let (viewport, content) = browser.widths().await;
     assert_eq!(
         viewport,
