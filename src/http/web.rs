@@ -1,5 +1,6 @@
 //! The web view: `/` lists open incidents and every channel's health, `/incidents/{id}`
-//! shows one incident with buttons that acknowledge, unacknowledge or resolve it.
+//! shows one incident with buttons that acknowledge, unacknowledge or resolve it, and
+//! `/schedules` who is on call, with the overrides that change it ([`schedules`]).
 //! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
 //!
 //! Without credentials configured, looking and acting are open. Acting is a form `POST`

@@ -422,3 +422,77 @@ fn no_schedule(viewer: &Viewer, name: &str) -> Response {
         BACK,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chicago() -> TimeZone {
+        TimeZone::get("America/Chicago").unwrap()
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn form_times_are_read_on_the_schedules_clock_with_the_handoff_dst_rules() {
+        let tz = chicago();
+        assert_eq!(
+            instant(&tz, "To", "2027-03-10T12:00"),
+            Ok(Timestamp::at("2027-03-10T18:00:00Z"))
+        );
+        // 02:30 on the spring-forward night never shows: it is the jump to 03:00 CDT.
+        assert_eq!(
+            instant(&tz, "From", "2027-03-14T02:30"),
+            Ok(Timestamp::at("2027-03-14T08:00:00Z"))
+        );
+        // 01:30 on the fall-back night shows twice: the first, still CDT.
+        assert_eq!(
+            instant(&tz, "From", "2027-11-07T01:30:00"),
+            Ok(Timestamp::at("2027-11-07T06:30:00Z"))
+        );
+        let bad = instant(&tz, "To", "tomorrow").unwrap_err();
+        assert!(bad.contains("To \"tomorrow\""), "{bad}");
+    }
+
+    #[test]
+    fn with_counts_only_for_a_replace_and_a_replace_needs_it() {
+        let tz = chicago();
+        let now = Timestamp::at("2027-03-10T16:00:00Z");
+        let (change, from, _) = asked_for(
+            &form(&[
+                ("kind", "add"),
+                ("contact", "bob"),
+                ("with", "carol"),
+                ("from", ""),
+                ("to", "2027-03-10T12:00"),
+            ]),
+            &tz,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            change,
+            crate::engine::Change::Add {
+                contact: "bob".into()
+            }
+        );
+        assert_eq!(from, now, "an empty From is now");
+        let err = asked_for(
+            &form(&[
+                ("kind", "replace"),
+                ("contact", "bob"),
+                ("with", ""),
+                ("to", "2027-03-10T12:00"),
+            ]),
+            &tz,
+            now,
+        )
+        .unwrap_err();
+        assert!(err.contains("With"), "{err}");
+    }
+}
