@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # tests/it/ircnet.rs an IRC network: InspIRCd with Anope services (SASL, accounts) and
 # the ZNC bouncer (its TLS listener gets a certificate made with openssl),
 # tests/it/web.rs (through tests/it/browser.rs) a headless Chromium driven by ChromeDriver
-# (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view, and
+# (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view,
+# tests/it/schedule_web.rs reads the iCalendar feeds with Python's icalendar, and
 # tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool.
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
@@ -21,6 +22,7 @@ need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
 need prometheus-alertmanager /usr/bin/prometheus-alertmanager
 need prometheus /usr/bin/prometheus
 need python3-aiosmtpd /usr/lib/python3/dist-packages/aiosmtpd
+need python3-icalendar /usr/lib/python3/dist-packages/icalendar
 need kannel /usr/sbin/bearerbox
 need kannel-extras /usr/lib/kannel/test/fakesmsc
 need inspircd /usr/sbin/inspircd

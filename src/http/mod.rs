@@ -164,7 +164,9 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/schedules/{name}/overrides",
             get(schedules::overrides),
-        );
+        )
+        .route("/schedules/{file}", get(schedules::feed::schedule))
+        .route("/schedules/{name}/{file}", get(schedules::feed::contact));
     let metrics = Router::new().route("/metrics", get(api::metrics));
     let metrics_public = state.live().config.file.server.metrics_public;
     Router::new()
@@ -201,6 +203,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::index))
         .route("/incidents/{id}", get(web::incident))
         .route("/incidents/{id}/{action}", post(web::act))
+        .route("/schedules", get(web::schedules::page))
+        .route("/schedules/{name}/overrides", post(web::schedules::create))
+        .route(
+            "/schedules/{name}/overrides/{id}/delete",
+            post(web::schedules::delete),
+        )
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))

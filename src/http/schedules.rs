@@ -4,6 +4,8 @@
 //! turn); making and deleting an override is an engine input like an ack, so the engine
 //! alone decides whether it conflicts with another.
 
+pub(crate) mod feed;
+
 use std::time::Duration;
 
 use axum::Json;

@@ -1,5 +1,6 @@
 //! The web view: `/` lists open incidents and every channel's health, `/incidents/{id}`
-//! shows one incident with buttons that acknowledge, unacknowledge or resolve it.
+//! shows one incident with buttons that acknowledge, unacknowledge or resolve it, and
+//! `/schedules` who is on call, with the overrides that change it ([`schedules`]).
 //! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
 //!
 //! Without credentials configured, looking and acting are open. Acting is a form `POST`
@@ -12,6 +13,7 @@
 //! form; see [`guard`].
 
 mod guard;
+pub(crate) mod schedules;
 mod view;
 
 use std::collections::HashMap;
@@ -306,6 +308,69 @@ fn not_ours(viewer: &Viewer, site: &Site, r: &NotOurs) -> Response {
     }
 }
 
+/// The fields of a form that changes state, once it is allowed: it came from tocsin's
+/// own page and, with credentials configured, from a login whose CSRF value it carries
+/// and whose credential may act. Otherwise the page that says why nothing changed.
+/// `what` names the change in the logs; `back` is where the page's link goes.
+async fn acting_form(
+    s: &AppState,
+    viewer: &Viewer,
+    session: Option<guard::Session>,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+    back: &str,
+) -> Result<HashMap<String, String>, Response> {
+    if let Err(r) = s.site.check_form(headers) {
+        warn!(what, refusal = ?r, "form post from another site refused");
+        return Err(not_ours(viewer, &s.site, &r));
+    }
+    let fields = form(headers, body).await?;
+    if !viewer.locked {
+        return Ok(fields);
+    }
+    let Some(session) = session else {
+        return Err(reply(
+            StatusCode::FORBIDDEN,
+            "Log in first",
+            viewer,
+            "<p>Nothing was changed: acting needs a login.</p><p><a href=\"/login\">Log in</a></p>",
+        ));
+    };
+    let csrf = fields.get("csrf").map(String::as_str).unwrap_or("");
+    if !session.csrf_ok(&s.ack_key, csrf, s.clock.now()) {
+        warn!(what, "web form with a wrong CSRF value refused");
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "Refused: the form is stale",
+            viewer,
+            "This form does not belong to your login, so nothing was changed. Reload the page and try again.",
+            back,
+        ));
+    }
+    if !session.may(Scope::Act) {
+        warn!(what, "web action by a login without the act scope refused");
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            viewer,
+            "Your login may only look, so nothing was changed: acting needs a token with the act scope.",
+            back,
+        ));
+    }
+    Ok(fields)
+}
+
+/// Who acts, from the form's "Your name" field: `web` when it is empty.
+fn actor_name(fields: &HashMap<String, String>) -> String {
+    let name = guard::clean_name(fields.get("by").map(String::as_str).unwrap_or(""));
+    if name.is_empty() {
+        "web".to_string()
+    } else {
+        name
+    }
+}
+
 /// `POST /incidents/{id}/ack|unack|resolve`, from the incident page's form.
 pub(crate) async fn act(
     State(s): State<AppState>,
@@ -318,57 +383,12 @@ pub(crate) async fn act(
         return not_found(&viewer, &id);
     };
     let back = format!("/incidents/{id}");
-    if let Err(r) = s.site.check_form(&headers) {
-        warn!(incident = id, action, refusal = ?r, "form post from another site refused");
-        return not_ours(&viewer, &s.site, &r);
-    }
-    let fields = match form(&headers, body).await {
+    let what = format!("incident {id} {action}");
+    let fields = match acting_form(&s, &viewer, session, &headers, body, &what, &back).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if viewer.locked {
-        let Some(session) = session else {
-            return reply(
-                StatusCode::FORBIDDEN,
-                "Log in first",
-                &viewer,
-                "<p>Nothing was changed: acting needs a login.</p><p><a href=\"/login\">Log in</a></p>",
-            );
-        };
-        let csrf = fields.get("csrf").map(String::as_str).unwrap_or("");
-        if !session.csrf_ok(&s.ack_key, csrf, s.clock.now()) {
-            warn!(
-                incident = id,
-                action, "web form with a wrong CSRF value refused"
-            );
-            return problem(
-                StatusCode::FORBIDDEN,
-                "Refused: the form is stale",
-                &viewer,
-                "This form does not belong to your login, so nothing was changed. Reload the incident and try again.",
-                &back,
-            );
-        }
-        if !session.may(Scope::Act) {
-            warn!(
-                incident = id,
-                action, "web action by a login without the act scope refused"
-            );
-            return problem(
-                StatusCode::FORBIDDEN,
-                "Not allowed",
-                &viewer,
-                "Your login may only look, so nothing was changed: acting needs a token with the act scope.",
-                &back,
-            );
-        }
-    }
-    let name = guard::clean_name(fields.get("by").map(String::as_str).unwrap_or(""));
-    let name = if name.is_empty() {
-        "web".to_string()
-    } else {
-        name
-    };
+    let name = actor_name(&fields);
     let by = Actor::new(name.clone(), Via::Web);
     let input = match action.as_str() {
         "ack" => Input::Ack { id, by },
@@ -389,26 +409,30 @@ pub(crate) async fn act(
             info!(incident = id, action, by = %name, "acted from the web view");
             see_other(&back, [guard::name_cookie(&name, secure(&s))])
         }
-        Err(e @ SubmitError::Refused(_)) => {
-            if let SubmitError::Refused(Refusal::NotFound(_)) = e {
-                return not_found(&viewer, &format!("#{id}"));
-            }
-            problem(
-                status_of(&e),
-                "Nothing changed",
-                &viewer,
-                &e.to_string(),
-                &back,
-            )
-        }
-        Err(SubmitError::Unavailable(e)) => {
-            warn!(incident = id, action, error = %e, "web action not recorded");
+        Err(SubmitError::Refused(Refusal::NotFound(_))) => not_found(&viewer, &format!("#{id}")),
+        Err(e) => not_done(&viewer, &e, &what, &back),
+    }
+}
+
+/// The page for an input the engine refused (its reason, as the API gives it) or could
+/// not record.
+fn not_done(viewer: &Viewer, e: &SubmitError, what: &str, back: &str) -> Response {
+    match e {
+        SubmitError::Refused(_) => problem(
+            status_of(e),
+            "Nothing changed",
+            viewer,
+            &e.to_string(),
+            back,
+        ),
+        SubmitError::Unavailable(err) => {
+            warn!(what, error = %err, "web action not recorded");
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not recorded",
-                &viewer,
-                &format!("tocsin could not record this: {e}. Press the button again."),
-                &back,
+                viewer,
+                &format!("tocsin could not record this: {err}. Press the button again."),
+                back,
             )
         }
     }

@@ -144,12 +144,15 @@ pub async fn spawn_app_unready(config_toml: &str) -> TestApp {
 /// behaviour (steps ten minutes apart, an ack that expires after half an hour) is tested
 /// at its real delays without waiting for them.
 pub async fn spawn_app_on_clock(config_toml: &str) -> (TestApp, Arc<ManualClock>) {
+    spawn_app_at(config_toml, Timestamp::at("2026-11-21T10:00:00Z")).await
+}
+
+/// Like [`spawn_app_on_clock`], with the clock starting at `start`.
+pub async fn spawn_app_at(config_toml: &str, start: Timestamp) -> (TestApp, Arc<ManualClock>) {
     init();
     let config = config::load_str(config_toml, None)
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}"));
-    let clock = Arc::new(ManualClock::starting_at(Timestamp::at(
-        "2026-11-21T10:00:00Z",
-    )));
+    let clock = Arc::new(ManualClock::starting_at(start));
     let app = spawn_config_on(config, clock.clone()).await;
     app.wait_ready().await;
     (app, clock)

@@ -40,6 +40,7 @@ mod push_reload;
 mod reads;
 mod reload;
 mod retention;
+mod schedule_web;
 mod smtp;
 mod store_failure;
 mod test_notify;

@@ -16,8 +16,9 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The interpreter with aiosmtpd (a `python3` on PATH may be another one without it).
-const PYTHON: &str = "/usr/bin/python3";
+/// Debian's interpreter, with the packages scripts/test.sh installs (a `python3` on PATH
+/// may be another one without them).
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// How long the server may take to print `READY` (0.1–0.4 s measured).
 const START_TIMEOUT: Duration = Duration::from_secs(10);

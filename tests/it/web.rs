@@ -59,7 +59,7 @@ async fn paged_with(
 }
 
 /// A client that shows redirects instead of following them.
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -67,15 +67,15 @@ fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    set_cookie: Vec<String>,
-    content_type: String,
-    body: String,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookie: Vec<String>,
+    pub content_type: String,
+    pub body: String,
 }
 
-async fn answer(resp: reqwest::Response) -> Answer {
+pub(crate) async fn answer(resp: reqwest::Response) -> Answer {
     let h = resp.headers();
     let text = |name: &str| {
         h.get(name)
@@ -95,7 +95,7 @@ async fn answer(resp: reqwest::Response) -> Answer {
     }
 }
 
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Answer {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Answer {
     let mut req = no_redirects().get(app.url(path));
     if let Some(c) = cookie {
         req = req.header("cookie", c);
@@ -105,7 +105,7 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Answer {
 
 /// A form post as a browser on tocsin's own page sends it (`Sec-Fetch-Site: same-origin`)
 /// unless `headers` say otherwise.
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     path: &str,
     form: &[(&str, &str)],
@@ -139,7 +139,7 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn save_png(name: &str, png: &[u8]) -> PathBuf {
+pub(crate) fn save_png(name: &str, png: &[u8]) -> PathBuf {
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "{name}: the screenshot is not a PNG"
@@ -271,7 +271,7 @@ async fn an_incident_from_the_webhook_is_acked_from_the_web_page() {
     );
 }
 
-async fn assert_fits_a_phone(browser: &Browser, what: &str) {
+pub(crate) async fn assert_fits_a_phone(browser: &Browser, what: &str) {
     let (viewport, content) = browser.widths().await;
     assert_eq!(
         viewport,
@@ -527,7 +527,7 @@ async fn with_basic_auth_configured_the_login_takes_the_user_and_password() {
 }
 
 /// The `tocsin_session=...` pair a login's answer sets, to send back as a cookie.
-fn session_cookie(login: &Answer) -> String {
+pub(crate) fn session_cookie(login: &Answer) -> String {
     login
         .set_cookie
         .iter()
@@ -588,7 +588,7 @@ async fn a_read_only_token_logs_in_to_look_but_cannot_act() {
 }
 
 /// The value of the hidden input `name` in a page.
-fn hidden_field(html: &str, name: &str) -> String {
+pub(crate) fn hidden_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)

@@ -35,7 +35,7 @@ impl Viewer {
         self.acts
     }
 
-    fn csrf_field(&self) -> String {
+    pub(super) fn csrf_field(&self) -> String {
         match &self.csrf {
             Some(c) => format!(
                 "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
@@ -49,7 +49,8 @@ impl Viewer {
 pub(super) fn nav(v: &Viewer) -> String {
     let mut s = String::from(
         "<nav aria-label=\"tocsin\"><a class=\"brand\" href=\"/\">tocsin</a>\
-         <a href=\"/\">Open incidents</a><a href=\"/?state=resolved\">Resolved</a>",
+         <a href=\"/\">Open incidents</a><a href=\"/?state=resolved\">Resolved</a>\
+         <a href=\"/schedules\">Schedules</a>",
     );
     if v.locked {
         if v.logged_in {
@@ -80,7 +81,7 @@ pub(super) fn age(d: Duration) -> String {
 }
 
 /// `<time>` in UTC, to the second.
-fn when(t: Timestamp) -> String {
+pub(super) fn when(t: Timestamp) -> String {
     let shown = Utc
         .timestamp_millis_opt(t.millis())
         .single()
@@ -121,12 +122,12 @@ fn labels(l: &BTreeMap<String, String>) -> String {
 
 /// A column: its heading, the class of its cells, and whether a cell says its heading
 /// when a narrow screen shows each row as a card ("Age: 12m").
-struct Col(&'static str, &'static str, bool);
+pub(super) struct Col(pub &'static str, pub &'static str, pub bool);
 
 /// A table in its own horizontally scrolling region, so a wide one never makes the whole
 /// page scroll sideways. With `cards`, a narrow screen shows each row as a small card
 /// instead (explicit ARIA roles keep it a table for screen readers).
-fn table(label: &str, cards: bool, cols: &[Col], rows: &[Vec<String>]) -> String {
+pub(super) fn table(label: &str, cards: bool, cols: &[Col], rows: &[Vec<String>]) -> String {
     let role = |r: &str| {
         if cards {
             format!(" role=\"{r}\"")
