@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::alerts;
 use crate::catcher::{PageCatcher, describe};
-use crate::harness::{TestApp, spawn_app_on_clock, webhook_config};
+use crate::harness::{TestApp, eventually, spawn_app_on_clock, webhook_config};
 
 /// Generous bound for a page that is due now to arrive (a busy 2-core CI machine).
 const PROMPTLY: Duration = Duration::from_secs(5);
@@ -196,4 +196,43 @@ async fn with_nobody_on_call_the_fallback_is_paged_and_the_board_shows_the_sched
     assert_eq!(r.status, 200, "{}", r.body);
     let pages = catcher.wait_for_pages(1, PROMPTLY).await;
     assert_eq!(pages[0].target(), "lead", "{}", describe(&pages));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incoming_person_is_told_when_their_shift_starts() {
+    let catcher = PageCatcher::start().await;
+    let config = team().replace(
+        "fallback = \"lead\"",
+        "fallback = \"lead\"\nnotify_handoff = true",
+    );
+    let (app, clock) = spawn_app_on_clock(&webhook_config(&catcher.url(), &config)).await;
+    eventually("tocsin_schedule_oncall counts bob", PROMPTLY, || async {
+        let n = app
+            .metric("tocsin_schedule_oncall{schedule=\"primary\"}")
+            .await;
+        (n == Some(1.0)).then_some(())
+    })
+    .await;
+    // bob's shift was under way at start: nobody is told of it late.
+    app.advance(&clock, Duration::from_secs(3600)).await;
+    catcher
+        .assert_quiet(0, Duration::from_millis(500), "no handoff before 12:00 UTC")
+        .await;
+
+    app.advance(&clock, Duration::from_secs(3600)).await;
+    let pages = catcher.wait_for_pages(1, PROMPTLY).await;
+    assert_eq!(pages[0].target(), "carol", "{}", describe(&pages));
+    assert_eq!(pages[0].body["to"], "carol@pager");
+    let title = pages[0].body["incident"]["title"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        title,
+        "You are on call for primary until Sun 06:00 CST",
+        "{}",
+        describe(&pages)
+    );
+    catcher
+        .assert_quiet(1, Duration::from_millis(500), "one notice per handoff")
+        .await;
 }
