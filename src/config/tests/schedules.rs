@@ -170,3 +170,65 @@ fn a_schedule_with_nobody_on_call_this_week_is_warned_about() {
         w.message
     );
 }
+
+/// The README's worked example, read from the README itself, hands off as it says.
+#[test]
+fn the_readme_schedule_example_hands_off_as_the_readme_says() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## On-call schedules").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let people = r#"
+[notifiers.console]
+type = "log"
+[contacts.alice]
+methods = [{ notifier = "console", to = "alice" }]
+[contacts.bob]
+methods = [{ notifier = "console", to = "bob" }]
+[contacts.carol]
+methods = [{ notifier = "console", to = "carol" }]
+[contacts.dana]
+methods = [{ notifier = "console", to = "dana" }]
+[contacts.lead]
+methods = [{ notifier = "console", to = "lead" }]
+[[routes]]
+policy = "default"
+"#;
+    let cfg = load(&format!("{people}{example}")).unwrap();
+    let at = |t: &str| {
+        let oc = cfg
+            .calendar
+            .oncall("primary", &[], crate::time::Timestamp::at(t))
+            .unwrap();
+        let who: Vec<String> = oc.contacts.into_iter().map(|c| c.name).collect();
+        (who, oc.until.map(|u| u.to_rfc3339()))
+    };
+    assert_eq!(
+        at("2027-01-09T17:00:00Z").0,
+        ["alice", "dana"],
+        "Saturday 11:00 CST"
+    );
+    assert_eq!(
+        at("2027-01-10T01:00:00Z").0,
+        ["alice"],
+        "Saturday 19:00 CST"
+    );
+    assert_eq!(at("2027-01-11T15:00:00Z").0, ["bob"], "the second week");
+    assert_eq!(
+        at("2027-03-08T14:59:00Z"),
+        (
+            vec!["carol".to_string()],
+            Some("2027-03-08T15:00:00.000Z".to_string())
+        )
+    );
+    assert_eq!(
+        at("2027-03-08T15:00:00Z"),
+        (
+            vec!["alice".to_string()],
+            Some("2027-03-13T16:00:00.000Z".to_string())
+        ),
+        "alice until dana's Saturday 10:00 CST"
+    );
+    assert_eq!(at("2027-03-15T13:59:00Z").0, ["alice"], "08:59 CDT");
+    assert_eq!(at("2027-03-15T14:00:00Z").0, ["bob"], "09:00 CDT");
+}
