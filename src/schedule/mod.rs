@@ -21,7 +21,7 @@ mod calendar;
 pub mod ics;
 mod rotation;
 mod rule;
-mod wall;
+pub(crate) mod wall;
 
 #[cfg(test)]
 mod tests;

@@ -39,3 +39,12 @@ pub(crate) fn to_jiff(t: Timestamp) -> jiff::Timestamp {
     );
     jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
+
+/// Instant `t` on `tz`'s wall clock in a strftime `format` (`%Z` is the zone's
+/// abbreviation then in use, CST or CDT), for people reading a schedule.
+pub(crate) fn shown(tz: &TimeZone, t: Timestamp, format: &str) -> String {
+    to_jiff(t)
+        .to_zoned_datetime(tz.clone())
+        .strftime(format)
+        .to_string()
+}
