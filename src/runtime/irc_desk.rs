@@ -292,12 +292,10 @@ impl IrcDesk {
                 Some(n) => vec![n],
                 None => {
                     let known: Vec<&str> = schedules.keys().map(String::as_str).collect();
-                    return match known.is_empty() {
-                        true => format!("no schedule {}: none is configured", quoted(a)),
-                        false => {
-                            format!("no schedule {}; schedules: {}", quoted(a), known.join(", "))
-                        }
-                    };
+                    if known.is_empty() {
+                        return format!("no schedule {}: none is configured", quoted(a));
+                    }
+                    return format!("no schedule {}; schedules: {}", quoted(a), known.join(", "));
                 }
             },
         };
