@@ -10,7 +10,9 @@ use tempfile::NamedTempFile;
 
 use crate::alerts;
 use crate::catcher::PageCatcher;
-use crate::harness::{TestApp, eventually, history_kinds, spawn_app, webhook_config};
+use crate::harness::{
+    TestApp, eventually, history_kinds, spawn_app, spawn_app_from_file, webhook_config,
+};
 use crate::ircnet::{ALERTS, Human, IrcNet, Login, Znc};
 
 /// A bot line or command to its effect, through real servers on a busy machine.
@@ -71,6 +73,18 @@ steps = [
 /// [`tocsin`] reading alert lines with `pattern`, paging `people` (contacts and
 /// policies, which may use the `chan` and `hook` notifiers).
 async fn tocsin_reading(via: Via<'_>, pattern: &str, extra_irc: &str, people: &str) -> Setup {
+    tocsin_configured(via, pattern, extra_irc, people, None).await
+}
+
+/// [`tocsin_reading`], with the config written to `file` (to be edited and reloaded)
+/// when given.
+async fn tocsin_configured(
+    via: Via<'_>,
+    pattern: &str,
+    extra_irc: &str,
+    people: &str,
+    file: Option<&std::path::Path>,
+) -> Setup {
     let catcher = PageCatcher::start().await;
     let mut password = NamedTempFile::new().unwrap();
     let (server, secret, login) = match via {
@@ -109,7 +123,14 @@ channel = "{ALERTS}"
 {people}"#,
         path = password.path().display()
     );
-    let app = spawn_app(&webhook_config(&catcher.url(), &rest)).await;
+    let config = webhook_config(&catcher.url(), &rest);
+    let app = match file {
+        None => spawn_app(&config).await,
+        Some(path) => {
+            std::fs::write(path, &config).unwrap();
+            spawn_app_from_file(path).await
+        }
+    };
     wait_link_up(&app).await;
     Setup {
         app,
@@ -871,9 +892,10 @@ steps = [{ after = "0s", notify = ["carol"] }]
 }
 
 /// `!oncall` answers from the calendar the engine pages by and the overrides in the
-/// store: bob is the only member of ops, until an override puts carol in his place.
+/// store: bob is the only member of ops, until an override puts carol in his place; a
+/// schedule added by a config reload is known from then on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oncall_in_the_channel_names_who_is_on_call_and_follows_an_override() {
+async fn oncall_in_the_channel_names_who_is_on_call_and_follows_overrides_and_reloads() {
     let net = network().await;
     let schedule = r#"
 [contacts.carol]
@@ -890,7 +912,9 @@ time_zone = "America/Chicago"
 rules = [{ rotation = "ops" }]
 "#;
     let people = format!("{}{schedule}", alice_then_bob("1h"));
-    let s = tocsin_reading(Via::Direct(&net), RELAY_BY_MASK, "", &people).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.toml");
+    let s = tocsin_configured(Via::Direct(&net), RELAY_BY_MASK, "", &people, Some(&file)).await;
     let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
 
     let mark = alice.mark();
@@ -927,6 +951,21 @@ rules = [{ rotation = "ops" }]
     alice
         .wait_since(mark, "the schedules there are", SOON, |l| {
             said_by_agent(l) && l.ends_with("alice: no schedule \"secondary\"; schedules: primary")
+        })
+        .await;
+
+    let mut config = std::fs::read_to_string(&file).unwrap();
+    config.push_str(
+        "\n[schedules.secondary]\ntime_zone = \"Europe/Berlin\"\nrules = [{ contact = \"alice\" }]\n",
+    );
+    std::fs::write(&file, config).unwrap();
+    let r = s.app.reload().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall secondary").await;
+    alice
+        .wait_since(mark, "the schedule the reload added", SOON, |l| {
+            said_by_agent(l) && l.ends_with("alice: secondary: alice (rule)")
         })
         .await;
 }
