@@ -968,4 +968,17 @@ rules = [{ rotation = "ops" }]
             said_by_agent(l) && l.ends_with("alice: secondary: alice (rule)")
         })
         .await;
+    // Every schedule, a line each.
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall").await;
+    for (line, schedule) in [
+        ("primary: carol (override 1) until ", "primary"),
+        ("secondary: alice (rule)", "secondary"),
+    ] {
+        alice
+            .wait_since(mark, schedule, SOON, |l| {
+                said_by_agent(l) && l.contains(&format!("alice: {line}"))
+            })
+            .await;
+    }
 }
