@@ -1,17 +1,42 @@
 //! Client commands that talk to a running daemon over its HTTP API.
 
+pub mod schedules;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::config::{Config, schema::DEFAULT_LISTEN};
+use crate::config::{self, Config, schema::DEFAULT_LISTEN};
 
 /// Whether two URLs have one scheme, host and port.
 fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => a.origin() == b.origin(),
         _ => false,
+    }
+}
+
+/// Which daemon a client command talks to: the options every such command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Base URL of the daemon (default: http:// + the config's server.listen). The
+    /// config's token goes only to its own addresses; set TOCSIN_TOKEN to send one
+    /// elsewhere (or a scoped one).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Config to take the address and API token from.
+    #[arg(long, default_value = "alerts.toml")]
+    pub config: PathBuf,
+}
+
+impl Target {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        // The config is optional for clients: without it, the defaults apply.
+        let cfg = config::load_file(&self.config).ok();
+        let token = std::env::var("TOCSIN_TOKEN").ok();
+        Client::new(self.url.clone(), cfg.as_ref(), token)
     }
 }
 
@@ -145,6 +170,46 @@ impl Client {
         self.call(self.http.get(format!("{}/api/v1/status", self.base)))
             .await
     }
+
+    /// The URL of `/api/v1/` and `segments`, each escaped as one path segment (a
+    /// schedule's name is written by people).
+    fn api(&self, segments: &[&str]) -> anyhow::Result<url::Url> {
+        let mut url = url::Url::parse(&self.base).with_context(|| {
+            format!(
+                "{:?} is not a URL: set --url like http://host:9797",
+                self.base
+            )
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| {
+                anyhow::anyhow!(
+                    "{:?} cannot hold a path: set --url like http://host:9797",
+                    self.base
+                )
+            })?
+            .pop_if_empty()
+            .extend(["api", "v1"])
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// `GET /api/v1/{segments}?{query}`.
+    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let url = self.api(segments)?;
+        self.call(self.http.get(url).query(query)).await
+    }
+
+    /// `POST /api/v1/{segments}` with a JSON body.
+    pub async fn post(&self, segments: &[&str], body: &Value) -> anyhow::Result<Value> {
+        let url = self.api(segments)?;
+        self.call(self.http.post(url).json(body)).await
+    }
+
+    /// `DELETE /api/v1/{segments}`.
+    pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<Value> {
+        let url = self.api(segments)?;
+        self.call(self.http.delete(url)).await
+    }
 }
 
 /// Which page of the incident list `tocsin incidents` asks for.
@@ -179,17 +244,8 @@ pub fn incidents_table(v: &Value, page: &Page<'_>) -> String {
     if rows.len() == 1 {
         return "no incidents\n".to_string();
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        for (c, w) in widths.iter().enumerate() {
-            out.push_str(&format!("{:<w$}  ", r[c], w = w));
-        }
-        out.push_str(&r[5]);
-        out.push('\n');
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    let mut out = aligned(&rows);
     if let Some(next) = v["next"].as_u64() {
         out.push_str("more: tocsin incidents");
         if let Some(s) = page.state {
@@ -199,6 +255,30 @@ pub fn incidents_table(v: &Value, page: &Page<'_>) -> String {
             out.push_str(&format!(" --limit {n}"));
         }
         out.push_str(&format!(" --before {next}\n"));
+    }
+    out
+}
+
+/// Rows as a table: every column but the last padded to its widest cell.
+pub(crate) fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns.saturating_sub(1))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            match widths.get(c) {
+                Some(&w) => out.push_str(&format!("{cell:<w$}  ")),
+                None => out.push_str(cell),
+            }
+        }
+        out.push('\n');
     }
     out
 }

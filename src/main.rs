@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tocsin::cli::{Client, Page, incidents_table, status_text, status_unhealthy};
+use tocsin::cli::schedules::ScheduleCommand;
+use tocsin::cli::{Page, Target, incidents_table, status_text, status_unhealthy};
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
 use tracing::{error, info, warn};
@@ -14,7 +15,8 @@ use tracing::{error, info, warn};
 const EXIT_CODES: &str = "Exit codes:
   0  done; the config is valid; every test page went out; everything is up
   1  the config is invalid, a test page failed, (status) a channel or an essential
-     task is down or the engine stalled, or (run) a task kept failing
+     task is down or the engine stalled, (schedules check) a schedule has a gap
+     ahead, or (run) a task kept failing
   2  the command line is wrong
   3  the daemon could not be reached, or refused the request";
 
@@ -26,6 +28,9 @@ const EXAMPLES: &str = "Examples:
   tocsin snooze 42 30m
   tocsin status --url http://alerts-host:9797
   tocsin test-notify alice --via sms
+  tocsin oncall
+  tocsin override replace primary bob carol --from 2027-01-08T09:00 --for 1d
+  tocsin schedules check --days 7
   tocsin completions bash > /etc/bash_completion.d/tocsin";
 
 #[derive(Parser)]
@@ -163,6 +168,8 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    #[command(flatten)]
+    Schedule(ScheduleCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish"
@@ -197,27 +204,6 @@ fn daemon<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
 /// Errors about what was checked, or the daemon's own run.
 fn checked<T>(r: anyhow::Result<T>) -> Result<T, Failure> {
     r.map_err(Failure::Checked)
-}
-
-#[derive(clap::Args)]
-struct Target {
-    /// Base URL of the daemon (default: http:// + the config's server.listen). The
-    /// config's token goes only to its own addresses; set TOCSIN_TOKEN to send one
-    /// elsewhere (or a scoped one).
-    #[arg(long)]
-    url: Option<String>,
-    /// Config to take the address and API token from.
-    #[arg(long, default_value = "alerts.toml")]
-    config: PathBuf,
-}
-
-impl Target {
-    fn client(&self) -> anyhow::Result<Client> {
-        // The config is optional for clients: without it, the defaults apply.
-        let cfg = config::load_file(&self.config).ok();
-        let token = std::env::var("TOCSIN_TOKEN").ok();
-        Client::new(self.url.clone(), cfg.as_ref(), token)
-    }
 }
 
 fn init_logs(format: LogFormat) {
@@ -353,6 +339,11 @@ async fn run_command(command: Command) -> Result<ExitCode, Failure> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Schedule(cmd) => Ok(if daemon(tocsin::cli::schedules::run(cmd).await)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Command::Health { target } => {
             let (healthy, v) = daemon(daemon(target.client())?.healthz().await)?;
             println!("{}", v["status"].as_str().unwrap_or("no answer"));

@@ -9,7 +9,7 @@ mod cross_site;
 mod hooks;
 pub mod kannel_inbound;
 pub mod listener;
-mod schedules;
+pub(crate) mod schedules;
 mod sms;
 mod throttle;
 pub mod twilio_inbound;

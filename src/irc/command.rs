@@ -14,6 +14,8 @@ pub enum ChatCommand {
     Snooze(IncidentId, Duration),
     Resolve(IncidentId),
     Incidents,
+    /// Who is on call: in every schedule, or the one named (as typed; the desk looks it up).
+    Oncall(Option<String>),
     Status,
     Help,
 }
@@ -27,9 +29,9 @@ pub enum AckTarget {
 
 impl ChatCommand {
     /// Whether the answer depends on who asks, so the sender's account must be known:
-    /// every command but `!help`. State changes need an acker; `!incidents` and
-    /// `!status` too once credentials are configured (they name incidents, who acked,
-    /// and the links tocsin depends on).
+    /// every command but `!help`. State changes need an acker; `!incidents`, `!oncall`
+    /// and `!status` too once credentials are configured (they name incidents, who
+    /// acked, who is on call and the links tocsin depends on).
     pub fn needs_sender(&self) -> bool {
         !matches!(self, ChatCommand::Help)
     }
@@ -47,8 +49,7 @@ impl ChatCommand {
 }
 
 /// The one-line help `!help` answers and errors point at.
-pub const HELP: &str =
-    "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !status, !help";
+pub const HELP: &str = "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !oncall [schedule], !status, !help";
 
 /// Words people type back at us are quoted in replies; a cap keeps the reply on one line.
 const MAX_ECHOED_CHARS: usize = 32;
@@ -61,6 +62,7 @@ const COMMAND_WORDS: &[&str] = &[
     "resolve",
     "incidents",
     "list",
+    "oncall",
     "status",
     "help",
 ];
@@ -141,6 +143,7 @@ fn command(word: &str, args: &[&str]) -> Result<ChatCommand, String> {
         "snooze" => snooze(args),
         "resolve" => Ok(ChatCommand::Resolve(required_id(args, "resolve")?)),
         "incidents" | "list" => Ok(ChatCommand::Incidents),
+        "oncall" => Ok(ChatCommand::Oncall(args.first().map(|s| s.to_string()))),
         "status" => Ok(ChatCommand::Status),
         "help" => Ok(ChatCommand::Help),
         other => unreachable!("{other} is in COMMAND_WORDS but has no parser"),
@@ -211,7 +214,7 @@ fn id(word: &str, example: &str) -> Result<IncidentId, String> {
 }
 
 /// `"word"`, shortened so a pasted paragraph cannot push the reply past one line.
-fn quoted(word: &str) -> String {
+pub(crate) fn quoted(word: &str) -> String {
     match word.char_indices().nth(MAX_ECHOED_CHARS) {
         Some((cut, _)) => format!("\"{}…\"", &word[..cut]),
         None => format!("\"{word}\""),
@@ -474,6 +477,26 @@ mod tests {
         assert_eq!(chan("!status"), ok(ChatCommand::Status));
         assert_eq!(chan("!help"), ok(ChatCommand::Help));
         assert_eq!(chan("tocsin, HELP"), ok(ChatCommand::Help));
+    }
+
+    #[test]
+    fn oncall_asks_about_every_schedule_or_the_one_named() {
+        assert_eq!(chan("!oncall"), ok(ChatCommand::Oncall(None)));
+        assert_eq!(
+            chan("!oncall primary"),
+            ok(ChatCommand::Oncall(Some("primary".into())))
+        );
+        assert_eq!(
+            chan("tocsin: ONCALL db please"),
+            ok(ChatCommand::Oncall(Some("db".into())))
+        );
+        assert_eq!(private("oncall"), ok(ChatCommand::Oncall(None)));
+        assert!(!ChatCommand::Oncall(None).changes_state());
+        assert!(
+            ChatCommand::Oncall(None).needs_sender(),
+            "who is on call is a read like !incidents: ackers only once credentials are set"
+        );
+        assert_eq!(chan("who is oncall?"), None, "just talk");
     }
 
     #[test]

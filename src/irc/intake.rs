@@ -194,8 +194,9 @@ async fn command_worker(
         let nick = ask.nick.clone();
         let snapshot = status.borrow().clone();
         let answer = desk.command(ask, &snapshot).await;
-        if !answer.is_empty() {
-            let _ = answers.send((to, format!("{nick}: {answer}"))).await;
+        // An answer of several lines (`!oncall`: one per schedule) goes out line by line.
+        for line in answer.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = answers.send((to.clone(), format!("{nick}: {line}"))).await;
         }
     }
 }

@@ -10,18 +10,20 @@ use tracing::{info, warn};
 use super::EngineHandle;
 use crate::config::Config;
 use crate::engine::{
-    Actor, AlertBatch, AlertStatus, EventKind, IncidentId, IncidentState, Input, Via,
+    Actor, AlertBatch, AlertStatus, EscalationConfig, EventKind, IncidentId, IncidentState, Input,
+    Via,
 };
-use crate::irc::command::{AckTarget, ChatCommand, HELP};
+use crate::irc::command::{AckTarget, ChatCommand, HELP, quoted};
 use crate::irc::mask::{mask_matches, same_name};
 use crate::irc::replay::Mark;
 use crate::irc::session::Ask;
 use crate::irc::{Desk, LinkStatus};
 use crate::metrics::{Metrics, SourceLabel};
 use crate::notify::message::clean;
+use crate::schedule::{OnCall, wall};
 use crate::source::irc::shared_labels;
 use crate::store::{ListQuery, Store};
-use crate::time::{Clock, human};
+use crate::time::{Clock, Timestamp, human};
 
 /// Where the IRC link's replay mark is kept in the store.
 const REPLAY_MARK: &str = "irc.replay";
@@ -30,6 +32,10 @@ const REPLAY_MARK: &str = "irc.replay";
 /// elsewhere, and the answer must fit a line.
 const ACK_ALL_MAX: usize = 50;
 
+/// Schedules one `!oncall` lists at most, a line each; the rest are named, to be asked
+/// one by one.
+const ONCALL_MAX: usize = 6;
+
 pub struct IrcDesk {
     pub engine: EngineHandle,
     pub store: Arc<dyn Store>,
@@ -37,6 +43,9 @@ pub struct IrcDesk {
     pub clock: Arc<dyn Clock>,
     /// Channel health, for `!status`.
     pub watchdog: Arc<crate::watchdog::Watchdog>,
+    /// The engine's config as of the last reload: `!oncall` asks its calendar, the one
+    /// that decides who is paged.
+    escalation: tokio::sync::watch::Receiver<Arc<EscalationConfig>>,
     /// (contact, irc_account, irc_mask)
     ackers: Vec<(String, Option<String>, Option<String>)>,
     allow_masks: bool,
@@ -54,6 +63,7 @@ impl IrcDesk {
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         watchdog: Arc<crate::watchdog::Watchdog>,
+        escalation: tokio::sync::watch::Receiver<Arc<EscalationConfig>>,
     ) -> Self {
         IrcDesk {
             engine,
@@ -61,6 +71,7 @@ impl IrcDesk {
             metrics,
             clock,
             watchdog,
+            escalation,
             ackers: cfg
                 .file
                 .contacts
@@ -266,6 +277,53 @@ impl IrcDesk {
         s
     }
 
+    /// One line per schedule asked about: who is on call, why, and until when on the
+    /// schedule's wall clock.
+    async fn oncall(&self, asked: Option<&str>) -> String {
+        let cfg = self.escalation.borrow().clone();
+        let schedules = &cfg.calendar.schedules;
+        let names: Vec<&String> = match asked {
+            None => schedules.keys().collect(),
+            Some(a) => match schedules
+                .keys()
+                .find(|n| *n == a)
+                .or_else(|| schedules.keys().find(|n| n.eq_ignore_ascii_case(a)))
+            {
+                Some(n) => vec![n],
+                None => {
+                    let known: Vec<&str> = schedules.keys().map(String::as_str).collect();
+                    if known.is_empty() {
+                        return format!("no schedule {}: none is configured", quoted(a));
+                    }
+                    return format!("no schedule {}; schedules: {}", quoted(a), known.join(", "));
+                }
+            },
+        };
+        if names.is_empty() {
+            return "no schedules are configured ([schedules] in alerts.toml)".into();
+        }
+        let now = self.clock.now();
+        let overrides = match self.store.overrides(None, now).await {
+            Ok(o) => o,
+            Err(e) => return format!("cannot read the schedules' overrides: {e}"),
+        };
+        let mut lines = Vec::new();
+        for name in names.iter().take(ONCALL_MAX) {
+            let mine = crate::engine::overrides_of(&overrides, name);
+            let (Some(sch), Some(oc)) =
+                (schedules.get(*name), cfg.calendar.oncall(name, &mine, now))
+            else {
+                continue;
+            };
+            lines.push(oncall_line(name, &oc, &sch.time_zone, now));
+        }
+        if names.len() > ONCALL_MAX {
+            let rest: Vec<&str> = names[ONCALL_MAX..].iter().map(|n| n.as_str()).collect();
+            lines.push(format!("and {}: ask !oncall NAME", rest.join(", ")));
+        }
+        lines.join("\n")
+    }
+
     async fn status(&self, link: &LinkStatus) -> String {
         let counts = self.store.counts().await.unwrap_or_default();
         let n = |s| counts.get(&s).copied().unwrap_or(0);
@@ -304,6 +362,7 @@ fn command_name(cmd: &ChatCommand) -> &'static str {
         ChatCommand::Snooze(..) => "snooze",
         ChatCommand::Resolve(_) => "resolve",
         ChatCommand::Incidents => "incidents",
+        ChatCommand::Oncall(_) => "oncall",
         ChatCommand::Status => "status",
         ChatCommand::Help => "help",
     }
@@ -360,7 +419,7 @@ impl Desk for IrcDesk {
                 self.count("help", "applied");
                 HELP.to_string()
             }
-            ref read @ (ChatCommand::Incidents | ChatCommand::Status)
+            ref read @ (ChatCommand::Incidents | ChatCommand::Oncall(_) | ChatCommand::Status)
                 if self.private_reads && self.contact(&ask).is_none() =>
             {
                 self.refuse(&ask, read).await
@@ -368,6 +427,10 @@ impl Desk for IrcDesk {
             ChatCommand::Incidents => {
                 self.count("incidents", "applied");
                 self.list().await
+            }
+            ChatCommand::Oncall(ref asked) => {
+                self.count("oncall", "applied");
+                self.oncall(asked.as_deref()).await
             }
             ChatCommand::Status => {
                 self.count("status", "applied");
@@ -392,3 +455,36 @@ impl Desk for IrcDesk {
         }
     }
 }
+
+/// `primary: bob (rotation ops) until Mon 09:00 CST`: who is on call and why; until is
+/// on the schedule's wall clock, with the date when it is a week or more away.
+fn oncall_line(name: &str, oc: &OnCall, tz: &jiff::tz::TimeZone, now: Timestamp) -> String {
+    let who: Vec<String> = oc
+        .contacts
+        .iter()
+        .map(|c| {
+            let via = match &c.via {
+                crate::schedule::Via::Rotation(r) => format!("rotation {r}"),
+                other => other.to_string(),
+            };
+            format!("{} ({via})", c.name)
+        })
+        .collect();
+    let mut line = match (oc.fallback_used, who.is_empty()) {
+        (_, true) => format!("{name}: nobody on call and no fallback"),
+        (true, false) => format!("{name}: nobody on call; paged instead: {}", who.join(", ")),
+        (false, false) => format!("{name}: {}", who.join(", ")),
+    };
+    if let Some(until) = oc.until {
+        let format = if until.since(now) >= std::time::Duration::from_secs(6 * 86_400) {
+            "%a %d %b %H:%M %Z"
+        } else {
+            "%a %H:%M %Z"
+        };
+        line.push_str(&format!(" until {}", wall::shown(tz, until, format)));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests;

@@ -152,6 +152,8 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
     let watchdog = Watchdog::new(&opts.config, opts.clock.clone(), metrics.clone());
     watchdog.restore(&*store).await;
+    // Made before the IRC desk, whose `!oncall` reads the calendar the engine pages by.
+    let (reconfigure, reconfigured) = tokio::sync::watch::channel(cfg.clone());
     let irc_stop = CancellationToken::new();
     let irc = match &opts.config.file.sources.irc {
         None => None,
@@ -165,6 +167,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 metrics.clone(),
                 opts.clock.clone(),
                 watchdog.clone(),
+                reconfigured.clone(),
             ));
             let (irc, task) =
                 crate::irc::link::start(link_cfg, desk, opts.clock.clone(), &irc_stop, &tasks);
@@ -280,7 +283,6 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     // Serving from here on: until the loop's first turn (up to IDLE_TICK away), `/healthz`
     // would otherwise call a loop that last ran at the epoch stalled.
     health.tick(opts.clock.now());
-    let (reconfigure, reconfigured) = tokio::sync::watch::channel(cfg.clone());
     let reconfigured_too = reconfigured.clone();
     let engine_loop = engine_loop::EngineLoop {
         engine,

@@ -40,10 +40,16 @@ pub(crate) fn to_jiff(t: Timestamp) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
-/// `t` as a person reads it on the schedule's wall clock: "Mon 09:00 CST".
-pub fn describe(t: Timestamp, tz: &TimeZone) -> String {
+/// Instant `t` on `tz`'s wall clock in a strftime `format` (`%Z` is the zone's
+/// abbreviation then in use, CST or CDT), for people reading a schedule.
+pub(crate) fn shown(tz: &TimeZone, t: Timestamp, format: &str) -> String {
     to_jiff(t)
         .to_zoned_datetime(tz.clone())
-        .strftime("%a %H:%M %Z")
+        .strftime(format)
         .to_string()
+}
+
+/// `t` as a person reads it on the schedule's wall clock: "Mon 09:00 CST".
+pub fn describe(t: Timestamp, tz: &TimeZone) -> String {
+    shown(tz, t, "%a %H:%M %Z")
 }

@@ -4,7 +4,9 @@ use std::process::Command;
 
 use crate::alerts::firing;
 use crate::catcher::PageCatcher;
-use crate::harness::{TOCSIN, free_port, page_alice, spawn_app, webhook_config};
+use crate::harness::{
+    TOCSIN, free_port, page_alice, spawn_app, spawn_app_on_clock, webhook_config,
+};
 
 fn tocsin(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(TOCSIN)
@@ -68,7 +70,16 @@ fn completions_are_printed_for_each_shell() {
         assert_eq!(code, Some(0), "{shell}: {err}");
         assert!(out.contains(marker), "{shell}: {out}");
         assert!(
-            out.contains("check-config") && out.contains("test-notify"),
+            [
+                "check-config",
+                "test-notify",
+                "oncall",
+                "override",
+                "replace",
+                "schedules"
+            ]
+            .iter()
+            .all(|c| out.contains(c)),
             "{shell}"
         );
     }
@@ -242,4 +253,162 @@ async fn incidents_come_a_page_at_a_time_with_the_command_for_the_next() {
     });
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("Disk1") && !out.contains("more:"), "{out}");
+}
+
+/// bob, then alice, a week each from Monday 2026-11-16 09:00 in Chicago: at the test
+/// clock's start (Saturday 2026-11-21 04:00 CST) bob is on call until Monday 09:00.
+const PRIMARY: &str = r#"
+[rotations.ops]
+time_zone = "America/Chicago"
+type = "weekly"
+start = "2026-11-16T09:00"
+members = ["bob", "alice"]
+
+[schedules.primary]
+time_zone = "America/Chicago"
+fallback = "alice"
+rules = [{ rotation = "ops" }]
+"#;
+
+/// Runs tocsin against the daemon at `url`, from a blocking thread of the test's runtime.
+fn against(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = args.to_vec();
+    all.extend(["--url", url]);
+    tokio::task::block_in_place(|| tocsin(&all))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_shows_bob_and_after_an_override_replace_carol_on_the_schedules_clock() {
+    let catcher = PageCatcher::start().await;
+    let (app, _clock) = spawn_app_on_clock(&webhook_config(
+        &catcher.url(),
+        &format!("{}{PRIMARY}", page_alice()),
+    ))
+    .await;
+    let url = app.url("");
+
+    let (code, out, err) = against(&url, &["oncall"]);
+    assert_eq!(code, Some(0), "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("primary"))
+        .unwrap_or_default();
+    assert!(
+        row.contains(" bob ")
+            && row.contains(" ops ")
+            && row.ends_with("Mon 2026-11-23 09:00 CST (2026-11-23 15:00 UTC)"),
+        "{out}"
+    );
+
+    let (code, out, err) = against(
+        &url,
+        &[
+            "override", "replace", "primary", "bob", "carol", "--for", "8h", "--by", "alice",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        "override 1 of primary: carol replaces bob from Sat 2026-11-21 04:00 CST to Sat 2026-11-21 12:00 CST (by alice)"
+    );
+    let (code, out, err) = against(&url, &["oncall", "primary"]);
+    assert_eq!(code, Some(0), "{err}");
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains(" carol ")
+            && row.contains("override 1")
+            && !row.contains("bob")
+            && row.contains("Sat 2026-11-21 12:00 CST (2026-11-21 18:00 UTC)"),
+        "{out}"
+    );
+    let (code, out, _) = against(&url, &["override", "list", "primary"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.starts_with("1 ")
+            && l.contains("replace")
+            && l.contains("carol")
+            && l.ends_with("alice")),
+        "{out}"
+    );
+    // A local time is read on Chicago's wall clock: Monday 09:30 there is alice's week.
+    let (code, out, err) = against(&url, &["oncall", "primary", "--at", "2026-11-23T09:30"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.contains(" alice ")),
+        "{out}"
+    );
+    let (code, out, err) = against(
+        &url,
+        &[
+            "shifts",
+            "primary",
+            "--to",
+            "2026-11-24T00:00",
+            "--contact",
+            "carol",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")
+                == "carol Sat 2026-11-21 04:00 CST Sat 2026-11-21 12:00 CST override 1"),
+        "{out}"
+    );
+
+    let (code, out, err) = against(&url, &["override", "delete", "primary", "1"]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "override 1 of primary deleted"),
+        "{err}"
+    );
+    let (_, out, _) = against(&url, &["oncall", "primary"]);
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.contains(" bob ")),
+        "{out}"
+    );
+
+    let (code, _, err) = against(&url, &["oncall", "secondary"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("no schedule \"secondary\" (schedules: primary)"),
+        "{err}"
+    );
+    let (code, _, err) = against(&url, &["override", "add", "primary", "dave", "--for", "1h"]);
+    assert_eq!(code, Some(3), "the daemon refuses a stranger: {err}");
+    assert!(err.contains("dave"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_check_names_a_weekend_gap_and_exits_1() {
+    let catcher = PageCatcher::start().await;
+    let weekdays = r#"
+[schedules.weekdays]
+time_zone = "America/Chicago"
+rules = [{ contact = "bob", days = ["mon", "tue", "wed", "thu", "fri"] }]
+"#;
+    let (app, _clock) = spawn_app_on_clock(&webhook_config(
+        &catcher.url(),
+        &format!("{}{PRIMARY}{weekdays}", page_alice()),
+    ))
+    .await;
+    let url = app.url("");
+    let (code, out, err) = against(&url, &["schedules", "check", "--days", "7"]);
+    assert_eq!(code, Some(1), "a gap ahead fails the check: {out}{err}");
+    assert!(
+        out.lines().any(|l| l
+            .starts_with("weekdays: GAP Sat 2026-11-21 04:00 CST to Mon 2026-11-23 00:00 CST")
+            && l.ends_with("nobody on call, nobody is paged: the schedule has no fallback")),
+        "{out}"
+    );
+    assert!(
+        out.contains("weekdays: GAP Sat 2026-11-28 00:00 CST"),
+        "the next weekend too: {out}"
+    );
+    assert!(
+        out.contains("primary: no gap or overlap in the next 7 days"),
+        "{out}"
+    );
+    let (code, out, err) = against(&url, &["schedules", "check", "primary"]);
+    assert_eq!(code, Some(0), "no gap in primary: {out}{err}");
 }

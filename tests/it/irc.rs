@@ -10,7 +10,9 @@ use tempfile::NamedTempFile;
 
 use crate::alerts;
 use crate::catcher::PageCatcher;
-use crate::harness::{TestApp, eventually, history_kinds, spawn_app, webhook_config};
+use crate::harness::{
+    TestApp, eventually, history_kinds, spawn_app, spawn_app_from_file, webhook_config,
+};
 use crate::ircnet::{ALERTS, Human, IrcNet, Login, Znc};
 
 /// A bot line or command to its effect, through real servers on a busy machine.
@@ -71,6 +73,18 @@ steps = [
 /// [`tocsin`] reading alert lines with `pattern`, paging `people` (contacts and
 /// policies, which may use the `chan` and `hook` notifiers).
 async fn tocsin_reading(via: Via<'_>, pattern: &str, extra_irc: &str, people: &str) -> Setup {
+    tocsin_configured(via, pattern, extra_irc, people, None).await
+}
+
+/// [`tocsin_reading`], with the config written to `file` (to be edited and reloaded)
+/// when given.
+async fn tocsin_configured(
+    via: Via<'_>,
+    pattern: &str,
+    extra_irc: &str,
+    people: &str,
+    file: Option<&std::path::Path>,
+) -> Setup {
     let catcher = PageCatcher::start().await;
     let mut password = NamedTempFile::new().unwrap();
     let (server, secret, login) = match via {
@@ -109,7 +123,14 @@ channel = "{ALERTS}"
 {people}"#,
         path = password.path().display()
     );
-    let app = spawn_app(&webhook_config(&catcher.url(), &rest)).await;
+    let config = webhook_config(&catcher.url(), &rest);
+    let app = match file {
+        None => spawn_app(&config).await,
+        Some(path) => {
+            std::fs::write(path, &config).unwrap();
+            spawn_app_from_file(path).await
+        }
+    };
     wait_link_up(&app).await;
     Setup {
         app,
@@ -647,11 +668,11 @@ async fn in_a_storm_incidents_lists_what_is_open_and_ack_all_acks_every_triggere
         .await;
 }
 
-/// `!incidents` and `!status` name incidents, who acked and the links tocsin depends
-/// on: once credentials are configured they answer ackers only, in the channel and by
-/// private message, like the API's reads.
+/// `!incidents`, `!oncall` and `!status` name incidents, who acked, who is on call and
+/// the links tocsin depends on: once credentials are configured they answer ackers
+/// only, in the channel and by private message, like the API's reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_credentials_set_incidents_and_status_answer_only_ackers() {
+async fn with_credentials_set_incidents_oncall_and_status_answer_only_ackers() {
     const TOKEN: &str = "irc-test-master-token-0123456789";
     let net = network().await;
     let mut token = NamedTempFile::new().unwrap();
@@ -678,6 +699,14 @@ async fn with_credentials_set_incidents_and_status_answer_only_ackers() {
         line.contains("sorry") && !line.contains("DiskFull"),
         "{line}"
     );
+    let mark = mallory.mark();
+    mallory.say(ALERTS, "!oncall").await;
+    let line = mallory
+        .wait_since(mark, "the answer to mallory's !oncall", SOON, |l| {
+            said_by_agent(l) && l.contains("mallory: ")
+        })
+        .await;
+    assert!(line.contains("sorry"), "{line}");
     let mark = mallory.mark();
     mallory.say("agent", "status").await;
     let line = mallory
@@ -860,4 +889,96 @@ steps = [{ after = "0s", notify = ["carol"] }]
         to_nick["error"].as_str().unwrap_or("").contains("401"),
         "{to_nick}"
     );
+}
+
+/// `!oncall` answers from the calendar the engine pages by and the overrides in the
+/// store: bob is the only member of ops, until an override puts carol in his place; a
+/// schedule added by a config reload is known from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_in_the_channel_names_who_is_on_call_and_follows_overrides_and_reloads() {
+    let net = network().await;
+    let schedule = r#"
+[contacts.carol]
+methods = [{ notifier = "hook", to = "carol@pager" }]
+
+[rotations.ops]
+time_zone = "America/Chicago"
+type = "weekly"
+start = "2020-01-06T09:00"
+members = ["bob"]
+
+[schedules.primary]
+time_zone = "America/Chicago"
+rules = [{ rotation = "ops" }]
+"#;
+    let people = format!("{}{schedule}", alice_then_bob("1h"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.toml");
+    let s = tocsin_configured(Via::Direct(&net), RELAY_BY_MASK, "", &people, Some(&file)).await;
+    let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
+
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall").await;
+    alice
+        .wait_since(mark, "who is on call", SOON, |l| {
+            said_by_agent(l) && l.ends_with("alice: primary: bob (rotation ops)")
+        })
+        .await;
+
+    let to = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let made = s
+        .app
+        .client
+        .post(s.app.url("/api/v1/schedules/primary/overrides"))
+        .json(&serde_json::json!({
+            "kind": "replace", "contact": "bob", "with": "carol", "to": to, "by": "alice",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{:?}", made.text().await);
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall primary").await;
+    let line = alice
+        .wait_since(mark, "carol in bob's place", SOON, |l| {
+            said_by_agent(l) && l.contains("alice: primary: carol (override 1) until ")
+        })
+        .await;
+    assert!(line.ends_with(" CST") || line.ends_with(" CDT"), "{line}");
+
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall secondary").await;
+    alice
+        .wait_since(mark, "the schedules there are", SOON, |l| {
+            said_by_agent(l) && l.ends_with("alice: no schedule \"secondary\"; schedules: primary")
+        })
+        .await;
+
+    let mut config = std::fs::read_to_string(&file).unwrap();
+    config.push_str(
+        "\n[schedules.secondary]\ntime_zone = \"Europe/Berlin\"\nrules = [{ contact = \"alice\" }]\n",
+    );
+    std::fs::write(&file, config).unwrap();
+    let r = s.app.reload().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall secondary").await;
+    alice
+        .wait_since(mark, "the schedule the reload added", SOON, |l| {
+            said_by_agent(l) && l.ends_with("alice: secondary: alice (rule)")
+        })
+        .await;
+    // Every schedule, a line each.
+    let mark = alice.mark();
+    alice.say(ALERTS, "!oncall").await;
+    for (line, schedule) in [
+        ("primary: carol (override 1) until ", "primary"),
+        ("secondary: alice (rule)", "secondary"),
+    ] {
+        alice
+            .wait_since(mark, schedule, SOON, |l| {
+                said_by_agent(l) && l.contains(&format!("alice: {line}"))
+            })
+            .await;
+    }
 }
