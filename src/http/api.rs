@@ -171,6 +171,18 @@ struct ActBody {
     duration: Option<String>,
 }
 
+/// Refuses a JSON call unless it is JSON, from tocsin's own site if a browser sent it,
+/// and by a credential with `scope`.
+pub(crate) fn json_call(
+    s: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<(), Box<Response>> {
+    json_only(headers)?;
+    same_site_call(&s.site, headers, "api")?;
+    auth::check(&s.auth(), headers, scope)
+}
+
 /// Longest `by` accepted: contact names and nicks are far shorter.
 const MAX_ACTOR: usize = 64;
 
@@ -180,13 +192,7 @@ pub(crate) async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = json_only(&headers) {
-        return *r;
-    }
-    if let Err(r) = same_site_call(&s.site, &headers, "api") {
-        return *r;
-    }
-    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
+    if let Err(r) = json_call(&s, &headers, Scope::Act) {
         return *r;
     }
     let Ok(id) = id.parse::<u64>() else {

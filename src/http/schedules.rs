@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cross_site::{json_only, same_site_call};
+use super::cross_site::same_site_call;
 use super::hooks::read_capped;
 use super::{AppState, auth, error, refused};
 use crate::config::Scope;
@@ -364,13 +364,6 @@ pub(crate) fn parse_change(
     }
 }
 
-/// Refuses a write unless it is JSON, from tocsin's own site, by a credential that may act.
-fn writable(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    json_only(headers)?;
-    same_site_call(&s.site, headers, "api")?;
-    auth::check(&s.auth(), headers, Scope::Act)
-}
-
 /// `POST /api/v1/schedules/{name}/overrides`.
 pub(crate) async fn create(
     State(s): State<AppState>,
@@ -378,7 +371,7 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = writable(&s, &headers) {
+    if let Err(r) = super::api::json_call(&s, &headers, Scope::Act) {
         return *r;
     }
     let bytes = match read_capped(&headers, body, 16 * 1024).await {
