@@ -284,9 +284,27 @@ fn pages_nobody(p: &super::sections::Parsed) -> Option<String> {
         Some(name) => {
             let policy = f.policies.get(name)?;
             let named: Vec<&String> = policy.steps.iter().flat_map(|s| &s.notify).collect();
+            // A schedule reaches the people it can have on call, and its fallback.
+            let rostered = named
+                .iter()
+                .filter_map(|n| f.schedules.get(*n))
+                .flat_map(|s| {
+                    let rules = s.rules.iter().flat_map(|r| {
+                        let members = r
+                            .rotation
+                            .as_ref()
+                            .and_then(|name| f.rotations.get(name))
+                            .map(|rot| rot.members.iter())
+                            .into_iter()
+                            .flatten();
+                        r.contact.iter().chain(members)
+                    });
+                    s.fallback.iter().chain(rules)
+                });
             let people: Vec<&String> = named
                 .iter()
                 .copied()
+                .chain(rostered)
                 .filter(|n| f.contacts.contains_key(*n))
                 .collect();
             if people.iter().all(|c| f.contacts[*c].methods.is_empty()) {

@@ -232,3 +232,13 @@ policy = "default"
     assert_eq!(at("2027-03-15T13:59:00Z").0, ["alice"], "08:59 CDT");
     assert_eq!(at("2027-03-15T14:00:00Z").0, ["bob"], "09:00 CDT");
 }
+
+#[test]
+fn a_watchdog_policy_paging_a_schedule_reaches_its_people() {
+    let text = format!(
+        "{}\n[watchdog]\npolicy = \"default\"\n",
+        with(ROTATION, SCHEDULE)
+    );
+    let cfg = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.calendar.schedules.contains_key("primary"));
+}
