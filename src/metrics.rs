@@ -129,6 +129,8 @@ pub struct Metrics {
     pub retention_deleted: Family<WhatLabel, Counter>,
     /// People on call now, by schedule (0: a gap, its fallback is paged).
     pub schedule_oncall: Family<ScheduleLabel, Gauge>,
+    /// Firing alerts a silence dropped before they could open or join an incident.
+    pub alerts_silenced: Counter,
 }
 
 impl Default for Metrics {
@@ -174,6 +176,7 @@ impl Metrics {
             task_restarts: Family::default(),
             retention_deleted: Family::default(),
             schedule_oncall: Family::default(),
+            alerts_silenced: Counter::default(),
             registry: Registry::default(),
             families: Vec::new(),
         };
@@ -317,6 +320,11 @@ impl Metrics {
             "irc_link_up",
             "1 while the IRC link is registered (and a bouncer's network connected)",
             m.irc_up.clone(),
+        );
+        registry.register(
+            "alerts_silenced",
+            "Firing alerts a silence dropped before they could open or join an incident",
+            m.alerts_silenced.clone(),
         );
         registry.register(
             "irc_registrations",

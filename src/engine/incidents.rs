@@ -38,6 +38,9 @@ pub struct Engine {
     /// Overrides of schedules in force or ahead, in the order they were made.
     pub(super) overrides: Vec<super::model::OverrideRecord>,
     pub(super) next_override_id: super::model::OverrideId,
+    /// Silences in force or ahead, in the order they were made.
+    pub(super) silences: Vec<super::silences::Silence>,
+    pub(super) next_silence_id: super::silences::SilenceId,
 }
 
 struct Recent {
@@ -83,6 +86,8 @@ impl Engine {
             next_page_id: 1,
             overrides: Vec::new(),
             next_override_id: 1,
+            silences: Vec::new(),
+            next_silence_id: 1,
         }
     }
 
@@ -157,7 +162,12 @@ impl Engine {
     pub fn apply(&mut self, now: Timestamp, input: Input) -> Result<Vec<Effect>, Refused> {
         let mut fx = Vec::new();
         match input {
-            Input::Alerts(batch) => self.on_alerts(now, batch, &mut fx),
+            Input::Alerts(mut batch) => {
+                self.apply_silences(now, &mut batch, &mut fx);
+                if !batch.alerts.is_empty() {
+                    self.on_alerts(now, batch, &mut fx)
+                }
+            }
             Input::Ack { id, by } => self.with_open(now, id, &mut fx, |l, cx| l.ack(cx, &by))?,
             Input::Unack { id, by } => {
                 self.with_open(now, id, &mut fx, |l, cx| l.unack(cx, &by))?
@@ -227,8 +237,17 @@ impl Engine {
             Input::DeleteOverride { schedule, id, .. } => {
                 self.delete_override(now, &schedule, id, &mut fx)?
             }
+            Input::AddSilence {
+                matchers,
+                from,
+                to,
+                comment,
+                by,
+            } => self.add_silence(now, matchers, (from, to), comment, &by, &mut fx)?,
+            Input::ExpireSilence { id, .. } => self.expire_silence(now, id, &mut fx)?,
         }
         self.prune_overrides(now);
+        self.prune_silences(now);
         self.prune_recent(now);
         Ok(fx)
     }

@@ -7,6 +7,7 @@ mod matcher;
 mod model;
 mod policy;
 mod roster;
+mod silences;
 
 pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
@@ -19,6 +20,7 @@ pub use policy::{
     WATCHDOG_POLICY,
 };
 pub use roster::{MAX_OVERRIDE, overrides_of};
+pub use silences::{MAX_SILENCE, SilenceId, SilenceRecord};
 
 #[cfg(test)]
 mod tests;

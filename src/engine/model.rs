@@ -287,6 +287,19 @@ pub enum Input {
         id: OverrideId,
         by: Actor,
     },
+    /// Known noise: firing alerts these matchers match open no incident meanwhile.
+    AddSilence {
+        matchers: Vec<String>,
+        from: Timestamp,
+        to: Timestamp,
+        comment: String,
+        by: Actor,
+    },
+    /// End a silence now.
+    ExpireSilence {
+        id: super::silences::SilenceId,
+        by: Actor,
+    },
 }
 
 pub use crate::schedule::Change;
@@ -611,6 +624,18 @@ pub enum Effect {
         id: OverrideId,
         at: Timestamp,
     },
+    /// Record a new silence.
+    Silence(super::silences::SilenceRecord),
+    /// A silence ended early, at `at`.
+    SilenceExpired {
+        id: super::silences::SilenceId,
+        at: Timestamp,
+    },
+    /// Firing alerts a silence dropped: counted, not stored.
+    Silenced {
+        silence: super::silences::SilenceId,
+        alerts: u64,
+    },
 }
 
 /// Why the engine refused an input: it would change nothing. The caller is answered with
@@ -645,6 +670,10 @@ pub enum Refusal {
     OverrideConflict { id: OverrideId, contact: String },
     #[error("schedule {schedule:?} has no override {id}")]
     NoOverride { schedule: String, id: OverrideId },
+    #[error("{0}")]
+    BadSilence(String),
+    #[error("no silence {0} in force or ahead")]
+    NoSilence(super::silences::SilenceId),
 }
 
 /// The longest snooze: an incident quiet for longer should be resolved, not forgotten.
@@ -661,8 +690,9 @@ impl Refusal {
             Refusal::ZeroSnooze
             | Refusal::SnoozeTooLong
             | Refusal::UnknownContact(_)
-            | Refusal::BadOverride(_) => 400,
-            Refusal::UnknownSchedule(_) | Refusal::NoOverride { .. } => 404,
+            | Refusal::BadOverride(_)
+            | Refusal::BadSilence(_) => 400,
+            Refusal::UnknownSchedule(_) | Refusal::NoOverride { .. } | Refusal::NoSilence(_) => 404,
             Refusal::OverrideConflict { .. } => 409,
         }
     }

@@ -337,6 +337,11 @@ impl EngineLoop {
         if inputs > 0 {
             self.metrics.engine_batch_inputs.observe(inputs as f64);
         }
+        for e in &effects {
+            if let Effect::Silenced { alerts, .. } = e {
+                self.metrics.alerts_silenced.inc_by(*alerts);
+            }
+        }
         if effects.is_empty() {
             if self.store_watch.trouble().is_some() {
                 // Nothing to write, but whether writes work again must still be known.
@@ -491,5 +496,8 @@ pub(crate) async fn restore_engine(
         r.recent_resolved,
     );
     engine.restore_overrides(r.overrides, r.next_override_id);
+    for (id, error) in engine.restore_silences(r.silences, r.next_silence_id) {
+        warn!(silence = id, %error, "a stored silence no longer parses; it silences nothing");
+    }
     Ok((engine, r.pending_pages))
 }

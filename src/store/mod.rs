@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{
     AlertStatus, Effect, EventKind, IncidentId, IncidentState, OverrideId, OverrideRecord, Page,
-    PageId, PageKind, Via,
+    PageId, PageKind, SilenceId, SilenceRecord, Via,
 };
 
 /// Defined beside the engine (which consumes it); re-exported here where stores build it.
@@ -66,6 +66,9 @@ pub struct Restored {
     /// Overrides of schedules not deleted and not ended at the cut-off.
     pub overrides: Vec<OverrideRecord>,
     pub next_override_id: OverrideId,
+    /// Silences not expired and not ended at the cut-off.
+    pub silences: Vec<SilenceRecord>,
+    pub next_silence_id: SilenceId,
 }
 
 /// What one pass of retention deleted: resolved incidents and what hung off them.
@@ -400,6 +403,10 @@ pub trait Store: Send + Sync + 'static {
         schedule: Option<String>,
         ending_after: Timestamp,
     ) -> Result<Vec<OverrideRecord>, StoreError>;
+
+    /// Silences not expired early that end after `ending_after`, in the order they were
+    /// made.
+    async fn silences(&self, ending_after: Timestamp) -> Result<Vec<SilenceRecord>, StoreError>;
 
     /// One incident as a page about it shows it ([`Detail::MESSAGE`]), read apart from
     /// every other read: however many API and web reads are waiting, a page is never

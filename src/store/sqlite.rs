@@ -41,7 +41,7 @@ use super::{
     StoreError,
 };
 use crate::data_dir::DataDir;
-use crate::engine::{Effect, IncidentId, IncidentState, OverrideRecord};
+use crate::engine::{Effect, IncidentId, IncidentState, OverrideRecord, SilenceRecord};
 use crate::time::Timestamp;
 
 /// The schema this build writes: `schema.sql` is version 1, each of [`MIGRATIONS`] one
@@ -87,6 +87,12 @@ const MIGRATIONS: &[&str] = &[
          to_ms INTEGER NOT NULL, by TEXT NOT NULL, created_at INTEGER NOT NULL, \
          deleted_at INTEGER);
      CREATE INDEX IF NOT EXISTS overrides_to ON overrides (to_ms);",
+    // 9: silences; one expired early keeps its row with expired_at.
+    "CREATE TABLE IF NOT EXISTS silences (\
+         id INTEGER PRIMARY KEY, matchers TEXT NOT NULL, from_ms INTEGER NOT NULL, \
+         to_ms INTEGER NOT NULL, comment TEXT NOT NULL, by TEXT NOT NULL, \
+         created_at INTEGER NOT NULL, expired_at INTEGER);
+     CREATE INDEX IF NOT EXISTS silences_to ON silences (to_ms);",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -525,6 +531,11 @@ impl Store for SqliteStore {
             read::overrides(conn, schedule.as_deref(), ending_after)
         })
         .await
+    }
+
+    async fn silences(&self, ending_after: Timestamp) -> Result<Vec<SilenceRecord>, StoreError> {
+        self.read(Lane::Shared, move |conn| read::silences(conn, ending_after))
+            .await
     }
 
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {

@@ -118,6 +118,13 @@ impl Store for FullDisk {
         self.stuck().await;
         self.inner.overrides(schedule, ending_after).await
     }
+    async fn silences(
+        &self,
+        ending_after: Timestamp,
+    ) -> Result<Vec<tocsin::engine::SilenceRecord>, StoreError> {
+        self.stuck().await;
+        self.inner.silences(ending_after).await
+    }
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
         self.inner.incident_to_page(id).await
     }

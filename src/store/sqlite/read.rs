@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
 use crate::engine::{
     AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, OverrideRecord, Page,
-    PageKind, PolicySnapshot, Via, fingerprint_key, labels_hash,
+    PageKind, PolicySnapshot, SilenceRecord, Via, fingerprint_key, labels_hash,
 };
 use crate::store::{
     AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageStatus,
@@ -92,6 +92,8 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
     }
     let overrides = overrides(tx, None, since)?;
     let next_override_id = next_id("overrides")?;
+    let silences = silences(tx, since)?;
+    let next_silence_id = next_id("silences")?;
     Ok(Restored {
         open,
         recent_resolved,
@@ -100,7 +102,41 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
         pending_pages,
         overrides,
         next_override_id,
+        silences,
+        next_silence_id,
     })
+}
+
+/// Silences not expired early that end after `ending_after`, oldest first.
+pub(super) fn silences(
+    conn: &Connection,
+    ending_after: Timestamp,
+) -> Result<Vec<SilenceRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, matchers, from_ms, to_ms, comment, by, created_at FROM silences \
+             WHERE expired_at IS NULL AND to_ms > ?1 ORDER BY id",
+        )
+        .or_read()?;
+    let mut rows = stmt.query(params![ending_after.0]).or_read()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().or_read()? {
+        let id = get_u64(row, 0).or_read()?;
+        let matchers: String = row.get(1).or_read()?;
+        out.push(SilenceRecord {
+            id,
+            matchers: serde_json::from_str(&matchers).map_err(|e| StoreError::Corrupt {
+                what: format!("matchers of silence {id}"),
+                detail: e.to_string(),
+            })?,
+            from: Timestamp(row.get(2).or_read()?),
+            to: Timestamp(row.get(3).or_read()?),
+            comment: row.get(4).or_read()?,
+            by: row.get(5).or_read()?,
+            created_at: Timestamp(row.get(6).or_read()?),
+        });
+    }
+    Ok(out)
 }
 
 /// Overrides not deleted that end after `ending_after`, oldest first.

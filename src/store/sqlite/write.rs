@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use super::{Inbound, WriteRequest, sql_u64, to_json};
 use crate::engine::{
     AlertRecord, Change, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened,
-    IncidentStatus, Outcome, OverrideId, OverrideRecord, Page, PageId,
+    IncidentStatus, Outcome, OverrideId, OverrideRecord, Page, PageId, SilenceId, SilenceRecord,
 };
 use crate::store::PageStatus;
 use crate::time::Timestamp;
@@ -36,6 +36,10 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Labels { incident, labels } => update_labels(&tx, *incident, labels)?,
             Effect::Override(o) => insert_override(&tx, o)?,
             Effect::OverrideDeleted { id, at } => delete_override(&tx, *id, *at)?,
+            Effect::Silence(s) => insert_silence(&tx, s)?,
+            Effect::SilenceExpired { id, at } => expire_silence(&tx, *id, *at)?,
+            // Counted by the engine loop, not stored.
+            Effect::Silenced { .. } => {}
             // Released pages were recorded when they were held.
             Effect::Send { .. } => {}
         }
@@ -130,6 +134,29 @@ fn insert_override(tx: &Transaction<'_>, o: &OverrideRecord) -> rusqlite::Result
 
 fn delete_override(tx: &Transaction<'_>, id: OverrideId, at: Timestamp) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE overrides SET deleted_at = ?2 WHERE id = ?1")?
+        .execute(params![sql_u64(id)?, at.0])?;
+    Ok(())
+}
+
+fn insert_silence(tx: &Transaction<'_>, s: &SilenceRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO silences (id, matchers, from_ms, to_ms, comment, by, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        sql_u64(s.id)?,
+        to_json(&s.matchers)?,
+        s.from.0,
+        s.to.0,
+        s.comment,
+        s.by,
+        s.created_at.0
+    ])?;
+    Ok(())
+}
+
+fn expire_silence(tx: &Transaction<'_>, id: SilenceId, at: Timestamp) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE silences SET expired_at = ?2 WHERE id = ?1")?
         .execute(params![sql_u64(id)?, at.0])?;
     Ok(())
 }
