@@ -4,5 +4,6 @@
 //! contract so that the HTTP layer only moves bytes.
 
 pub mod alertmanager;
+pub mod am_silence;
 pub mod irc;
 pub mod sms_reply;
