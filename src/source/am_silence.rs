@@ -146,9 +146,9 @@ impl AmSilencer {
             let fresh = &fresh;
             async move {
                 // Alertmanager updates an active silence in place only when its startsAt
-                // is unchanged; any other startsAt expires it and makes a copy, which
-                // would leave one expired silence behind every extension. So the startsAt
-                // it holds is read and sent back as it was written.
+                // is unchanged (to the second); any other startsAt expires it and makes a
+                // copy, which would leave one expired silence behind every extension. So
+                // the startsAt it holds is read and sent back as it was written.
                 match self.get(peer, id).await? {
                     Some(held) if held.status.state != "expired" => {
                         let body = PostableSilence {
