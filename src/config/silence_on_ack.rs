@@ -53,9 +53,18 @@ impl Loader<'_, '_> {
             };
             let mut problems = Vec::new();
             check_http_url("url", u, &mut problems);
-            match problems.pop() {
-                Some(problem) => self.err(&key, problem.message),
-                None => urls.extend(reqwest::Url::parse(u).ok()),
+            let parsed = reqwest::Url::parse(u).ok();
+            match (problems.pop(), parsed) {
+                (Some(problem), _) => self.err(&key, problem.message),
+                // Two Authorization headers, and a secret written into alerts.toml.
+                (None, Some(url)) if !url.username().is_empty() || url.password().is_some() => {
+                    let msg = format!(
+                        "{:?} carries credentials: secrets are never inline, so write the URL without them and use basic_auth = {{ username = \"...\", password_file = \"...\" }} or bearer_token_file",
+                        crate::notify::redact(&url)
+                    );
+                    self.err(&key, msg);
+                }
+                (None, url) => urls.extend(url),
             }
         }
         if c.duration.0.is_zero() {

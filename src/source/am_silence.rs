@@ -92,6 +92,7 @@ impl SilenceError {
 }
 
 /// Talks to the Alertmanager peers of `silence_on_ack`.
+#[derive(Debug)]
 pub struct AmSilencer {
     /// Base URLs, tried in order (a path prefix is kept: Alertmanager behind a proxy).
     peers: Vec<Url>,
