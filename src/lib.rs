@@ -34,7 +34,9 @@
 //! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait; each type's
 //!   options are one file of [`config::notifier`] behind [`config::NotifierKind`] (its
 //!   secrets, problems, limits and how it is built), registered once.
-//! - [`source`]: alert sources (the Alertmanager payload, IRC alert lines, SMS replies).
+//! - [`source`]: alert sources (the Alertmanager payload, IRC alert lines, SMS replies),
+//!   and [`source::am_silence`], the client that silences an acked incident's alerts in
+//!   Alertmanager.
 //! - [`irc`]: the IRC link (through a bouncer or straight to a server): session,
 //!   accounts, commands, replay of backlog, paced sending (pages, WHOIS and answers in
 //!   their own queues), and the intake that keeps alert lines apart from commands.

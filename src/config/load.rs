@@ -156,6 +156,7 @@ pub(super) fn load_with_env(
     let parsed = loader.sections();
     let (hook_auth, notifier_secrets, routes) = loader.check(&parsed);
     let irc_secrets = loader.check_irc(&parsed);
+    let silence_on_ack = loader.check_silence_on_ack(&parsed);
     let calendar = loader.check_schedules(&parsed);
     let mut errors = loader.errors;
     if !errors.is_empty() {
@@ -170,6 +171,7 @@ pub(super) fn load_with_env(
         notifier_secrets,
         routes,
         irc_secrets,
+        silence_on_ack,
         calendar,
     };
     // Said of the secrets as read, not of a line: a short token, a token doing two jobs.

@@ -60,7 +60,14 @@ pub(super) fn unknown_key_message(name: &str, expected: &[String], path: &str) -
 }
 
 /// Keys whose values are durations, so a bare number gets a hint.
-const DURATION_KEYS: &[&str] = &["after", "repeat_after", "ack_timeout", "timeout", "within"];
+const DURATION_KEYS: &[&str] = &[
+    "after",
+    "repeat_after",
+    "ack_timeout",
+    "timeout",
+    "within",
+    "for",
+];
 
 /// Rewords serde's message about a bad value for people editing TOML.
 pub(super) fn value_message(message: &str, path: &KeyPath) -> String {

@@ -5,7 +5,8 @@
 //! with key paths and line numbers, in three passes: TOML syntax, each section and entry
 //! on its own (`sections.rs`, with `locate.rs` finding key paths and lines and
 //! `messages.rs` rewording serde's errors), then cross-references (`validate.rs`);
-//! `secrets.rs` reads `*_file` / `*_env` secrets.
+//! `secrets.rs` reads `*_file` / `*_env` secrets; `silence_on_ack.rs` resolves where acks
+//! silence Alertmanager.
 
 mod credentials;
 pub mod irc;
@@ -17,6 +18,7 @@ mod schedules;
 pub mod schema;
 mod secrets;
 mod sections;
+mod silence_on_ack;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -31,6 +33,7 @@ pub use load::{ConfigError, ConfigErrors, load_file, load_str};
 pub use notifier::*;
 pub use schedules::{RotationConfig, RotationType, RuleConfig, ScheduleConfig, changed_members};
 pub use schema::*;
+pub use silence_on_ack::SilenceOnAck;
 pub use types::{ByteSize, HumanDuration, RateLimit, Secret};
 
 use crate::engine::Matcher;
@@ -51,6 +54,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `[sources.irc]` passwords.
     pub irc_secrets: IrcSecrets,
+    /// `[sources.alertmanager] silence_on_ack`, resolved; `None` when acks silence nothing.
+    pub silence_on_ack: Option<SilenceOnAck>,
     /// Rotations and schedules, compiled: who is on call when.
     pub calendar: crate::schedule::Calendar,
     /// What is valid but weak, in file order: `check-config` prints it and the daemon

@@ -263,6 +263,71 @@ pub struct SourcesConfig {
 pub struct AlertmanagerSourceConfig {
     /// The always-firing alert that proves the pipeline works; it never opens an incident.
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Opt-in: an ack in tocsin silences the incident's alerts in Alertmanager, so that
+    /// Alertmanager stops re-notifying the group while someone works on it.
+    pub silence_on_ack: Option<SilenceOnAckConfig>,
+}
+
+/// `silence_on_ack = { url = "http://alertmanager:9093", for = "2h" }`: which Alertmanager
+/// holds the silences an ack makes, and how long each lasts before tocsin extends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceOnAckConfig {
+    /// Alertmanager's base URL, or a list of them for an HA pair: tried in order, and the
+    /// first that takes a silence is enough, since the peers gossip it to each other.
+    pub url: UrlList,
+    /// How long a silence lasts. While the incident stays acked and its alerts fire it is
+    /// extended before it ends, so a tocsin that dies leaves no silence behind for longer.
+    #[serde(rename = "for", default = "default_silence_for")]
+    pub duration: HumanDuration,
+    /// Bound on one request to one Alertmanager (connect, send, answer).
+    #[serde(default = "default_silence_timeout")]
+    pub timeout: HumanDuration,
+    /// File holding a bearer token sent as `Authorization: Bearer ...` (a proxy in front
+    /// of Alertmanager, or its own `--web.config.file`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding that bearer token.
+    pub bearer_token_env: Option<String>,
+    /// Basic auth sent instead of a bearer token.
+    pub basic_auth: Option<BasicAuthConfig>,
+}
+
+fn default_silence_for() -> HumanDuration {
+    HumanDuration::from_secs(2 * 3600)
+}
+
+fn default_silence_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+
+/// One URL, or a list of them: `url = "http://a:9093"` or `url = ["http://a:9093", ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for UrlList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UrlList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a URL or a list of URLs, like \"http://alertmanager:9093\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<UrlList, E> {
+                Ok(UrlList(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<UrlList, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(u) = seq.next_element::<String>()? {
+                    urls.push(u);
+                }
+                Ok(UrlList(urls))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,7 @@ use super::irc::is_channel;
 use super::load::Loader;
 use super::locate::{KeyPath, line_of, span_of};
 use super::notifier::IrcNotifierConfig;
-use super::schema::{AlertmanagerSourceConfig, ServerConfig, TokenConfig};
+use super::schema::{AlertmanagerSourceConfig, BasicAuthConfig, ServerConfig, TokenConfig};
 use super::sections::Parsed;
 use super::types::Secret;
 use super::{BASIC_AUTH, Credential, HookAuth, MASTER_TOKEN, Presented, Route, Scope, Scopes};
@@ -70,6 +70,7 @@ impl Loader<'_, '_> {
         }
         if let Some(AlertmanagerSourceConfig {
             heartbeat: Some(hb),
+            ..
         }) = &p.file.sources.alertmanager
         {
             let at = KeyPath::default()
@@ -326,30 +327,14 @@ impl Loader<'_, '_> {
                 scopes: Scopes::all(),
             });
         }
-        if let Some(b) = &s.basic_auth {
-            let at = at.key("basic_auth");
-            if b.username.is_empty() {
-                self.err(&at.key("username"), "username is empty");
-            }
-            if b.password_file.is_none() && b.password_env.is_none() {
-                self.err(&at, "basic_auth needs password_file or password_env");
-            }
-            let password = self.secret(
-                &at,
-                "password",
-                b.password_file.as_deref(),
-                b.password_env.as_deref(),
-            );
-            if let Some(password) = password {
-                credentials.push(Credential {
-                    name: BASIC_AUTH.to_string(),
-                    presented: Presented::Basic {
-                        username: b.username.clone(),
-                        password,
-                    },
-                    scopes: Scopes::all(),
-                });
-            }
+        if let Some(b) = &s.basic_auth
+            && let Some(presented) = self.basic_auth(&at.key("basic_auth"), b)
+        {
+            credentials.push(Credential {
+                name: BASIC_AUTH.to_string(),
+                presented,
+                scopes: Scopes::all(),
+            });
         }
         for (name, t) in &s.tokens {
             if let Some(c) = self.check_token(&at.key("tokens").key(name), name, t) {
@@ -370,6 +355,27 @@ impl Loader<'_, '_> {
             }
         }
         HookAuth { credentials }
+    }
+
+    /// A `basic_auth = { username, password_file | password_env }` table at `at`, read;
+    /// `None` (with the errors said) when it is incomplete.
+    pub(super) fn basic_auth(&mut self, at: &KeyPath, b: &BasicAuthConfig) -> Option<Presented> {
+        if b.username.is_empty() {
+            self.err(&at.key("username"), "username is empty");
+        }
+        if b.password_file.is_none() && b.password_env.is_none() {
+            self.err(at, "basic_auth needs password_file or password_env");
+        }
+        let password = self.secret(
+            at,
+            "password",
+            b.password_file.as_deref(),
+            b.password_env.as_deref(),
+        )?;
+        Some(Presented::Basic {
+            username: b.username.clone(),
+            password,
+        })
     }
 
     /// `[server.tokens.NAME]`: its secret, long enough, and what it may do.

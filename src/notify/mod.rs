@@ -21,7 +21,7 @@ pub(crate) mod twilio;
 pub(crate) mod twilio_voice;
 pub mod twiml;
 pub mod voice_calls;
-mod webhook;
+pub(crate) mod webhook;
 
 use std::any::Any;
 use std::collections::BTreeMap;

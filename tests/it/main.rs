@@ -10,6 +10,7 @@ mod access;
 mod ack_link;
 mod alertmanager;
 mod alerts;
+mod am_silence;
 mod bad_input;
 mod browser;
 mod catcher;

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::load::load_with_env;
 use super::*;
 
+mod am_silence;
 mod notifiers;
 mod schedules;
 mod watchdog;
