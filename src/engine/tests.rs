@@ -1610,3 +1610,4 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
 
 mod alerts_cap;
 mod schedules;
+mod silences;

@@ -10,6 +10,7 @@ mod hooks;
 pub mod kannel_inbound;
 pub mod listener;
 pub(crate) mod schedules;
+mod silences;
 mod sms;
 mod throttle;
 pub mod twilio_inbound;
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(api::show))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/channels", get(api::channels))
+        .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/schedules", get(schedules::list))
         .route("/api/v1/schedules/{name}/oncall", get(schedules::oncall))
         .route("/api/v1/schedules/{name}/shifts", get(schedules::shifts))
@@ -215,6 +217,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/schedules/{name}/overrides",
             post(schedules::create),
+        )
+        .route("/api/v1/silences", post(silences::create))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(silences::expire),
         )
         .route(
             "/api/v1/schedules/{name}/overrides/{id}",

@@ -60,6 +60,8 @@ pub(crate) struct Request {
 pub struct Applied {
     /// The id of the override it made.
     pub override_id: Option<crate::engine::OverrideId>,
+    /// The id of the silence it made.
+    pub silence_id: Option<crate::engine::SilenceId>,
 }
 
 /// How the rest of the daemon talks to the engine.
@@ -320,8 +322,18 @@ impl EngineLoop {
                         Effect::Override(o) => Some(o.id),
                         _ => None,
                     });
+                    let silence_id = fx.iter().find_map(|e| match e {
+                        Effect::Silence(s) => Some(s.id),
+                        _ => None,
+                    });
                     effects.extend(fx);
-                    replies.push((req.reply, Ok(Applied { override_id })));
+                    replies.push((
+                        req.reply,
+                        Ok(Applied {
+                            override_id,
+                            silence_id,
+                        }),
+                    ));
                 }
                 Err(r) => {
                     effects.extend(r.notes);

@@ -42,6 +42,7 @@ mod reads;
 mod reload;
 mod retention;
 mod schedule_web;
+mod silences;
 mod smtp;
 mod store_failure;
 mod test_notify;

@@ -1,0 +1,166 @@
+//! The silences API: known noise that opens no incident while a silence lasts.
+//!
+//! Making and expiring a silence is an engine input like an ack: the engine checks it
+//! and drops the alerts it matches. Reads come from the store.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::cross_site::same_site_call;
+use super::hooks::read_capped;
+use super::{AppState, auth, error, refused};
+use crate::config::{HumanDuration, Scope};
+use crate::engine::{Actor, Input, SilenceRecord, Via};
+use crate::time::Timestamp;
+
+#[derive(Serialize)]
+pub struct SilenceView {
+    pub id: u64,
+    pub matchers: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub comment: String,
+    pub by: String,
+    pub created_at: String,
+    /// Whether it silences now (a silence may start later).
+    pub active: bool,
+}
+
+impl SilenceView {
+    fn of(s: &SilenceRecord, now: Timestamp) -> Self {
+        SilenceView {
+            id: s.id,
+            matchers: s.matchers.clone(),
+            from: s.from.to_rfc3339(),
+            to: s.to.to_rfc3339(),
+            comment: s.comment.clone(),
+            by: s.by.clone(),
+            created_at: s.created_at.to_rfc3339(),
+            active: s.active(now),
+        }
+    }
+}
+
+/// `GET /api/v1/silences`: those in force or ahead.
+pub(crate) async fn list(State(s): State<AppState>) -> Response {
+    let now = s.clock.now();
+    match s.store.silences(now).await {
+        Ok(all) => Json(json!({
+            "silences": all.iter().map(|x| SilenceView::of(x, now)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSilence {
+    matchers: Vec<String>,
+    /// Defaults to now.
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(rename = "for")]
+    duration: Option<String>,
+    comment: String,
+    by: String,
+}
+
+/// `POST /api/v1/silences`.
+pub(crate) async fn create(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = super::api::json_call(&s, &headers, Scope::Act) {
+        return *r;
+    }
+    let bytes = match read_capped(&headers, body, 16 * 1024).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let b: NewSilence = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "body must be JSON like {{\"matchers\": [\"service=\\\"db\\\"\"], \"for\": \"2h\", \"comment\": \"known flapping\", \"by\": \"alice\"}}: {e}"
+                ),
+            );
+        }
+    };
+    let now = s.clock.now();
+    let from = match b.from.as_deref().map(Timestamp::parse_rfc3339) {
+        None => now,
+        Some(Some(t)) => t,
+        Some(None) => return error(StatusCode::BAD_REQUEST, "from is not an RFC 3339 instant"),
+    };
+    let to = match (b.to.as_deref(), b.duration.as_deref()) {
+        (Some(t), None) => match Timestamp::parse_rfc3339(t) {
+            Some(t) => t,
+            None => return error(StatusCode::BAD_REQUEST, "to is not an RFC 3339 instant"),
+        },
+        (None, Some(d)) => match HumanDuration::parse(d) {
+            Ok(d) => from.plus(d.0),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("for: {e}")),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "say when it ends: either \"to\" (RFC 3339) or \"for\" (like \"2h\")",
+            );
+        }
+    };
+    let by = crate::notify::message::clean(&b.by);
+    if by.trim().is_empty() || by.chars().count() > 64 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "say who makes it: \"by\" is a name of 1 to 64 characters",
+        );
+    }
+    let input = Input::AddSilence {
+        matchers: b.matchers,
+        from,
+        to,
+        comment: crate::notify::message::clean(&b.comment),
+        by: Actor::new(by, Via::Api),
+    };
+    match s.engine.apply(input).await {
+        Ok(applied) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": applied.silence_id.unwrap_or_default() })),
+        )
+            .into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+/// `DELETE /api/v1/silences/{id}`: ends it now.
+pub(crate) async fn expire(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = same_site_call(&s.site, &headers, "api") {
+        return *r;
+    }
+    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
+        return *r;
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a silence id"),
+        );
+    };
+    let input = Input::ExpireSilence {
+        id,
+        by: Actor::new("api", Via::Api),
+    };
+    match s.engine.submit(input).await {
+        Ok(()) => Json(json!({ "expired": id })).into_response(),
+        Err(e) => refused(&e),
+    }
+}

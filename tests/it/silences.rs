@@ -1,0 +1,91 @@
+//! Known noise, silenced through the API, opens no incident and pages nobody while the
+//! silence lasts; the same alert after the silence is expired pages as usual.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::alerts;
+use crate::catcher::PageCatcher;
+use crate::harness::{page_alice, spawn_app, webhook_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_flapping_disk_opens_nothing_until_the_silence_is_expired() {
+    let catcher = PageCatcher::start().await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
+
+    let r = app
+        .client
+        .post(app.url("/api/v1/silences"))
+        .json(
+            &json!({"matchers": ["alertname=\"DiskFull\"", "instance=~\"host[0-9]\""],
+                      "for": "2h", "comment": "disk on host1 flaps, ticket OPS-12", "by": "alice"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
+
+    let listed: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/silences"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = &listed["silences"][0];
+    assert_eq!(s["id"], id, "{listed}");
+    assert_eq!(s["comment"], "disk on host1 flaps, ticket OPS-12");
+    assert_eq!(s["by"], "alice");
+    assert_eq!(s["active"], true);
+
+    let r = app.post_alerts(&alerts::firing("DiskFull")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        app.incidents(None).await.is_empty(),
+        "a silenced alert opened an incident"
+    );
+    assert_eq!(app.metric("tocsin_alerts_silenced_total").await, Some(1.0));
+    catcher
+        .assert_quiet(0, Duration::from_millis(300), "silenced: nobody is paged")
+        .await;
+
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/silences/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.post_alerts(&alerts::firing("DiskFull")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.incidents(None).await.len(), 1);
+    catcher.wait_for_pages(1, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_that_would_hide_everything_is_refused_with_the_reason() {
+    let app = spawn_app(&webhook_config("http://127.0.0.1:9/", &page_alice())).await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/silences"))
+        .json(&json!({"matchers": ["severity!=\"critical\""], "for": "1h",
+                      "comment": "quiet please", "by": "mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("would silence everything"),
+        "{body}"
+    );
+}
