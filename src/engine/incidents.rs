@@ -39,7 +39,7 @@ pub struct Engine {
     pub(super) overrides: Vec<super::model::OverrideRecord>,
     pub(super) next_override_id: super::model::OverrideId,
     /// Silences in force or ahead, in the order they were made.
-    pub(super) silences: Vec<super::silences::Silence>,
+    pub(super) silences: Vec<super::window::Window>,
     pub(super) next_silence_id: super::silences::SilenceId,
 }
 

@@ -8,6 +8,7 @@ mod model;
 mod policy;
 mod roster;
 mod silences;
+mod window;
 
 pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
@@ -21,6 +22,7 @@ pub use policy::{
 };
 pub use roster::{MAX_OVERRIDE, overrides_of};
 pub use silences::{MAX_SILENCE, SilenceId, SilenceRecord};
+pub use window::{WindowId, WindowRecord};
 
 #[cfg(test)]
 mod tests;

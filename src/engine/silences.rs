@@ -7,57 +7,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::incidents::Engine;
-use super::matcher::Matcher;
 use super::model::{Actor, AlertBatch, AlertStatus, Effect, Refusal};
 use crate::time::Timestamp;
 
+use super::window::{Window, WindowId, WindowRecord, check_window};
+
 /// Silences are numbered once.
-pub type SilenceId = u64;
+pub type SilenceId = WindowId;
+
+/// A silence as stored and listed.
+pub type SilenceRecord = WindowRecord;
 
 /// The longest silence: noise known for longer is a route or an alert rule to fix.
 pub const MAX_SILENCE: Duration = Duration::from_secs(366 * 24 * 3600);
-
-/// A silence as stored and listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SilenceRecord {
-    pub id: SilenceId,
-    /// Alertmanager matchers as written (`service="db"`); all must match.
-    pub matchers: Vec<String>,
-    pub from: Timestamp,
-    pub to: Timestamp,
-    /// Why, for whoever wonders where their alerts went.
-    pub comment: String,
-    pub by: String,
-    pub created_at: Timestamp,
-}
-
-impl SilenceRecord {
-    pub fn active(&self, at: Timestamp) -> bool {
-        self.from <= at && at < self.to
-    }
-}
-
-/// A silence with its matchers parsed once.
-#[derive(Debug, Clone)]
-pub(super) struct Silence {
-    pub record: SilenceRecord,
-    matchers: Vec<Matcher>,
-}
-
-impl Silence {
-    fn new(record: SilenceRecord) -> Result<Self, String> {
-        let matchers = record
-            .matchers
-            .iter()
-            .map(|m| Matcher::parse(m))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Silence { record, matchers })
-    }
-
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matchers.iter().all(|m| m.matches(labels))
-    }
-}
 
 impl Engine {
     pub(super) fn add_silence(
@@ -69,26 +31,6 @@ impl Engine {
         by: &Actor,
         fx: &mut Vec<Effect>,
     ) -> Result<(), Refusal> {
-        if matchers.is_empty() {
-            return Err(Refusal::BadSilence(
-                "a silence needs at least one matcher, like service=\"db\"".into(),
-            ));
-        }
-        if comment.trim().is_empty() {
-            return Err(Refusal::BadSilence(
-                "say why in a comment: whoever misses these alerts will look".into(),
-            ));
-        }
-        if to <= from || to <= now {
-            return Err(Refusal::BadSilence(
-                "a silence must end after it starts, and in the future".into(),
-            ));
-        }
-        if to.since(from) > MAX_SILENCE {
-            return Err(Refusal::BadSilence(
-                "a silence lasts at most a year; fix the route or the alert rule instead".into(),
-            ));
-        }
         let record = SilenceRecord {
             id: self.next_silence_id,
             matchers,
@@ -98,14 +40,8 @@ impl Engine {
             by: by.name.clone(),
             created_at: now,
         };
-        let silence = Silence::new(record.clone()).map_err(Refusal::BadSilence)?;
-        // Like Alertmanager: matchers that all match an empty label set would silence
-        // every alert, the heartbeat included.
-        if silence.matches(&BTreeMap::new()) {
-            return Err(Refusal::BadSilence(
-                "these matchers match an alert without labels, so they would silence everything: add one that names a value, like service=\"db\"".into(),
-            ));
-        }
+        let silence = check_window("silence", record.clone(), now, MAX_SILENCE)
+            .map_err(Refusal::BadSilence)?;
         self.next_silence_id += 1;
         self.silences.push(silence);
         fx.push(Effect::Silence(record));
@@ -179,7 +115,7 @@ impl Engine {
             .into_iter()
             .filter_map(|r| {
                 let id = r.id;
-                Silence::new(r).map_err(|e| broken.push((id, e))).ok()
+                Window::new(r).map_err(|e| broken.push((id, e))).ok()
             })
             .collect();
         self.silences.sort_by_key(|s| s.record.id);

@@ -85,7 +85,7 @@ async fn a_silence_that_would_hide_everything_is_refused_with_the_reason() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("would silence everything"),
+            .contains("would cover everything"),
         "{body}"
     );
 }

@@ -131,7 +131,7 @@ fn a_silence_that_would_hide_everything_or_says_nothing_is_refused() {
         Ok(fx) => panic!("accepted: {fx:?}"),
     };
     let everything = silence(&["alertname=~\".*\""], "10:00:00", "11:00:00", "shh");
-    assert!(refusal(&mut e, everything).contains("would silence everything"));
+    assert!(refusal(&mut e, everything).contains("would cover everything"));
     let none = silence(&[], "10:00:00", "11:00:00", "shh");
     assert!(refusal(&mut e, none).contains("at least one matcher"));
     let mute = silence(&["service=\"db\""], "10:00:00", "11:00:00", "  ");
