@@ -168,6 +168,14 @@ pub struct DefaultsConfig {
     /// not stored, so one group of a million alerts cannot fill the disk or the memory.
     #[serde(default = "default_max_alerts_per_incident")]
     pub max_alerts_per_incident: u32,
+    /// Farthest a maintenance window may end from when it is made or extended: planned
+    /// work that runs longer is extended on purpose, never forgotten in silence.
+    #[serde(default = "default_max_maintenance")]
+    pub max_maintenance: HumanDuration,
+}
+
+fn default_max_maintenance() -> HumanDuration {
+    HumanDuration::from_secs(24 * 3600)
 }
 
 impl Default for DefaultsConfig {
@@ -175,6 +183,7 @@ impl Default for DefaultsConfig {
         DefaultsConfig {
             ack_timeout: default_ack_timeout(),
             max_alerts_per_incident: default_max_alerts_per_incident(),
+            max_maintenance: default_max_maintenance(),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::incidents::fingerprint_key;
+use super::labels::LabelSet;
 use super::model::*;
 use super::policy::{MethodSnapshot, PolicySnapshot, Target};
 use crate::schedule::{OnCall, Via as OnCallVia};
@@ -92,6 +93,8 @@ pub(crate) struct Live {
     pub wake: Option<Timestamp>,
     /// [`labels_hash`] of the labels it has in the store.
     pub labels_hash: u64,
+    /// Those labels, compact, for maintenance windows to match.
+    pub labels: LabelSet,
     /// Alerts not kept because `alerts` was full (`max_alerts_per_incident`).
     pub truncated: u64,
     /// Keys of alerts not kept, so that a redelivery of one is not counted again; it
@@ -138,6 +141,7 @@ impl Live {
             firing: 0,
             wake: None,
             labels_hash: labels_hash(labels),
+            labels: LabelSet::from_map(labels),
             truncated: 0,
             dropped: HashSet::new(),
         }
@@ -163,6 +167,7 @@ impl Live {
             firing,
             wake: None,
             labels_hash: r.labels_hash,
+            labels: r.labels,
             truncated: r.alerts_truncated,
             dropped: HashSet::new(),
         }
@@ -187,6 +192,8 @@ impl Live {
         match self.state {
             IncidentState::Resolved => None,
             IncidentState::Acknowledged => self.esc.snoozed_until.or(self.esc.ack_expires_at),
+            // Held by maintenance: nothing comes due until the window lets go.
+            IncidentState::Triggered if self.esc.held_by.is_some() => None,
             IncidentState::Triggered => {
                 let methods = self.esc.chains.iter().filter_map(|c| self.method_due(c));
                 self.esc.next_step_at.into_iter().chain(methods).min()
@@ -247,7 +254,7 @@ impl Live {
                 return;
             }
         }
-        if self.state != IncidentState::Triggered {
+        if self.state != IncidentState::Triggered || self.esc.held_by.is_some() {
             return;
         }
         // Methods already due came due before any step due now (or together with it).
@@ -600,17 +607,59 @@ impl Live {
         self.acked_at = None;
         self.esc.ack_expires_at = None;
         self.esc.snoozed_until = None;
-        self.esc.pass_start = cx.now;
-        self.esc.cycle = 0;
-        self.esc.next_step = 0;
-        self.esc.next_step_at = self.policy.steps.first().map(|s| cx.now.plus(s.after));
-        self.esc.chains.clear();
+        self.restart_pass(cx.now);
         cx.event(
             self.id,
             kind,
             actor,
             format!("{why}; escalation starts again from step 1"),
         );
+    }
+
+    /// Step 1 comes due again, counted from `now`.
+    fn restart_pass(&mut self, now: Timestamp) {
+        self.esc.pass_start = now;
+        self.esc.cycle = 0;
+        self.esc.next_step = 0;
+        self.esc.next_step_at = self.policy.steps.first().map(|s| now.plus(s.after));
+        self.esc.chains.clear();
+    }
+
+    /// A maintenance window takes hold of the incident (`before`: the one whose end
+    /// handed it over): nothing pages until it lets go.
+    pub fn hold(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        window: &super::window::WindowRecord,
+        before: Option<u64>,
+    ) {
+        self.esc.held_by = Some(window.id);
+        self.esc.chains.clear();
+        let what = format!(
+            "maintenance #{} ({}, until {})",
+            window.id,
+            window.comment,
+            window.to.to_rfc3339()
+        );
+        let detail = match before {
+            Some(old) => format!("maintenance #{old} ended; still held by {what}"),
+            None => format!("held by {what}: nothing is paged until it ends"),
+        };
+        cx.event(self.id, EventKind::Held, None, detail);
+    }
+
+    /// The window holding the incident ended: a triggered one pages from step 1.
+    pub fn release(&mut self, cx: &mut Ctx<'_>) {
+        let Some(id) = self.esc.held_by.take() else {
+            return;
+        };
+        let detail = if self.state == IncidentState::Triggered {
+            self.restart_pass(cx.now);
+            format!("maintenance #{id} ended; escalation starts again from step 1")
+        } else {
+            format!("maintenance #{id} ended")
+        };
+        cx.event(self.id, EventKind::HoldEnded, None, detail);
     }
 
     /// Status updates (ack, resolve) go to the notifiers the incident was announced on.
@@ -939,6 +988,7 @@ impl Live {
         let hash = labels_hash(&batch.labels);
         if recorded > 0 && hash != self.labels_hash {
             self.labels_hash = hash;
+            self.labels = LabelSet::from_map(&batch.labels);
             cx.fx.push(Effect::Labels {
                 incident: self.id,
                 labels: batch.labels,

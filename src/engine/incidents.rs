@@ -24,7 +24,7 @@ const UNROUTED: &str = "unrouted";
 pub struct Engine {
     cfg: Arc<EscalationConfig>,
     /// Open (triggered or acknowledged) incidents by id.
-    open: HashMap<IncidentId, Live>,
+    pub(super) open: HashMap<IncidentId, Live>,
     /// Open incident of each alert group.
     by_group: HashMap<String, IncidentId>,
     /// Alerts of recently resolved incidents, by group.
@@ -41,6 +41,13 @@ pub struct Engine {
     /// Silences in force or ahead, in the order they were made.
     pub(super) silences: Vec<super::window::Window>,
     pub(super) next_silence_id: super::silences::SilenceId,
+    /// Maintenance windows in force or ahead, in the order they were made.
+    pub(super) maintenance: Vec<super::window::Window>,
+    pub(super) next_maintenance_id: super::window::WindowId,
+    /// A window was made, moved or restored: the next input sweeps the open incidents.
+    pub(super) maintenance_dirty: bool,
+    /// The next start or end of a window, when the open incidents are swept again.
+    pub(super) maintenance_next: Option<Timestamp>,
 }
 
 struct Recent {
@@ -88,6 +95,10 @@ impl Engine {
             next_override_id: 1,
             silences: Vec::new(),
             next_silence_id: 1,
+            maintenance: Vec::new(),
+            next_maintenance_id: 1,
+            maintenance_dirty: false,
+            maintenance_next: None,
         }
     }
 
@@ -139,7 +150,11 @@ impl Engine {
 
     /// The earliest deadline of any incident: when the runtime must send a `Tick`.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers.first().map(|(t, _)| *t)
+        let incident = self.timers.first().map(|(t, _)| *t);
+        match (incident, self.maintenance_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Number of open incidents (triggered or acknowledged).
@@ -161,6 +176,9 @@ impl Engine {
     /// refusal carries.
     pub fn apply(&mut self, now: Timestamp, input: Input) -> Result<Vec<Effect>, Refused> {
         let mut fx = Vec::new();
+        // A window that starts or ends now does so before anything else happens now:
+        // a step due at the very instant a window starts is held.
+        self.sweep_maintenance(now, &mut fx);
         match input {
             Input::Alerts(mut batch) => {
                 self.apply_silences(now, &mut batch, &mut fx);
@@ -245,14 +263,26 @@ impl Engine {
                 by,
             } => self.add_silence(now, matchers, (from, to), comment, &by, &mut fx)?,
             Input::ExpireSilence { id, .. } => self.expire_silence(now, id, &mut fx)?,
+            Input::StartMaintenance {
+                matchers,
+                from,
+                to,
+                comment,
+                by,
+            } => self.start_maintenance(now, matchers, (from, to), comment, &by, &mut fx)?,
+            Input::ExtendMaintenance { id, to, by } => {
+                self.extend_maintenance(now, id, to, &by, &mut fx)?
+            }
+            Input::EndMaintenance { id, by } => self.end_maintenance(now, id, &by, &mut fx)?,
         }
+        self.sweep_maintenance(now, &mut fx);
         self.prune_overrides(now);
         self.prune_silences(now);
         self.prune_recent(now);
         Ok(fx)
     }
 
-    fn ctx<'a>(&'a mut self, now: Timestamp, fx: &'a mut Vec<Effect>) -> Ctx<'a> {
+    pub(super) fn ctx<'a>(&'a mut self, now: Timestamp, fx: &'a mut Vec<Effect>) -> Ctx<'a> {
         Ctx {
             now,
             ack_timeout: self.cfg.ack_timeout,
@@ -310,7 +340,7 @@ impl Engine {
     }
 
     /// Returns an incident to the maps (or retires it when resolved) and records its status.
-    fn put_back(&mut self, now: Timestamp, live: Live, fx: &mut Vec<Effect>) {
+    pub(super) fn put_back(&mut self, now: Timestamp, live: Live, fx: &mut Vec<Effect>) {
         let id = live.id;
         fx.push(Effect::Status(live.status(now)));
         self.unindex(id, live.wake);
@@ -592,9 +622,13 @@ impl Engine {
         )));
         let mut live = Live::open(id, gid.clone(), policy, &batch.labels, now);
         let truncated = batch.truncated;
+        let holding = self.holding(&live, now).map(|w| w.record.clone());
         {
             let mut cx = self.ctx(now, fx);
             live.add_fresh(&mut cx, fresh, truncated);
+            if let Some(w) = holding {
+                live.hold(&mut cx, &w, None);
+            }
             live.advance(&mut cx);
         }
         self.by_group.insert(gid, id);

@@ -3,6 +3,7 @@
 mod escalation;
 mod incidents;
 mod labels;
+mod maintenance;
 mod matcher;
 mod model;
 mod policy;

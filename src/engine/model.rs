@@ -178,6 +178,10 @@ named! {
         /// A command that was not allowed (an IRC user who is no acker, an SMS from an
         /// unknown number); nothing changed.
         Refused = "refused",
+        /// A maintenance window holds its pages.
+        Held = "held",
+        /// The maintenance window ended: paging starts from step 1.
+        HoldEnded = "hold_ended",
     }
 }
 
@@ -298,6 +302,25 @@ pub enum Input {
     /// End a silence now.
     ExpireSilence {
         id: super::silences::SilenceId,
+        by: Actor,
+    },
+    /// Planned work: incidents these matchers match page nobody meanwhile.
+    StartMaintenance {
+        matchers: Vec<String>,
+        from: Timestamp,
+        to: Timestamp,
+        comment: String,
+        by: Actor,
+    },
+    /// Move a maintenance window's end (later or earlier, still in the future).
+    ExtendMaintenance {
+        id: super::window::WindowId,
+        to: Timestamp,
+        by: Actor,
+    },
+    /// End a maintenance window now: what it held starts paging from step 1.
+    EndMaintenance {
+        id: super::window::WindowId,
         by: Actor,
     },
 }
@@ -492,6 +515,9 @@ pub struct Escalation {
     /// recovery page goes when the policy asks for one.
     #[serde(default)]
     pub reached: Vec<(String, u32)>,
+    /// The maintenance window holding its pages: nothing fires while it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<u64>,
     /// Contacts paged because a schedule had them on call, with the methods they had
     /// then: the policy names the schedule, not them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -631,6 +657,15 @@ pub enum Effect {
         id: super::silences::SilenceId,
         at: Timestamp,
     },
+    /// Record a new maintenance window.
+    Maintenance(super::window::WindowRecord),
+    /// A maintenance window's end moved (extended, or ended early: `to` is then now).
+    MaintenanceEnd {
+        id: super::window::WindowId,
+        to: Timestamp,
+        by: String,
+        at: Timestamp,
+    },
     /// Firing alerts a silence dropped: counted, not stored.
     Silenced {
         silence: super::silences::SilenceId,
@@ -674,6 +709,10 @@ pub enum Refusal {
     BadSilence(String),
     #[error("no silence {0} in force or ahead")]
     NoSilence(super::silences::SilenceId),
+    #[error("{0}")]
+    BadMaintenance(String),
+    #[error("no maintenance window {0} in force or ahead")]
+    NoMaintenance(super::window::WindowId),
 }
 
 /// The longest snooze: an incident quiet for longer should be resolved, not forgotten.
@@ -691,8 +730,12 @@ impl Refusal {
             | Refusal::SnoozeTooLong
             | Refusal::UnknownContact(_)
             | Refusal::BadOverride(_)
-            | Refusal::BadSilence(_) => 400,
-            Refusal::UnknownSchedule(_) | Refusal::NoOverride { .. } | Refusal::NoSilence(_) => 404,
+            | Refusal::BadSilence(_)
+            | Refusal::BadMaintenance(_) => 400,
+            Refusal::UnknownSchedule(_)
+            | Refusal::NoOverride { .. }
+            | Refusal::NoSilence(_)
+            | Refusal::NoMaintenance(_) => 404,
             Refusal::OverrideConflict { .. } => 409,
         }
     }
@@ -740,4 +783,6 @@ pub struct RestoredIncident {
     pub labels_hash: u64,
     /// Alerts not kept because the incident had `max_alerts_per_incident` already.
     pub alerts_truncated: u64,
+    /// Its labels as stored, for maintenance windows to match.
+    pub labels: super::labels::LabelSet,
 }

@@ -105,6 +105,8 @@ pub struct EscalationConfig {
     pub contacts: BTreeMap<String, Vec<MethodSnapshot>>,
     /// Schedules whose incoming person is told at the start of a shift.
     pub handoff_notices: std::collections::BTreeSet<String>,
+    /// Farthest a maintenance window may end ([defaults] max_maintenance).
+    pub max_maintenance: Duration,
 }
 
 impl EscalationConfig {
@@ -214,6 +216,7 @@ impl EscalationConfig {
             max_alerts: f.defaults.max_alerts_per_incident as usize,
             calendar: Arc::new(cfg.calendar.clone()),
             contacts,
+            max_maintenance: f.defaults.max_maintenance.0,
             handoff_notices: f
                 .schedules
                 .iter()

@@ -726,6 +726,7 @@ fn stored(fx: &[Vec<Effect>], id: IncidentId) -> RestoredIncident {
         escalation: s.escalation,
         alerts,
         labels_hash: super::labels_hash(&labels),
+        labels: LabelSet::from_map(&labels),
         alerts_truncated: s.alerts_truncated,
     }
 }
@@ -1609,5 +1610,6 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
 }
 
 mod alerts_cap;
+mod maintenance;
 mod schedules;
 mod silences;

@@ -511,5 +511,8 @@ pub(crate) async fn restore_engine(
     for (id, error) in engine.restore_silences(r.silences, r.next_silence_id) {
         warn!(silence = id, %error, "a stored silence no longer parses; it silences nothing");
     }
+    for (id, error) in engine.restore_maintenance(r.maintenance, r.next_maintenance_id) {
+        warn!(maintenance = id, %error, "a stored maintenance window no longer parses; it holds nothing");
+    }
     Ok((engine, r.pending_pages))
 }

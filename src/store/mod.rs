@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{
     AlertStatus, Effect, EventKind, IncidentId, IncidentState, OverrideId, OverrideRecord, Page,
-    PageId, PageKind, SilenceId, SilenceRecord, Via,
+    PageId, PageKind, SilenceId, SilenceRecord, Via, WindowId, WindowRecord,
 };
 
 /// Defined beside the engine (which consumes it); re-exported here where stores build it.
@@ -69,6 +69,9 @@ pub struct Restored {
     /// Silences not expired and not ended at the cut-off.
     pub silences: Vec<SilenceRecord>,
     pub next_silence_id: SilenceId,
+    /// Maintenance windows not ended at the cut-off.
+    pub maintenance: Vec<WindowRecord>,
+    pub next_maintenance_id: WindowId,
 }
 
 /// What one pass of retention deleted: resolved incidents and what hung off them.
@@ -407,6 +410,9 @@ pub trait Store: Send + Sync + 'static {
     /// Silences not expired early that end after `ending_after`, in the order they were
     /// made.
     async fn silences(&self, ending_after: Timestamp) -> Result<Vec<SilenceRecord>, StoreError>;
+
+    /// Maintenance windows that end after `ending_after`, in the order they were made.
+    async fn maintenance(&self, ending_after: Timestamp) -> Result<Vec<WindowRecord>, StoreError>;
 
     /// One incident as a page about it shows it ([`Detail::MESSAGE`]), read apart from
     /// every other read: however many API and web reads are waiting, a page is never

@@ -41,7 +41,9 @@ use super::{
     StoreError,
 };
 use crate::data_dir::DataDir;
-use crate::engine::{Effect, IncidentId, IncidentState, OverrideRecord, SilenceRecord};
+use crate::engine::{
+    Effect, IncidentId, IncidentState, OverrideRecord, SilenceRecord, WindowRecord,
+};
 use crate::time::Timestamp;
 
 /// The schema this build writes: `schema.sql` is version 1, each of [`MIGRATIONS`] one
@@ -87,12 +89,18 @@ const MIGRATIONS: &[&str] = &[
          to_ms INTEGER NOT NULL, by TEXT NOT NULL, created_at INTEGER NOT NULL, \
          deleted_at INTEGER);
      CREATE INDEX IF NOT EXISTS overrides_to ON overrides (to_ms);",
-    // 9: silences; one expired early keeps its row with expired_at.
+    // 9: silences and maintenance windows, one table each of the same shape; ending
+    // one early or moving its end changes `to_ms` and is logged in `changes` (JSON).
     "CREATE TABLE IF NOT EXISTS silences (\
          id INTEGER PRIMARY KEY, matchers TEXT NOT NULL, from_ms INTEGER NOT NULL, \
          to_ms INTEGER NOT NULL, comment TEXT NOT NULL, by TEXT NOT NULL, \
-         created_at INTEGER NOT NULL, expired_at INTEGER);
-     CREATE INDEX IF NOT EXISTS silences_to ON silences (to_ms);",
+         created_at INTEGER NOT NULL, changes TEXT NOT NULL DEFAULT '[]');
+     CREATE INDEX IF NOT EXISTS silences_to ON silences (to_ms);
+     CREATE TABLE IF NOT EXISTS maintenance (\
+         id INTEGER PRIMARY KEY, matchers TEXT NOT NULL, from_ms INTEGER NOT NULL, \
+         to_ms INTEGER NOT NULL, comment TEXT NOT NULL, by TEXT NOT NULL, \
+         created_at INTEGER NOT NULL, changes TEXT NOT NULL DEFAULT '[]');
+     CREATE INDEX IF NOT EXISTS maintenance_to ON maintenance (to_ms);",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of
@@ -534,8 +542,17 @@ impl Store for SqliteStore {
     }
 
     async fn silences(&self, ending_after: Timestamp) -> Result<Vec<SilenceRecord>, StoreError> {
-        self.read(Lane::Shared, move |conn| read::silences(conn, ending_after))
-            .await
+        self.read(Lane::Shared, move |conn| {
+            read::windows(conn, read::SILENCES, ending_after)
+        })
+        .await
+    }
+
+    async fn maintenance(&self, ending_after: Timestamp) -> Result<Vec<WindowRecord>, StoreError> {
+        self.read(Lane::Shared, move |conn| {
+            read::windows(conn, read::MAINTENANCE, ending_after)
+        })
+        .await
     }
 
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {

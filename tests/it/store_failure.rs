@@ -125,6 +125,13 @@ impl Store for FullDisk {
         self.stuck().await;
         self.inner.silences(ending_after).await
     }
+    async fn maintenance(
+        &self,
+        ending_after: Timestamp,
+    ) -> Result<Vec<tocsin::engine::WindowRecord>, StoreError> {
+        self.stuck().await;
+        self.inner.maintenance(ending_after).await
+    }
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>, StoreError> {
         self.inner.incident_to_page(id).await
     }

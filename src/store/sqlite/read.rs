@@ -8,8 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
 use crate::engine::{
-    AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, OverrideRecord, Page,
-    PageKind, PolicySnapshot, SilenceRecord, Via, fingerprint_key, labels_hash,
+    AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, LabelSet,
+    OverrideRecord, Page, PageKind, PolicySnapshot, Via, WindowRecord, fingerprint_key,
+    labels_hash,
 };
 use crate::store::{
     AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageStatus,
@@ -92,8 +93,10 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
     }
     let overrides = overrides(tx, None, since)?;
     let next_override_id = next_id("overrides")?;
-    let silences = silences(tx, since)?;
-    let next_silence_id = next_id("silences")?;
+    let silences = windows(tx, SILENCES, since)?;
+    let next_silence_id = next_id(SILENCES)?;
+    let maintenance = windows(tx, MAINTENANCE, since)?;
+    let next_maintenance_id = next_id(MAINTENANCE)?;
     Ok(Restored {
         open,
         recent_resolved,
@@ -104,29 +107,37 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
         next_override_id,
         silences,
         next_silence_id,
+        maintenance,
+        next_maintenance_id,
     })
 }
 
-/// Silences not expired early that end after `ending_after`, oldest first.
-pub(super) fn silences(
+/// The table of silences.
+pub(super) const SILENCES: &str = "silences";
+/// The table of maintenance windows.
+pub(super) const MAINTENANCE: &str = "maintenance";
+
+/// Silences or maintenance windows (`table`) that end after `ending_after`, oldest first.
+pub(super) fn windows(
     conn: &Connection,
+    table: &str,
     ending_after: Timestamp,
-) -> Result<Vec<SilenceRecord>, StoreError> {
+) -> Result<Vec<WindowRecord>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, matchers, from_ms, to_ms, comment, by, created_at FROM silences \
-             WHERE expired_at IS NULL AND to_ms > ?1 ORDER BY id",
-        )
+        .prepare_cached(&format!(
+            "SELECT id, matchers, from_ms, to_ms, comment, by, created_at FROM {table} \
+             WHERE to_ms > ?1 ORDER BY id"
+        ))
         .or_read()?;
     let mut rows = stmt.query(params![ending_after.0]).or_read()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().or_read()? {
         let id = get_u64(row, 0).or_read()?;
         let matchers: String = row.get(1).or_read()?;
-        out.push(SilenceRecord {
+        out.push(WindowRecord {
             id,
             matchers: serde_json::from_str(&matchers).map_err(|e| StoreError::Corrupt {
-                what: format!("matchers of silence {id}"),
+                what: format!("matchers of {table} {id}"),
                 detail: e.to_string(),
             })?,
             from: Timestamp(row.get(2).or_read()?),
@@ -237,6 +248,7 @@ fn restored_incidents(
             escalation: from_json::<Escalation>(&escalation, id, "escalation")?,
             alerts: Vec::new(),
             labels_hash: labels_hash(&labels),
+            labels: LabelSet::from_map(&labels),
             alerts_truncated: get_u64(row, 11).or_read()?,
         });
     }

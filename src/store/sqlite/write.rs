@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use super::{Inbound, WriteRequest, sql_u64, to_json};
 use crate::engine::{
     AlertRecord, Change, Effect, Escalation, HistoryEvent, IncidentId, IncidentOpened,
-    IncidentStatus, Outcome, OverrideId, OverrideRecord, Page, PageId, SilenceId, SilenceRecord,
+    IncidentStatus, Outcome, OverrideId, OverrideRecord, Page, PageId, WindowId, WindowRecord,
 };
 use crate::store::PageStatus;
 use crate::time::Timestamp;
@@ -36,8 +36,14 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             Effect::Labels { incident, labels } => update_labels(&tx, *incident, labels)?,
             Effect::Override(o) => insert_override(&tx, o)?,
             Effect::OverrideDeleted { id, at } => delete_override(&tx, *id, *at)?,
-            Effect::Silence(s) => insert_silence(&tx, s)?,
-            Effect::SilenceExpired { id, at } => expire_silence(&tx, *id, *at)?,
+            Effect::Silence(s) => insert_window(&tx, "silences", s)?,
+            Effect::SilenceExpired { id, at } => {
+                move_end(&tx, "silences", *id, *at, "expired", *at)?
+            }
+            Effect::Maintenance(m) => insert_window(&tx, "maintenance", m)?,
+            Effect::MaintenanceEnd { id, to, by, at } => {
+                move_end(&tx, "maintenance", *id, *to, by, *at)?
+            }
             // Counted by the engine loop, not stored.
             Effect::Silenced { .. } => {}
             // Released pages were recorded when they were held.
@@ -138,26 +144,39 @@ fn delete_override(tx: &Transaction<'_>, id: OverrideId, at: Timestamp) -> rusql
     Ok(())
 }
 
-fn insert_silence(tx: &Transaction<'_>, s: &SilenceRecord) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO silences (id, matchers, from_ms, to_ms, comment, by, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
+/// A silence or a maintenance window, into its table.
+fn insert_window(tx: &Transaction<'_>, table: &str, w: &WindowRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (id, matchers, from_ms, to_ms, comment, by, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
     .execute(params![
-        sql_u64(s.id)?,
-        to_json(&s.matchers)?,
-        s.from.0,
-        s.to.0,
-        s.comment,
-        s.by,
-        s.created_at.0
+        sql_u64(w.id)?,
+        to_json(&w.matchers)?,
+        w.from.0,
+        w.to.0,
+        w.comment,
+        w.by,
+        w.created_at.0
     ])?;
     Ok(())
 }
 
-fn expire_silence(tx: &Transaction<'_>, id: SilenceId, at: Timestamp) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE silences SET expired_at = ?2 WHERE id = ?1")?
-        .execute(params![sql_u64(id)?, at.0])?;
+/// Moves a window's end to `to`, logging who did it and when.
+fn move_end(
+    tx: &Transaction<'_>,
+    table: &str,
+    id: WindowId,
+    to: Timestamp,
+    by: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
+        "UPDATE {table} SET to_ms = ?2, \
+         changes = json_insert(changes, '$[#]', json_object('at', ?3, 'by', ?4, 'to', ?2)) \
+         WHERE id = ?1"
+    ))?
+    .execute(params![sql_u64(id)?, to.0, at.0, by])?;
     Ok(())
 }
 
