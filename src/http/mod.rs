@@ -9,6 +9,7 @@ mod cross_site;
 mod hooks;
 pub mod kannel_inbound;
 pub mod listener;
+mod maintenance;
 pub(crate) mod schedules;
 mod silences;
 mod sms;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/channels", get(api::channels))
         .route("/api/v1/silences", get(silences::list))
+        .route("/api/v1/maintenance", get(maintenance::list))
         .route("/api/v1/schedules", get(schedules::list))
         .route("/api/v1/schedules/{name}/oncall", get(schedules::oncall))
         .route("/api/v1/schedules/{name}/shifts", get(schedules::shifts))
@@ -219,6 +221,12 @@ pub fn router(state: AppState) -> Router {
             post(schedules::create),
         )
         .route("/api/v1/silences", post(silences::create))
+        .route("/api/v1/maintenance", post(maintenance::start))
+        .route(
+            "/api/v1/maintenance/{id}",
+            axum::routing::delete(maintenance::end),
+        )
+        .route("/api/v1/maintenance/{id}/extend", post(maintenance::extend))
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),

@@ -18,6 +18,7 @@ use crate::config::{HumanDuration, Scope};
 use crate::engine::{Actor, Input, SilenceRecord, Via};
 use crate::time::Timestamp;
 
+/// A silence or a maintenance window as the API shows it.
 #[derive(Serialize)]
 pub struct SilenceView {
     pub id: u64,
@@ -32,7 +33,7 @@ pub struct SilenceView {
 }
 
 impl SilenceView {
-    fn of(s: &SilenceRecord, now: Timestamp) -> Self {
+    pub(crate) fn of(s: &SilenceRecord, now: Timestamp) -> Self {
         SilenceView {
             id: s.id,
             matchers: s.matchers.clone(),
@@ -60,7 +61,7 @@ pub(crate) async fn list(State(s): State<AppState>) -> Response {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NewSilence {
+struct NewWindowBody {
     matchers: Vec<String>,
     /// Defaults to now.
     from: Option<String>,
@@ -71,61 +72,82 @@ pub(crate) struct NewSilence {
     by: String,
 }
 
-/// `POST /api/v1/silences`.
-pub(crate) async fn create(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = super::api::json_call(&s, &headers, Scope::Act) {
-        return *r;
-    }
-    let bytes = match read_capped(&headers, body, 16 * 1024).await {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let b: NewSilence = match serde_json::from_slice(&bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "body must be JSON like {{\"matchers\": [\"service=\\\"db\\\"\"], \"for\": \"2h\", \"comment\": \"known flapping\", \"by\": \"alice\"}}: {e}"
-                ),
-            );
-        }
-    };
+/// A silence or a maintenance window as asked for, checked for what HTTP can check;
+/// the engine checks the rest.
+pub(crate) struct NewWindow {
+    pub matchers: Vec<String>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub comment: String,
+    pub by: Actor,
+}
+
+/// Reads `{"matchers": [...], "from"?, "to" | "for", "comment", "by"}` of a JSON call
+/// that may act.
+pub(crate) async fn new_window(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<NewWindow, Box<Response>> {
+    super::api::json_call(s, headers, Scope::Act)?;
+    let bytes = read_capped(headers, body, 16 * 1024).await?;
+    let bad = |msg: String| Box::new(error(StatusCode::BAD_REQUEST, msg));
+    let b: NewWindowBody = serde_json::from_slice(&bytes).map_err(|e| {
+        bad(format!(
+            "body must be JSON like {{\"matchers\": [\"service=\\\"db\\\"\"], \"for\": \"2h\", \"comment\": \"disk swap\", \"by\": \"alice\"}}: {e}"
+        ))
+    })?;
     let now = s.clock.now();
     let from = match b.from.as_deref().map(Timestamp::parse_rfc3339) {
         None => now,
         Some(Some(t)) => t,
-        Some(None) => return error(StatusCode::BAD_REQUEST, "from is not an RFC 3339 instant"),
+        Some(None) => return Err(bad("from is not an RFC 3339 instant".into())),
     };
-    let to = match (b.to.as_deref(), b.duration.as_deref()) {
-        (Some(t), None) => match Timestamp::parse_rfc3339(t) {
-            Some(t) => t,
-            None => return error(StatusCode::BAD_REQUEST, "to is not an RFC 3339 instant"),
-        },
-        (None, Some(d)) => match HumanDuration::parse(d) {
-            Ok(d) => from.plus(d.0),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("for: {e}")),
-        },
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "say when it ends: either \"to\" (RFC 3339) or \"for\" (like \"2h\")",
-            );
-        }
-    };
+    let to = until(b.to.as_deref(), b.duration.as_deref(), from).map_err(bad)?;
     let by = crate::notify::message::clean(&b.by);
     if by.trim().is_empty() || by.chars().count() > 64 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "say who makes it: \"by\" is a name of 1 to 64 characters",
-        );
+        return Err(bad(
+            "say who makes it: \"by\" is a name of 1 to 64 characters".into(),
+        ));
     }
-    let input = Input::AddSilence {
+    Ok(NewWindow {
         matchers: b.matchers,
         from,
         to,
         comment: crate::notify::message::clean(&b.comment),
         by: Actor::new(by, Via::Api),
+    })
+}
+
+/// An end given as `to` (RFC 3339) or as `for` (a duration from `from`).
+pub(crate) fn until(
+    to: Option<&str>,
+    duration: Option<&str>,
+    from: Timestamp,
+) -> Result<Timestamp, String> {
+    match (to, duration) {
+        (Some(t), None) => {
+            Timestamp::parse_rfc3339(t).ok_or_else(|| "to is not an RFC 3339 instant".to_string())
+        }
+        (None, Some(d)) => HumanDuration::parse(d)
+            .map(|d| from.plus(d.0))
+            .map_err(|e| format!("for: {e}")),
+        _ => Err("say when it ends: either \"to\" (RFC 3339) or \"for\" (like \"2h\")".into()),
+    }
+}
+
+/// `POST /api/v1/silences`.
+pub(crate) async fn create(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let w = match new_window(&s, &headers, body).await {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let input = Input::AddSilence {
+        matchers: w.matchers,
+        from: w.from,
+        to: w.to,
+        comment: w.comment,
+        by: w.by,
     };
     match s.engine.apply(input).await {
         Ok(applied) => (

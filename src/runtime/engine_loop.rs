@@ -62,6 +62,8 @@ pub struct Applied {
     pub override_id: Option<crate::engine::OverrideId>,
     /// The id of the silence it made.
     pub silence_id: Option<crate::engine::SilenceId>,
+    /// The id of the maintenance window it made.
+    pub maintenance_id: Option<crate::engine::WindowId>,
 }
 
 /// How the rest of the daemon talks to the engine.
@@ -326,12 +328,17 @@ impl EngineLoop {
                         Effect::Silence(s) => Some(s.id),
                         _ => None,
                     });
+                    let maintenance_id = fx.iter().find_map(|e| match e {
+                        Effect::Maintenance(m) => Some(m.id),
+                        _ => None,
+                    });
                     effects.extend(fx);
                     replies.push((
                         req.reply,
                         Ok(Applied {
                             override_id,
                             silence_id,
+                            maintenance_id,
                         }),
                     ));
                 }

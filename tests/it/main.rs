@@ -32,6 +32,7 @@ mod ircnet;
 mod kannel;
 mod kannel_server;
 mod lifecycle;
+mod maintenance;
 mod metrics;
 mod oncall;
 mod outages;
