@@ -10,7 +10,7 @@ use crate::schedule::wall;
 use crate::time::{Timestamp, human};
 
 /// `Mon 2027-01-11 09:00 CST`.
-pub(super) fn local(tz: &TimeZone, t: Timestamp) -> String {
+pub(crate) fn local(tz: &TimeZone, t: Timestamp) -> String {
     wall::shown(tz, t, "%a %Y-%m-%d %H:%M %Z")
 }
 
