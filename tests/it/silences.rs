@@ -1,5 +1,6 @@
-//! Known noise, silenced through the API, opens no incident and pages nobody while the
-//! silence lasts; the same alert after the silence is expired pages as usual.
+//! Known noise, silenced through the API or the `/silences` page, opens no incident and
+//! pages nobody while the silence lasts; the same alert after the silence is expired
+//! pages as usual. (The CLI's test is in `cli.rs`.)
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use serde_json::json;
 use crate::alerts;
 use crate::catcher::PageCatcher;
 use crate::harness::{page_alice, spawn_app, webhook_config};
+use crate::web::{get, post_form};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silenced_flapping_disk_opens_nothing_until_the_silence_is_expired() {
@@ -88,4 +90,96 @@ async fn a_silence_that_would_hide_everything_is_refused_with_the_reason() {
             .contains("would silence everything"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_made_on_the_silences_page_keeps_the_disk_quiet_until_its_expire_button() {
+    let catcher = PageCatcher::start().await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
+    let page = get(&app, "/silences", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("href=\"/silences\""),
+        "the nav links the page"
+    );
+    let form = [
+        (
+            "matchers",
+            "alertname=\"DiskFull\"\r\ninstance=~\"host[0-9]\"\r\n",
+        ),
+        ("for", "2h"),
+        ("to", ""),
+        ("comment", "disk on host1 flaps, OPS-12"),
+        ("by", "dave"),
+    ];
+
+    // From another site the form changes nothing.
+    let forged = post_form(
+        &app,
+        "/silences",
+        &form,
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(
+        get(&app, "/silences", None)
+            .await
+            .body
+            .contains("<p>None.</p>"),
+        "a cross-site form made a silence"
+    );
+
+    let made = post_form(&app, "/silences", &form, &[]).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.location.as_deref(), Some("/silences"));
+    let r = app.post_alerts(&alerts::firing("DiskFull")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        app.incidents(None).await.is_empty(),
+        "an alert the page's silence matches opened an incident"
+    );
+    assert_eq!(app.metric("tocsin_alerts_silenced_total").await, Some(1.0));
+
+    let page = get(&app, "/silences", None).await;
+    for shown in [
+        "<code>alertname=&quot;DiskFull&quot;</code><br><code>instance=~&quot;host[0-9]&quot;</code>",
+        "disk on host1 flaps, OPS-12",
+        "dave",
+        "action=\"/silences/1/expire\"",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+
+    // Matchers that match an alert without labels would hide everything: the page
+    // says so, and nothing is made.
+    let refused = post_form(
+        &app,
+        "/silences",
+        &[
+            ("matchers", "severity!=\"critical\""),
+            ("for", "1h"),
+            ("comment", "quiet please"),
+            ("by", "mallory"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("would silence everything"),
+        "{}",
+        refused.body
+    );
+    assert!(!get(&app, "/silences", None).await.body.contains("mallory"));
+
+    let expired = post_form(&app, "/silences/1/expire", &[("by", "dave")], &[]).await;
+    assert_eq!(expired.status, 303, "{}", expired.body);
+    let r = app.post_alerts(&alerts::firing("DiskFull")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.incidents(None).await.len(), 1);
+    catcher.wait_for_pages(1, Duration::from_secs(5)).await;
+    let again = post_form(&app, "/silences/1/expire", &[], &[]).await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert!(again.body.contains("no silence 1"), "{}", again.body);
 }
