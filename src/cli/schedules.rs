@@ -480,7 +480,8 @@ async fn overrides(action: OverrideAction) -> anyhow::Result<()> {
 
 mod tables;
 
-pub(crate) use tables::local;
+use tables::local;
+pub(crate) use tables::local_of;
 pub use tables::{findings_text, oncall_table, overrides_table, shifts_table};
 
 #[cfg(test)]

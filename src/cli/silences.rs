@@ -13,9 +13,8 @@ use clap::{Args, Subcommand};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use super::schedules::{TimeArg, local, span};
+use super::schedules::{TimeArg, local_of, span};
 use super::{Target, aligned};
-use crate::time::Timestamp;
 
 const TIME_HELP: &str = "RFC 3339 (2027-01-04T15:00:00Z), or YYYY-MM-DDTHH:MM on this machine's clock (its system time zone; TZ when set)";
 
@@ -43,13 +42,14 @@ pub enum SilenceAction {
         /// repeat it: every one must match.
         #[arg(long = "match", value_name = "MATCHER", required = true)]
         matchers: Vec<String>,
-        #[arg(long, help = format!("When it starts: {TIME_HELP} (default: now)."))]
+        #[arg(long, help = format!("When it starts: {TIME_HELP} (default: the daemon's now)"))]
         from: Option<TimeArg>,
         #[command(flatten)]
         end: SilenceEnd,
         /// Why: whoever misses these alerts will look here.
         #[arg(long)]
         comment: String,
+        /// Who makes it, listed with it.
         #[arg(long, env = "USER", default_value = "cli")]
         by: String,
         #[command(flatten)]
@@ -77,7 +77,7 @@ pub enum SilenceAction {
 #[derive(Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
 pub struct SilenceEnd {
-    #[arg(long, help = format!("When it ends: {TIME_HELP}."))]
+    #[arg(long, help = format!("When it ends: {TIME_HELP}"))]
     pub to: Option<TimeArg>,
     /// How long it lasts from --from, like 2h or 1d (instead of --to).
     #[arg(long = "for", value_name = "DURATION", value_parser = span)]
@@ -106,12 +106,6 @@ fn new_silence(
     Ok(body)
 }
 
-/// An API time on this machine's clock, or the text as given when it is not one.
-fn shown(tz: &TimeZone, v: &Value) -> String {
-    let s = v.as_str().unwrap_or("?");
-    Timestamp::parse_rfc3339(s).map_or_else(|| s.to_string(), |t| local(tz, t))
-}
-
 /// The silences of a `GET /api/v1/silences` answer, times on `tz`'s clock.
 pub fn silences_table(v: &Value, tz: &TimeZone) -> String {
     let mut rows = vec![
@@ -129,8 +123,8 @@ pub fn silences_table(v: &Value, tz: &TimeZone) -> String {
         rows.push(vec![
             s["id"].to_string(),
             matchers.join(", "),
-            shown(tz, &s["from"]),
-            shown(tz, &s["to"]),
+            local_of(tz, &s["from"]),
+            local_of(tz, &s["to"]),
             if s["active"] == true {
                 "yes"
             } else {
@@ -174,8 +168,8 @@ pub async fn run(cmd: SilenceCommand) -> anyhow::Result<()> {
             match made {
                 Some(s) => println!(
                     "silence {id}: {shown_matchers} from {} to {} (by {by})",
-                    shown(&tz, &s["from"]),
-                    shown(&tz, &s["to"])
+                    local_of(&tz, &s["from"]),
+                    local_of(&tz, &s["to"])
                 ),
                 None => println!("silence {id}: {shown_matchers} (by {by})"),
             }
