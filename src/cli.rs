@@ -1,6 +1,7 @@
 //! Client commands that talk to a running daemon over its HTTP API.
 
 pub mod schedules;
+pub mod silences;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -64,7 +64,7 @@ body.wide { max-width: 64rem; }
 h1 { font-size: 1.35rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.1rem; margin-top: 1.8rem; }
 a { color: #0b57d0; }
-a:focus-visible, button:focus-visible, input:focus-visible { outline: 3px solid #0b57d0; outline-offset: 2px; }
+a:focus-visible, button:focus-visible, input:focus-visible, textarea:focus-visible { outline: 3px solid #0b57d0; outline-offset: 2px; }
 header nav { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem 1.2rem; padding-bottom: .6rem; border-bottom: 1px solid #ddd; }
 header nav form { margin: 0; }
 .brand { font-weight: 700; color: #1b1b1b; text-decoration: none; }
@@ -96,7 +96,7 @@ form.act { display: flex; flex-wrap: wrap; gap: .7rem; margin: 1.2rem 0; }
 form.act .field { flex: 1 0 100%; }
 form.login { display: grid; gap: .8rem; max-width: 22rem; }
 label { display: block; font-weight: 600; }
-input[type=text], input[type=password] { display: block; box-sizing: border-box; width: 100%; max-width: 20rem; font: inherit; padding: .55rem .6rem; margin-top: .2rem; border: 1px solid #767676; border-radius: .3rem; }
+input[type=text], input[type=password], textarea { display: block; box-sizing: border-box; width: 100%; max-width: 20rem; font: inherit; padding: .55rem .6rem; margin-top: .2rem; border: 1px solid #767676; border-radius: .3rem; }
 @media (max-width: 40rem) {
   body { margin: 1rem auto; }
   th, td { padding: .4rem .35rem; }

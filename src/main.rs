@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tocsin::cli::schedules::ScheduleCommand;
+use tocsin::cli::silences::SilenceCommand;
 use tocsin::cli::{Page, Target, incidents_table, status_text, status_unhealthy};
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options};
@@ -31,6 +32,7 @@ const EXAMPLES: &str = "Examples:
   tocsin oncall
   tocsin override replace primary bob carol --from 2027-01-08T09:00 --for 1d
   tocsin schedules check --days 7
+  tocsin silence add --match 'service=\"db\"' --for 2h --comment \"db migration\"
   tocsin completions bash > /etc/bash_completion.d/tocsin";
 
 #[derive(Parser)]
@@ -170,6 +172,8 @@ enum Command {
     },
     #[command(flatten)]
     Schedule(ScheduleCommand),
+    #[command(flatten)]
+    Silence(SilenceCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish"
@@ -344,6 +348,10 @@ async fn run_command(command: Command) -> Result<ExitCode, Failure> {
         } else {
             ExitCode::FAILURE
         }),
+        Command::Silence(cmd) => {
+            daemon(tocsin::cli::silences::run(cmd).await)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Health { target } => {
             let (healthy, v) = daemon(daemon(target.client())?.healthz().await)?;
             println!("{}", v["status"].as_str().unwrap_or("no answer"));

@@ -183,10 +183,11 @@ pub struct End {
     pub span: Option<Duration>,
 }
 
-fn span(s: &str) -> Result<Duration, String> {
+/// A `--for` duration: human (`8h`, `2d`), and more than nothing.
+pub(crate) fn span(s: &str) -> Result<Duration, String> {
     let d = HumanDuration::parse(s)?.0;
     if d.is_zero() {
-        return Err("an override lasts longer than 0s".into());
+        return Err("it must last longer than 0s".into());
     }
     Ok(d)
 }
@@ -215,7 +216,7 @@ impl FromStr for TimeArg {
         match s.parse::<DateTime>() {
             Ok(dt) if civil => Ok(TimeArg::Local(dt)),
             _ => Err(format!(
-                "{s:?} is not a time: write RFC 3339 (2027-01-04T15:00:00Z) or a local time in the schedule's zone (2027-01-04T09:00)"
+                "{s:?} is not a time: write RFC 3339 (2027-01-04T15:00:00Z) or a local time without an offset (2027-01-04T09:00)"
             )),
         }
     }
@@ -480,6 +481,7 @@ async fn overrides(action: OverrideAction) -> anyhow::Result<()> {
 mod tables;
 
 use tables::local;
+pub(crate) use tables::local_of;
 pub use tables::{findings_text, oncall_table, overrides_table, shifts_table};
 
 #[cfg(test)]

@@ -213,6 +213,11 @@ pub fn router(state: AppState) -> Router {
             "/schedules/{name}/overrides/{id}/delete",
             post(web::schedules::delete),
         )
+        .route(
+            "/silences",
+            get(web::silences::page).post(web::silences::create),
+        )
+        .route("/silences/{id}/expire", post(web::silences::expire))
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))

@@ -1,6 +1,7 @@
 //! The web view: `/` lists open incidents and every channel's health, `/incidents/{id}`
 //! shows one incident with buttons that acknowledge, unacknowledge or resolve it, and
-//! `/schedules` who is on call, with the overrides that change it ([`schedules`]).
+//! `/schedules` who is on call, with the overrides that change it ([`schedules`]), and
+//! `/silences` the known noise that opens no incident ([`silences`]).
 //! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
 //!
 //! Without credentials configured, looking and acting are open. Acting is a form `POST`
@@ -14,6 +15,7 @@
 
 mod guard;
 pub(crate) mod schedules;
+pub(crate) mod silences;
 mod view;
 
 use std::collections::HashMap;

@@ -76,7 +76,9 @@ fn completions_are_printed_for_each_shell() {
                 "oncall",
                 "override",
                 "replace",
-                "schedules"
+                "schedules",
+                "silence",
+                "expire"
             ]
             .iter()
             .all(|c| out.contains(c)),
@@ -411,4 +413,85 @@ rules = [{ contact = "bob", days = ["mon", "tue", "wed", "thu", "fri"] }]
     );
     let (code, out, err) = against(&url, &["schedules", "check", "primary"]);
     assert_eq!(code, Some(0), "no gap in primary: {out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_made_from_the_cli_keeps_a_flapping_disk_quiet_until_it_is_expired() {
+    let catcher = PageCatcher::start().await;
+    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
+    let url = app.url("");
+
+    let (code, out, err) = against(
+        &url,
+        &[
+            "silence",
+            "add",
+            "--match",
+            "alertname=\"DiskFull\"",
+            "--match",
+            "instance=~\"host[0-9]\"",
+            "--for",
+            "2h",
+            "--comment",
+            "disk on host1 flaps, OPS-12",
+            "--by",
+            "alice",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("silence 1: alertname=\"DiskFull\", instance=~\"host[0-9]\" from ")
+            && out.trim_end().ends_with("(by alice)"),
+        "{out}"
+    );
+
+    assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
+    assert!(
+        app.incidents(None).await.is_empty(),
+        "a silenced alert opened an incident"
+    );
+
+    let (code, out, err) = against(&url, &["silence", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("1 ")
+            && row.contains("alertname=\"DiskFull\", instance=~\"host[0-9]\"")
+            && row.contains(" yes ")
+            && row.ends_with("alice  disk on host1 flaps, OPS-12"),
+        "{out}"
+    );
+    let (_, out, _) = against(&url, &["silence", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["silences"][0]["comment"], "disk on host1 flaps, OPS-12");
+
+    // One that would hide every alert is refused with the engine's reason.
+    let (code, _, err) = against(
+        &url,
+        &[
+            "silence",
+            "add",
+            "--match",
+            "severity!=\"critical\"",
+            "--for",
+            "1h",
+            "--comment",
+            "quiet please",
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("would silence everything"), "{err}");
+
+    let (code, out, err) = against(&url, &["silence", "expire", "1"]);
+    assert_eq!((code, out.trim()), (Some(0), "silence 1 expired"), "{err}");
+    assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
+    assert_eq!(app.incidents(None).await.len(), 1);
+    catcher
+        .wait_for_pages(1, std::time::Duration::from_secs(5))
+        .await;
+    let (_, out, _) = against(&url, &["silence", "list"]);
+    assert_eq!(out, "no silences in force or ahead\n");
+    let (code, _, err) = against(&url, &["silence", "expire", "1"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("no silence 1"), "{err}");
 }

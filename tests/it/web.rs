@@ -292,6 +292,7 @@ async fn looking_at_the_web_pages_changes_nothing() {
         "/".to_string(),
         "/?state=resolved".to_string(),
         format!("/incidents/{id}"),
+        "/silences".to_string(),
         "/login".to_string(),
     ] {
         let a = get(&app, &path, None).await;
@@ -302,6 +303,8 @@ async fn looking_at_the_web_pages_changes_nothing() {
         let a = get(&app, &format!("/incidents/{id}/{action}"), None).await;
         assert_eq!(a.status, 405, "GET /incidents/{id}/{action} must not act");
     }
+    let a = get(&app, "/silences/1/expire", None).await;
+    assert_eq!(a.status, 405, "GET /silences/1/expire must not act");
     let incident = app.incident(id).await;
     assert_eq!(incident["state"], "triggered");
     assert_eq!(

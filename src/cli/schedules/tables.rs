@@ -14,8 +14,8 @@ pub(super) fn local(tz: &TimeZone, t: Timestamp) -> String {
     wall::shown(tz, t, "%a %Y-%m-%d %H:%M %Z")
 }
 
-/// An API time on the schedule's wall clock, or the text as given when it is not one.
-fn local_of(tz: &TimeZone, v: &Value) -> String {
+/// An API time on `tz`'s wall clock, or the text as given when it is not one.
+pub(crate) fn local_of(tz: &TimeZone, v: &Value) -> String {
     let s = v.as_str().unwrap_or("?");
     Timestamp::parse_rfc3339(s).map_or_else(|| s.to_string(), |t| local(tz, t))
 }

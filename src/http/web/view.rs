@@ -50,7 +50,7 @@ pub(super) fn nav(v: &Viewer) -> String {
     let mut s = String::from(
         "<nav aria-label=\"tocsin\"><a class=\"brand\" href=\"/\">tocsin</a>\
          <a href=\"/\">Open incidents</a><a href=\"/?state=resolved\">Resolved</a>\
-         <a href=\"/schedules\">Schedules</a>",
+         <a href=\"/schedules\">Schedules</a><a href=\"/silences\">Silences</a>",
     );
     if v.locked {
         if v.logged_in {
