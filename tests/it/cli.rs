@@ -480,7 +480,7 @@ async fn a_silence_made_from_the_cli_keeps_a_flapping_disk_quiet_until_it_is_exp
         ],
     );
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("would silence everything"), "{err}");
+    assert!(err.contains("would cover everything"), "{err}");
 
     let (code, out, err) = against(&url, &["silence", "expire", "1"]);
     assert_eq!((code, out.trim()), (Some(0), "silence 1 expired"), "{err}");

@@ -169,7 +169,7 @@ async fn a_silence_made_on_the_silences_page_keeps_the_disk_quiet_until_its_expi
     .await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(
-        refused.body.contains("would silence everything"),
+        refused.body.contains("would cover everything"),
         "{}",
         refused.body
     );
