@@ -1,5 +1,6 @@
 //! Client commands that talk to a running daemon over its HTTP API.
 
+pub mod maintenance;
 pub mod schedules;
 pub mod silences;
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tocsin::cli::maintenance::MaintenanceCommand;
 use tocsin::cli::schedules::ScheduleCommand;
 use tocsin::cli::silences::SilenceCommand;
 use tocsin::cli::{Page, Target, incidents_table, status_text, status_unhealthy};
@@ -174,6 +175,8 @@ enum Command {
     Schedule(ScheduleCommand),
     #[command(flatten)]
     Silence(SilenceCommand),
+    #[command(flatten)]
+    Maintenance(MaintenanceCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish"
@@ -350,6 +353,10 @@ async fn run_command(command: Command) -> Result<ExitCode, Failure> {
         }),
         Command::Silence(cmd) => {
             daemon(tocsin::cli::silences::run(cmd).await)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Maintenance(cmd) => {
+            daemon(tocsin::cli::maintenance::run(cmd).await)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Health { target } => {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::schedules::{TimeArg, local_of, span};
 use super::{Target, aligned};
 
-const TIME_HELP: &str = "RFC 3339 (2027-01-04T15:00:00Z), or YYYY-MM-DDTHH:MM on this machine's clock (its system time zone; TZ when set)";
+pub(crate) const TIME_HELP: &str = "RFC 3339 (2027-01-04T15:00:00Z), or YYYY-MM-DDTHH:MM on this machine's clock (its system time zone; TZ when set)";
 
 /// The silences' commands.
 #[derive(Subcommand, Debug)]
@@ -86,7 +86,7 @@ pub struct SilenceEnd {
 
 /// The body of `POST /api/v1/silences`. Without `from`, the daemon's now is the start
 /// and `for` counts from it.
-fn new_silence(
+pub(crate) fn new_silence(
     matchers: Vec<String>,
     from: Option<TimeArg>,
     end: &SilenceEnd,
@@ -108,12 +108,17 @@ fn new_silence(
 
 /// The silences of a `GET /api/v1/silences` answer, times on `tz`'s clock.
 pub fn silences_table(v: &Value, tz: &TimeZone) -> String {
+    windows_table(v, "silences", tz)
+}
+
+/// The windows under `key` (`silences`, `maintenance`) of an API answer, as a table.
+pub(crate) fn windows_table(v: &Value, key: &str, tz: &TimeZone) -> String {
     let mut rows = vec![
         ["ID", "MATCHERS", "FROM", "TO", "ACTIVE", "BY", "COMMENT"]
             .map(str::to_string)
             .to_vec(),
     ];
-    for s in v["silences"].as_array().into_iter().flatten() {
+    for s in v[key].as_array().into_iter().flatten() {
         let matchers: Vec<&str> = s["matchers"]
             .as_array()
             .into_iter()
@@ -136,7 +141,7 @@ pub fn silences_table(v: &Value, tz: &TimeZone) -> String {
         ]);
     }
     if rows.len() == 1 {
-        return "no silences in force or ahead\n".to_string();
+        return format!("no {key} in force or ahead\n");
     }
     aligned(&rows)
 }

@@ -495,3 +495,57 @@ async fn a_silence_made_from_the_cli_keeps_a_flapping_disk_quiet_until_it_is_exp
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("no silence 1"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_window_from_the_cli_holds_the_page_and_releases_it_at_its_end() {
+    let catcher = PageCatcher::start().await;
+    let (app, clock) = spawn_app_on_clock(&webhook_config(&catcher.url(), &page_alice())).await;
+    let url = app.url("");
+
+    let (code, out, err) = against(
+        &url,
+        &[
+            "maintenance",
+            "start",
+            "--match",
+            "alertname=\"DiskFull\"",
+            "--for",
+            "2h",
+            "--comment",
+            "disk swap on host1",
+            "--by",
+            "alice",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("maintenance 1: alertname=\"DiskFull\""),
+        "{out}"
+    );
+
+    assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
+    assert_eq!(app.incidents(None).await.len(), 1, "recorded as usual");
+    catcher
+        .assert_quiet(0, std::time::Duration::from_millis(300), "held")
+        .await;
+    let (code, out, err) = against(&url, &["maintenance", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains("disk swap on host1"),
+        "{out}"
+    );
+
+    app.advance(&clock, std::time::Duration::from_secs(2 * 3600))
+        .await;
+    let pages = catcher
+        .wait_for_pages(1, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(pages[0].target(), "alice");
+
+    let (code, _, err) = against(&url, &["maintenance", "end", "1"]);
+    assert_eq!(code, Some(3), "it has ended already: {err}");
+    assert!(err.contains("no maintenance window 1"), "{err}");
+}
