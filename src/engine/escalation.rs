@@ -33,7 +33,13 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn event(&mut self, id: IncidentId, kind: EventKind, actor: Option<&Actor>, detail: String) {
+    pub(super) fn event(
+        &mut self,
+        id: IncidentId,
+        kind: EventKind,
+        actor: Option<&Actor>,
+        detail: String,
+    ) {
         let ev = match actor {
             Some(a) => HistoryEvent::new(id, self.now, kind, a, detail),
             None => HistoryEvent::by_engine(id, self.now, kind, detail),
@@ -191,7 +197,13 @@ impl Live {
     pub fn wake_time(&self) -> Option<Timestamp> {
         match self.state {
             IncidentState::Resolved => None,
-            IncidentState::Acknowledged => self.esc.snoozed_until.or(self.esc.ack_expires_at),
+            IncidentState::Acknowledged => {
+                let ack = self.esc.snoozed_until.or(self.esc.ack_expires_at);
+                match (ack, self.ack_silence_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             // Held by maintenance: nothing comes due until the window lets go.
             IncidentState::Triggered if self.esc.held_by.is_some() => None,
             IncidentState::Triggered => {
@@ -228,6 +240,7 @@ impl Live {
 
     /// Fires everything that is due at `now`: expired acks and snoozes, steps, methods.
     pub fn advance(&mut self, cx: &mut Ctx<'_>) {
+        self.tend_ack_silence(cx);
         if self.state == IncidentState::Acknowledged {
             let who = self.acked_by.clone().unwrap_or_default();
             if let Some(until) = self.esc.snoozed_until {
@@ -607,6 +620,7 @@ impl Live {
         self.acked_at = None;
         self.esc.ack_expires_at = None;
         self.esc.snoozed_until = None;
+        self.end_ack_silence(cx);
         self.restart_pass(cx.now);
         cx.event(
             self.id,
@@ -721,6 +735,7 @@ impl Live {
         self.esc.snoozed_until = None;
         self.esc.ack_expires_at = (!cx.ack_timeout.is_zero()).then(|| cx.now.plus(cx.ack_timeout));
         self.stop_paging();
+        self.silence_on_ack(cx);
         let detail = match self.esc.ack_expires_at {
             Some(t) => format!(
                 "acknowledged; escalation stopped until the ack expires at {t} ({})",
@@ -824,6 +839,7 @@ impl Live {
         self.resolved_at = Some(cx.now);
         self.esc.ack_expires_at = None;
         self.esc.snoozed_until = None;
+        self.end_ack_silence(cx);
         self.stop_paging();
         let reason = match by {
             Some(a) => format!("resolved by {}", a.name),

@@ -274,6 +274,17 @@ impl Engine {
                 self.extend_maintenance(now, id, to, &by, &mut fx)?
             }
             Input::EndMaintenance { id, by } => self.end_maintenance(now, id, &by, &mut fx)?,
+            Input::AckSilenceDone {
+                incident,
+                done,
+                until,
+            } => {
+                // An answer about an incident no longer open only has to be written down.
+                let _ = self.with_open(now, incident, &mut fx, |l, cx| {
+                    l.ack_silence_done(cx, done, until);
+                    Ok(())
+                });
+            }
         }
         self.sweep_maintenance(now, &mut fx);
         self.prune_overrides(now);

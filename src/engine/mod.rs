@@ -1,5 +1,6 @@
 //! The escalation state machine. Pure: `apply(now, input) -> effects`, no IO, no clock.
 
+mod ack_silence;
 mod escalation;
 mod incidents;
 mod labels;
@@ -11,6 +12,7 @@ mod roster;
 mod silences;
 mod window;
 
+pub use ack_silence::{AckSilence, SilenceDone, SilenceOp};
 pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
 pub use incidents::{Engine, RECENT_WINDOW};

@@ -182,6 +182,8 @@ named! {
         Held = "held",
         /// The maintenance window ended: paging starts from step 1.
         HoldEnded = "hold_ended",
+        /// Alertmanager silenced (or stopped silencing) the acked incident's alerts.
+        AckSilence = "ack_silence",
     }
 }
 
@@ -322,6 +324,13 @@ pub enum Input {
     EndMaintenance {
         id: super::window::WindowId,
         by: Actor,
+    },
+    /// What Alertmanager answered about an acked incident's silence; `until` is the end
+    /// the operation asked for.
+    AckSilenceDone {
+        incident: IncidentId,
+        done: super::ack_silence::SilenceDone,
+        until: Timestamp,
     },
 }
 
@@ -518,6 +527,9 @@ pub struct Escalation {
     /// The maintenance window holding its pages: nothing fires while it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_by: Option<u64>,
+    /// Its silence in Alertmanager while acked (`silence_on_ack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_silence: Option<super::ack_silence::AckSilence>,
     /// Contacts paged because a schedule had them on call, with the methods they had
     /// then: the policy names the schedule, not them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -666,6 +678,8 @@ pub enum Effect {
         by: String,
         at: Timestamp,
     },
+    /// Ask Alertmanager to silence, extend or expire (after the commit, like a page).
+    AckSilence(super::ack_silence::SilenceOp),
     /// Firing alerts a silence dropped: counted, not stored.
     Silenced {
         silence: super::silences::SilenceId,

@@ -107,6 +107,9 @@ pub struct EscalationConfig {
     pub handoff_notices: std::collections::BTreeSet<String>,
     /// Farthest a maintenance window may end ([defaults] max_maintenance).
     pub max_maintenance: Duration,
+    /// How long an ack silences the incident's alerts in Alertmanager
+    /// (`silence_on_ack.for`); `None`: acks silence nothing there.
+    pub ack_silence: Option<Duration>,
 }
 
 impl EscalationConfig {
@@ -217,6 +220,7 @@ impl EscalationConfig {
             calendar: Arc::new(cfg.calendar.clone()),
             contacts,
             max_maintenance: f.defaults.max_maintenance.0,
+            ack_silence: cfg.silence_on_ack.as_ref().map(|s| s.duration),
             handoff_notices: f
                 .schedules
                 .iter()

@@ -1609,6 +1609,7 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
     assert!(e.apply(t("10:00:02"), snooze(MAX_SNOOZE)).is_ok());
 }
 
+mod ack_silence;
 mod alerts_cap;
 mod maintenance;
 mod schedules;

@@ -372,7 +372,39 @@ pub(crate) async fn channels(State(s): State<AppState>) -> Response {
 pub(crate) async fn with_schedules(s: &AppState) -> Vec<crate::watchdog::ChannelView> {
     let mut channels = s.watchdog.channels();
     channels.extend(super::schedules::board(s).await);
+    if let Some(c) = silences_channel(s) {
+        channels.push(c);
+    }
     channels
+}
+
+/// `silence_on_ack` as a line of the board: down while calls to Alertmanager fail (acks
+/// still stand; the silences are retried).
+fn silences_channel(s: &AppState) -> Option<crate::watchdog::ChannelView> {
+    use crate::watchdog::{ChannelView, Health, Kind};
+    s.live().config.silence_on_ack.as_ref()?;
+    let (state, reason, since) = match s.silence_health.failing() {
+        Some((since, error)) => (
+            Health::Down,
+            format!("acks do not reach Alertmanager as silences: {error}; retried every minute"),
+            since,
+        ),
+        None => (
+            Health::Up,
+            "acks silence their alerts in Alertmanager".to_string(),
+            s.clock.now(),
+        ),
+    };
+    Some(ChannelView {
+        name: "alertmanager-silences".to_string(),
+        kind: Kind::Source,
+        state,
+        reason,
+        since,
+        blind: "Alertmanager keeps re-notifying acked groups".to_string(),
+        paging: false,
+        checks: Vec::new(),
+    })
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {

@@ -67,6 +67,9 @@ pub struct AppState {
     pub(crate) calls: Arc<crate::notify::voice_calls::CallBook>,
     /// Addresses that failed authentication lately; kept across reloads.
     pub(crate) throttle: Arc<std::sync::Mutex<throttle::Throttle>>,
+    /// Whether acks reach Alertmanager as silences (`silence_on_ack`); the channel board
+    /// shows it.
+    pub(crate) silence_health: Arc<crate::runtime::SilenceHealth>,
 }
 
 /// The parts of the config handlers read that a reload may change.
@@ -148,6 +151,7 @@ impl AppState {
             tasks,
             calls: Arc::default(),
             throttle: Arc::default(),
+            silence_health: Arc::default(),
         }
     }
 }

@@ -165,6 +165,9 @@ pub(crate) struct EngineLoop {
     /// A commit failed and the engine could not yet be rebuilt from the store: it is
     /// ahead of what is recorded, so nothing is applied to it.
     pub stale: bool,
+    /// Where decisions about Alertmanager silences go after the commit
+    /// (`silence_on_ack`); `None` when acks silence nothing there.
+    pub ack_silences: Option<mpsc::UnboundedSender<crate::engine::SilenceOp>>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -382,9 +385,11 @@ impl EngineLoop {
         }
         let mut pages: Vec<Page> = Vec::new();
         let mut closed = Vec::new();
+        let mut silence_ops = Vec::new();
         for e in &effects {
             match e {
                 Effect::Page(p) => pages.push(p.clone()),
+                Effect::AckSilence(op) => silence_ops.push(op.clone()),
                 Effect::Status(s) if s.state != IncidentState::Triggered => closed.push(s.id),
                 _ => {}
             }
@@ -409,6 +414,11 @@ impl EngineLoop {
                     self.dispatcher.send_released(&all, wanted);
                 }
                 self.dispatcher.closed(closed);
+                if let Some(tx) = &self.ack_silences {
+                    for op in silence_ops {
+                        let _ = tx.send(op);
+                    }
+                }
             }
             Err(e) => {
                 self.metrics.store_commit_failures.inc();

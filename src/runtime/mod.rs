@@ -13,6 +13,8 @@
 //! place: its failure stops the daemon at once, and the next start restores the engine
 //! from the store.
 
+mod ack_silences;
+pub use ack_silences::SilenceHealth;
 mod call_watch;
 mod dispatch;
 mod engine_loop;
@@ -284,6 +286,20 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     // would otherwise call a loop that last ran at the epoch stalled.
     health.tick(opts.clock.now());
     let reconfigured_too = reconfigured.clone();
+    let silencer = match &opts.config.silence_on_ack {
+        Some(cfg) => Some(Arc::new(
+            crate::source::am_silence::AmSilencer::new(cfg)
+                .context("building the Alertmanager client of silence_on_ack")?,
+        )),
+        None => None,
+    };
+    let (silence_tx, silence_rx) = match &silencer {
+        Some(_) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let engine_loop = engine_loop::EngineLoop {
         engine,
         cfg,
@@ -298,6 +314,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         store_watch: Default::default(),
         held_outcomes: Vec::new(),
         stale: false,
+        ack_silences: silence_tx,
     };
     metrics.store_writable.set(1);
     let stop = CancellationToken::new();
@@ -323,6 +340,27 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
                 stop.clone(),
             )
         });
+    }
+    let silence_health = Arc::new(ack_silences::SilenceHealth::default());
+    if let (Some(silencer), Some(rx)) = (silencer, silence_rx) {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let (engine, clock, health) = (handle.clone(), opts.clock.clone(), silence_health.clone());
+        let stop = watch_stop.clone();
+        tasks.spawn(
+            "alertmanager-silences",
+            Importance::BestEffort,
+            &watch_stop,
+            move || {
+                ack_silences::run(
+                    silencer.clone(),
+                    rx.clone(),
+                    engine.clone(),
+                    clock.clone(),
+                    health.clone(),
+                    stop.clone(),
+                )
+            },
+        );
     }
     {
         let (wd, engine, stop) = (watchdog.clone(), handle.clone(), watch_stop.clone());
@@ -393,6 +431,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     }
     .start(&watch_stop, &tasks);
     state.reloader = Some(reload.clone());
+    state.silence_health = silence_health;
     let max_connections = opts
         .config
         .file

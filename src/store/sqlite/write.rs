@@ -46,6 +46,8 @@ pub(super) fn group(conn: &mut Connection, group: &[WriteRequest]) -> rusqlite::
             }
             // Counted by the engine loop, not stored.
             Effect::Silenced { .. } => {}
+            // Done after the commit; what it is for is in the incident's status.
+            Effect::AckSilence(_) => {}
             // Released pages were recorded when they were held.
             Effect::Send { .. } => {}
         }
