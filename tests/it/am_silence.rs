@@ -367,3 +367,146 @@ async fn credentials_go_with_every_request() {
         ]
     );
 }
+
+/// The whole path: an incident from Alertmanager acked in tocsin makes the silence
+/// Alertmanager lists and applies (its alert is suppressed, so it is not re-notified);
+/// resolving it in tocsin expires the silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_in_tocsin_silences_the_group_in_alertmanager_and_resolve_expires_it() {
+    let client = reqwest::Client::new();
+    let am = started(&client).await;
+    let labels = json!({"alertname": "DiskFull", "severity": "critical"});
+    let began = SystemClock
+        .now()
+        .minus(Duration::from_secs(60))
+        .to_rfc3339();
+    am.post(&client, json!([{"labels": labels, "startsAt": began}]))
+        .await;
+
+    let config = crate::harness::webhook_config(
+        "http://127.0.0.1:9/",
+        &format!(
+            "{}\n[sources.alertmanager]\nsilence_on_ack = {{ url = \"{}\", for = \"2h\" }}\n",
+            crate::harness::page_alice(),
+            am.url("")
+        ),
+    );
+    let app = crate::harness::spawn_app(&config).await;
+    let r = app.post_alerts(&crate::alerts::firing("DiskFull")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = app.only_incident().await["id"].as_u64().unwrap();
+    let r = app.act(id, "ack", json!({"by": "alice"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let silence = crate::harness::eventually(
+        "the silence in Alertmanager",
+        Duration::from_secs(10),
+        || {
+            let (client, am) = (&client, &am);
+            async move {
+                silences(client, am)
+                    .await
+                    .into_iter()
+                    .find(|s| s["status"]["state"] == "active")
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        matchers_of(&silence),
+        ["alertname=DiskFull", "severity=critical"]
+    );
+    assert_eq!(
+        silence["comment"],
+        format!("acked in tocsin #{id} by alice")
+    );
+    assert_eq!(silence["createdBy"], CREATED_BY);
+    // Alertmanager applies it: the alert is suppressed by that silence, so the group
+    // is not notified again while the ack holds.
+    let alerts: Vec<Value> = client
+        .get(am.url("/api/v2/alerts?filter=alertname%3D%22DiskFull%22"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts[0]["status"]["state"], "suppressed", "{alerts:#?}");
+    assert_eq!(alerts[0]["status"]["silencedBy"][0], silence["id"]);
+    let incident = app.incident(id).await;
+    assert!(
+        crate::harness::history_kinds(&incident).contains(&"ack_silence".to_string()),
+        "{incident}"
+    );
+
+    let r = app.act(id, "resolve", json!({"by": "alice"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    crate::harness::eventually("the silence expired", Duration::from_secs(10), || {
+        let (client, am, sid) = (&client, &am, silence["id"].clone());
+        async move {
+            let all = silences(client, am).await;
+            all.iter()
+                .any(|s| s["id"] == sid && s["status"]["state"] == "expired")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Alertmanager unreachable: the ack stands, the history says so, and the board shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_alertmanager_never_undoes_the_ack_and_shows_on_the_board() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let config = crate::harness::webhook_config(
+        "http://127.0.0.1:9/",
+        &format!(
+            "{}\n[sources.alertmanager]\nsilence_on_ack = {{ url = \"{dead}\", for = \"2h\", timeout = \"1s\" }}\n",
+            crate::harness::page_alice()
+        ),
+    );
+    let app = crate::harness::spawn_app(&config).await;
+    assert_eq!(
+        app.post_alerts(&crate::alerts::firing("DiskFull"))
+            .await
+            .status,
+        200
+    );
+    let id = app.only_incident().await["id"].as_u64().unwrap();
+    let r = app.act(id, "ack", json!({"by": "alice"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let line = crate::harness::eventually(
+        "the failure in the history",
+        Duration::from_secs(15),
+        || {
+            let app = &app;
+            async move {
+                let inc = app.incident(id).await;
+                inc["history"].as_array()?.iter().find_map(|e| {
+                    (e["kind"] == "ack_silence")
+                        .then(|| e["detail"].as_str().unwrap_or("").to_string())
+                })
+            }
+        },
+    )
+    .await;
+    assert!(line.contains("the ack stands"), "{line}");
+    assert_eq!(app.incident(id).await["state"], "acknowledged");
+    let channels: Value = app
+        .client
+        .get(app.url("/api/v1/channels"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let board = channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "alertmanager-silences")
+        .unwrap_or_else(|| panic!("{channels}"))
+        .clone();
+    assert_eq!(board["state"], "down", "{board}");
+}
