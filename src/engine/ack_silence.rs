@@ -77,7 +77,7 @@ fn extend_at(now: Timestamp, until: Timestamp) -> Timestamp {
 }
 
 impl Live {
-    fn from_alertmanager(&self) -> bool {
+    fn came_from_alertmanager(&self) -> bool {
         self.group.starts_with("alertmanager\u{1f}")
     }
 
@@ -95,7 +95,7 @@ impl Live {
             return;
         };
         let matchers = self.labels.to_map();
-        if !self.from_alertmanager() || matchers.values().all(String::is_empty) {
+        if !self.came_from_alertmanager() || matchers.values().all(String::is_empty) {
             return;
         }
         if self
