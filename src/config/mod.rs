@@ -58,6 +58,8 @@ pub struct Config {
     pub silence_on_ack: Option<SilenceOnAck>,
     /// Rotations and schedules, compiled: who is on call when.
     pub calendar: crate::schedule::Calendar,
+    /// Contacts' quiet hours, compiled.
+    pub quiet_hours: BTreeMap<String, crate::schedule::QuietHours>,
     /// What is valid but weak, in file order: `check-config` prints it and the daemon
     /// logs it at start.
     pub warnings: Vec<ConfigError>,

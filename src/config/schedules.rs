@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::load::Loader;
 use super::locate::KeyPath;
 use super::sections::Parsed;
-use crate::schedule::{Calendar, Every, Finding, Members, Rotation, Rule, Schedule, Who};
+use crate::schedule::{
+    Calendar, Every, Finding, Members, QuietHours, Rotation, Rule, Schedule, Who,
+};
 
 /// Longest shift a rotation may have, in units of its `type` (GoAlert's limit too).
 const MAX_SHIFT: u32 = 9000;
@@ -217,6 +219,42 @@ impl Loader<'_, '_> {
             shown.join(", ")
         );
         self.warn(at, msg);
+    }
+
+    /// Each contact's `quiet_hours`, checked against `[defaults] severity_order`.
+    pub(super) fn check_quiet_hours(&mut self, p: &Parsed) -> BTreeMap<String, QuietHours> {
+        let order = &p.file.defaults.severity_order;
+        let mut out = BTreeMap::new();
+        for (name, c) in &p.file.contacts {
+            let Some(q) = &c.quiet_hours else { continue };
+            let at = KeyPath::default()
+                .key("contacts")
+                .key(name)
+                .key("quiet_hours");
+            let from = self.clock(&at.key("from"), &q.from);
+            let to = self.clock(&at.key("to"), &q.to);
+            let tz = self.zone(&at, &q.time_zone);
+            let below = order.iter().position(|s| s == &q.below);
+            if below.is_none() {
+                let msg = format!(
+                    "below = {:?} is not in [defaults] severity_order ({}): name one of those",
+                    q.below,
+                    order.join(", ")
+                );
+                self.err(&at.key("below"), msg);
+            }
+            if let (Some(from), Some(to), Some(tz), Some(below)) = (from, to, tz, below) {
+                if from == to {
+                    self.err(
+                        &at.key("to"),
+                        "to equals from: the quiet hours would never end",
+                    );
+                    continue;
+                }
+                out.insert(name.clone(), QuietHours::new(name, from, to, tz, below));
+            }
+        }
+        out
     }
 
     fn rule(&mut self, p: &Parsed, at: &KeyPath, r: &RuleConfig) -> Option<Rule> {

@@ -172,6 +172,14 @@ pub struct DefaultsConfig {
     /// work that runs longer is extended on purpose, never forgotten in silence.
     #[serde(default = "default_max_maintenance")]
     pub max_maintenance: HumanDuration,
+    /// The `severity` label's values, least severe first: quiet hours hold pages about
+    /// incidents ranked below a contact's `below`. A value not listed is never held.
+    #[serde(default = "default_severity_order")]
+    pub severity_order: Vec<String>,
+}
+
+fn default_severity_order() -> Vec<String> {
+    ["info", "warning", "critical"].map(String::from).to_vec()
 }
 
 fn default_max_maintenance() -> HumanDuration {
@@ -184,6 +192,7 @@ impl Default for DefaultsConfig {
             ack_timeout: default_ack_timeout(),
             max_alerts_per_incident: default_max_alerts_per_incident(),
             max_maintenance: default_max_maintenance(),
+            severity_order: default_severity_order(),
         }
     }
 }
@@ -208,6 +217,28 @@ pub struct ContactConfig {
     /// Ways to reach them, tried in order.
     #[serde(default)]
     pub methods: Vec<ContactMethodConfig>,
+    /// Hours when pages about incidents less severe than `below` wait (held, not
+    /// dropped) until the hours end, then go out as one message.
+    pub quiet_hours: Option<QuietHoursConfig>,
+}
+
+/// `quiet_hours = { from = "22:00", to = "07:00", time_zone = "Europe/Berlin", below = "critical" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursConfig {
+    /// Start, `HH:MM` on the zone's clock.
+    pub from: String,
+    /// End; at or before `from` runs past midnight.
+    pub to: String,
+    /// IANA zone name.
+    pub time_zone: String,
+    /// Incidents whose `severity` label ranks below this wait; this and above page at once.
+    #[serde(default = "default_below")]
+    pub below: String,
+}
+
+fn default_below() -> String {
+    "critical".to_string()
 }
 
 /// One way to reach a contact.

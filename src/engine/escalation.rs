@@ -391,6 +391,7 @@ impl Live {
                         late_by_ms: late_by,
                         reason: reason.clone(),
                         retry_until: None,
+                        hold_until: None,
                     };
                     cx.fx.push(Effect::Page(page));
                     if !self.esc.announced.contains(name) {
@@ -548,7 +549,7 @@ impl Live {
         let retry_until = methods
             .get(chain.next_method + 1)
             .map(|next| chain.paged_at.plus(next.after).max(cx.now));
-        let page = Page {
+        let mut page = Page {
             id: cx.page_id(),
             incident: self.id,
             at: cx.now,
@@ -564,14 +565,42 @@ impl Live {
             late_by_ms: late_by,
             reason,
             retry_until,
+            hold_until: None,
         };
         let reached = (chain.contact.clone(), chain.next_method as u32);
         match self.esc.reached.iter_mut().find(|r| r.0 == chain.contact) {
             Some(r) => *r = reached,
             None => self.esc.reached.push(reached),
         }
+        if let Some(until) = self.quiet_until(cx, &chain.contact) {
+            page.hold_until = Some(until);
+            let q = &cx.roster.cfg.quiet_hours[&chain.contact];
+            let detail = format!(
+                "{}'s quiet hours: the page through {} waits until {} and goes out then with whatever else waits for them, unless this incident is acked or resolved by then",
+                chain.contact,
+                page.notifier,
+                q.describe_end(until)
+            );
+            cx.event(self.id, EventKind::Quiet, None, detail);
+        }
         cx.fx.push(Effect::Page(page));
         self.esc.chains[i].next_method += 1;
+    }
+
+    /// When `contact`'s quiet hours end, if they are on now and this incident is less
+    /// severe than what they still want at once; an unknown severity is never held.
+    fn quiet_until(&self, cx: &Ctx<'_>, contact: &str) -> Option<Timestamp> {
+        let cfg = cx.roster.cfg;
+        let q = cfg.quiet_hours.get(contact)?;
+        let labels = self.labels.to_map();
+        let rank = cfg
+            .severity_order
+            .iter()
+            .position(|s| Some(s) == labels.get("severity"))?;
+        if rank >= q.below {
+            return None;
+        }
+        q.until(cx.now)
     }
 
     /// A page failed for good: if it was a contact's method and the next method has not
@@ -695,6 +724,7 @@ impl Live {
                 late_by_ms: None,
                 reason: reason.to_string(),
                 retry_until: None,
+                hold_until: None,
             };
             cx.fx.push(Effect::Page(page));
         }
@@ -875,6 +905,7 @@ impl Live {
                 late_by_ms: None,
                 reason: reason.to_string(),
                 retry_until: None,
+                hold_until: None,
             };
             cx.fx.push(Effect::Page(page));
         }

@@ -184,6 +184,8 @@ named! {
         HoldEnded = "hold_ended",
         /// Alertmanager silenced (or stopped silencing) the acked incident's alerts.
         AckSilence = "ack_silence",
+        /// A page waits for its contact's quiet hours to end.
+        Quiet = "quiet",
     }
 }
 
@@ -485,6 +487,10 @@ pub struct Page {
     /// work. `None`: only the notifier's own retry budget bounds them.
     #[serde(default)]
     pub retry_until: Option<Timestamp>,
+    /// Held for the contact's quiet hours until then; flood control lets it go then, in
+    /// one message with whatever else is held for them and still wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<Timestamp>,
 }
 
 /// The durable fields of a new incident that never change.

@@ -107,6 +107,10 @@ pub struct EscalationConfig {
     pub handoff_notices: std::collections::BTreeSet<String>,
     /// Farthest a maintenance window may end ([defaults] max_maintenance).
     pub max_maintenance: Duration,
+    /// Contacts' quiet hours: pages about incidents ranked below `below` wait.
+    pub quiet_hours: BTreeMap<String, crate::schedule::QuietHours>,
+    /// The `severity` values, least severe first.
+    pub severity_order: Vec<String>,
     /// How long an ack silences the incident's alerts in Alertmanager
     /// (`silence_on_ack.for`); `None`: acks silence nothing there.
     pub ack_silence: Option<Duration>,
@@ -220,6 +224,8 @@ impl EscalationConfig {
             calendar: Arc::new(cfg.calendar.clone()),
             contacts,
             max_maintenance: f.defaults.max_maintenance.0,
+            quiet_hours: cfg.quiet_hours.clone(),
+            severity_order: f.defaults.severity_order.clone(),
             ack_silence: cfg.silence_on_ack.as_ref().map(|s| s.duration),
             handoff_notices: f
                 .schedules

@@ -1612,5 +1612,6 @@ fn a_snooze_longer_than_a_week_is_refused_from_any_channel() {
 mod ack_silence;
 mod alerts_cap;
 mod maintenance;
+mod quiet_hours;
 mod schedules;
 mod silences;

@@ -140,6 +140,9 @@ pub struct Flood {
     /// released to them until [`Flood::settle`] counts the real send time, so a slow
     /// decision cannot put two messages closer together than the limits allow.
     unsettled: BTreeMap<(String, String), Timestamp>,
+    /// Pages held for their contact's quiet hours, until their `hold_until`; then they
+    /// join their destination's queue and go out together.
+    quiet: Vec<Page>,
 }
 
 impl Flood {
@@ -151,6 +154,7 @@ impl Flood {
                 .collect(),
             held: BTreeMap::new(),
             unsettled: BTreeMap::new(),
+            quiet: Vec::new(),
         }
     }
 
@@ -175,18 +179,25 @@ impl Flood {
             .is_some_and(|l| !l.is_unlimited())
     }
 
-    /// Holds a page until [`Flood::release`] lets it go.
+    /// Holds a page until [`Flood::release`] lets it go: past its `hold_until` (quiet
+    /// hours), and as its destination's limits allow.
     pub fn hold(&mut self, page: Page) {
+        if page.hold_until.is_some() {
+            self.quiet.push(page);
+            return;
+        }
         let key = (page.notifier.clone(), destination(&page));
         self.held.entry(key).or_default().push(page);
     }
 
     pub fn held_for(&self, notifier: &str) -> usize {
+        let quiet = self.quiet.iter().filter(|p| p.notifier == notifier).count();
         self.held
             .iter()
             .filter(|((n, _), _)| n == notifier)
             .map(|(_, v)| v.len())
-            .sum()
+            .sum::<usize>()
+            + quiet
     }
 
     /// Every message that may go at `now` (each the held pages of one destination, oldest
@@ -194,6 +205,21 @@ impl Flood {
     pub fn release(&mut self, now: Timestamp) -> (Vec<Vec<Page>>, Option<Timestamp>) {
         let mut out = Vec::new();
         let mut next: Option<Timestamp> = None;
+        // Quiet hours over: those pages join their destination's queue, to go out as one.
+        let (over, still): (Vec<Page>, Vec<Page>) = std::mem::take(&mut self.quiet)
+            .into_iter()
+            .partition(|p| p.hold_until.is_none_or(|t| t <= now));
+        self.quiet = still;
+        next = self
+            .quiet
+            .iter()
+            .filter_map(|p| p.hold_until)
+            .min()
+            .or(next);
+        for mut page in over {
+            page.hold_until = None;
+            self.hold(page);
+        }
         // Oldest waiting destination first, so one busy destination cannot starve others
         // of the notifier's overall budget.
         let mut keys: Vec<_> = self
@@ -258,8 +284,10 @@ impl Flood {
     /// Everything still held (shutdown: these stay pending in the store and are sent on
     /// the next start).
     pub fn drain_all(&mut self) -> Vec<Page> {
+        let quiet = std::mem::take(&mut self.quiet);
         std::mem::take(&mut self.held)
             .into_values()
+            .chain(std::iter::once(quiet))
             .flatten()
             .collect()
     }
@@ -289,6 +317,7 @@ mod tests {
             late_by_ms: None,
             reason: "step 1".into(),
             retry_until: None,
+            hold_until: None,
         }
     }
 

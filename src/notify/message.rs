@@ -336,6 +336,7 @@ pub(crate) mod fixtures {
             late_by_ms: None,
             reason: "step 1 of policy default".into(),
             retry_until: None,
+            hold_until: None,
         }
     }
 

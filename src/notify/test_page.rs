@@ -82,6 +82,7 @@ fn plan(cfg: &Config, target: &str, via: Option<&str>) -> Result<Vec<Page>, Stri
         late_by_ms: None,
         reason: "test page (tocsin test-notify)".to_string(),
         retry_until: None,
+        hold_until: None,
     };
     if let Some(c) = cfg.file.contacts.get(target) {
         let pages: Vec<Page> = c

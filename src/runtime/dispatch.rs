@@ -166,10 +166,11 @@ impl Dispatcher {
             return;
         }
         let mut held = 0;
+        let now = self.inner.clock.now();
         {
             let mut flood = self.inner.flood.lock().expect("flood lock");
             for p in pages {
-                if flood.limits(&p.notifier) {
+                if p.hold_until.is_some_and(|t| t > now) || flood.limits(&p.notifier) {
                     flood.hold(p);
                     held += 1;
                 } else {

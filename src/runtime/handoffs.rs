@@ -129,6 +129,7 @@ fn notify(
         late_by_ms: None,
         reason: format!("the shift on {schedule} started"),
         retry_until: None,
+        hold_until: None,
     };
     let group = format!("tocsin:handoff:{schedule}");
     dispatcher.send_notice(

@@ -19,10 +19,12 @@
 
 mod calendar;
 pub mod ics;
+mod quiet;
 mod rotation;
 mod rule;
 pub(crate) mod wall;
 
+pub use quiet::QuietHours;
 pub use wall::describe;
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ const MIGRATIONS: &[&str] = &[
          to_ms INTEGER NOT NULL, comment TEXT NOT NULL, by TEXT NOT NULL, \
          created_at INTEGER NOT NULL, changes TEXT NOT NULL DEFAULT '[]');
      CREATE INDEX IF NOT EXISTS maintenance_to ON maintenance (to_ms);",
+    // 10: a page held for its contact's quiet hours, until when.
+    "ALTER TABLE pages ADD COLUMN hold_until INTEGER",
 ];
 
 /// Most commit requests written in one transaction: bounds the work (and the memory) of

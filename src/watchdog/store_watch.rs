@@ -172,6 +172,7 @@ impl Alarm {
             late_by_ms: None,
             reason: "tocsin's store cannot be written".to_string(),
             retry_until: None,
+            hold_until: None,
         };
         let first_method = |name: &str, m: Option<&MethodSnapshot>, target: &str| {
             m.map(|m| Page {

@@ -39,6 +39,7 @@ mod outages;
 mod promstack;
 mod push;
 mod push_reload;
+mod quiet_hours;
 mod reads;
 mod reload;
 mod retention;

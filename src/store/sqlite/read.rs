@@ -82,14 +82,17 @@ pub(super) fn restored(tx: &Transaction<'_>, since: Timestamp) -> Result<Restore
     let mut stmt = tx
         .prepare_cached(
             "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
-             to_addr, topic, late_by_ms, reason, retry_until FROM pages WHERE status = 'pending' \
-             ORDER BY id",
+             to_addr, topic, late_by_ms, reason, retry_until, hold_until FROM pages \
+             WHERE status = 'pending' ORDER BY id",
         )
         .or_read()?;
     let mut rows = stmt.query([]).or_read()?;
     let mut pending_pages = Vec::new();
     while let Some(row) = rows.next().or_read()? {
-        pending_pages.push(page_row(row).or_read()?);
+        let mut page = page_row(row).or_read()?;
+        // A page held for quiet hours stays held across a restart.
+        page.hold_until = row.get::<_, Option<i64>>(15).or_read()?.map(Timestamp);
+        pending_pages.push(page);
     }
     let overrides = overrides(tx, None, since)?;
     let next_override_id = next_id("overrides")?;
@@ -651,6 +654,7 @@ fn page_row(row: &Row<'_>) -> rusqlite::Result<Page> {
             .transpose()?,
         reason: row.get(13)?,
         retry_until: row.get::<_, Option<i64>>(14)?.map(Timestamp),
+        hold_until: None,
     })
 }
 

@@ -96,6 +96,7 @@ pub(super) fn page(id: PageId, incident: IncidentId, at: Timestamp) -> Page {
         late_by_ms: Some(1500),
         reason: "step 1 of policy default".into(),
         retry_until: None,
+        hold_until: None,
     }
 }
 

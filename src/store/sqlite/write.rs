@@ -284,10 +284,10 @@ fn insert_event(tx: &Transaction<'_>, e: &HistoryEvent) -> rusqlite::Result<()> 
 fn insert_page(tx: &Transaction<'_>, p: &Page) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO pages (id, incident_id, at, kind, step, cycle, target, contact, notifier, \
-         method, to_addr, topic, late_by_ms, reason, retry_until, status, attempts, error, \
-         done_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'pending', \
-         0, NULL, NULL) \
+         method, to_addr, topic, late_by_ms, reason, retry_until, hold_until, status, attempts, \
+         error, done_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+         'pending', 0, NULL, NULL) \
          ON CONFLICT (id) DO NOTHING",
     )?;
     stmt.execute(params![
@@ -306,6 +306,7 @@ fn insert_page(tx: &Transaction<'_>, p: &Page) -> rusqlite::Result<()> {
         p.late_by_ms.map(sql_u64).transpose()?,
         p.reason,
         p.retry_until.map(|t| t.0),
+        p.hold_until.map(|t| t.0),
     ])?;
     Ok(())
 }
