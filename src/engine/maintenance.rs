@@ -10,6 +10,20 @@ use super::model::{Actor, Effect, IncidentId, Refusal};
 use super::window::{Window, WindowId, WindowRecord, check_window};
 use crate::time::Timestamp;
 
+/// Window `id`'s end moved `more` later: what "extend it by an hour" means in chat and
+/// on the web view's button. The engine checks the new end like any other.
+pub fn later_end(
+    windows: &[WindowRecord],
+    id: WindowId,
+    more: std::time::Duration,
+) -> Result<Timestamp, Refusal> {
+    windows
+        .iter()
+        .find(|w| w.id == id)
+        .map(|w| w.to.plus(more))
+        .ok_or(Refusal::NoMaintenance(id))
+}
+
 impl Engine {
     pub(super) fn start_maintenance(
         &mut self,

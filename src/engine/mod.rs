@@ -17,6 +17,7 @@ pub(crate) use escalation::labels_hash;
 pub(crate) use incidents::fingerprint_key;
 pub use incidents::{Engine, RECENT_WINDOW};
 pub use labels::LabelSet;
+pub use maintenance::later_end;
 pub use matcher::Matcher;
 pub use model::*;
 pub use policy::{

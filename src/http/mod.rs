@@ -222,6 +222,12 @@ pub fn router(state: AppState) -> Router {
             get(web::silences::page).post(web::silences::create),
         )
         .route("/silences/{id}/expire", post(web::silences::expire))
+        .route(
+            "/maintenance",
+            get(web::maintenance::page).post(web::maintenance::start),
+        )
+        .route("/maintenance/{id}/end", post(web::maintenance::end))
+        .route("/maintenance/{id}/extend", post(web::maintenance::extend))
         .route("/login", get(web::login_form).post(web::login))
         .route("/logout", post(web::logout))
         .route("/api/v1/incidents/{id}/{action}", post(api::act))

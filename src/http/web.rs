@@ -1,7 +1,8 @@
 //! The web view: `/` lists open incidents and every channel's health, `/incidents/{id}`
 //! shows one incident with buttons that acknowledge, unacknowledge or resolve it, and
 //! `/schedules` who is on call, with the overrides that change it ([`schedules`]), and
-//! `/silences` the known noise that opens no incident ([`silences`]).
+//! `/silences` the known noise that opens no incident ([`silences`]), and `/maintenance`
+//! the planned work whose incidents page nobody while it lasts ([`maintenance`]).
 //! Server-rendered HTML from one shell ([`crate::html::app_page`]), no JavaScript.
 //!
 //! Without credentials configured, looking and acting are open. Acting is a form `POST`
@@ -14,9 +15,11 @@
 //! form; see [`guard`].
 
 mod guard;
+pub(crate) mod maintenance;
 pub(crate) mod schedules;
 pub(crate) mod silences;
 mod view;
+mod windows;
 
 use std::collections::HashMap;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::mask::same_name;
 use super::text::{clean_line, strip_formatting};
 use crate::config::HumanDuration;
-use crate::engine::{IncidentId, MAX_SNOOZE};
+use crate::engine::{IncidentId, MAX_SNOOZE, WindowId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatCommand {
@@ -18,6 +18,25 @@ pub enum ChatCommand {
     Oncall(Option<String>),
     Status,
     Help,
+    Maint(Maint),
+}
+
+/// `!maint`: planned work whose incidents page nobody while its window lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maint {
+    /// The windows in force or ahead.
+    List,
+    /// `!maint start 2h service="db" env="prod" db failover test`.
+    Start {
+        duration: Duration,
+        /// As typed, one per matcher; the engine reads them.
+        matchers: Vec<String>,
+        comment: String,
+    },
+    /// `!maint end 3`: now; what it held pages from step 1.
+    End(WindowId),
+    /// `!maint extend 3 1h`: its end that much later.
+    Extend(WindowId, Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +55,7 @@ impl ChatCommand {
         !matches!(self, ChatCommand::Help)
     }
 
-    /// Whether it changes an incident.
+    /// Whether it changes an incident or a maintenance window.
     pub fn changes_state(&self) -> bool {
         matches!(
             self,
@@ -44,12 +63,13 @@ impl ChatCommand {
                 | ChatCommand::Unack(_)
                 | ChatCommand::Snooze(..)
                 | ChatCommand::Resolve(_)
+                | ChatCommand::Maint(Maint::Start { .. } | Maint::End(_) | Maint::Extend(..))
         )
     }
 }
 
 /// The one-line help `!help` answers and errors point at.
-pub const HELP: &str = "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !oncall [schedule], !status, !help";
+pub const HELP: &str = "commands: !ack ID|all, !unack ID, !snooze ID 30m, !resolve ID, !incidents, !oncall [schedule], !status, !help, !maint (windows), !maint start 2h service=\"db\" [more matchers] comment, !maint end ID, !maint extend ID 1h";
 
 /// Words people type back at us are quoted in replies; a cap keeps the reply on one line.
 const MAX_ECHOED_CHARS: usize = 32;
@@ -65,6 +85,7 @@ const COMMAND_WORDS: &[&str] = &[
     "oncall",
     "status",
     "help",
+    "maint",
 ];
 
 /// How a line got to us decides how much we may assume it was meant for us.
@@ -88,8 +109,7 @@ pub fn parse(text: &str, my_nick: &str, private: bool) -> Option<Result<ChatComm
     }
     let line = clean_line(text);
     let (rest, addressing) = addressed(&line, my_nick, private)?;
-    let mut words = rest.split_whitespace();
-    let Some(word) = words.next() else {
+    let Some((word, tail)) = next_word(rest) else {
         // "tocsin:" on its own is someone asking what the bot can do.
         return (addressing == Addressing::Direct).then_some(Ok(ChatCommand::Help));
     };
@@ -100,8 +120,21 @@ pub fn parse(text: &str, my_nick: &str, private: bool) -> Option<Result<ChatComm
             Addressing::Direct => Some(Err(format!("unknown command {}; {HELP}", quoted(&word)))),
         };
     }
-    let args: Vec<&str> = words.collect();
+    if word == "maint" {
+        // Matcher values may hold spaces inside their quotes: read as typed, not as words.
+        return Some(maint(tail).map(ChatCommand::Maint));
+    }
+    let args: Vec<&str> = tail.split_whitespace().collect();
     Some(command(&word, &args))
+}
+
+/// The first word of `s` and what follows it, or `None` when `s` is blank.
+fn next_word(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start();
+    if s.is_empty() {
+        return None;
+    }
+    Some(s.split_once(char::is_whitespace).unwrap_or((s, "")))
 }
 
 /// The part of `line` after whatever addressed it to us, or `None` for ordinary chat.
@@ -200,6 +233,123 @@ fn longest_duration(words: &[&str]) -> Option<Duration> {
         .rev()
         .find_map(|n| HumanDuration::parse(&words[..n].join(" ")).ok())
         .map(|d| d.0)
+}
+
+const MAINT_START: &str = "!maint start 2h service=\"db\" db failover test";
+
+/// `!maint`, `!maint start DURATION MATCHER... COMMENT`, `!maint end ID`,
+/// `!maint extend ID DURATION`; `rest` is what follows `maint`.
+fn maint(rest: &str) -> Result<Maint, String> {
+    let Some((sub, rest)) = next_word(rest) else {
+        return Ok(Maint::List);
+    };
+    match sub.to_lowercase().as_str() {
+        "list" => Ok(Maint::List),
+        "start" => maint_start(rest),
+        "end" => {
+            let args: Vec<&str> = rest.split_whitespace().collect();
+            let window = window_id(args.first().copied(), "!maint end 3")?;
+            Ok(Maint::End(window))
+        }
+        "extend" => {
+            const EXAMPLE: &str = "!maint extend 3 1h";
+            let args: Vec<&str> = rest.split_whitespace().collect();
+            let window = window_id(args.first().copied(), EXAMPLE)?;
+            match longest_duration(args.get(1..).unwrap_or_default()) {
+                Some(d) if !d.is_zero() => Ok(Maint::Extend(window, d)),
+                _ => Err(format!(
+                    "extend needs how much longer, after the window number: {EXAMPLE}"
+                )),
+            }
+        }
+        other => Err(format!(
+            "{} is not a !maint command: !maint, {MAINT_START}, !maint end 3, !maint extend 3 1h",
+            quoted(other)
+        )),
+    }
+}
+
+/// `2h service="db" env=~"prod|stage" db failover test`: the duration (as many words
+/// as read as one), then every word that is a matcher (a quoted value may hold spaces),
+/// then the comment.
+fn maint_start(rest: &str) -> Result<Maint, String> {
+    let words: Vec<&str> = rest.split_whitespace().take(5).collect();
+    let Some((duration, n)) = (1..=words.len())
+        .rev()
+        .find_map(|n| Some((HumanDuration::parse(&words[..n].join(" ")).ok()?.0, n)))
+    else {
+        return Err(match words.first() {
+            None => format!("maint start needs a duration, matchers and a comment: {MAINT_START}"),
+            Some(w) => format!("{} is not a duration: {MAINT_START}", quoted(w)),
+        });
+    };
+    let mut rest = rest;
+    for _ in 0..n {
+        rest = next_word(rest).map_or("", |(_, r)| r);
+    }
+    let mut matchers = Vec::new();
+    let mut rest = rest.trim_start();
+    while let Some(len) = matcher_len(rest) {
+        matchers.push(rest[..len].to_string());
+        rest = rest[len..].trim_start();
+    }
+    if matchers.is_empty() {
+        return Err(match next_word(rest) {
+            None => format!("maint start needs matchers after the duration: {MAINT_START}"),
+            Some((w, _)) => format!(
+                "{} is not a matcher like service=\"db\": {MAINT_START}",
+                quoted(w)
+            ),
+        });
+    }
+    Ok(Maint::Start {
+        duration,
+        matchers,
+        comment: rest.trim().to_string(),
+    })
+}
+
+/// How long the matcher `s` starts with is: a label name, `=`, `!=`, `=~` or `!~`, and
+/// a value up to the next space or, quoted, up to its closing quote (`\"` inside).
+/// `None` when `s` does not start with one.
+fn matcher_len(s: &str) -> Option<usize> {
+    let name = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    if name == 0 || s.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    let op = ["=~", "!=", "!~", "="]
+        .into_iter()
+        .find(|op| s[name..].starts_with(op))?;
+    let value = &s[name + op.len()..];
+    let len = match value.strip_prefix('"') {
+        Some(quoted) => {
+            let mut escaped = false;
+            let close = quoted.char_indices().find_map(|(i, c)| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end.then_some(i)
+            })?;
+            1 + close + 1
+        }
+        None => value.find(char::is_whitespace).unwrap_or(value.len()),
+    };
+    let end = name + op.len() + len;
+    // `service="db"x` is not a matcher followed by a comment: it is a typo.
+    s[end..]
+        .chars()
+        .next()
+        .is_none_or(char::is_whitespace)
+        .then_some(end)
+}
+
+/// A maintenance window's number, `3` or `#3`.
+fn window_id(word: Option<&str>, example: &str) -> Result<WindowId, String> {
+    let Some(word) = word else {
+        return Err(format!("say which window: {example}"));
+    };
+    id(word, example).map_err(|_| format!("{} is not a window number: {example}", quoted(word)))
 }
 
 /// A positive incident number, `42` or `#42`.
@@ -523,6 +673,119 @@ mod tests {
         for r in replies {
             assert!(r.len() <= budget, "{} bytes: {r}", r.len());
         }
+    }
+
+    fn start(
+        duration_s: u64,
+        matchers: &[&str],
+        comment: &str,
+    ) -> Option<Result<ChatCommand, String>> {
+        ok(ChatCommand::Maint(Maint::Start {
+            duration: Duration::from_secs(duration_s),
+            matchers: matchers.iter().map(|m| m.to_string()).collect(),
+            comment: comment.into(),
+        }))
+    }
+
+    #[test]
+    fn maint_start_reads_the_duration_then_the_matchers_then_the_comment() {
+        assert_eq!(
+            chan("!maint start 2h service=\"db\" db failover test"),
+            start(7200, &["service=\"db\""], "db failover test")
+        );
+        assert_eq!(
+            chan(
+                "!maint start 1h 30m service=\"db\" env=~\"prod|stage\" team!=\"web\" OPS-12: swap disks"
+            ),
+            start(
+                5400,
+                &["service=\"db\"", "env=~\"prod|stage\"", "team!=\"web\""],
+                "OPS-12: swap disks"
+            )
+        );
+        assert_eq!(
+            private("maint start 30m alertname!~\"Disk.*\" x"),
+            start(1800, &["alertname!~\"Disk.*\""], "x")
+        );
+    }
+
+    #[test]
+    fn a_quoted_matcher_value_keeps_its_spaces_and_escaped_quotes() {
+        assert_eq!(
+            chan(
+                "!MAINT start 2h  service=\"db primary\"   job=\"say \\\"hi\\\" now\"  moving the  rack "
+            ),
+            start(
+                7200,
+                &["service=\"db primary\"", "job=\"say \\\"hi\\\" now\""],
+                "moving the  rack"
+            )
+        );
+        assert_eq!(
+            chan("!maint start 2h host=db1 rebooting"),
+            start(7200, &["host=db1"], "rebooting"),
+            "unquoted values are passed on for the engine to judge"
+        );
+    }
+
+    #[test]
+    fn maint_start_without_a_duration_or_matchers_says_the_grammar() {
+        for (line, says) in [
+            ("!maint start", "needs a duration, matchers and a comment"),
+            (
+                "!maint start soon service=\"db\" x",
+                "\"soon\" is not a duration",
+            ),
+            ("!maint start 2h", "needs matchers after the duration"),
+            ("!maint start 2h db failover", "\"db\" is not a matcher"),
+            (
+                "!maint start 2h service=\"db failover",
+                "\"service=\"db\" is not a matcher",
+            ),
+            ("!maint start 2h service=\"db\"x y", "is not a matcher"),
+            ("!maint pause 3", "\"pause\" is not a !maint command"),
+        ] {
+            let e = err(chan(line));
+            assert!(e.contains(says), "{line}: {e}");
+            assert!(e.contains("!maint start 2h service=\"db\""), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn maint_lists_ends_and_extends_by_window_number() {
+        assert_eq!(chan("!maint"), ok(ChatCommand::Maint(Maint::List)));
+        assert_eq!(
+            chan("tocsin: maint list"),
+            ok(ChatCommand::Maint(Maint::List))
+        );
+        assert_eq!(chan("!maint end 3"), ok(ChatCommand::Maint(Maint::End(3))));
+        assert_eq!(
+            chan("!maint end #3 done early"),
+            ok(ChatCommand::Maint(Maint::End(3)))
+        );
+        assert_eq!(
+            chan("!maint extend 3 1h"),
+            ok(ChatCommand::Maint(Maint::Extend(
+                3,
+                Duration::from_secs(3600)
+            )))
+        );
+        assert_eq!(
+            chan("!maint extend 3 1h 30m the rack is heavy"),
+            ok(ChatCommand::Maint(Maint::Extend(
+                3,
+                Duration::from_secs(5400)
+            )))
+        );
+        assert_eq!(err(chan("!maint end")), "say which window: !maint end 3");
+        assert_eq!(
+            err(chan("!maint end db")),
+            "\"db\" is not a window number: !maint end 3"
+        );
+        assert!(err(chan("!maint extend 3")).contains("how much longer"));
+        assert!(err(chan("!maint extend 3 0s")).contains("how much longer"));
+        assert!(!ChatCommand::Maint(Maint::List).changes_state());
+        assert!(ChatCommand::Maint(Maint::End(3)).changes_state());
     }
 
     #[test]

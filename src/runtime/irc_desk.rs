@@ -13,7 +13,7 @@ use crate::engine::{
     Actor, AlertBatch, AlertStatus, EscalationConfig, EventKind, IncidentId, IncidentState, Input,
     Via,
 };
-use crate::irc::command::{AckTarget, ChatCommand, HELP, quoted};
+use crate::irc::command::{AckTarget, ChatCommand, HELP, Maint, quoted};
 use crate::irc::mask::{mask_matches, same_name};
 use crate::irc::replay::Mark;
 use crate::irc::session::Ask;
@@ -365,6 +365,10 @@ fn command_name(cmd: &ChatCommand) -> &'static str {
         ChatCommand::Oncall(_) => "oncall",
         ChatCommand::Status => "status",
         ChatCommand::Help => "help",
+        ChatCommand::Maint(Maint::List) => "maint",
+        ChatCommand::Maint(Maint::Start { .. }) => "maint_start",
+        ChatCommand::Maint(Maint::End(_)) => "maint_end",
+        ChatCommand::Maint(Maint::Extend(..)) => "maint_extend",
     }
 }
 
@@ -440,7 +444,11 @@ impl Desk for IrcDesk {
                 let Some(contact) = self.contact(&ask) else {
                     return self.refuse(&ask, changing).await;
                 };
-                match self.act(&contact, changing).await {
+                let done = match changing {
+                    ChatCommand::Maint(m) => self.maint(&contact, m).await,
+                    _ => self.act(&contact, changing).await,
+                };
+                match done {
                     Ok(answer) => {
                         info!(%contact, nick = %ask.nick, via = ask.account_via, text = ?ask.text, "IRC command applied");
                         self.count(command_name(changing), "applied");
@@ -485,6 +493,8 @@ fn oncall_line(name: &str, oc: &OnCall, tz: &jiff::tz::TimeZone, now: Timestamp)
     }
     line
 }
+
+mod maint;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use tempfile::NamedTempFile;
 use crate::alerts;
 use crate::catcher::PageCatcher;
 use crate::harness::{
-    TestApp, eventually, history_kinds, spawn_app, spawn_app_from_file, webhook_config,
+    TestApp, eventually, history_kinds, spawn_app, spawn_app_from_file, time_of, webhook_config,
 };
 use crate::ircnet::{ALERTS, Human, IrcNet, Login, Znc};
 
@@ -981,4 +981,117 @@ rules = [{ rotation = "ops" }]
             })
             .await;
     }
+}
+
+/// `!maint` from the channel: alice (an acker) starts a window whose quoted matcher
+/// holds a space, lists it, extends it and ends it; mallory, who is no acker, may not
+/// even list; a window that is gone is the engine's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maint_in_the_channel_starts_lists_extends_and_ends_a_window_for_ackers_only() {
+    let net = network().await;
+    let s = tocsin(Via::Direct(&net), "1h", "").await;
+    let alice = person(net.port(), "alice", Some(("alice", "alicepass"))).await;
+    let mallory = person(net.port(), "mallory", None).await;
+    let answer =
+        |who: &'static str| move |l: &str| said_by_agent(l) && l.contains(&format!(" :{who}: "));
+
+    // alice gives five commands, as many as one sender may in 10 s.
+    let mark = alice.mark();
+    alice
+        .say(
+            ALERTS,
+            "!maint start 2h alertname=\"DiskFull\" job=\"node exporter\" disk swap on db1",
+        )
+        .await;
+    let line = alice
+        .wait_since(mark, "the window started", SOON, answer("alice"))
+        .await;
+    assert!(
+        line.contains("maintenance #1 started by alice until ")
+            && line.contains(" for alertname=\"DiskFull\" job=\"node exporter\": "),
+        "{line}"
+    );
+    let listed: serde_json::Value = s
+        .app
+        .client
+        .get(s.app.url("/api/v1/maintenance"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let w = &listed["maintenance"][0];
+    assert_eq!(
+        w["matchers"],
+        serde_json::json!(["alertname=\"DiskFull\"", "job=\"node exporter\""]),
+        "{listed}"
+    );
+    assert_eq!(w["comment"], "disk swap on db1");
+    assert_eq!(w["by"], "alice");
+
+    let mark = mallory.mark();
+    mallory.say(ALERTS, "!maint").await;
+    let line = mallory
+        .wait_since(mark, "mallory refused", SOON, answer("mallory"))
+        .await;
+    assert!(
+        line.contains("sorry") && !line.contains("disk swap"),
+        "{line}"
+    );
+    let mark = mallory.mark();
+    mallory.say(ALERTS, "!maint end 1").await;
+    let line = mallory
+        .wait_since(mark, "mallory may not end it", SOON, answer("mallory"))
+        .await;
+    assert!(line.contains("sorry"), "{line}");
+
+    let mark = alice.mark();
+    alice.say(ALERTS, "!maint").await;
+    alice
+        .wait_since(mark, "the window listed", SOON, |l| {
+            answer("alice")(l)
+                && l.contains("#1 alertname=\"DiskFull\" job=\"node exporter\" until ")
+                && l.ends_with(" UTC by alice: disk swap on db1")
+        })
+        .await;
+
+    let mark = alice.mark();
+    alice.say(ALERTS, "!maint extend 1 1h").await;
+    alice
+        .wait_since(mark, "extended", SOON, |l| {
+            answer("alice")(l) && l.contains("maintenance #1 extended by alice until ")
+        })
+        .await;
+    let listed: serde_json::Value = s
+        .app
+        .client
+        .get(s.app.url("/api/v1/maintenance"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (from, to) = (
+        time_of(&listed["maintenance"][0]["from"]),
+        time_of(&listed["maintenance"][0]["to"]),
+    );
+    assert_eq!(to - from, chrono::Duration::hours(3), "{listed}");
+
+    let mark = alice.mark();
+    alice.say(ALERTS, "!maint end 1").await;
+    alice
+        .wait_since(mark, "ended", SOON, |l| {
+            answer("alice")(l)
+                && l.contains("maintenance #1 ended by alice; what it held pages from step 1")
+        })
+        .await;
+    let mark = alice.mark();
+    alice.say(ALERTS, "!maint end 1").await;
+    alice
+        .wait_since(mark, "the engine's refusal", SOON, |l| {
+            answer("alice")(l) && l.ends_with("no maintenance window 1 in force or ahead")
+        })
+        .await;
 }

@@ -50,7 +50,8 @@ pub(super) fn nav(v: &Viewer) -> String {
     let mut s = String::from(
         "<nav aria-label=\"tocsin\"><a class=\"brand\" href=\"/\">tocsin</a>\
          <a href=\"/\">Open incidents</a><a href=\"/?state=resolved\">Resolved</a>\
-         <a href=\"/schedules\">Schedules</a><a href=\"/silences\">Silences</a>",
+         <a href=\"/schedules\">Schedules</a><a href=\"/silences\">Silences</a>\
+         <a href=\"/maintenance\">Maintenance</a>",
     );
     if v.locked {
         if v.logged_in {
