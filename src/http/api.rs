@@ -183,6 +183,32 @@ pub(crate) fn json_call(
     auth::check(&s.auth(), headers, scope)
 }
 
+/// A DELETE that ends something by its id (a silence, a maintenance window, an
+/// override): from tocsin's own site if a browser sent it, by a credential that may act,
+/// through the engine; answers `{key: id}` or the engine's refusal.
+pub(crate) async fn end_by_id(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    what: &str,
+    input: impl FnOnce(u64) -> Input,
+    key: &str,
+) -> Response {
+    if let Err(r) = same_site_call(&s.site, headers, "api") {
+        return *r;
+    }
+    if let Err(r) = auth::check(&s.auth(), headers, Scope::Act) {
+        return *r;
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("{id:?} is not {what} id"));
+    };
+    match s.engine.submit(input(id)).await {
+        Ok(()) => Json(json!({ key: id })).into_response(),
+        Err(e) => super::refused(&e),
+    }
+}
+
 /// Longest `by` accepted: contact names and nicks are far shorter.
 const MAX_ACTOR: usize = 64;
 

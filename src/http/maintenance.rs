@@ -11,10 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::cross_site::same_site_call;
 use super::hooks::read_capped;
 use super::silences::{SilenceView, new_window, until};
-use super::{AppState, auth, error, refused};
+use super::{AppState, error, refused};
 use crate::config::Scope;
 use crate::engine::{Actor, Input, Via};
 
@@ -113,24 +112,9 @@ pub(crate) async fn end(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = same_site_call(&s.site, &headers, "api") {
-        return *r;
-    }
-    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
-        return *r;
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not a maintenance id"),
-        );
-    };
-    let input = Input::EndMaintenance {
+    let input = |id| Input::EndMaintenance {
         id,
         by: Actor::new("api", Via::Api),
     };
-    match s.engine.submit(input).await {
-        Ok(()) => Json(json!({ "ended": id })).into_response(),
-        Err(e) => refused(&e),
-    }
+    super::api::end_by_id(&s, &headers, &id, "a maintenance", input, "ended").await
 }

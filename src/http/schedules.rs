@@ -16,9 +16,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cross_site::same_site_call;
 use super::hooks::read_capped;
-use super::{AppState, auth, error, refused};
+use super::{AppState, error, refused};
 use crate::config::Scope;
 use crate::engine::{Actor, Change, Input, OverrideRecord, Via};
 use crate::schedule::{Finding, Shift};
@@ -435,27 +434,12 @@ pub(crate) async fn delete(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = same_site_call(&s.site, &headers, "api") {
-        return *r;
-    }
-    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
-        return *r;
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not an override id"),
-        );
-    };
-    let input = Input::DeleteOverride {
-        schedule: name.clone(),
+    let input = |id| Input::DeleteOverride {
+        schedule: name,
         id,
         by: Actor::new("api", Via::Api),
     };
-    match s.engine.submit(input).await {
-        Ok(()) => Json(json!({ "deleted": id, "schedule": name })).into_response(),
-        Err(e) => refused(&e),
-    }
+    super::api::end_by_id(&s, &headers, &id, "an override", input, "deleted").await
 }
 
 /// How far back the board looks for when a gap began.

@@ -11,9 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cross_site::same_site_call;
 use super::hooks::read_capped;
-use super::{AppState, auth, error, refused};
+use super::{AppState, error, refused};
 use crate::config::{HumanDuration, Scope};
 use crate::engine::{Actor, Input, SilenceRecord, Via};
 use crate::time::Timestamp;
@@ -165,24 +164,9 @@ pub(crate) async fn expire(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = same_site_call(&s.site, &headers, "api") {
-        return *r;
-    }
-    if let Err(r) = auth::check(&s.auth(), &headers, Scope::Act) {
-        return *r;
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not a silence id"),
-        );
-    };
-    let input = Input::ExpireSilence {
+    let input = |id| Input::ExpireSilence {
         id,
         by: Actor::new("api", Via::Api),
     };
-    match s.engine.submit(input).await {
-        Ok(()) => Json(json!({ "expired": id })).into_response(),
-        Err(e) => refused(&e),
-    }
+    super::api::end_by_id(&s, &headers, &id, "a silence", input, "expired").await
 }
