@@ -771,6 +771,7 @@ async fn a_database_from_before_source_state_is_migrated_and_keeps_its_incidents
     let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
     conn.execute_batch(
         "DROP TABLE source_state; ALTER TABLE incidents DROP COLUMN alerts_truncated; \
+         ALTER TABLE pages DROP COLUMN hold_until; \
          UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -1047,6 +1048,7 @@ async fn a_database_from_before_inbound_ids_is_migrated_and_keeps_its_incidents(
     let conn = Connection::open(dir.path().join(SQLITE_FILE)).unwrap();
     conn.execute_batch(
         "DROP TABLE inbound_seen; ALTER TABLE incidents DROP COLUMN alerts_truncated; \
+         ALTER TABLE pages DROP COLUMN hold_until; \
          UPDATE meta SET value = '4' WHERE key = 'schema_version';",
     )
     .unwrap();
