@@ -24,10 +24,14 @@
 //!
 //! Module map:
 //! - [`config`]: `alerts.toml` schema and validation (every error at once).
-//! - [`engine`]: the escalation state machine; no IO, no clock.
+//! - [`engine`]: the escalation state machine; no IO, no clock. It also decides who a
+//!   schedule pages and the overrides of schedules, silences, maintenance windows,
+//!   quiet hours, and the Alertmanager silence of an acked incident.
 //! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown,
-//!   [`runtime::retention`] (old resolved incidents deleted), and the
-//!   [`runtime::supervisor`] that owns, restarts and reports every task.
+//!   [`runtime::retention`] (old resolved incidents deleted), [`runtime::rotations`]
+//!   (member lists across config edits), the handoff notices, the task that carries out
+//!   Alertmanager silences, and the [`runtime::supervisor`] that owns, restarts and
+//!   reports every task.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
 //! - [`data_dir`]: the data dir and its files (the store, the ack link key), private to
 //!   tocsin's user whatever the umask.
@@ -40,7 +44,8 @@
 //! - [`irc`]: the IRC link (through a bouncer or straight to a server): session,
 //!   accounts, commands, replay of backlog, paced sending (pages, WHOIS and answers in
 //!   their own queues), and the intake that keeps alert lines apart from commands.
-//! - [`http`]: webhook receiver, incident API, metrics, health.
+//! - [`http`]: webhook receiver, incident, schedule, silence and maintenance APIs, the
+//!   web view, iCalendar feeds, metrics, health.
 //! - [`cli`]: the client commands that talk to a running daemon.
 //! - [`metrics`]: tocsin's own Prometheus metrics, on an explicit registry.
 //! - [`schedule`]: on-call rotations and schedules, pure: who is on call at an
