@@ -74,13 +74,15 @@ pub struct Restored {
     pub next_maintenance_id: WindowId,
 }
 
-/// What one pass of retention deleted: resolved incidents and what hung off them.
+/// What one pass of retention deleted: resolved incidents and what hung off them, and
+/// overrides, silences and maintenance windows that ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Deleted {
     pub incidents: u64,
     pub alerts: u64,
     pub events: u64,
     pub pages: u64,
+    pub windows: u64,
 }
 
 impl Deleted {
@@ -89,16 +91,18 @@ impl Deleted {
         self.incidents += other.incidents;
         self.alerts += other.alerts;
         self.events += other.events;
+        self.windows += other.windows;
         self.pages += other.pages;
     }
 
     /// (what, count) for the metric and the log.
-    pub fn by_kind(&self) -> [(&'static str, u64); 4] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 5] {
         [
             ("incidents", self.incidents),
             ("alerts", self.alerts),
             ("events", self.events),
             ("pages", self.pages),
+            ("windows", self.windows),
         ]
     }
 }

@@ -19,7 +19,10 @@ use crate::store::{Deleted, StoreError};
 use crate::time::Timestamp;
 
 /// Tables whose ids the engine hands out and retention may delete the newest of.
-const ID_TABLES: [&str; 2] = ["incidents", "pages"];
+const ID_TABLES: [&str; 5] = ["incidents", "pages", "overrides", "silences", "maintenance"];
+
+/// Overrides, silences and maintenance windows: deleted once ended before the cut-off.
+const WINDOW_TABLES: [&str; 3] = ["overrides", "silences", "maintenance"];
 
 /// The `meta` key holding the next id of `table` as of the last deletion.
 pub(super) fn next_id_key(table: &str) -> String {
@@ -42,11 +45,26 @@ pub(super) fn delete_resolved(
         let rows = stmt.query_map(params![before.0, sql_u64(batch as u64)?], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    let mut ended: Vec<(&str, Vec<i64>)> = Vec::new();
+    for table in WINDOW_TABLES {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT id FROM {table} WHERE to_ms < ?1 ORDER BY to_ms LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![before.0, sql_u64(batch as u64)?], |r| r.get(0))?;
+        ended.push((table, rows.collect::<rusqlite::Result<_>>()?));
+    }
     let mut deleted = Deleted::default();
-    if ids.is_empty() {
+    if ids.is_empty() && ended.iter().all(|(_, ids)| ids.is_empty()) {
         return Ok(deleted);
     }
     keep_next_ids(&tx)?;
+    for (table, ids) in &ended {
+        for id in ids {
+            deleted.windows += tx
+                .prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
+                .execute([id])? as u64;
+        }
+    }
     for id in ids {
         let delete = |sql: &str| -> rusqlite::Result<u64> {
             Ok(tx.prepare_cached(sql)?.execute([id])? as u64)

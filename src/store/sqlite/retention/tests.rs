@@ -75,7 +75,8 @@ async fn an_old_resolved_incident_goes_with_its_alerts_history_and_pages_and_ope
             incidents: 1,
             alerts: 1,
             events: 1,
-            pages: 1
+            pages: 1,
+            windows: 0,
         }
     );
     for table in ["incidents", "alerts", "events", "pages"] {
@@ -202,5 +203,58 @@ async fn a_database_from_before_gets_incremental_vacuum_and_gives_deleted_space_
     assert!(
         pages_after * 2 < pages_before,
         "the file should shrink: {pages_before} pages before, {pages_after} after"
+    );
+}
+
+#[tokio::test]
+async fn an_override_and_a_silence_that_ended_long_ago_go_and_their_ids_are_not_reused() {
+    use crate::engine::{Change, OverrideRecord, WindowRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let made = t("2026-01-01T10:00:00Z");
+    let window = |id, to: &str| WindowRecord {
+        id,
+        matchers: vec!["service=\"db\"".into()],
+        from: made,
+        to: t(to),
+        comment: "swap".into(),
+        by: "alice".into(),
+        created_at: made,
+    };
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .commit(vec![
+                Effect::Override(OverrideRecord {
+                    id: 1,
+                    schedule: "primary".into(),
+                    change: Change::Add {
+                        contact: "dana".into(),
+                    },
+                    from: made,
+                    to: t("2026-01-02T10:00:00Z"),
+                    by: "alice".into(),
+                    created_at: made,
+                }),
+                Effect::Silence(window(1, "2026-01-01T12:00:00Z")),
+                // Still in force at the cut-off: it stays.
+                Effect::Silence(window(2, "2026-12-01T00:00:00Z")),
+                Effect::Maintenance(window(1, "2026-01-01T11:00:00Z")),
+            ])
+            .await
+            .unwrap();
+        let gone = store
+            .delete_resolved(t("2026-06-01T00:00:00Z"), 100)
+            .await
+            .unwrap();
+        assert_eq!(gone.windows, 3, "{gone:?}");
+        assert_eq!(gone.incidents, 0);
+        let left = store.silences(t("2026-01-01T00:00:00Z")).await.unwrap();
+        assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [2]);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let r = store.restore(t("2026-06-01T00:00:00Z")).await.unwrap();
+    assert_eq!(
+        (r.next_override_id, r.next_silence_id, r.next_maintenance_id),
+        (2, 3, 2)
     );
 }
