@@ -34,15 +34,14 @@ impl Engine {
         by: &Actor,
         fx: &mut Vec<Effect>,
     ) -> Result<(), Refusal> {
-        let record = WindowRecord {
-            id: self.next_maintenance_id,
+        let record = WindowRecord::made(
+            self.next_maintenance_id,
             matchers,
-            from,
-            to,
+            (from, to),
             comment,
-            by: by.name.clone(),
-            created_at: now,
-        };
+            by,
+            now,
+        );
         let longest = self.config().max_maintenance;
         let window =
             check_window("maintenance window", record.clone(), now, longest).map_err(|e| {

@@ -31,15 +31,8 @@ impl Engine {
         by: &Actor,
         fx: &mut Vec<Effect>,
     ) -> Result<(), Refusal> {
-        let record = SilenceRecord {
-            id: self.next_silence_id,
-            matchers,
-            from,
-            to,
-            comment,
-            by: by.name.clone(),
-            created_at: now,
-        };
+        let record =
+            WindowRecord::made(self.next_silence_id, matchers, (from, to), comment, by, now);
         let silence = check_window("silence", record.clone(), now, MAX_SILENCE)
             .map_err(Refusal::BadSilence)?;
         self.next_silence_id += 1;

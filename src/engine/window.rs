@@ -25,6 +25,26 @@ pub struct WindowRecord {
 }
 
 impl WindowRecord {
+    /// A window `by` makes at `now`, numbered `id`.
+    pub(super) fn made(
+        id: WindowId,
+        matchers: Vec<String>,
+        (from, to): (Timestamp, Timestamp),
+        comment: String,
+        by: &super::model::Actor,
+        now: Timestamp,
+    ) -> Self {
+        WindowRecord {
+            id,
+            matchers,
+            from,
+            to,
+            comment,
+            by: by.name.clone(),
+            created_at: now,
+        }
+    }
+
     pub fn active(&self, at: Timestamp) -> bool {
         self.from <= at && at < self.to
     }

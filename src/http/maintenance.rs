@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::hooks::read_capped;
-use super::silences::{SilenceView, new_window, until};
+use super::silences::{NewWindow, SilenceView, create_window, until};
 use super::{AppState, error, refused};
 use crate::config::Scope;
 use crate::engine::{Actor, Input, Via};
@@ -31,25 +31,14 @@ pub(crate) async fn list(State(s): State<AppState>) -> Response {
 
 /// `POST /api/v1/maintenance`.
 pub(crate) async fn start(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let w = match new_window(&s, &headers, body).await {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
-    let input = Input::StartMaintenance {
+    let input = |w: NewWindow| Input::StartMaintenance {
         matchers: w.matchers,
         from: w.from,
         to: w.to,
         comment: w.comment,
         by: w.by,
     };
-    match s.engine.apply(input).await {
-        Ok(applied) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": applied.maintenance_id.unwrap_or_default() })),
-        )
-            .into_response(),
-        Err(e) => refused(&e),
-    }
+    create_window(&s, &headers, body, input, |a| a.maintenance_id).await
 }
 
 #[derive(Deserialize)]

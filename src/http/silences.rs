@@ -135,27 +135,39 @@ pub(crate) fn until(
     }
 }
 
-/// `POST /api/v1/silences`.
-pub(crate) async fn create(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let w = match new_window(&s, &headers, body).await {
+/// Makes the window a JSON call asks for through the engine (`input` says which kind)
+/// and answers 201 `{"id": N}` with the id `made` finds in what was applied.
+pub(crate) async fn create_window(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    input: impl FnOnce(NewWindow) -> Input,
+    made: impl FnOnce(&crate::runtime::Applied) -> Option<u64>,
+) -> Response {
+    let w = match new_window(s, headers, body).await {
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let input = Input::AddSilence {
+    match s.engine.apply(input(w)).await {
+        Ok(applied) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": made(&applied).unwrap_or_default() })),
+        )
+            .into_response(),
+        Err(e) => refused(&e),
+    }
+}
+
+/// `POST /api/v1/silences`.
+pub(crate) async fn create(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let input = |w: NewWindow| Input::AddSilence {
         matchers: w.matchers,
         from: w.from,
         to: w.to,
         comment: w.comment,
         by: w.by,
     };
-    match s.engine.apply(input).await {
-        Ok(applied) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": applied.silence_id.unwrap_or_default() })),
-        )
-            .into_response(),
-        Err(e) => refused(&e),
-    }
+    create_window(&s, &headers, body, input, |a| a.silence_id).await
 }
 
 /// `DELETE /api/v1/silences/{id}`: ends it now.

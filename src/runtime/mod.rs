@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-pub use engine_loop::{EngineHandle, Health, IDLE_TICK, SubmitError};
+pub use engine_loop::{Applied, EngineHandle, Health, IDLE_TICK, SubmitError};
 pub use reload::{ReloadHandle, Reloaded};
 pub use supervisor::{
     Importance, RestartPolicy, Supervisor, TaskFailed, TaskHandle, TaskState, TaskStatus,

@@ -492,21 +492,6 @@ async fn an_unreachable_alertmanager_never_undoes_the_ack_and_shows_on_the_board
     .await;
     assert!(line.contains("the ack stands"), "{line}");
     assert_eq!(app.incident(id).await["state"], "acknowledged");
-    let channels: Value = app
-        .client
-        .get(app.url("/api/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let board = channels["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "alertmanager-silences")
-        .unwrap_or_else(|| panic!("{channels}"))
-        .clone();
+    let board = app.channel("alertmanager-silences").await;
     assert_eq!(board["state"], "down", "{board}");
 }

@@ -230,6 +230,24 @@ impl TestApp {
             .expect("the metrics text")
     }
 
+    /// The line of the channel board (`/api/v1/channels`) named `name`; panics, showing
+    /// the board, when there is none.
+    pub async fn channel(&self, name: &str) -> serde_json::Value {
+        let board: serde_json::Value = self
+            .authorized(self.client.get(self.url("/api/v1/channels")))
+            .send()
+            .await
+            .expect("GET /api/v1/channels")
+            .json()
+            .await
+            .expect("the board as JSON");
+        board["channels"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no channel {name} on the board: {board}"))
+    }
+
     /// One unlabelled sample of `/metrics`, like `tocsin_irc_link_up`.
     pub async fn metric(&self, name: &str) -> Option<f64> {
         metric_value(&self.metrics().await, name)

@@ -167,22 +167,7 @@ async fn with_nobody_on_call_the_fallback_is_paged_and_the_board_shows_the_sched
     .await;
     assert_eq!(status, 201, "{made}");
 
-    let channels: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let primary = channels["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "schedule:primary")
-        .unwrap_or_else(|| panic!("no schedule on the board: {channels}"))
-        .clone();
+    let primary = app.channel("schedule:primary").await;
     assert_eq!(primary["state"], "down", "{primary}");
     assert_eq!(primary["kind"], "schedule", "{primary}");
     assert!(
