@@ -6,6 +6,7 @@
 //! start. SQL is kept portable (integer milliseconds, TEXT JSON, `ON CONFLICT ... DO
 //! UPDATE`) so a PostgreSQL backend for two instances sharing state is a translation.
 
+pub mod fence;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
