@@ -108,6 +108,14 @@ impl<'de> Visitor<'de> for FindKey<'_> {
     }
 }
 
+/// Written back as the JSON object it holds (an input forwarded between instances).
+impl serde::Serialize for LabelSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for LabelSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw: &RawValue = serde::Deserialize::deserialize(d)?;

@@ -62,7 +62,7 @@ impl AlertStatus {
 }
 
 /// One alert as a source delivered it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertIn {
     /// Alertmanager's label-set hash (16 hex digits), or a hash of IRC captures.
     pub fingerprint: String,
@@ -76,7 +76,7 @@ pub struct AlertIn {
 }
 
 /// One delivery from a source: the alerts of one group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertBatch {
     /// Which source delivered it (`alertmanager`, `irc`).
     pub source: String,
@@ -231,7 +231,12 @@ impl Actor {
 }
 
 /// Everything that can happen to the engine.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// What people and sources do can be written as JSON: an instance that does not lead
+/// forwards it to the one that does (through the shared store's inbox). What only the
+/// leader itself produces (time, page outcomes) is never forwarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     Alerts(AlertBatch),
     Ack {
@@ -257,6 +262,7 @@ pub enum Input {
         by: Actor,
     },
     /// One attempt of a page failed and will be retried: recorded in the history.
+    #[serde(skip)]
     PageAttempt {
         page: Page,
         attempt: u32,
@@ -271,12 +277,15 @@ pub enum Input {
     },
     /// Flood control let these held pages (one destination's) go: the engine decides
     /// which are still wanted, and they go out together as one message.
+    #[serde(skip)]
     Released {
         pages: Vec<Page>,
     },
     /// Time passed: fire whatever came due.
+    #[serde(skip)]
     Tick,
     /// A notifier finished with a page (the page comes back so the engine needs no lookup).
+    #[serde(skip)]
     PageOutcome {
         page: Page,
         outcome: Outcome,
@@ -329,6 +338,7 @@ pub enum Input {
     },
     /// What Alertmanager answered about an acked incident's silence; `until` is the end
     /// the operation asked for.
+    #[serde(skip)]
     AckSilenceDone {
         incident: IncidentId,
         done: super::ack_silence::SilenceDone,

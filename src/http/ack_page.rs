@@ -205,8 +205,12 @@ pub(crate) async fn ack(
                     html_escape(&v.title)
                 ));
             }
-            Err(SubmitError::Refused(r)) => {
-                lines.push_str(&format!("<li>{}</li>", html_escape(&r.to_string())));
+            Err(
+                e @ (SubmitError::Refused(_)
+                | SubmitError::Forwarded { .. }
+                | SubmitError::Queued(_)),
+            ) => {
+                lines.push_str(&format!("<li>{}</li>", html_escape(&e.to_string())));
             }
             Err(SubmitError::Unavailable(e)) => {
                 warn!(incident = v.id, error = %e, "ack by link not recorded");

@@ -126,7 +126,10 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "alerts": n}))).into_response(),
         // Alertmanager retries 5xx: right for a store that could not commit.
         Err(SubmitError::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(e @ SubmitError::Refused(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e.to_string(),
+        ),
     }
 }
 

@@ -155,7 +155,10 @@ async fn decide(s: &AppState, via: &str, id: Option<&str>, from: &str, text: &st
             info!(via, contact, command = ?cmd, "SMS reply applied");
             ReplyOutcome::Done(done)
         }
-        Err(e @ SubmitError::Refused(_)) => ReplyOutcome::Refused(e.to_string()),
+        Err(e @ (SubmitError::Refused(_) | SubmitError::Forwarded { .. })) => {
+            ReplyOutcome::Refused(e.to_string())
+        }
+        Err(SubmitError::Queued(why)) => ReplyOutcome::Done(format!("{done} ({why})")),
         Err(SubmitError::Unavailable(e)) => {
             // Nothing was done: the gateway's retry of this message must not be taken
             // for a replay.

@@ -206,7 +206,12 @@ pub(crate) async fn gathered(
                     info!(notifier, call = sid, contact = name, incident = id, key = ?key, "call key applied");
                     format!("Incident {id} {}. Goodbye.", key.done())
                 }
-                Err(e @ SubmitError::Refused(_)) => format!("{e}. Goodbye."),
+                Err(e @ (SubmitError::Refused(_) | SubmitError::Forwarded { .. })) => {
+                    format!("{e}. Goodbye.")
+                }
+                Err(SubmitError::Queued(_)) => {
+                    format!("Incident {id} will be {} shortly. Goodbye.", key.done())
+                }
                 Err(SubmitError::Unavailable(e)) => {
                     warn!(notifier, call = sid, error = %e, "call key not recorded; asking again");
                     s.calls.unpress(&token);

@@ -423,7 +423,8 @@ pub(crate) async fn act(
 /// not record.
 fn not_done(viewer: &Viewer, e: &SubmitError, what: &str, back: &str) -> Response {
     match e {
-        SubmitError::Refused(_) => problem(
+        SubmitError::Queued(why) => problem(StatusCode::ACCEPTED, "Queued", viewer, why, back),
+        SubmitError::Refused(_) | SubmitError::Forwarded { .. } => problem(
             status_of(e),
             "Nothing changed",
             viewer,

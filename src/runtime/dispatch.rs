@@ -20,6 +20,7 @@ use crate::engine::{IncidentId, Outcome, Page};
 use crate::metrics::{FailureLabel, Metrics, NotifierLabel, NotifierOnly};
 use crate::notify::flood::Flood;
 use crate::notify::{Item, Message, NotifierEntry, NotifyError, Sent};
+use crate::store::fence::Fence;
 use crate::store::{IncidentView, Store};
 use crate::time::Clock;
 use crate::watchdog::{Gate, Watchdog};
@@ -80,6 +81,9 @@ struct Inner {
     /// Notifier health: a notifier that is down is routed around, and every attempt's
     /// result is reported to it.
     watchdog: Arc<Watchdog>,
+    /// With a shared store, this instance's lease: no page goes out, and no attempt
+    /// starts, once another instance may lead. `None`: this instance alone sends.
+    fence: Option<Arc<Fence>>,
 }
 
 impl Dispatcher {
@@ -93,6 +97,7 @@ impl Dispatcher {
         ack_key: AckKey,
         clock: Arc<dyn Clock>,
         watchdog: Arc<Watchdog>,
+        fence: Option<Arc<Fence>>,
         tasks: &Supervisor,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -113,6 +118,7 @@ impl Dispatcher {
             ack_key,
             clock,
             watchdog,
+            fence,
         });
         // Workers end when the queue closes and the release loop when the dispatcher
         // does: both only while tocsin stops.
@@ -333,7 +339,9 @@ impl Inner {
                     incident: incident.clone(),
                     more: Vec::new(),
                 };
-                let outcome = self.send_one(&msg).await;
+                // About tocsin itself, and unrecorded: an instance that lost the database
+                // (and so its lease) still says so through channels that do not need it.
+                let outcome = self.send_one(&msg, false).await;
                 info!(notifier = %msg.page.notifier, target = %msg.page.target, ?outcome, "notice about tocsin sent, unrecorded");
             }
             return;
@@ -382,7 +390,16 @@ impl Inner {
             incident: first.incident,
             more: items,
         };
-        let outcome = self.send_one(&msg).await;
+        if !self.leads() {
+            return self.left_pending(&msg);
+        }
+        let outcome = self.send_one(&msg, true).await;
+        if !self.leads() {
+            // Whatever came of it, the leader now is another instance: this one records
+            // nothing, and a page cut short stays pending for the leader to send again
+            // under the same id.
+            return self.left_pending(&msg);
+        }
         for (page, _) in msg.items() {
             // The engine may already be gone at the very end of shutdown; the page then
             // stays pending in the store and is sent again on start.
@@ -401,7 +418,24 @@ impl Inner {
         }
     }
 
-    async fn send_one(&self, msg: &Message) -> Outcome {
+    /// Whether pages may go out: always with a store of its own, only under a lease held
+    /// with a shared one.
+    fn leads(&self) -> bool {
+        self.fence.as_ref().is_none_or(|f| f.holds())
+    }
+
+    fn left_pending(&self, msg: &Message) {
+        for (page, _) in msg.items() {
+            warn!(
+                page = page.id,
+                incident = page.incident,
+                "this instance no longer holds the lease: the page is left pending for the leader, which sends it under the same id"
+            );
+        }
+    }
+
+    /// `fenced`: every attempt first checks that this instance still leads.
+    async fn send_one(&self, msg: &Message, fenced: bool) -> Outcome {
         let page = &msg.page;
         let notifiers = self.notifiers();
         let Some(entry) = notifiers.get(&page.notifier) else {
@@ -431,6 +465,11 @@ impl Inner {
             outcome: outcome.to_string(),
         };
         let attempt = || async {
+            if fenced && !self.leads() {
+                return Err(NotifyError::permanent(
+                    "this instance no longer holds the lease; the leader sends it",
+                ));
+            }
             attempts.fetch_add(1, Ordering::Relaxed);
             let r = entry.notifier.send(msg).await;
             self.watchdog.send_result(

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::dispatch::{Dispatcher, Report};
+use super::forward::Answer;
 use crate::engine::RECENT_WINDOW;
 use crate::engine::WATCHDOG_POLICY;
 use crate::engine::{
@@ -38,6 +39,12 @@ pub enum SubmitError {
     Refused(#[from] Refusal),
     #[error("not recorded, try again: {0}")]
     Unavailable(String),
+    /// Recorded in the shared store's inbox, not yet applied: no instance leads right now.
+    #[error("{0}")]
+    Queued(String),
+    /// The leader's answer to an input this instance forwarded.
+    #[error("{message}")]
+    Forwarded { status: u16, message: String },
 }
 
 impl SubmitError {
@@ -46,6 +53,8 @@ impl SubmitError {
         match self {
             SubmitError::Refused(r) => r.http_status(),
             SubmitError::Unavailable(_) => 503,
+            SubmitError::Queued(_) => 202,
+            SubmitError::Forwarded { status, .. } => *status,
         }
     }
 }
@@ -53,10 +62,12 @@ impl SubmitError {
 pub(crate) struct Request {
     input: Input,
     reply: Option<oneshot::Sender<Result<Applied, SubmitError>>>,
+    /// Forwarded by another instance: its answer is written beside it in the inbox.
+    inbox: Option<u64>,
 }
 
 /// What an applied input made that its sender needs to know.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     /// The id of the override it made.
     pub override_id: Option<crate::engine::OverrideId>,
@@ -66,10 +77,17 @@ pub struct Applied {
     pub maintenance_id: Option<crate::engine::WindowId>,
 }
 
-/// How the rest of the daemon talks to the engine.
+/// How the rest of the daemon talks to the engine: the engine loop of this instance, or,
+/// on an instance that does not lead, the shared store's inbox.
 #[derive(Clone)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Request>,
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    Local(mpsc::Sender<Request>),
+    Forward(Arc<super::forward::Forwarder>),
 }
 
 impl EngineHandle {
@@ -80,14 +98,18 @@ impl EngineHandle {
 
     /// Like [`EngineHandle::submit`], answering what the input made.
     pub async fn apply(&self, input: Input) -> Result<Applied, SubmitError> {
+        let tx = match &self.route {
+            Route::Local(tx) => tx,
+            Route::Forward(f) => return f.apply(input).await,
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request {
-                input,
-                reply: Some(reply),
-            })
-            .await
-            .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?;
+        tx.send(Request {
+            input,
+            reply: Some(reply),
+            inbox: None,
+        })
+        .await
+        .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?;
         rx.await
             .map_err(|_| SubmitError::Unavailable("tocsin is shutting down".into()))?
     }
@@ -168,11 +190,25 @@ pub(crate) struct EngineLoop {
     /// Where decisions about Alertmanager silences go after the commit
     /// (`silence_on_ack`); `None` when acks silence nothing there.
     pub ack_silences: Option<mpsc::UnboundedSender<crate::engine::SilenceOp>>,
+    /// Inbox rows that could not be read, answered at the next commit.
+    pub unreadable: Vec<(u64, String)>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
     let (tx, rx) = mpsc::channel(capacity);
-    (EngineHandle { tx }, rx)
+    (
+        EngineHandle {
+            route: Route::Local(tx),
+        },
+        rx,
+    )
+}
+
+/// A handle that forwards every input to the leader through the shared store.
+pub(crate) fn forwarding(f: super::forward::Forwarder) -> EngineHandle {
+    EngineHandle {
+        route: Route::Forward(Arc::new(f)),
+    }
 }
 
 impl EngineLoop {
@@ -181,6 +217,10 @@ impl EngineLoop {
         let mut batch: Vec<Request> = Vec::new();
         let mut stopping_since: Option<Instant> = None;
         let mut jumps = self.clock.jumps();
+        // With a shared store, what other instances forwarded: read when one says so, and
+        // once per idle tick in case a wake-up was missed (a reconnecting listener).
+        let wake = self.store.inbox_wakeup();
+        let mut inbox_read: Option<Instant> = None;
         loop {
             #[cfg(test)]
             super::supervisor::fault::maybe_panic("engine-loop");
@@ -194,6 +234,7 @@ impl EngineLoop {
                 .min(IDLE_TICK);
             let mut outcome_batch = Vec::new();
             let mut begin_stop = false;
+            let mut inbox_due = inbox_read.is_none_or(|t| t.elapsed() >= IDLE_TICK);
             tokio::select! {
                 biased;
                 r = self.rx.recv(), if stopping_since.is_none() => match r {
@@ -203,6 +244,7 @@ impl EngineLoop {
                 },
                 Some(o) = self.outcomes.recv() => outcome_batch.push(o),
                 _ = stop.cancelled(), if stopping_since.is_none() => begin_stop = true,
+                _ = async { wake.as_ref().expect("guarded").notified().await }, if wake.is_some() => inbox_due = true,
                 _ = tokio::time::sleep(wait) => {}
                 _ = crate::time::jumped(&mut jumps) => {}
             }
@@ -220,6 +262,10 @@ impl EngineLoop {
             }
             while let Ok(o) = self.outcomes.try_recv() {
                 outcome_batch.push(o);
+            }
+            if wake.is_some() && inbox_due && stopping_since.is_none() {
+                inbox_read = Some(Instant::now());
+                self.read_inbox(&mut batch).await;
             }
             self.turn(&mut batch, outcome_batch).await;
 
@@ -285,6 +331,7 @@ impl EngineLoop {
         }
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
+        let mut consumed = std::mem::take(&mut self.unreadable);
         let inputs = batch.len() + outcomes.len();
         // Released bundles and what the engine still wants of each, sent after the commit.
         let mut released: Vec<(Vec<Page>, Vec<Page>)> = Vec::new();
@@ -321,7 +368,7 @@ impl EngineLoop {
             }
         }
         for req in batch.drain(..) {
-            match self.engine.apply(now, req.input) {
+            let answered = match self.engine.apply(now, req.input) {
                 Ok(fx) => {
                     let override_id = fx.iter().find_map(|e| match e {
                         Effect::Override(o) => Some(o.id),
@@ -336,20 +383,21 @@ impl EngineLoop {
                         _ => None,
                     });
                     effects.extend(fx);
-                    replies.push((
-                        req.reply,
-                        Ok(Applied {
-                            override_id,
-                            silence_id,
-                            maintenance_id,
-                        }),
-                    ));
+                    Ok(Applied {
+                        override_id,
+                        silence_id,
+                        maintenance_id,
+                    })
                 }
                 Err(r) => {
                     effects.extend(r.notes);
-                    replies.push((req.reply, Err(SubmitError::Refused(r.refusal))));
+                    Err(SubmitError::Refused(r.refusal))
                 }
+            };
+            if let Some(id) = req.inbox {
+                consumed.push((id, Answer::of(&answered).to_json()));
             }
+            replies.push((req.reply, answered));
         }
         if let Ok(fx) = self.engine.apply(now, Input::Tick) {
             effects.extend(fx);
@@ -364,7 +412,7 @@ impl EngineLoop {
                 self.metrics.alerts_silenced.inc_by(*alerts);
             }
         }
-        if effects.is_empty() {
+        if effects.is_empty() && consumed.is_empty() {
             if self.store_watch.trouble().is_some() {
                 // Nothing to write, but whether writes work again must still be known.
                 let probe = self
@@ -396,7 +444,7 @@ impl EngineLoop {
         }
         let started = Instant::now();
         let n = effects.len();
-        let result = self.store.commit(effects).await;
+        let result = self.store.commit_consumed(effects, consumed).await;
         self.metrics
             .store_commit_duration
             .observe(started.elapsed().as_secs_f64());
@@ -436,6 +484,41 @@ impl EngineLoop {
                 // The engine already moved on in memory; the store is the truth.
                 self.stale = true;
                 self.restore_if_stale(now).await;
+            }
+        }
+    }
+}
+
+impl EngineLoop {
+    /// Queues what other instances forwarded, oldest first, behind this instance's own
+    /// inputs. A row that cannot be read is answered as refused, never applied twice.
+    async fn read_inbox(&mut self, batch: &mut Vec<Request>) {
+        let room = MAX_BATCH.saturating_sub(batch.len());
+        if room == 0 {
+            return;
+        }
+        let rows = match self.store.inbox(room).await {
+            Ok(rows) => rows,
+            // The commit that follows meets the same trouble and is what reports it.
+            Err(e) => return debug!(error = %e, "reading the inbox failed"),
+        };
+        for (id, text) in rows {
+            match serde_json::from_str::<Input>(&text) {
+                Ok(input) => batch.push(Request {
+                    input,
+                    reply: None,
+                    inbox: Some(id),
+                }),
+                Err(e) => {
+                    warn!(inbox = id, error = %e, "a forwarded input cannot be read; answering it as refused");
+                    let answer = Answer::Refused {
+                        status: 400,
+                        message: format!(
+                            "the leader cannot read this input ({e}); is every instance on the same version of tocsin?"
+                        ),
+                    };
+                    self.unreadable.push((id, answer.to_json()));
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ pub use ack_silences::SilenceHealth;
 mod call_watch;
 mod dispatch;
 mod engine_loop;
+pub mod forward;
 mod handoffs;
 mod irc_desk;
 mod reload;
@@ -272,6 +273,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         ack_key.clone(),
         opts.clock.clone(),
         watchdog.clone(),
+        None,
         &tasks,
     );
     if !pending.is_empty() {
@@ -315,6 +317,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         held_outcomes: Vec::new(),
         stale: false,
         ack_silences: silence_tx,
+        unreadable: Vec::new(),
     };
     metrics.store_writable.set(1);
     let stop = CancellationToken::new();

@@ -110,7 +110,8 @@ pub struct Schedule {
 }
 
 /// What an override does while it lasts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Puts `contact` on call as well.
     Add { contact: String },

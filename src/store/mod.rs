@@ -471,6 +471,36 @@ pub trait Store: Send + Sync + 'static {
     /// not record the action), so that the gateway's retry of it is acted on.
     async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError>;
 
+    /// Up to `limit` inputs forwarded by instances that do not lead and not yet consumed,
+    /// oldest first, as the JSON text they were forwarded as. A store shared by no other
+    /// instance has none.
+    async fn inbox(&self, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// Like [`Store::commit`], and marks the inbox rows `consumed` done with their answers
+    /// in the same transaction: a forwarded input is applied exactly once.
+    async fn commit_consumed(
+        &self,
+        effects: Vec<Effect>,
+        consumed: Vec<(u64, String)>,
+    ) -> Result<(), StoreError> {
+        if consumed.is_empty() {
+            return self.commit(effects).await;
+        }
+        Err(StoreError::Corrupt {
+            what: "inbox".into(),
+            detail: "this store has no inbox to consume".into(),
+        })
+    }
+
+    /// Wakes the leader when another instance forwarded an input; `None` for a store
+    /// without an inbox.
+    fn inbox_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Deletes up to `batch` incidents resolved before `before`, with their alerts,
     /// history and pages, in one transaction; fewer than `batch` means none are left.
     /// Open incidents are never deleted. A store that keeps everything deletes nothing.
