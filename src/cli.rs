@@ -311,6 +311,7 @@ pub fn status_text(v: &Value) -> String {
             t.get("retry_at").and_then(Value::as_str).unwrap_or("?"),
         ));
     }
+    out.push_str(&cluster_text(&v["cluster"]));
     let tasks = v["tasks"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !tasks.is_empty() {
         out.push_str("tasks down:\n");
@@ -369,8 +370,59 @@ pub fn status_text(v: &Value) -> String {
     out
 }
 
+/// With a shared store: this instance's role, who leads at which epoch, and each
+/// instance with how long ago it was seen.
+fn cluster_text(c: &Value) -> String {
+    if !c.is_object() {
+        return String::new();
+    }
+    let lease = &c["lease"];
+    let leader = match lease["error"].as_str() {
+        Some(e) => format!("the lease cannot be read: {e}"),
+        None if lease["expires_in_ms"].as_i64().unwrap_or(-1) <= 0 => format!(
+            "NO LEADER: the lease of epoch {} expired; an instance takes over within {}s",
+            lease["epoch"], c["lease_seconds"]
+        ),
+        None => format!(
+            "leader {} at epoch {}",
+            lease["holder"].as_str().unwrap_or("?"),
+            lease["epoch"]
+        ),
+    };
+    let mut out = format!(
+        "instance {}: {}{}; {leader}
+",
+        c["instance"].as_str().unwrap_or("?"),
+        c["role"].as_str().unwrap_or("?").to_uppercase(),
+        if c["role"] == "leader" && c["sending"] == false {
+            " (NOT SENDING: its lease is not renewed)"
+        } else {
+            ""
+        },
+    );
+    for i in c["instances"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        out.push_str(&format!(
+            "  {}  {}  {}  seen {}\n",
+            i["name"].as_str().unwrap_or("?"),
+            i["addr"].as_str().unwrap_or("?"),
+            if i["epoch"].as_u64().unwrap_or(0) == 0 {
+                "follower".to_string()
+            } else {
+                format!("leader at epoch {}", i["epoch"])
+            },
+            i["seen_at"].as_str().unwrap_or("?"),
+        ));
+    }
+    out
+}
+
 /// Whether `tocsin status` should exit non-zero: the engine stalled, its store not
-/// taking writes, an essential task down, or a channel down.
+/// taking writes, an essential task down, a channel down, or (on a shared store) no
+/// instance leading.
 pub fn status_unhealthy(v: &Value) -> bool {
     v["engine"]["healthy"].as_bool() != Some(true)
         || v["engine"]["store"].is_object()
@@ -380,4 +432,9 @@ pub fn status_unhealthy(v: &Value) -> bool {
         || v["channels"]
             .as_array()
             .is_some_and(|a| a.iter().any(|c| c["state"] == "down"))
+        || (v["cluster"].is_object()
+            && v["cluster"]["lease"]["expires_in_ms"]
+                .as_i64()
+                .unwrap_or(-1)
+                <= 0)
 }

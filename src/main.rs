@@ -404,31 +404,63 @@ async fn run_daemon(
     ));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {listen}"))?
+        .into_std()
+        .context("taking the listening socket")?;
     info!(config = %path.display(), "{}", cfg.summary().replace('\n', "; "));
     for w in &cfg.warnings {
         warn!(config = %path.display(), "{w}");
     }
-    let opts = Options::new(cfg, data_dir);
-    let running = runtime::start(opts, listener).await?;
-    // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let reload = running.reload.clone();
-    running.tasks.spawn(
-        "sighup",
-        runtime::Importance::BestEffort,
-        &running.tasks.stopping(),
-        move || reload_on_sighup(reload.clone(), early_hup.clone()),
-    );
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        // A task was given up: the daemon stops by itself, `wait` answers which task
-        // and why, and the exit status (1) makes systemd start tocsin again.
-        _ = running.tasks.failed() => {}
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut cfg = cfg;
+    let mut ready = false;
+    loop {
+        // The socket stays open across a role change: connections wait in its backlog.
+        let socket = tokio::net::TcpListener::from_std(
+            listener
+                .try_clone()
+                .context("sharing the listening socket")?,
+        )?;
+        let opts = Options::new(cfg.clone(), data_dir.clone());
+        let running = runtime::start(opts, socket).await?;
+        if !ready {
+            // Type=notify: systemd waits for this, and WatchdogSec for the engine loop's pings.
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            ready = true;
+        }
+        let reload = running.reload.clone();
+        let hup = early_hup.clone();
+        running.tasks.spawn(
+            "sighup",
+            runtime::Importance::BestEffort,
+            &running.tasks.stopping(),
+            move || reload_on_sighup(reload.clone(), hup.clone()),
+        );
+        let changed = tokio::select! {
+            _ = &mut shutdown => None,
+            // A task was given up: the daemon stops by itself, `wait` answers which task
+            // and why, and the exit status (1) makes systemd start tocsin again.
+            _ = running.tasks.failed() => None,
+            // On a shared store: take over, or follow the instance that did. The daemon
+            // stops by itself and starts again here in its new role.
+            change = running.role_changed() => Some(change),
+        };
+        let Some(change) = changed else {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            running.stop();
+            return running.wait().await;
+        };
+        running.wait().await?;
+        info!("{change}: starting again");
+        // The file may have changed since: a new leader runs what it says, if it is valid.
+        match config::load_file(&path) {
+            Ok(c) => cfg = c,
+            Err(e) => {
+                error!(config = %path.display(), error = %e, "alerts.toml is invalid now; starting again with the config read before")
+            }
+        }
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    running.stop();
-    running.wait().await
 }
 
 /// SIGHUP re-reads alerts.toml; a bad file keeps the running config (and says why).

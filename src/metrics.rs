@@ -100,6 +100,12 @@ pub struct Metrics {
     pub store_commit_failures: Counter,
     /// 0 while commits fail (nothing is recorded or paged), 1 otherwise.
     pub store_writable: Gauge,
+    /// With a shared store: 1 on the instance that leads, 0 on the others.
+    pub leader: Gauge,
+    /// The lease's epoch this instance last saw (it leads with it when `leader` is 1).
+    pub leader_epoch: Gauge,
+    /// Times this process took the lease or gave it up.
+    pub leader_changes: Counter,
     /// Requests refused for missing or wrong credentials (401), from any client.
     pub auth_failures: Counter,
     /// Requests answered 429 without their credentials being looked at: their address
@@ -156,6 +162,9 @@ impl Metrics {
             store_commit_duration: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
             store_commit_failures: Counter::default(),
             store_writable: Gauge::default(),
+            leader: Gauge::default(),
+            leader_epoch: Gauge::default(),
+            leader_changes: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
             engine_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
@@ -255,6 +264,21 @@ impl Metrics {
             "store_writable",
             "1 while the store takes writes; 0 while commits fail and nothing is recorded or paged",
             m.store_writable.clone(),
+        );
+        registry.register(
+            "leader",
+            "With a shared PostgreSQL store: 1 on the instance that leads (runs the engine, sends pages), 0 on the others",
+            m.leader.clone(),
+        );
+        registry.register(
+            "leader_epoch",
+            "The leadership lease's epoch as this instance last saw it; it grows by one at every takeover",
+            m.leader_epoch.clone(),
+        );
+        registry.register(
+            "leader_changes",
+            "Times this process took the leadership lease or gave it up",
+            m.leader_changes.clone(),
         );
         registry.register(
             "auth_failures",

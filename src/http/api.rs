@@ -385,8 +385,32 @@ pub(crate) async fn status(State(s): State<AppState>) -> Response {
         "channels": with_schedules(&s).await,
         // Only the tasks that are not running: restarting, or given up.
         "tasks": s.tasks.down(),
+        "cluster": cluster(&s).await,
     }))
     .into_response()
+}
+
+/// With a shared store: this instance's role, the lease, and every instance as it last
+/// said it was alive. `null` for a store of this instance's own.
+async fn cluster(s: &AppState) -> serde_json::Value {
+    let Some(c) = &s.cluster else {
+        return serde_json::Value::Null;
+    };
+    let epoch = c.fence.epoch();
+    let lease = match c.lease.leader().await {
+        Ok(row) => json!(row),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    let instances = c.lease.instances().await.unwrap_or_default();
+    json!({
+        "instance": c.name,
+        "role": if epoch != 0 { "leader" } else { "follower" },
+        "epoch": epoch,
+        "sending": c.fence.holds(),
+        "lease": lease,
+        "lease_seconds": c.lease_len.as_secs_f64(),
+        "instances": instances,
+    })
 }
 
 /// `GET /api/v1/channels`: every channel's health, as the watchdog sees it.

@@ -70,6 +70,8 @@ pub struct AppState {
     /// Whether acks reach Alertmanager as silences (`silence_on_ack`); the channel board
     /// shows it.
     pub(crate) silence_health: Arc<crate::runtime::SilenceHealth>,
+    /// With a shared store: this instance, the lease and the others, for status.
+    pub(crate) cluster: Option<crate::runtime::Cluster>,
 }
 
 /// The parts of the config handlers read that a reload may change.
@@ -152,6 +154,7 @@ impl AppState {
             calls: Arc::default(),
             throttle: Arc::default(),
             silence_health: Arc::default(),
+            cluster: None,
         }
     }
 }

@@ -141,7 +141,7 @@ impl Health {
         self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set_store(&self, t: Option<&Trouble>) {
+    pub(super) fn set_store(&self, t: Option<&Trouble>) {
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = t.cloned();
     }
 

@@ -18,12 +18,15 @@ pub use ack_silences::SilenceHealth;
 mod call_watch;
 mod dispatch;
 mod engine_loop;
+mod follower;
 pub mod forward;
 mod handoffs;
 mod irc_desk;
+pub mod leadership;
 mod reload;
 pub mod retention;
 pub mod rotations;
+mod shared;
 pub mod supervisor;
 
 use std::net::SocketAddr;
@@ -39,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use engine_loop::{Applied, EngineHandle, Health, IDLE_TICK, SubmitError};
+pub use leadership::{Cluster, RoleChange, RoleSignal};
 pub use reload::{ReloadHandle, Reloaded};
 pub use supervisor::{
     Importance, RestartPolicy, Supervisor, TaskFailed, TaskHandle, TaskState, TaskStatus,
@@ -68,6 +72,24 @@ pub struct Options {
     pub store: Option<Arc<dyn Store>>,
     /// How failed tasks are restarted, and when one is given up (tests shorten it).
     pub restart: RestartPolicy,
+    /// A store shared with other instances, with its lease and inbox, to use instead of
+    /// connecting to `[storage] url` (tests inject one).
+    pub shared: Option<Shared>,
+}
+
+/// A store several instances share: one leads, the others forward to it.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub lease: Arc<dyn leadership::Lease>,
+    pub inbox: Arc<dyn forward::Inbox>,
+    /// The fence the store's commits check: this instance's epoch while it leads.
+    pub fence: Arc<crate::store::fence::Fence>,
+    /// The ack-link key every instance signs and verifies with, kept in the store.
+    pub ack_key: AckKey,
+    pub lease_len: Duration,
+    /// `[storage] instance`.
+    pub name: String,
 }
 
 impl Options {
@@ -79,6 +101,7 @@ impl Options {
             drain_grace: Duration::from_secs(10),
             store: None,
             restart: RestartPolicy::default(),
+            shared: None,
         }
     }
 }
@@ -93,6 +116,8 @@ pub struct Running {
     pub tasks: Supervisor,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    /// With a shared store: raised when this instance must start again in the other role.
+    role: Arc<RoleSignal>,
 }
 
 impl Running {
@@ -106,6 +131,22 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("the daemon task panicked")?
     }
+
+    /// Resolves when, on a shared store, this instance must stop and start again to take
+    /// over (the lease expired) or to follow (another instance took it). The daemon stops
+    /// by itself first; never resolves with a store of its own.
+    pub async fn role_changed(&self) -> RoleChange {
+        self.role.raised().await
+    }
+}
+
+/// Resolves when the daemon must stop: asked to, a task given up, or a role change.
+async fn stopping(stop: CancellationToken, tasks: Supervisor, role: Arc<RoleSignal>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        f = tasks.failed() => error!(error = %f, "stopping tocsin"),
+        change = role.raised() => info!("{change}"),
+    }
 }
 
 /// Starts everything on `listener` and returns once it is serving.
@@ -118,9 +159,39 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         );
     }
     let data_dir = opts.data_dir.clone();
-    let store: Arc<dyn Store> = match opts.store.take() {
-        Some(s) => s,
-        None => Arc::new(
+    let role = Arc::new(RoleSignal::default());
+    let shared = match opts.shared.take() {
+        Some(s) => Some(s),
+        None => shared::connect(&opts.config).await?,
+    };
+    let mut cluster = None;
+    if let Some(sh) = &shared {
+        let c = Cluster {
+            lease: sh.lease.clone(),
+            fence: sh.fence.clone(),
+            lease_len: sh.lease_len,
+            name: sh.name.clone(),
+            holder: format!("{}/{}/{:08x}", sh.name, std::process::id(), rand_u32()),
+            addr: addr.to_string(),
+            started_at: opts.clock.now(),
+        };
+        match c.try_lead().await {
+            Ok(Some(epoch)) => {
+                leadership::took_lease();
+                info!(instance = %c.name, epoch, "took the lease: this instance leads");
+                cluster = Some(c);
+            }
+            Ok(None) => return follower::start(opts, listener, sh.clone(), c, role).await,
+            Err(e) => {
+                warn!(error = %e, "the shared store does not answer: following until it does");
+                return follower::start(opts, listener, sh.clone(), c, role).await;
+            }
+        }
+    }
+    let store: Arc<dyn Store> = match (opts.store.take(), &shared) {
+        (Some(s), _) => s,
+        (None, Some(sh)) => sh.store.clone(),
+        (None, None) => Arc::new(
             SqliteStore::open(&data_dir)
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?,
         ),
@@ -146,12 +217,25 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     );
     let metrics = Arc::new(Metrics::new());
     let tasks = Supervisor::new(opts.restart.clone(), metrics.clone(), opts.clock.clone());
-    let ack_key = AckKey::load_or_create(&data_dir).with_context(|| {
-        format!(
-            "reading or creating the ack link key {}",
-            data_dir.join(crate::ack_link::KEY_FILE).display()
-        )
-    })?;
+    let ack_key = match &shared {
+        Some(sh) => sh.ack_key.clone(),
+        None => AckKey::load_or_create(&data_dir).with_context(|| {
+            format!(
+                "reading or creating the ack link key {}",
+                data_dir.join(crate::ack_link::KEY_FILE).display()
+            )
+        })?,
+    };
+    if let Some(c) = &cluster {
+        metrics.leader.set(1);
+        metrics.leader_epoch.set(c.fence.epoch() as i64);
+        metrics.leader_changes.inc_by(leadership::changes());
+        let (c, role, clock) = (c.clone(), role.clone(), opts.clock.clone());
+        let stop = tasks.stopping();
+        tasks.spawn("lease", Importance::Essential, &stop.clone(), move || {
+            c.clone().keep(role.clone(), clock.clone(), stop.clone())
+        });
+    }
     let (handle, rx) = engine_loop::channel(ENGINE_QUEUE);
     let watchdog = Watchdog::new(&opts.config, opts.clock.clone(), metrics.clone());
     watchdog.restore(&*store).await;
@@ -273,7 +357,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         ack_key.clone(),
         opts.clock.clone(),
         watchdog.clone(),
-        None,
+        cluster.as_ref().map(|c| c.fence.clone()),
         &tasks,
     );
     if !pending.is_empty() {
@@ -420,6 +504,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         tasks.clone(),
     );
     state.calls = calls;
+    state.cluster = cluster.clone();
     let reload = reload::Reloader {
         path: opts.config.path.clone(),
         current: Arc::new(opts.config.clone()),
@@ -443,20 +528,12 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         .unwrap_or_else(http::listener::default_max_connections)
         .max(1);
     let app = http::router(state);
-    let http_stop = stop.clone();
     let supervisor = tasks.clone();
+    // A task given up stops the daemon as SIGTERM would: queued work is still committed
+    // and pages in flight are recorded before the process exits.
+    let stopped = stopping(stop.clone(), tasks.clone(), role.clone());
+    let handover = role.clone();
     let task = tokio::spawn(async move {
-        // A task given up stops the daemon as SIGTERM would: queued work is still
-        // committed and pages in flight are recorded before the process exits.
-        let stopped = {
-            let tasks = supervisor.clone();
-            async move {
-                tokio::select! {
-                    _ = http_stop.cancelled() => {}
-                    f = tasks.failed() => error!(error = %f, "stopping tocsin"),
-                }
-            }
-        };
         http::listener::serve(listener, app, max_connections, stopped)
             .await
             .context("HTTP server failed")?;
@@ -468,6 +545,13 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         irc_stop.cancel();
         if let Some((_, task)) = irc {
             task.join().await;
+        }
+        if let Some(c) = cluster {
+            match handover.get() {
+                // Drained and recorded: the next leader need not wait out the lease.
+                None => c.release().await,
+                Some(_) => c.fence.release(),
+            }
         }
         drop(store);
         if let Some(f) = supervisor.failure() {
@@ -483,7 +567,15 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         tasks,
         stop,
         task,
+        role,
     })
+}
+
+/// Enough randomness to tell two processes of one instance name apart.
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
 }
 
 /// Mirrors the IRC link's state into metrics and onto the watchdog's board.

@@ -55,15 +55,27 @@ type Reply = oneshot::Sender<Result<Reloaded, String>>;
 /// Asks the reload task to re-read the config; cheap to clone.
 #[derive(Clone)]
 pub struct ReloadHandle {
-    tx: mpsc::Sender<Reply>,
+    /// `None` on a follower, which has nothing to reload.
+    tx: Option<mpsc::Sender<Reply>>,
 }
 
 impl ReloadHandle {
+    /// A handle nobody serves: a reload through it answers that tocsin does not reload
+    /// here (a follower, which reads the file again when it takes over).
+    pub(crate) fn idle() -> Self {
+        ReloadHandle { tx: None }
+    }
+
     /// Re-reads alerts.toml and applies it, or says why not.
     pub async fn reload(&self) -> Result<Reloaded, String> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(tx)
+        let Some(to) = &self.tx else {
+            return Err(
+                "this instance follows the leader and applies nothing; it reads alerts.toml again when it takes over"
+                    .into(),
+            );
+        };
+        to.send(tx)
             .await
             .map_err(|_| "tocsin is shutting down".to_string())?;
         rx.await
@@ -158,7 +170,7 @@ impl Reloader {
                 }
             }
         });
-        ReloadHandle { tx }
+        ReloadHandle { tx: Some(tx) }
     }
 
     async fn reload(&mut self) -> Result<Reloaded, String> {

@@ -10,7 +10,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Epoch 0 means "not the leader": the lease's first epoch is 1.
 #[derive(Debug, Default)]
