@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 # tests/it/web.rs (through tests/it/browser.rs) a headless Chromium driven by ChromeDriver
 # (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view,
 # tests/it/schedule_web.rs reads the iCalendar feeds with Python's icalendar, and
-# tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool.
+# tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool,
+# and the shared store's tests (src/store/postgres, tests/it/cluster.rs, the store
+# guarantees run on both stores, `cargo bench --bench ingest -- --store postgres`) run
+# their own PostgreSQL cluster in a temp dir (initdb and pg_ctl as the postgres user).
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -32,6 +35,7 @@ need openssl /usr/bin/openssl
 need systemd /usr/bin/systemd-analyze
 need chromium /usr/bin/chromium
 need chromium-driver /usr/bin/chromedriver
+need postgresql /usr/lib/postgresql/15/bin/initdb
 # The fuzz step below builds libFuzzer, which is C++.
 need g++ /usr/bin/g++
 if [ "${#missing[@]}" -gt 0 ]; then

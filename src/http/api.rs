@@ -425,7 +425,40 @@ pub(crate) async fn with_schedules(s: &AppState) -> Vec<crate::watchdog::Channel
     if let Some(c) = silences_channel(s) {
         channels.push(c);
     }
+    if let Some(c) = database_channel(s) {
+        channels.push(c);
+    }
     channels
+}
+
+/// A shared store as a line of the board: down while this instance cannot write it. The
+/// leader then pages the watchdog policy's first step outside the store (as for a disk
+/// that cannot be written), through notifiers that do not need the database.
+fn database_channel(s: &AppState) -> Option<crate::watchdog::ChannelView> {
+    use crate::watchdog::{ChannelView, Health, Kind};
+    s.cluster.as_ref()?;
+    let (state, reason, since) = match s.health.store_trouble() {
+        Some(t) => (
+            Health::Down,
+            format!("the database does not take writes: {}", t.error),
+            t.since,
+        ),
+        None => (
+            Health::Up,
+            "the shared PostgreSQL store answers".to_string(),
+            s.clock.now(),
+        ),
+    };
+    Some(ChannelView {
+        name: "database".to_string(),
+        kind: Kind::Store,
+        state,
+        reason,
+        since,
+        blind: "webhooks get 503 (Alertmanager retries); nothing is recorded or paged but the notice about it".to_string(),
+        paging: false,
+        checks: Vec::new(),
+    })
 }
 
 /// `silence_on_ack` as a line of the board: down while calls to Alertmanager fail (acks

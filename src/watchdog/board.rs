@@ -51,6 +51,8 @@ pub enum Kind {
     /// Who is on call: down while nobody is (the fallback is paged then). Shown beside
     /// the channels, never paged about: the fallback is the page.
     Schedule,
+    /// The database several instances share: what everything else is recorded in.
+    Store,
 }
 
 impl Kind {
@@ -62,6 +64,7 @@ impl Kind {
             Kind::Heartbeat => "heartbeat",
             Kind::Peer => "peer",
             Kind::Schedule => "schedule",
+            Kind::Store => "store",
         }
     }
 }
