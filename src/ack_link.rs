@@ -112,6 +112,11 @@ impl AckKey {
         AckKey { key }
     }
 
+    /// The key itself, for `tocsin migrate` to copy into a shared store.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.key
+    }
+
     /// Reads the key from `data_dir`, or creates it there (readable by tocsin only).
     pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
         let dir = DataDir::prepare(data_dir)?;

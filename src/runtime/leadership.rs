@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -27,29 +26,7 @@ use crate::store::StoreError;
 use crate::store::fence::Fence;
 use crate::time::{Clock, Timestamp};
 
-/// The lease row as the database has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeaderRow {
-    /// The holder that took it last (`name/pid/random`); `None` before the first leader.
-    pub holder: Option<String>,
-    pub epoch: u64,
-    /// Below zero: expired that long ago.
-    pub expires_in_ms: i64,
-}
-
-/// One instance as it last said it was alive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InstanceRow {
-    pub name: String,
-    pub holder: String,
-    pub addr: String,
-    #[serde(with = "crate::time::rfc3339")]
-    pub started_at: Timestamp,
-    #[serde(with = "crate::time::rfc3339")]
-    pub seen_at: Timestamp,
-    /// The epoch it leads with; 0 for a follower.
-    pub epoch: u64,
-}
+pub use crate::store::postgres::{InstanceRow, LeaderRow};
 
 /// The lease, as the shared store keeps it. Times are the database's own, so the
 /// instances' clocks do not matter.

@@ -26,7 +26,7 @@ pub mod leadership;
 mod reload;
 pub mod retention;
 pub mod rotations;
-mod shared;
+pub mod shared;
 pub mod supervisor;
 
 use std::net::SocketAddr;

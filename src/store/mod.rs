@@ -6,7 +6,10 @@
 //! start. SQL is kept portable (integer milliseconds, TEXT JSON, `ON CONFLICT ... DO
 //! UPDATE`) so a PostgreSQL backend for two instances sharing state is a translation.
 
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod fence;
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -24,6 +27,7 @@ use crate::engine::{
 pub use crate::engine::RestoredIncident;
 use crate::time::{Timestamp, rfc3339};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// File name of the SQLite database inside the data dir.
@@ -50,6 +54,23 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error("the store's writer has stopped (tocsin is shutting down or the writer thread died)")]
     Closed,
+    /// PostgreSQL failed; `kind` tells a database that cannot be reached (retry later)
+    /// from one that answered no (fix the config). Never holds the password.
+    #[error("PostgreSQL {kind} while {doing}: {source}. {hint}", hint = kind.hint())]
+    Postgres {
+        doing: &'static str,
+        kind: postgres::PgFailure,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A commit under a leadership epoch that is no longer the lease's.
+    #[error(
+        "another instance leads now (this one held epoch {held}, the lease is at epoch {current}): nothing was recorded, and this instance must stop sending and follow"
+    )]
+    Fenced { held: u64, current: u64 },
+    /// A store without an inbox (SQLite, one instance) was handed inbox rows to mark done.
+    #[error("this store has no inbox: forwarded inputs exist only with a shared PostgreSQL store")]
+    NoInbox,
 }
 
 /// What the engine needs to resume after a restart.
@@ -471,36 +492,6 @@ pub trait Store: Send + Sync + 'static {
     /// not record the action), so that the gateway's retry of it is acted on.
     async fn forget_sight(&self, channel: &str, id: &str) -> Result<(), StoreError>;
 
-    /// Up to `limit` inputs forwarded by instances that do not lead and not yet consumed,
-    /// oldest first, as the JSON text they were forwarded as. A store shared by no other
-    /// instance has none.
-    async fn inbox(&self, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let _ = limit;
-        Ok(Vec::new())
-    }
-
-    /// Like [`Store::commit`], and marks the inbox rows `consumed` done with their answers
-    /// in the same transaction: a forwarded input is applied exactly once.
-    async fn commit_consumed(
-        &self,
-        effects: Vec<Effect>,
-        consumed: Vec<(u64, String)>,
-    ) -> Result<(), StoreError> {
-        if consumed.is_empty() {
-            return self.commit(effects).await;
-        }
-        Err(StoreError::Corrupt {
-            what: "inbox".into(),
-            detail: "this store has no inbox to consume".into(),
-        })
-    }
-
-    /// Wakes the leader when another instance forwarded an input; `None` for a store
-    /// without an inbox.
-    fn inbox_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        None
-    }
-
     /// Deletes up to `batch` incidents resolved before `before`, with their alerts,
     /// history and pages, in one transaction; fewer than `batch` means none are left.
     /// Open incidents are never deleted. A store that keeps everything deletes nothing.
@@ -511,6 +502,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Deleted, StoreError> {
         let _ = (before, batch);
         Ok(Deleted::default())
+    }
+
+    /// Up to `limit` inputs forwarded by followers and not yet consumed, oldest first:
+    /// (inbox id, the input as JSON). A store without an inbox has none.
+    async fn inbox(&self, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// Like [`Store::commit`], and marks the `consumed` inbox rows done with their
+    /// results (JSON text), in the same transaction.
+    async fn commit_consumed(
+        &self,
+        effects: Vec<Effect>,
+        consumed: Vec<(u64, String)>,
+    ) -> Result<(), StoreError> {
+        if consumed.is_empty() {
+            self.commit(effects).await
+        } else {
+            Err(StoreError::NoInbox)
+        }
+    }
+
+    /// Notified when a follower forwarded something (the leader then reads
+    /// [`Store::inbox`]); `None` for a store without an inbox.
+    fn inbox_wakeup(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
     }
 
     /// Gives up to `pages` free pages of the file back to the file system, and answers

@@ -88,26 +88,6 @@ async fn an_old_resolved_incident_goes_with_its_alerts_history_and_pages_and_ope
 }
 
 #[tokio::test]
-async fn a_backlog_is_deleted_in_batches_of_the_size_asked() {
-    let (_dir, store) = open_temp();
-    let at = t("2026-01-01T10:00:00Z");
-    for id in 1..=5 {
-        store.commit(opening(id, at)).await.unwrap();
-        store.commit(vec![resolved(id, at)]).await.unwrap();
-    }
-    let before = t("2026-06-01T00:00:00Z");
-    let mut batches = Vec::new();
-    loop {
-        let n = store.delete_resolved(before, 2).await.unwrap().incidents;
-        batches.push(n);
-        if n < 2 {
-            break;
-        }
-    }
-    assert_eq!(batches, [2, 2, 1]);
-}
-
-#[tokio::test]
 async fn ids_are_not_handed_out_again_after_the_newest_incidents_were_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let at = t("2026-01-01T10:00:00Z");

@@ -1,0 +1,675 @@
+//! Rows to what the engine and the API need: the restore set and the incident views,
+//! as the SQLite store reads them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql};
+
+use super::{PgErrorExt, Result, corrupt, from_json, get_u64, sql_id};
+use crate::engine::{
+    AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, LabelSet,
+    OverrideRecord, Page, PageKind, PolicySnapshot, Via, WindowRecord, fingerprint_key,
+    labels_hash,
+};
+use crate::store::{
+    AlertView, Detail, EventId, EventView, IncidentView, ListQuery, PageStatus, PageView, Restored,
+    RestoredIncident, StoreError,
+};
+use crate::time::Timestamp;
+
+const DOING: &str = "reading the store";
+
+/// Incidents a list reads per statement: a page of 500 is read a slice at a time.
+const LIST_CHUNK: i64 = 50;
+
+/// Column `idx` of `row`; a value of the wrong type is corrupt data, not an outage.
+pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T> {
+    row.try_get(idx).map_err(|e| StoreError::Corrupt {
+        what: format!("column {idx} of a row"),
+        detail: e.to_string(),
+    })
+}
+
+fn ts(row: &Row, idx: usize) -> Result<Timestamp> {
+    col::<i64>(row, idx).map(Timestamp)
+}
+
+fn opt_ts(row: &Row, idx: usize) -> Result<Option<Timestamp>> {
+    Ok(col::<Option<i64>>(row, idx)?.map(Timestamp))
+}
+
+async fn query<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let stmt = c.prepare_cached(sql).await.or_pg(DOING)?;
+    c.query(&stmt, params).await.or_pg(DOING)
+}
+
+/// How many incidents are in each state (every state present, zero when none).
+pub(super) async fn counts<C: GenericClient>(c: &C) -> Result<BTreeMap<IncidentState, u64>> {
+    let mut counts: BTreeMap<IncidentState, u64> = [
+        IncidentState::Triggered,
+        IncidentState::Acknowledged,
+        IncidentState::Resolved,
+    ]
+    .into_iter()
+    .map(|s| (s, 0))
+    .collect();
+    for row in query(
+        c,
+        "SELECT state, COUNT(*) FROM incidents GROUP BY state",
+        &[],
+    )
+    .await?
+    {
+        let state: String = col(&row, 0)?;
+        let state = IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+            what: "incident state".into(),
+            detail: format!("unknown state {state:?}"),
+        })?;
+        counts.insert(state, get_u64(&row, 1)?);
+    }
+    Ok(counts)
+}
+
+const INCIDENT_COLUMNS: &str = "id, source, group_key, title, labels, created_at, \
+    policy_name, state, updated_at, resolved_at, acked_by, acked_at, escalation, \
+    alerts_truncated";
+
+/// The next id of `table`: one above the highest row, or the mark retention kept in
+/// `meta` when it deleted the newest rows, whichever is higher.
+pub(super) async fn next_id<C: GenericClient>(c: &C, table: &str) -> Result<u64> {
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT (SELECT MAX(id) FROM {table}), \
+                 (SELECT value FROM meta WHERE key = $1)"
+            ),
+            &[&super::retention::next_id_key(table)],
+        )
+        .await
+        .or_pg(DOING)?;
+    let max: Option<i64> = col(&row, 0)?;
+    let kept: Option<String> = col(&row, 1)?;
+    let kept = kept.and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
+    Ok(max.map_or(1, |m| m.max(0) as u64 + 1).max(kept))
+}
+
+/// Open incidents, those resolved since `since`, the next ids and the unsent pages.
+pub(super) async fn restored<C: GenericClient>(c: &C, since: Timestamp) -> Result<Restored> {
+    let open = restored_incidents(c, "WHERE state IN ('triggered', 'acknowledged')", None).await?;
+    let recent_resolved = restored_incidents(
+        c,
+        "WHERE state = 'resolved' AND resolved_at >= $1",
+        Some(since.0),
+    )
+    .await?;
+    let mut pending_pages = Vec::new();
+    for row in query(
+        c,
+        "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
+         to_addr, topic, late_by_ms, reason, retry_until, hold_until FROM pages \
+         WHERE status = 'pending' ORDER BY id",
+        &[],
+    )
+    .await?
+    {
+        let mut page = page_row(&row)?;
+        // A page held for quiet hours stays held across a restart.
+        page.hold_until = opt_ts(&row, 15)?;
+        pending_pages.push(page);
+    }
+    Ok(Restored {
+        open,
+        recent_resolved,
+        next_incident_id: next_id(c, "incidents").await?,
+        next_page_id: next_id(c, "pages").await?,
+        pending_pages,
+        overrides: overrides(c, None, since).await?,
+        next_override_id: next_id(c, "overrides").await?,
+        silences: windows(c, SILENCES, since).await?,
+        next_silence_id: next_id(c, SILENCES).await?,
+        maintenance: windows(c, MAINTENANCE, since).await?,
+        next_maintenance_id: next_id(c, MAINTENANCE).await?,
+    })
+}
+
+/// The table of silences.
+pub(super) const SILENCES: &str = "silences";
+/// The table of maintenance windows.
+pub(super) const MAINTENANCE: &str = "maintenance";
+
+/// Silences or maintenance windows (`table`) that end after `ending_after`, oldest first.
+pub(super) async fn windows<C: GenericClient>(
+    c: &C,
+    table: &str,
+    ending_after: Timestamp,
+) -> Result<Vec<WindowRecord>> {
+    let rows = query(
+        c,
+        &format!(
+            "SELECT id, matchers, from_ms, to_ms, comment, \"by\", created_at FROM {table} \
+             WHERE to_ms > $1 ORDER BY id"
+        ),
+        &[&ending_after.0],
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = get_u64(&row, 0)?;
+        let matchers: String = col(&row, 1)?;
+        out.push(WindowRecord {
+            id,
+            matchers: serde_json::from_str(&matchers).map_err(|e| StoreError::Corrupt {
+                what: format!("matchers of {table} {id}"),
+                detail: e.to_string(),
+            })?,
+            from: ts(&row, 2)?,
+            to: ts(&row, 3)?,
+            comment: col(&row, 4)?,
+            by: col(&row, 5)?,
+            created_at: ts(&row, 6)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Overrides not deleted that end after `ending_after`, oldest first.
+pub(super) async fn overrides<C: GenericClient>(
+    c: &C,
+    schedule: Option<&str>,
+    ending_after: Timestamp,
+) -> Result<Vec<OverrideRecord>> {
+    let rows = query(
+        c,
+        "SELECT id, schedule, kind, contact, with_contact, from_ms, to_ms, \"by\", created_at \
+         FROM overrides WHERE deleted_at IS NULL AND to_ms > $1 \
+         AND ($2::text IS NULL OR schedule = $2) ORDER BY id",
+        &[&ending_after.0, &schedule],
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = col(&row, 2)?;
+        let contact: String = col(&row, 3)?;
+        let with: Option<String> = col(&row, 4)?;
+        let change = match (kind.as_str(), with) {
+            ("add", _) => Change::Add { contact },
+            ("remove", _) => Change::Remove { contact },
+            ("replace", Some(with)) => Change::Replace { contact, with },
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "override".into(),
+                    detail: format!("kind {kind:?} is not add, remove or replace"),
+                });
+            }
+        };
+        out.push(OverrideRecord {
+            id: get_u64(&row, 0)?,
+            schedule: col(&row, 1)?,
+            change,
+            from: ts(&row, 5)?,
+            to: ts(&row, 6)?,
+            by: col(&row, 7)?,
+            created_at: ts(&row, 8)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The incidents `filter` selects, as the engine keeps them (see the SQLite store's
+/// `restored_incidents`): a policy's JSON is parsed once per distinct text, and the
+/// alerts of them all come in one statement.
+async fn restored_incidents<C: GenericClient>(
+    c: &C,
+    filter: &str,
+    since: Option<i64>,
+) -> Result<Vec<RestoredIncident>> {
+    let params: Vec<&(dyn ToSql + Sync)> = match &since {
+        Some(s) => vec![s],
+        None => vec![],
+    };
+    let rows = query(
+        c,
+        &format!(
+            "SELECT id, source, group_key, state, created_at, resolved_at, acked_by, acked_at, \
+             policy, escalation, labels, alerts_truncated FROM incidents {filter} ORDER BY id"
+        ),
+        &params,
+    )
+    .await?;
+    let mut policies: HashMap<String, Arc<PolicySnapshot>> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = get_u64(&row, 0)?;
+        let text: &str = col(&row, 8)?;
+        let policy = match policies.get(text) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(from_json::<PolicySnapshot>(text, id, "policy")?);
+                policies.insert(text.to_string(), p.clone());
+                p
+            }
+        };
+        let escalation: &str = col(&row, 9)?;
+        let labels: &str = col(&row, 10)?;
+        let labels: BTreeMap<String, String> = from_json(labels, id, "labels")?;
+        out.push(RestoredIncident {
+            id,
+            source: col(&row, 1)?,
+            group_key: col(&row, 2)?,
+            state: state_of(col(&row, 3)?, id)?,
+            created_at: ts(&row, 4)?,
+            resolved_at: opt_ts(&row, 5)?,
+            acked_by: col(&row, 6)?,
+            acked_at: opt_ts(&row, 7)?,
+            policy,
+            escalation: from_json::<Escalation>(escalation, id, "escalation")?,
+            alerts: Vec::new(),
+            labels_hash: labels_hash(&labels),
+            labels: LabelSet::from_map(&labels),
+            alerts_truncated: get_u64(&row, 11)?,
+        });
+    }
+    let rows = query(
+        c,
+        &format!(
+            "SELECT alerts.incident_id, alerts.fingerprint, alerts.status, alerts.starts_at \
+             FROM incidents JOIN alerts ON alerts.incident_id = incidents.id {filter}"
+        ),
+        &params,
+    )
+    .await?;
+    let mut at = 0;
+    for row in rows {
+        let id = get_u64(&row, 0)?;
+        // An incident's alerts usually come together: look it up only when it changes.
+        if out.get(at).is_none_or(|r| r.id != id) {
+            match out.binary_search_by_key(&id, |r| r.id) {
+                Ok(i) => at = i,
+                Err(_) => continue,
+            }
+        }
+        let fingerprint: &str = col(&row, 1)?;
+        out[at].alerts.push((
+            fingerprint_key(fingerprint),
+            alert_status_of(col(&row, 2)?, id)?,
+            ts(&row, 3)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Newest first, with their first `query.alerts` alerts, without history, handed to
+/// `each` one at a time; the incident rows are read [`LIST_CHUNK`] at a time. Returns
+/// the next page's `before`.
+pub(super) async fn each_incident<C: GenericClient>(
+    c: &C,
+    query_: ListQuery,
+    each: &mut (dyn FnMut(IncidentView) + Send),
+) -> Result<Option<IncidentId>> {
+    let mut before = match query_.before {
+        Some(id) => sql_id(id),
+        None => i64::MAX,
+    };
+    let state = query_.state.map(|s| s.as_str().to_string());
+    let (mut read, mut last) = (0usize, None);
+    loop {
+        // One more than the page needs, to know whether a next page exists.
+        let want = (query_.limit - read)
+            .saturating_add(1)
+            .min(LIST_CHUNK as usize) as i64;
+        let rows = query(
+            c,
+            &format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents \
+                 WHERE ($1::text IS NULL OR state = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
+            ),
+            &[&state, &before, &want],
+        )
+        .await?;
+        let got = rows.len();
+        for row in rows {
+            if read == query_.limit {
+                return Ok(last);
+            }
+            let mut view = incident_view(&row)?;
+            view.alerts = alert_views(c, view.id, query_.alerts).await?;
+            (view.alerts_total, view.alerts_firing) = alert_counts(c, view.id).await?;
+            read += 1;
+            last = Some(view.id);
+            before = sql_id(view.id);
+            each(view);
+        }
+        if (got as i64) < want {
+            return Ok(None);
+        }
+    }
+}
+
+/// One incident with as many of its alerts, history entries and pages as `detail` says.
+pub(super) async fn incident<C: GenericClient>(
+    c: &C,
+    id: IncidentId,
+    detail: Detail,
+) -> Result<Option<IncidentView>> {
+    let rows = query(
+        c,
+        &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
+        &[&sql_id(id)],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let mut view = incident_view(row)?;
+    view.alerts = alert_views(c, id, detail.alerts).await?;
+    (view.alerts_total, view.alerts_firing) = alert_counts(c, id).await?;
+    if detail.history > 0 {
+        let (history, next) = event_views(c, id, detail.history, detail.history_before).await?;
+        view.history = Some(history);
+        view.history_next = next;
+    }
+    if detail.pages > 0 {
+        let (pages, total) = page_views(c, id, detail.pages).await?;
+        view.pages = Some(pages);
+        view.pages_total = Some(total);
+    }
+    Ok(Some(view))
+}
+
+/// When the ack link `link` acknowledged incident `id` (the first time), if it did.
+pub(super) async fn acked_by_link<C: GenericClient>(
+    c: &C,
+    id: IncidentId,
+    link: &str,
+) -> Result<Option<Timestamp>> {
+    let rows = query(
+        c,
+        "SELECT MIN(at) FROM events WHERE incident_id = $1 AND kind = $2 AND via = $3 \
+         AND reference = $4",
+        &[
+            &sql_id(id),
+            &EventKind::Acked.as_str(),
+            &Via::Link.as_str(),
+            &link,
+        ],
+    )
+    .await?;
+    match rows.first() {
+        Some(row) => opt_ts(row, 0),
+        None => Ok(None),
+    }
+}
+
+/// The open incident of a group (the newest, should a crash have left two), with its
+/// alerts.
+pub(super) async fn open_incident_of_group<C: GenericClient>(
+    c: &C,
+    source: &str,
+    group_key: &str,
+) -> Result<Option<IncidentView>> {
+    let rows = query(
+        c,
+        "SELECT id FROM incidents WHERE state IN ('triggered', 'acknowledged') \
+         AND source = $1 AND group_key = $2 ORDER BY id DESC LIMIT 1",
+        &[&source, &group_key],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    incident(c, get_u64(row, 0)?, Detail::MESSAGE).await
+}
+
+/// An incident row (selected with [`INCIDENT_COLUMNS`]) without its alerts.
+fn incident_view(row: &Row) -> Result<IncidentView> {
+    let id = get_u64(row, 0)?;
+    let labels: &str = col(row, 4)?;
+    let escalation: &str = col(row, 12)?;
+    let escalation = from_json::<Escalation>(escalation, id, "escalation")?;
+    Ok(IncidentView {
+        id,
+        state: state_of(col(row, 7)?, id)?,
+        title: col(row, 3)?,
+        group_key: col(row, 2)?,
+        source: col(row, 1)?,
+        labels: from_json(labels, id, "labels")?,
+        alerts: Vec::new(),
+        alerts_total: 0,
+        alerts_firing: 0,
+        alerts_truncated: get_u64(row, 13)?,
+        created_at: ts(row, 5)?,
+        updated_at: ts(row, 8)?,
+        resolved_at: opt_ts(row, 9)?,
+        acked_by: col(row, 10)?,
+        acked_at: opt_ts(row, 11)?,
+        snoozed_until: escalation.snoozed_until,
+        ack_expires_at: escalation.ack_expires_at,
+        step: escalation.step,
+        cycle: escalation.cycle,
+        policy: col(row, 6)?,
+        next_escalation_at: escalation.next_step_at,
+        history: None,
+        history_next: None,
+        pages: None,
+        pages_total: None,
+    })
+}
+
+/// (all alerts, firing alerts) of an incident.
+async fn alert_counts<C: GenericClient>(c: &C, id: IncidentId) -> Result<(u64, u64)> {
+    let rows = query(
+        c,
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'firing') \
+         FROM alerts WHERE incident_id = $1",
+        &[&sql_id(id)],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| corrupt(id, "alert counts", "no row".into()))?;
+    Ok((get_u64(row, 0)?, get_u64(row, 1)?))
+}
+
+/// Firing alerts first, then the oldest; at most `cap`.
+async fn alert_views<C: GenericClient>(
+    c: &C,
+    id: IncidentId,
+    cap: usize,
+) -> Result<Vec<AlertView>> {
+    if cap == 0 {
+        return Ok(Vec::new());
+    }
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    // COLLATE "C": bytewise like SQLite, whatever the database's locale.
+    let rows = query(
+        c,
+        "SELECT fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, \
+         received_at FROM alerts WHERE incident_id = $1 \
+         ORDER BY status COLLATE \"C\", starts_at, fingerprint COLLATE \"C\" LIMIT $2",
+        &[&sql_id(id), &cap],
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let labels: &str = col(&row, 4)?;
+        let annotations: &str = col(&row, 5)?;
+        out.push(AlertView {
+            fingerprint: col(&row, 0)?,
+            status: alert_status_of(col(&row, 1)?, id)?,
+            starts_at: ts(&row, 2)?,
+            ends_at: opt_ts(&row, 3)?,
+            labels: from_json(labels, id, "alert labels")?,
+            annotations: from_json(annotations, id, "alert annotations")?,
+            generator_url: col(&row, 6)?,
+            received_at: ts(&row, 7)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The `limit` most recent history entries (before the entry `before`, when given),
+/// oldest first, and the entry to read older ones before when there are any.
+async fn event_views<C: GenericClient>(
+    c: &C,
+    id: IncidentId,
+    limit: usize,
+    before: Option<EventId>,
+) -> Result<(Vec<EventView>, Option<EventId>)> {
+    let want = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let incident = sql_id(id);
+    let rows = match before {
+        None => {
+            query(
+                c,
+                "SELECT at, kind, actor, via, reference, detail, id FROM events \
+                 WHERE incident_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+                &[&incident, &want],
+            )
+            .await?
+        }
+        Some(before) => {
+            query(
+                c,
+                "SELECT at, kind, actor, via, reference, detail, id FROM events \
+                 WHERE incident_id = $1 \
+                   AND (at, id) < (SELECT at, id FROM events WHERE id = $2) \
+                 ORDER BY at DESC, id DESC LIMIT $3",
+                &[&incident, &sql_id(before), &want],
+            )
+            .await?
+        }
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: &str = col(&row, 1)?;
+        let via: &str = col(&row, 3)?;
+        out.push(EventView {
+            at: ts(&row, 0)?,
+            kind: EventKind::parse(kind)
+                .ok_or_else(|| corrupt(id, "history", format!("unknown event kind {kind:?}")))?,
+            actor: col(&row, 2)?,
+            via: Via::parse(via)
+                .ok_or_else(|| corrupt(id, "history", format!("unknown channel {via:?}")))?,
+            reference: col(&row, 4)?,
+            detail: col(&row, 5)?,
+        });
+        ids.push(get_u64(&row, 6)?);
+    }
+    let next = (out.len() > limit).then(|| ids[limit - 1]);
+    out.truncate(limit);
+    out.reverse();
+    Ok((out, next))
+}
+
+/// The `limit` most recent pages, oldest first, and how many the incident has in all.
+async fn page_views<C: GenericClient>(
+    c: &C,
+    id: IncidentId,
+    limit: usize,
+) -> Result<(Vec<PageView>, u64)> {
+    let incident = sql_id(id);
+    let total = query(
+        c,
+        "SELECT COUNT(*) FROM pages WHERE incident_id = $1",
+        &[&incident],
+    )
+    .await?;
+    let total = match total.first() {
+        Some(row) => get_u64(row, 0)?,
+        None => 0,
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = query(
+        c,
+        "SELECT id, incident_id, at, kind, step, cycle, target, contact, notifier, method, \
+         to_addr, topic, late_by_ms, reason, retry_until, status, attempts, error, done_at \
+         FROM pages WHERE incident_id = $1 ORDER BY id DESC LIMIT $2",
+        &[&incident, &limit],
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let page = page_row(&row)?;
+        let status: &str = col(&row, 15)?;
+        let Some(status) = PageStatus::parse(status) else {
+            return Err(corrupt(
+                id,
+                "page status",
+                format!("unknown status {status:?}"),
+            ));
+        };
+        out.push(PageView {
+            id: page.id,
+            at: page.at,
+            kind: page.kind,
+            step: page.step,
+            cycle: page.cycle,
+            target: page.target,
+            notifier: page.notifier,
+            to: page.to,
+            reason: page.reason,
+            status,
+            attempts: small(&row, 16)?,
+            error: col(&row, 17)?,
+            done_at: opt_ts(&row, 18)?,
+        });
+    }
+    out.reverse();
+    Ok((out, total))
+}
+
+/// A BIGINT that holds a `u32` (a step, a cycle, a method).
+fn small(row: &Row, idx: usize) -> Result<u32> {
+    let v: i64 = col(row, idx)?;
+    u32::try_from(v).map_err(|e| StoreError::Corrupt {
+        what: format!("column {idx} of a page"),
+        detail: e.to_string(),
+    })
+}
+
+/// A page from the first 15 columns of a `pages` row (`retry_until` last).
+fn page_row(row: &Row) -> Result<Page> {
+    let kind: &str = col(row, 3)?;
+    let id = get_u64(row, 0)?;
+    Ok(Page {
+        id,
+        incident: get_u64(row, 1)?,
+        at: ts(row, 2)?,
+        kind: PageKind::parse(kind).ok_or_else(|| StoreError::Corrupt {
+            what: format!("kind of page {id}"),
+            detail: format!("unknown page kind {kind:?}"),
+        })?,
+        step: small(row, 4)?,
+        cycle: small(row, 5)?,
+        target: col(row, 6)?,
+        contact: col(row, 7)?,
+        notifier: col(row, 8)?,
+        method: col::<Option<i64>>(row, 9)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+        to: col(row, 10)?,
+        topic: col(row, 11)?,
+        late_by_ms: col::<Option<i64>>(row, 12)?.map(|v| v.max(0) as u64),
+        reason: col(row, 13)?,
+        retry_until: opt_ts(row, 14)?,
+        hold_until: None,
+    })
+}
+
+fn state_of(s: &str, id: IncidentId) -> Result<IncidentState> {
+    IncidentState::parse(s).ok_or_else(|| corrupt(id, "state", format!("unknown state {s:?}")))
+}
+
+fn alert_status_of(s: &str, id: IncidentId) -> Result<AlertStatus> {
+    match s {
+        "firing" => Ok(AlertStatus::Firing),
+        "resolved" => Ok(AlertStatus::Resolved),
+        _ => Err(corrupt(id, "alert status", format!("unknown status {s:?}"))),
+    }
+}
