@@ -177,6 +177,9 @@ impl Cluster {
     ) {
         let epoch = self.fence.epoch();
         let mut failing_since: Option<Instant> = None;
+        if let Err(e) = self.lease.heartbeat(&self.me(clock.now())).await {
+            tracing::debug!(error = %e, "instance heartbeat not written");
+        }
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

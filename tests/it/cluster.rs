@@ -1,0 +1,315 @@
+//! Two instances of tocsin on one PostgreSQL, as two machines would run them: one leads
+//! and pages, the other serves the API and forwards; when the leader dies, hangs or
+//! loses the database, nothing accepted is lost and no step is paged twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tocsin::store::postgres::scratch::ScratchServer;
+
+use crate::alerts;
+use crate::catcher::{Page, PageCatcher, describe};
+use crate::daemon::Daemon;
+use crate::harness::{PEOPLE, init, webhook_config};
+
+/// The lease in these tests: a takeover comes within it (plus a follower's look at it).
+const LEASE: Duration = Duration::from_secs(2);
+/// Long enough for a takeover, a restore and a page.
+const TAKEOVER: Duration = Duration::from_secs(15);
+
+/// One instance: its config (named `name`, on the shared database) and its process.
+struct Instance {
+    name: &'static str,
+    config: PathBuf,
+    dir: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+impl Instance {
+    fn new(dir: &Path, name: &'static str, db: &str, catcher: &PageCatcher, policy: &str) -> Self {
+        let config = dir.join(format!("{name}.toml"));
+        let storage = format!(
+            "[storage]\nurl = \"{db}\"\nlease = \"{}s\"\ninstance = \"{name}\"\n",
+            LEASE.as_secs()
+        );
+        std::fs::write(
+            &config,
+            webhook_config(&catcher.url(), &format!("{storage}\n{PEOPLE}\n{policy}")),
+        )
+        .unwrap();
+        Instance {
+            name,
+            config,
+            dir: dir.to_path_buf(),
+            daemon: None,
+        }
+    }
+
+    async fn start(&mut self, http: &reqwest::Client) {
+        let log = self.dir.join(format!("{}.log", self.name));
+        let data = self.dir.join(format!("{}-data", self.name));
+        let mut d = Daemon::start(&self.config, &data, log);
+        d.wait_ready(http).await;
+        self.daemon = Some(d);
+    }
+
+    fn d(&self) -> &Daemon {
+        self.daemon.as_ref().expect("running")
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.d().url(path)
+    }
+
+    async fn status(&self, http: &reqwest::Client) -> Value {
+        http.get(self.url("/api/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn role(&self, http: &reqwest::Client) -> String {
+        let s = self.status(http).await;
+        s["cluster"]["role"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cluster in status: {s}"))
+            .to_string()
+    }
+
+    async fn wait_role(&self, http: &reqwest::Client, role: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = http.get(self.url("/api/v1/status")).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && v["cluster"]["role"] == role
+            {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "{} is not {role} after {within:?}:\n{}",
+                self.name,
+                self.d().log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Each (incident, step, target) paged, with how many times.
+fn tally(pages: &[Page]) -> BTreeMap<(u64, u64, String), usize> {
+    let mut t = BTreeMap::new();
+    for p in pages.iter().filter(|p| p.event() != "notice") {
+        *t.entry((p.incident_id(), p.step(), p.target().to_string()))
+            .or_default() += 1;
+    }
+    t
+}
+
+fn assert_each_step_once(pages: &[Page]) {
+    for (key, n) in tally(pages) {
+        assert_eq!(n, 1, "{key:?} paged {n} times:\n{}", describe(pages));
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, body: &Value) -> reqwest::StatusCode {
+    http.post(url).json(body).send().await.unwrap().status()
+}
+
+const TWO_STEPS: &str = r#"
+[policies.default]
+steps = [{ after = "0s", notify = ["alice"] }, { after = "6s", notify = ["bob"] }]
+"#;
+
+struct Pair {
+    _db: ScratchServer,
+    _dir: tempfile::TempDir,
+    catcher: PageCatcher,
+    a: Instance,
+    b: Instance,
+    http: reqwest::Client,
+}
+
+/// `a` started first (it leads), then `b`.
+async fn pair(policy: &str) -> (Pair, ScratchServerUrl) {
+    init();
+    let db = ScratchServer::start();
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let catcher = PageCatcher::start().await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut a = Instance::new(dir.path(), "a", &url, &catcher, policy);
+    let mut b = Instance::new(dir.path(), "b", &url, &catcher, policy);
+    a.start(&http).await;
+    b.start(&http).await;
+    (
+        Pair {
+            _db: db,
+            _dir: dir,
+            catcher,
+            a,
+            b,
+            http,
+        },
+        url,
+    )
+}
+
+type ScratchServerUrl = String;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages() {
+    let (p, _) = pair(TWO_STEPS).await;
+    assert_eq!(p.a.role(&p.http).await, "leader");
+    assert_eq!(p.b.role(&p.http).await, "follower");
+
+    // Alertmanager's HA pair sends the same group to both instances, and again on
+    // every group_interval: one incident, one page.
+    for i in 0..6 {
+        let to = if i % 2 == 0 { &p.a } else { &p.b };
+        let status = post(
+            &p.http,
+            to.url("/hooks/alertmanager"),
+            &alerts::firing("DiskFull"),
+        )
+        .await;
+        assert_eq!(status, 200, "{} answered {status}", to.name);
+    }
+    let pages = p
+        .catcher
+        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
+        .await;
+    let listed: Value = p
+        .http
+        .get(p.b.url("/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["incidents"].as_array().unwrap().len(),
+        1,
+        "the follower reads the one incident from the shared store: {listed}"
+    );
+    p.catcher
+        .assert_quiet(pages.len(), Duration::from_secs(2), "one group, one page")
+        .await;
+    assert_eq!(pages.len(), 1, "{}", describe(&pages));
+
+    // An ack through the follower is applied by the leader, and answered as it decided.
+    let ack = p
+        .http
+        .post(p.b.url("/api/v1/incidents/1/ack"))
+        .json(&serde_json::json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200, "{}", ack.text().await.unwrap());
+    let again = p
+        .http
+        .post(p.b.url("/api/v1/incidents/1/ack"))
+        .json(&serde_json::json!({"by": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "the leader's refusal comes back through the follower");
+    let s = p.a.status(&p.http).await;
+    let instances = s["cluster"]["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once() {
+    let (mut p, _) = pair(TWO_STEPS).await;
+    assert_eq!(
+        post(&p.http, p.b.url("/hooks/alertmanager"), &alerts::firing("DiskFull")).await,
+        200
+    );
+    let alice = p
+        .catcher
+        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
+        .await;
+    assert_eq!(alice[0].target(), "alice");
+    // Bob's step is due 6 s after the alert; the leader dies before it.
+    p.a.daemon.as_mut().unwrap().kill_9();
+    let killed = Instant::now();
+    let took = p.b.wait_role(&p.http, "leader", TAKEOVER).await;
+    println!("takeover {took:?} after the kill (lease {LEASE:?})");
+    assert!(took <= LEASE * 3, "takeover took {took:?}");
+    let pages = p
+        .catcher
+        .wait_until("bob's step, from b", TAKEOVER, |p| {
+            p.iter().any(|p| p.target() == "bob")
+        })
+        .await;
+    println!("bob paged {:?} after the kill", killed.elapsed());
+    p.catcher
+        .assert_quiet(pages.len(), Duration::from_secs(3), "each step once")
+        .await;
+    assert_each_step_once(&p.catcher.pages());
+
+    // The old leader, started again, follows.
+    p.a.start(&p.http).await;
+    assert_eq!(p.a.role(&p.http).await, "follower");
+    assert_eq!(p.b.role(&p.http).await, "leader");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_steps_down() {
+    let (p, _) = pair(TWO_STEPS).await;
+    assert_eq!(
+        post(&p.http, p.a.url("/hooks/alertmanager"), &alerts::firing("DiskFull")).await,
+        200
+    );
+    p.catcher
+        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
+        .await;
+    // SIGSTOP: a VM frozen, a process swapped out. Bob's step comes due while it sleeps.
+    p.a.d().signal("STOP");
+    p.b.wait_role(&p.http, "leader", TAKEOVER).await;
+    p.catcher
+        .wait_until("bob's step, from b", TAKEOVER, |p| {
+            p.iter().any(|p| p.target() == "bob")
+        })
+        .await;
+    let epoch_b = p.b.status(&p.http).await["cluster"]["epoch"].as_u64().unwrap();
+    // a wakes with bob's step due in its memory: fenced, it neither records nor sends it.
+    p.a.d().signal("CONT");
+    p.a.wait_role(&p.http, "follower", TAKEOVER).await;
+    let seen = p.catcher.pages().len();
+    p.catcher
+        .assert_quiet(seen, Duration::from_secs(3), "the old leader sends nothing")
+        .await;
+    assert_each_step_once(&p.catcher.pages());
+    let inc: Value = p
+        .http
+        .get(p.b.url("/api/v1/incidents/1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob_pages = inc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pg| pg["target"] == "bob")
+        .count();
+    assert_eq!(bob_pages, 1, "one page recorded for bob's step: {inc}");
+    assert_eq!(
+        p.b.status(&p.http).await["cluster"]["epoch"].as_u64(),
+        Some(epoch_b),
+        "b still leads at its epoch"
+    );
+}
