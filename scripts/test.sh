@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 # tests/it/web.rs (through tests/it/browser.rs) a headless Chromium driven by ChromeDriver
 # (/usr/bin/chromium, /usr/bin/chromedriver) that clicks through the web view,
 # tests/it/schedule_web.rs reads the iCalendar feeds with Python's icalendar, and
-# tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool.
+# tests/it/deploy.rs checks the systemd unit with systemd-analyze and the rules with promtool,
+# and the PostgreSQL store's tests start PostgreSQL 15 servers of their own
+# (src/store/postgres/scratch.rs, run as the postgres user when root).
 missing=()
 need() { # need PACKAGE FILE: install PACKAGE unless FILE exists
   if [ ! -e "$2" ]; then missing+=("$1"); fi
@@ -34,6 +36,7 @@ need chromium /usr/bin/chromium
 need chromium-driver /usr/bin/chromedriver
 # The fuzz step below builds libFuzzer, which is C++.
 need g++ /usr/bin/g++
+need postgresql /usr/lib/postgresql/15/bin/initdb
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
