@@ -1,6 +1,7 @@
 //! Client commands that talk to a running daemon over its HTTP API.
 
 pub mod maintenance;
+pub mod migrate;
 pub mod schedules;
 pub mod silences;
 

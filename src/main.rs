@@ -182,6 +182,12 @@ enum Command {
         after_help = "Examples:\n  tocsin completions bash > /etc/bash_completion.d/tocsin\n  tocsin completions zsh > \"${fpath[1]}/_tocsin\"\n  tocsin completions fish > ~/.config/fish/completions/tocsin.fish"
     )]
     Completions { shell: clap_complete::Shell },
+    /// Copy a SQLite data dir (incidents, history, pages, ack-link key) into an empty
+    /// PostgreSQL database, for instances sharing it. Run it with tocsin stopped.
+    #[command(
+        after_help = "Example: tocsin migrate --from /var/lib/tocsin --to postgres://tocsin@db1:5432/tocsin --password-file /etc/tocsin/pg-password"
+    )]
+    Migrate(tocsin::cli::migrate::MigrateArgs),
 }
 
 /// Why a command failed, which decides its exit code.
@@ -278,6 +284,10 @@ async fn run_command(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::CheckConfig { .. } | Command::Completions { .. } => {
             unreachable!("handled before the runtime starts")
+        }
+        Command::Migrate(args) => {
+            checked(tocsin::cli::migrate::run(&args).await)?;
+            ok
         }
         Command::TestNotify {
             target,

@@ -159,6 +159,7 @@ pub(super) fn load_with_env(
     let silence_on_ack = loader.check_silence_on_ack(&parsed);
     let calendar = loader.check_schedules(&parsed);
     let quiet_hours = loader.check_quiet_hours(&parsed);
+    let postgres = loader.check_postgres(&parsed);
     let mut errors = loader.errors;
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line.is_none(), e.line));
@@ -175,6 +176,7 @@ pub(super) fn load_with_env(
         silence_on_ack,
         calendar,
         quiet_hours,
+        postgres,
     };
     // Said of the secrets as read, not of a line: a short token, a token doing two jobs.
     for message in cfg.credential_warnings() {

@@ -19,6 +19,7 @@ pub mod schema;
 mod secrets;
 mod sections;
 mod silence_on_ack;
+mod storage;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -60,6 +61,8 @@ pub struct Config {
     pub calendar: crate::schedule::Calendar,
     /// Contacts' quiet hours, compiled.
     pub quiet_hours: BTreeMap<String, crate::schedule::QuietHours>,
+    /// `[storage] url` and what goes with it, read: `Some` when the store is PostgreSQL.
+    pub postgres: Option<crate::store::postgres::PgConfig>,
     /// What is valid but weak, in file order: `check-config` prints it and the daemon
     /// logs it at start.
     pub warnings: Vec<ConfigError>,

@@ -129,25 +129,79 @@ pub struct TokenConfig {
     pub scopes: Vec<super::Scope>,
 }
 
+/// `[storage]`: SQLite in a data dir (one instance), or PostgreSQL at `url` (two or more
+/// instances sharing state).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "StorageFile")]
 pub struct StorageConfig {
     /// Directory of the SQLite database; `tocsin run --data-dir` overrides it.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Whether `data_dir` was written (it may not be beside `url`).
+    pub data_dir_set: bool,
     /// How long a resolved incident is kept (with its alerts, history and pages) after it
     /// resolved; older ones are deleted. `"0s"` keeps everything.
-    #[serde(default = "default_retention")]
     pub retention: HumanDuration,
+    /// PostgreSQL instead of SQLite: `postgres://USER@HOST:PORT/DB?sslmode=...`, no
+    /// password (see `password_file`).
+    pub url: Option<String>,
+    /// File holding the PostgreSQL password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the PostgreSQL password.
+    pub password_env: Option<String>,
+    /// With `url`: how long a leader's lease lasts without renewal; another instance
+    /// takes over within it when the leader dies.
+    pub lease: HumanDuration,
+    /// With `url`: this instance's name in status (default: the host name).
+    pub instance: Option<String>,
+}
+
+/// `[storage]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageFile {
+    data_dir: Option<PathBuf>,
+    #[serde(default = "default_retention")]
+    retention: HumanDuration,
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    #[serde(default = "default_lease")]
+    lease: HumanDuration,
+    instance: Option<String>,
+}
+
+impl From<StorageFile> for StorageConfig {
+    fn from(f: StorageFile) -> Self {
+        StorageConfig {
+            data_dir_set: f.data_dir.is_some(),
+            data_dir: f.data_dir.unwrap_or_else(default_data_dir),
+            retention: f.retention,
+            url: f.url,
+            password_file: f.password_file,
+            password_env: f.password_env,
+            lease: f.lease,
+            instance: f.instance,
+        }
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: default_data_dir(),
+            data_dir_set: false,
             retention: default_retention(),
+            url: None,
+            password_file: None,
+            password_env: None,
+            lease: default_lease(),
+            instance: None,
         }
     }
+}
+
+fn default_lease() -> HumanDuration {
+    HumanDuration(crate::store::postgres::DEFAULT_LEASE)
 }
 
 fn default_retention() -> HumanDuration {

@@ -17,8 +17,10 @@ use crate::time::Timestamp;
 
 /// The shared store `[storage] url` names, or `None` for a store of this instance's own.
 pub(super) async fn connect(config: &crate::config::Config) -> anyhow::Result<Option<Shared>> {
-    let _ = config;
-    Ok(None)
+    match &config.postgres {
+        Some(pg) => Ok(Some(open(pg.clone()).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Opens the PostgreSQL store `pg` names (migrating its schema if this instance is the

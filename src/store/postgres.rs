@@ -17,6 +17,7 @@
 //! took over gets [`StoreError::Fenced`] and writes nothing.
 
 mod config;
+mod import;
 mod inbox;
 mod lease;
 mod read;
@@ -41,6 +42,7 @@ use tokio::sync::Notify;
 pub use config::{
     CONNECT_TIMEOUT, DEFAULT_LEASE, LEASE_RANGE, PgConfig, PgConfigError, PgTls, host_name,
 };
+pub use import::Copied;
 pub use lease::{InstanceRow, LeaderRow};
 
 use super::fence::Fence;

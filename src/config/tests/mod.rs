@@ -9,6 +9,7 @@ use super::*;
 mod am_silence;
 mod notifiers;
 mod schedules;
+mod storage;
 mod watchdog;
 
 /// The design's example, with only the notifier types this build has.

@@ -188,6 +188,12 @@ impl PgConfig {
         self.pg.get_dbname().unwrap_or("")
     }
 
+    /// Whether TLS can be set up as configured (the `sslrootcert` file read); the
+    /// message says what is wrong.
+    pub fn check_tls(&self) -> Result<(), String> {
+        self.connector().map(drop)
+    }
+
     /// The TLS connector the pools and the listener connect with.
     pub(super) fn connector(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
         super::tls::connector(&self.tls)
