@@ -470,7 +470,13 @@ impl EngineLoop {
             }
             Err(e) => {
                 self.metrics.store_commit_failures.inc();
-                self.store_result(now, Some(&e));
+                if matches!(e, crate::store::StoreError::Fenced { .. }) {
+                    // Not a store in trouble: another instance leads, and this one's
+                    // lease task is stepping down. Nobody is to be told.
+                    warn!(error = %e, "commit refused: this instance no longer leads");
+                } else {
+                    self.store_result(now, Some(&e));
+                }
                 let msg = e.to_string();
                 // Not one released page is lost: they wait in flood control again.
                 for (all, _) in released {

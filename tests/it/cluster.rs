@@ -15,7 +15,7 @@ use crate::daemon::Daemon;
 use crate::harness::{PEOPLE, init, webhook_config};
 
 /// The lease in these tests: a takeover comes within it (plus a follower's look at it).
-const LEASE: Duration = Duration::from_secs(2);
+const LEASE: Duration = Duration::from_secs(3);
 /// Long enough for a takeover, a restore and a page.
 const TAKEOVER: Duration = Duration::from_secs(15);
 
@@ -117,17 +117,54 @@ fn assert_each_step_once(pages: &[Page]) {
     }
 }
 
+/// Waits until alice's page of incident 1 is recorded as delivered: a page still in
+/// flight when its sender dies is sent again (same page id) by design, and these tests
+/// are about the pages that were not.
+async fn alice_recorded(p: &Pair) {
+    let start = Instant::now();
+    loop {
+        let inc: Value = p
+            .http
+            .get(p.b.url("/api/v1/incidents/1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        let delivered = inc["pages"].as_array().is_some_and(|pages| {
+            pages
+                .iter()
+                .any(|pg| pg["target"] == "alice" && pg["status"] == "delivered")
+        });
+        if delivered {
+            return;
+        }
+        assert!(
+            start.elapsed() < TAKEOVER,
+            "alice's page not recorded: {inc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn post(http: &reqwest::Client, url: String, body: &Value) -> reqwest::StatusCode {
     http.post(url).json(body).send().await.unwrap().status()
 }
 
 const TWO_STEPS: &str = r#"
 [policies.default]
-steps = [{ after = "0s", notify = ["alice"] }, { after = "6s", notify = ["bob"] }]
+steps = [{ after = "0s", notify = ["alice"] }, { after = "8s", notify = ["bob"] }]
+"#;
+
+/// Bob's step comes due a second after alice's: while a dead or paused leader is being
+/// replaced, so the new leader sends it late.
+const DUE_IN_THE_GAP: &str = r#"
+[policies.default]
+steps = [{ after = "0s", notify = ["alice"] }, { after = "1s", notify = ["bob"] }]
 "#;
 
 struct Pair {
-    _db: ScratchServer,
     _dir: tempfile::TempDir,
     catcher: PageCatcher,
     a: Instance,
@@ -135,39 +172,37 @@ struct Pair {
     http: reqwest::Client,
 }
 
-/// `a` started first (it leads), then `b`.
-async fn pair(policy: &str) -> (Pair, ScratchServerUrl) {
+/// `a` started first (it leads), then `b`, on a fresh database of the test process's
+/// PostgreSQL.
+async fn pair(policy: &str) -> Pair {
     init();
-    let db = ScratchServer::start();
-    let url = db.url();
+    let url = ScratchServer::shared().fresh_url().await;
+    pair_on(&url, policy).await
+}
+
+async fn pair_on(url: &str, policy: &str) -> Pair {
     let dir = tempfile::tempdir().unwrap();
     let catcher = PageCatcher::start().await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let mut a = Instance::new(dir.path(), "a", &url, &catcher, policy);
-    let mut b = Instance::new(dir.path(), "b", &url, &catcher, policy);
+    let mut a = Instance::new(dir.path(), "a", url, &catcher, policy);
+    let mut b = Instance::new(dir.path(), "b", url, &catcher, policy);
     a.start(&http).await;
     b.start(&http).await;
-    (
-        Pair {
-            _db: db,
-            _dir: dir,
-            catcher,
-            a,
-            b,
-            http,
-        },
-        url,
-    )
+    Pair {
+        _dir: dir,
+        catcher,
+        a,
+        b,
+        http,
+    }
 }
-
-type ScratchServerUrl = String;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages() {
-    let (p, _) = pair(TWO_STEPS).await;
+    let p = pair(TWO_STEPS).await;
     assert_eq!(p.a.role(&p.http).await, "leader");
     assert_eq!(p.b.role(&p.http).await, "follower");
 
@@ -222,7 +257,11 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 409, "the leader's refusal comes back through the follower");
+    assert_eq!(
+        again.status(),
+        409,
+        "the leader's refusal comes back through the follower"
+    );
     let s = p.a.status(&p.http).await;
     let instances = s["cluster"]["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2, "{s}");
@@ -230,9 +269,14 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once() {
-    let (mut p, _) = pair(TWO_STEPS).await;
+    let mut p = pair(DUE_IN_THE_GAP).await;
     assert_eq!(
-        post(&p.http, p.b.url("/hooks/alertmanager"), &alerts::firing("DiskFull")).await,
+        post(
+            &p.http,
+            p.b.url("/hooks/alertmanager"),
+            &alerts::firing("DiskFull")
+        )
+        .await,
         200
     );
     let alice = p
@@ -240,7 +284,8 @@ async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once(
         .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
         .await;
     assert_eq!(alice[0].target(), "alice");
-    // Bob's step is due 6 s after the alert; the leader dies before it.
+    alice_recorded(&p).await;
+    // Bob's step is due a second after the alert; the leader dies before it.
     p.a.daemon.as_mut().unwrap().kill_9();
     let killed = Instant::now();
     let took = p.b.wait_role(&p.http, "leader", TAKEOVER).await;
@@ -253,6 +298,13 @@ async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once(
         })
         .await;
     println!("bob paged {:?} after the kill", killed.elapsed());
+    let bob = pages.iter().find(|p| p.target() == "bob").unwrap();
+    let late = bob.body["late_by_seconds"].as_f64();
+    assert!(
+        late.is_some_and(|s| s >= 1.0),
+        "the page says how late it is: {:?}",
+        bob.body
+    );
     p.catcher
         .assert_quiet(pages.len(), Duration::from_secs(3), "each step once")
         .await;
@@ -266,14 +318,20 @@ async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_steps_down() {
-    let (p, _) = pair(TWO_STEPS).await;
+    let p = pair(DUE_IN_THE_GAP).await;
     assert_eq!(
-        post(&p.http, p.a.url("/hooks/alertmanager"), &alerts::firing("DiskFull")).await,
+        post(
+            &p.http,
+            p.a.url("/hooks/alertmanager"),
+            &alerts::firing("DiskFull")
+        )
+        .await,
         200
     );
     p.catcher
         .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
         .await;
+    alice_recorded(&p).await;
     // SIGSTOP: a VM frozen, a process swapped out. Bob's step comes due while it sleeps.
     p.a.d().signal("STOP");
     p.b.wait_role(&p.http, "leader", TAKEOVER).await;
@@ -282,7 +340,9 @@ async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_
             p.iter().any(|p| p.target() == "bob")
         })
         .await;
-    let epoch_b = p.b.status(&p.http).await["cluster"]["epoch"].as_u64().unwrap();
+    let epoch_b = p.b.status(&p.http).await["cluster"]["epoch"]
+        .as_u64()
+        .unwrap();
     // a wakes with bob's step due in its memory: fenced, it neither records nor sends it.
     p.a.d().signal("CONT");
     p.a.wait_role(&p.http, "follower", TAKEOVER).await;
@@ -312,4 +372,140 @@ async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_
         Some(epoch_b),
         "b still leads at its epoch"
     );
+}
+
+/// The watchdog policy: carol hears about tocsin's own trouble.
+const WITH_WATCHDOG: &str = r#"
+[policies.default]
+steps = [{ after = "0s", notify = ["alice"] }, { after = "1h", notify = ["bob"] }]
+[policies.ops]
+steps = [{ after = "0s", notify = ["carol"] }]
+[watchdog]
+policy = "ops"
+"#;
+
+/// Posts `body` to `url` until it is answered `want`, at most `within`; answers what
+/// the last try got.
+async fn post_until(
+    http: &reqwest::Client,
+    url: String,
+    body: &Value,
+    want: u16,
+    within: Duration,
+) -> u16 {
+    let start = Instant::now();
+    loop {
+        let got = match http.post(&url).json(body).send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        if got == want || start.elapsed() > within {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_down_for_30s_gets_503s_and_a_page_outside_it_and_loses_nothing() {
+    init();
+    // A server of its own: this test stops it.
+    let db = ScratchServer::new();
+    let p = pair_on(&db.url(), WITH_WATCHDOG).await;
+    assert_eq!(
+        post(
+            &p.http,
+            p.a.url("/hooks/alertmanager"),
+            &alerts::firing("DiskFull")
+        )
+        .await,
+        200
+    );
+    p.catcher
+        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
+        .await;
+    alice_recorded(&p).await;
+
+    db.stop_immediate();
+    let down = Instant::now();
+    // Alertmanager retries a 5xx: nothing is answered 200 that is not recorded.
+    for i in [&p.a, &p.b] {
+        let got = post_until(
+            &p.http,
+            i.url("/hooks/alertmanager"),
+            &alerts::firing("CPUHigh"),
+            503,
+            TAKEOVER,
+        )
+        .await;
+        assert_eq!(got, 503, "{} while the database is down", i.name);
+    }
+    let pages = p
+        .catcher
+        .wait_until(
+            "carol told the database is gone",
+            Duration::from_secs(60),
+            |p| p.iter().any(|p| p.target() == "carol"),
+        )
+        .await;
+    let notice = pages.iter().find(|p| p.target() == "carol").unwrap();
+    println!("carol told {:?} after the database stopped", down.elapsed());
+    assert_eq!(notice.event(), "notice", "{:?}", notice.body);
+    assert!(
+        down.elapsed() >= Duration::from_secs(30),
+        "not before 30 s of trouble: {:?}",
+        down.elapsed()
+    );
+    let channels: Value = p
+        .http
+        .get(p.a.url("/api/v1/channels"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let database = channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database")
+        .unwrap_or_else(|| panic!("no database channel: {channels}"));
+    assert_eq!(database["state"], "down", "{database}");
+
+    db.start();
+    // Back: what was retried is taken, and what was taken before is all there.
+    for i in [&p.a, &p.b] {
+        let got = post_until(
+            &p.http,
+            i.url("/hooks/alertmanager"),
+            &alerts::firing("CPUHigh"),
+            200,
+            TAKEOVER,
+        )
+        .await;
+        assert_eq!(got, 200, "{} once the database is back", i.name);
+    }
+    let listed: Value = p
+        .http
+        .get(p.b.url("/api/v1/incidents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = listed["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    p.catcher
+        .wait_until("alice paged for the retried alert", TAKEOVER, |p| {
+            p.iter().filter(|p| p.target() == "alice").count() == 2
+        })
+        .await;
+    assert_each_step_once(&p.catcher.pages());
 }

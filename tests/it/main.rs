@@ -15,6 +15,7 @@ mod bad_input;
 mod browser;
 mod catcher;
 mod cli;
+mod cluster;
 mod crash;
 mod cross_site;
 mod daemon;

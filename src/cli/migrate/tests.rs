@@ -135,7 +135,7 @@ async fn a_sqlite_store_moved_to_postgres_restores_the_same_and_its_ack_links_st
         .unwrap()
         .unwrap();
     pg.fence()
-        .hold(epoch, std::time::Instant::now() + Duration::from_secs(60));
+        .hold(epoch, tokio::time::Instant::now() + Duration::from_secs(60));
     pg.commit(vec![Effect::Event(HistoryEvent::by_engine(
         1,
         at,

@@ -27,7 +27,9 @@ async fn lead(store: &PostgresStore, holder: &str) -> u64 {
         .await
         .unwrap()
         .expect("the lease is free");
-    store.fence().hold(epoch, tokio::time::Instant::now() + LEASE);
+    store
+        .fence()
+        .hold(epoch, tokio::time::Instant::now() + LEASE);
     epoch
 }
 
