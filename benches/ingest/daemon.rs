@@ -156,6 +156,15 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL: no drain, no goodbye (the machine died). [`Daemon::restart`] starts it
+    /// again on the same config.
+    pub fn kill_9(&mut self) -> Result<()> {
+        self.child.kill().context("SIGKILL tocsin")?;
+        self.child.wait()?;
+        self.exited = true;
+        Ok(())
+    }
+
     /// The last lines of the daemon's log, to show why it misbehaved.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log();

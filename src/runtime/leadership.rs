@@ -72,6 +72,10 @@ pub struct RoleSignal {
     what: Mutex<Option<RoleChange>>,
 }
 
+/// How often a follower looks at the lease at most: what a takeover may add to the
+/// lease's expiry.
+const LOOK: Duration = Duration::from_millis(250);
+
 /// Role changes of this process, for `tocsin_leader_changes_total`: a daemon's metrics
 /// are made anew at each start, the count must survive them.
 static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -145,12 +149,19 @@ impl Cluster {
         (self.lease_len / 3).max(Duration::from_millis(200))
     }
 
+    /// How long one renewal keeps the lease: two beats. A leader that dies right after
+    /// renewing is replaced two beats later, plus a follower's look, so within the
+    /// configured lease; a live one may miss one renewal (a slow query) and keep it.
+    pub fn term(&self) -> Duration {
+        self.beat() * 2
+    }
+
     /// Tries once to take the lease; on success the fence holds it.
     pub async fn try_lead(&self) -> Result<Option<u64>, StoreError> {
         let asked = Instant::now();
-        let epoch = self.lease.try_lead(&self.holder, self.lease_len).await?;
+        let epoch = self.lease.try_lead(&self.holder, self.term()).await?;
         if let Some(epoch) = epoch {
-            self.fence.hold(epoch, asked + self.lease_len);
+            self.fence.hold(epoch, asked + self.term());
         }
         Ok(epoch)
     }
@@ -186,9 +197,9 @@ impl Cluster {
                 _ = tokio::time::sleep(self.beat()) => {}
             }
             let asked = Instant::now();
-            match self.lease.renew(epoch, self.lease_len).await {
+            match self.lease.renew(epoch, self.term()).await {
                 Ok(true) => {
-                    self.fence.hold(epoch, asked + self.lease_len);
+                    self.fence.hold(epoch, asked + self.term());
                     if let Some(since) = failing_since.take() {
                         info!(
                             epoch,
@@ -239,7 +250,7 @@ impl Cluster {
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(self.beat().min(Duration::from_secs(1))) => {}
+                _ = tokio::time::sleep(self.beat().min(LOOK)) => {}
             }
         }
     }

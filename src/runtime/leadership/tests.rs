@@ -127,8 +127,8 @@ async fn a_follower_starts_over_to_take_the_lease_only_once_the_leader_stopped_r
     assert_eq!(change, RoleChange::TakeOver);
     let waited = killed.elapsed();
     assert!(
-        waited <= LEASE + Duration::from_secs(1),
-        "b moved {waited:?} after the kill"
+        waited <= LEASE,
+        "b moved {waited:?} after the kill: not within the lease"
     );
     assert_eq!(
         b.try_lead().await.unwrap(),
