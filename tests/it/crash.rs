@@ -113,7 +113,7 @@ async fn kill_9_mid_storm_loses_no_accepted_alert_and_pages_each_step_once(store
     assert!(accepted.len() < TASKS * PER_TASK);
 
     let mut daemon = Daemon::start(&config, &data_dir, log);
-    daemon.wait_leading(&client).await;
+    let led_after = daemon.wait_leading(&client).await;
 
     // Every alert answered 200 is in the store, in the incident of its group.
     let mut all = Vec::new();
@@ -225,7 +225,7 @@ async fn kill_9_mid_storm_loses_no_accepted_alert_and_pages_each_step_once(store
         }
     }
     eprintln!(
-        "storm: {} answered 200, {failed} cut off by kill -9; {} incidents stored; {} pages received, {resent} re-sent after the restart with their page_id",
+        "storm on {store:?}: {} answered 200, {failed} cut off by kill -9; restarted, it led after {led_after:.1?}; {} incidents stored; {} pages received, {resent} re-sent after the restart with their page_id",
         accepted.len(),
         stored.len(),
         pages.len()

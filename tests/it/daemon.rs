@@ -106,8 +106,10 @@ impl Daemon {
     /// Waits until it leads and pages: as soon as it serves on a store of its own; on a
     /// shared store once the lease is its own, which after a `kill -9` of the instance
     /// that held it takes up to [`LEASE`] (it follows meanwhile, then starts again as the
-    /// leader on the same socket). Panics with the log if it exits or is slow.
-    pub async fn wait_leading(&mut self, client: &reqwest::Client) {
+    /// leader on the same socket). Returns how long it took from this call; panics with
+    /// the log if it exits or is slow.
+    pub async fn wait_leading(&mut self, client: &reqwest::Client) -> Duration {
+        let start = Instant::now();
         self.wait_ready(client).await;
         let within = READY + LEASE;
         let deadline = Instant::now() + within;
@@ -120,7 +122,7 @@ impl Daemon {
                 && let Ok(status) = r.json::<serde_json::Value>().await
                 && (status["cluster"].is_null() || status["cluster"]["role"] == "leader")
             {
-                return;
+                return start.elapsed();
             }
             assert!(
                 Instant::now() < deadline,
