@@ -1,12 +1,13 @@
 //! The real Prometheus Alertmanager (Debian's `prometheus-alertmanager`) delivering to
-//! tocsin: what it sends is what tocsin must understand, firing and resolved.
+//! tocsin: what it sends is what tocsin must understand, firing and resolved, one group
+//! one incident, on SQLite and on PostgreSQL.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::catcher::PageCatcher;
-use crate::harness::{PEOPLE, TestApp, spawn_app, webhook_config};
+use crate::harness::{Backend, PEOPLE, TestApp, on_both_stores, webhook_config};
 use crate::promstack::Alertmanager;
 
 /// From posting an alert until tocsin shows it (group_wait 0s, group_interval 1s).
@@ -34,13 +35,15 @@ async fn incident_where(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_through_real_alertmanager_opens_and_resolves_an_incident() {
+on_both_stores!(alert_through_real_alertmanager_opens_and_resolves_an_incident);
+async fn alert_through_real_alertmanager_opens_and_resolves_an_incident(store: Backend) {
     let catcher = PageCatcher::start().await;
     let policy = format!(
         "{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n"
     );
-    let app = spawn_app(&webhook_config(&catcher.url(), &policy)).await;
+    let app = store
+        .spawn_app(&webhook_config(&catcher.url(), &policy))
+        .await;
     let mut am = Alertmanager::start(&app.url("/hooks/alertmanager"));
     am.wait_ready(&app.client).await;
 

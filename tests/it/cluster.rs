@@ -12,10 +12,8 @@ use tocsin::store::postgres::scratch::ScratchServer;
 use crate::alerts;
 use crate::catcher::{Page, PageCatcher, describe};
 use crate::daemon::Daemon;
-use crate::harness::{PEOPLE, init, webhook_config};
+use crate::harness::{LEASE, PEOPLE, init, webhook_config};
 
-/// The lease in these tests: a takeover comes within it (plus a follower's look at it).
-const LEASE: Duration = Duration::from_secs(3);
 /// Long enough for a takeover, a restore and a page.
 const TAKEOVER: Duration = Duration::from_secs(15);
 

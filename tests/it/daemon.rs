@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{TOCSIN, free_port};
+use crate::harness::{LEASE, TOCSIN, free_port};
 
 /// How long a daemon may take to answer `/healthz` after its start.
 const READY: Duration = Duration::from_secs(10);
@@ -100,6 +100,36 @@ impl Daemon {
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until it leads and pages: as soon as it serves on a store of its own; on a
+    /// shared store once the lease is its own, which after a `kill -9` of the instance
+    /// that held it takes up to [`LEASE`] (it follows meanwhile, then starts again as the
+    /// leader on the same socket). Returns how long it took from this call; panics with
+    /// the log if it exits or is slow.
+    pub async fn wait_leading(&mut self, client: &reqwest::Client) -> Duration {
+        let start = Instant::now();
+        self.wait_ready(client).await;
+        let within = READY + LEASE;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tocsin exited with {status}:\n{}", self.log());
+            }
+            // Refused or cut off while it starts again in its new role: ask again.
+            if let Ok(r) = client.get(self.url("/api/v1/status")).send().await
+                && let Ok(status) = r.json::<serde_json::Value>().await
+                && (status["cluster"].is_null() || status["cluster"]["role"] == "leader")
+            {
+                return start.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tocsin does not lead after {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

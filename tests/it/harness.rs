@@ -1,5 +1,8 @@
 //! `spawn_app`: the daemon in-process, exactly as `main` runs it (`runtime::start` on a
 //! bound listener), on port 0 with a fresh data dir, plus small clients for its API.
+//!
+//! A test of what the store guarantees runs on both stores: `on_both_stores!` makes it
+//! once on SQLite and once on a fresh PostgreSQL database ([`Backend`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Once};
@@ -9,6 +12,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tocsin::config::{self, Config};
 use tocsin::runtime::{self, Options, Running};
+use tocsin::store::postgres::scratch::ScratchServer;
 use tocsin::time::{Clock, ManualClock, SystemClock, Timestamp};
 use tokio::net::TcpListener;
 
@@ -115,12 +119,112 @@ pub fn page_alice() -> String {
     format!("{PEOPLE}\n[policies.default]\nsteps = [{{ after = \"0s\", notify = [\"alice\"] }}]\n")
 }
 
+/// Where a daemon under test keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the daemon's data dir: what a test gets unless it asks for a store.
+    Sqlite,
+    /// A new, empty database of the test process's PostgreSQL, as `[storage] url`.
+    Postgres,
+}
+
+/// The lease of a daemon on PostgreSQL: after `kill -9` a restarted one follows this long
+/// before it leads (a graceful stop gives the lease back, so a restart leads at once).
+pub const LEASE: Duration = Duration::from_secs(3);
+
+/// Each test of a store guarantee, once per store: `on_both_stores!(name);` above an
+/// `async fn name(store: Backend)` makes a module `name` with the tests `sqlite` and
+/// `postgres`, which run it with `store` set to theirs.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
+impl Backend {
+    /// `config_toml` on this store: as it is for SQLite; for PostgreSQL with `url` (a new
+    /// database) and `lease` in its `[storage]` section. Every daemon started with the
+    /// result, again and again, finds the same database.
+    pub async fn config(self, config_toml: &str) -> String {
+        match self {
+            Backend::Sqlite => config_toml.to_string(),
+            Backend::Postgres => {
+                let url = ScratchServer::shared().fresh_url().await;
+                let keys = format!("url = \"{url}\"\nlease = \"{}s\"", LEASE.as_secs());
+                with_storage_keys(config_toml, &keys)
+            }
+        }
+    }
+
+    /// [`spawn_app`] on this store.
+    pub async fn spawn_app(self, config_toml: &str) -> TestApp {
+        let app = self.spawn_app_unready(config_toml).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Like [`Backend::spawn_app`], but returns as soon as `runtime::start` does.
+    pub async fn spawn_app_unready(self, config_toml: &str) -> TestApp {
+        spawn_config(self.load(config_toml).await).await
+    }
+
+    /// [`spawn_app_on_clock`] on this store.
+    pub async fn spawn_app_on_clock(self, config_toml: &str) -> (TestApp, Arc<ManualClock>) {
+        self.spawn_app_at(config_toml, Timestamp::at("2026-11-21T10:00:00Z"))
+            .await
+    }
+
+    /// [`spawn_app_at`] on this store.
+    pub async fn spawn_app_at(
+        self,
+        config_toml: &str,
+        start: Timestamp,
+    ) -> (TestApp, Arc<ManualClock>) {
+        let config = self.load(config_toml).await;
+        let clock = Arc::new(ManualClock::starting_at(start));
+        let app = spawn_config_on(config, clock.clone()).await;
+        app.wait_ready().await;
+        (app, clock)
+    }
+
+    async fn load(self, config_toml: &str) -> Config {
+        init();
+        let config_toml = self.config(config_toml).await;
+        config::load_str(&config_toml, None).unwrap_or_else(|e| {
+            panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}")
+        })
+    }
+}
+
+/// `keys` added to the `[storage]` table of `config_toml`, which is made when there is
+/// none (TOML refuses a table written twice).
+fn with_storage_keys(config_toml: &str, keys: &str) -> String {
+    let mut lines: Vec<&str> = config_toml.lines().collect();
+    match lines.iter().position(|l| l.trim() == "[storage]") {
+        Some(at) => lines.insert(at + 1, keys),
+        None => {
+            lines.push("[storage]");
+            lines.push(keys);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
 /// Starts tocsin with `config_toml` on 127.0.0.1:0 and a fresh data dir, and waits
 /// until `/healthz` answers.
 pub async fn spawn_app(config_toml: &str) -> TestApp {
-    let app = spawn_app_unready(config_toml).await;
-    app.wait_ready().await;
-    app
+    Backend::Sqlite.spawn_app(config_toml).await
 }
 
 /// Like [`spawn_app`], with the config read from a file (so it can be reloaded).
@@ -132,30 +236,16 @@ pub async fn spawn_app_from_file(path: &std::path::Path) -> TestApp {
     app
 }
 
-/// Like [`spawn_app`], but returns as soon as `runtime::start` does.
-pub async fn spawn_app_unready(config_toml: &str) -> TestApp {
-    init();
-    let config = config::load_str(config_toml, None)
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}"));
-    spawn_config(config).await
-}
-
 /// Like [`spawn_app`], on a clock that stands still until the test moves it: time-driven
 /// behaviour (steps ten minutes apart, an ack that expires after half an hour) is tested
 /// at its real delays without waiting for them.
 pub async fn spawn_app_on_clock(config_toml: &str) -> (TestApp, Arc<ManualClock>) {
-    spawn_app_at(config_toml, Timestamp::at("2026-11-21T10:00:00Z")).await
+    Backend::Sqlite.spawn_app_on_clock(config_toml).await
 }
 
 /// Like [`spawn_app_on_clock`], with the clock starting at `start`.
 pub async fn spawn_app_at(config_toml: &str, start: Timestamp) -> (TestApp, Arc<ManualClock>) {
-    init();
-    let config = config::load_str(config_toml, None)
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n--- config ---\n{config_toml}"));
-    let clock = Arc::new(ManualClock::starting_at(start));
-    let app = spawn_config_on(config, clock.clone()).await;
-    app.wait_ready().await;
-    (app, clock)
+    Backend::Sqlite.spawn_app_at(config_toml, start).await
 }
 
 async fn spawn_config(config: Config) -> TestApp {

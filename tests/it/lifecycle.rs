@@ -1,5 +1,6 @@
 //! Start and stop: a daemon that says it is up is up, a stop always finishes, and what it
-//! keeps on disk is its own.
+//! keeps on disk is its own. Start and stop are tested on SQLite and on PostgreSQL (where
+//! the stop gives the lease back); the data dir's files are SQLite's.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -10,7 +11,7 @@ use tokio::net::TcpStream;
 use crate::alerts;
 use crate::catcher::PageCatcher;
 use crate::daemon::Daemon;
-use crate::harness::{PEOPLE, init, spawn_app, spawn_app_unready, webhook_config};
+use crate::harness::{Backend, PEOPLE, init, on_both_stores, webhook_config};
 
 fn config(catcher: &PageCatcher) -> String {
     let policy = format!(
@@ -19,10 +20,10 @@ fn config(catcher: &PageCatcher) -> String {
     webhook_config(&catcher.url(), &policy)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_is_ok_as_soon_as_the_daemon_serves() {
+on_both_stores!(healthz_is_ok_as_soon_as_the_daemon_serves);
+async fn healthz_is_ok_as_soon_as_the_daemon_serves(store: Backend) {
     let catcher = PageCatcher::start().await;
-    let app = spawn_app_unready(&config(&catcher)).await;
+    let app = store.spawn_app_unready(&config(&catcher)).await;
     // A supervisor probing right after start must not be told the engine is stalled.
     let r = app.client.get(app.url("/healthz")).send().await.unwrap();
     let status = r.status();
@@ -30,10 +31,10 @@ async fn healthz_is_ok_as_soon_as_the_daemon_serves() {
     assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_client_connection_cannot_hold_the_stop_open() {
+on_both_stores!(a_silent_client_connection_cannot_hold_the_stop_open);
+async fn a_silent_client_connection_cannot_hold_the_stop_open(store: Backend) {
     let catcher = PageCatcher::start().await;
-    let mut app = spawn_app(&config(&catcher)).await;
+    let mut app = store.spawn_app(&config(&catcher)).await;
     // A client that connected and never sent a byte (a port scanner, a stuck proxy).
     let _silent = TcpStream::connect(app.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -2,9 +2,11 @@
 //!
 //! The harness starts the daemon in-process on port 0 with a fresh data dir
 //! (`harness::spawn_app`), and a `catcher::PageCatcher` stands in for every receiver of
-//! pages. Real servers come from Debian packages: `promstack` (Prometheus, Alertmanager),
-//! `smtp` (aiosmtpd), `kannel_server` (Kannel with its fake SMSC), `ircnet` (InspIRCd,
-//! Anope, ZNC); `daemon` runs the built `tocsin` binary where a process must really die.
+//! pages. A test of what the store guarantees runs twice, on SQLite and on a database of
+//! a throwaway PostgreSQL (`harness::on_both_stores!`). Real servers come from Debian
+//! packages: `promstack` (Prometheus, Alertmanager), `smtp` (aiosmtpd), `kannel_server`
+//! (Kannel with its fake SMSC), `ircnet` (InspIRCd, Anope, ZNC); `daemon` runs the built
+//! `tocsin` binary where a process must really die.
 
 mod access;
 mod ack_link;

@@ -1,5 +1,6 @@
 //! Reads a stranger may make as often as they like: bounded pages of the list and of an
-//! incident's history, so no answer costs tocsin more than one page.
+//! incident's history, so no answer costs tocsin more than one page. The pages are the
+//! store's queries: they are tested on SQLite and on PostgreSQL.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 use crate::alerts::firing;
 use crate::catcher::PageCatcher;
 use crate::harness::{
-    Reply, TestApp, eventually, history_kinds, page_alice, spawn_app, webhook_config,
+    Backend, Reply, TestApp, eventually, history_kinds, on_both_stores, page_alice, webhook_config,
 };
 
 async fn get(app: &TestApp, path: &str) -> Reply {
@@ -24,9 +25,11 @@ fn ids(page: &Value) -> Vec<u64> {
         .collect()
 }
 
-async fn app_with_incidents(n: usize) -> (TestApp, PageCatcher) {
+async fn app_with_incidents(store: Backend, n: usize) -> (TestApp, PageCatcher) {
     let catcher = PageCatcher::start().await;
-    let app = spawn_app(&webhook_config(&catcher.url(), &page_alice())).await;
+    let app = store
+        .spawn_app(&webhook_config(&catcher.url(), &page_alice()))
+        .await;
     for i in 1..=n {
         assert_eq!(
             app.post_alerts(&firing(&format!("Disk{i}"))).await.status,
@@ -36,9 +39,9 @@ async fn app_with_incidents(n: usize) -> (TestApp, PageCatcher) {
     (app, catcher)
 }
 
-#[tokio::test]
-async fn a_scraper_walks_the_list_a_page_at_a_time_to_the_oldest() {
-    let (app, _catcher) = app_with_incidents(5).await;
+on_both_stores!(a_scraper_walks_the_list_a_page_at_a_time_to_the_oldest);
+async fn a_scraper_walks_the_list_a_page_at_a_time_to_the_oldest(store: Backend) {
+    let (app, _catcher) = app_with_incidents(store, 5).await;
     app.act(2, "resolve", serde_json::json!({"by": "alice"}))
         .await;
     let mut path = "/api/v1/incidents?limit=2".to_string();
@@ -62,7 +65,7 @@ async fn a_scraper_walks_the_list_a_page_at_a_time_to_the_oldest() {
 
 #[tokio::test]
 async fn a_list_bigger_than_the_maximum_is_refused_saying_the_maximum() {
-    let (app, _catcher) = app_with_incidents(1).await;
+    let (app, _catcher) = app_with_incidents(Backend::Sqlite, 1).await;
     for limit in ["10000", "501", "0"] {
         let r = get(&app, &format!("/api/v1/incidents?limit={limit}")).await;
         assert_eq!(r.status, 400, "limit={limit}: {}", r.body);
@@ -76,9 +79,9 @@ async fn a_list_bigger_than_the_maximum_is_refused_saying_the_maximum() {
     assert_eq!(get(&app, "/api/v1/incidents?limit=500").await.status, 200);
 }
 
-#[tokio::test]
-async fn an_incident_shows_its_latest_history_and_links_to_the_rest() {
-    let (app, _catcher) = app_with_incidents(1).await;
+on_both_stores!(an_incident_shows_its_latest_history_and_links_to_the_rest);
+async fn an_incident_shows_its_latest_history_and_links_to_the_rest(store: Backend) {
+    let (app, _catcher) = app_with_incidents(store, 1).await;
     let whole = eventually(
         "the page's delivery in the history",
         Duration::from_secs(10),

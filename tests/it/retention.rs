@@ -1,13 +1,13 @@
 //! A long life: resolved incidents past `[storage] retention` go by themselves while open
 //! ones stay, and a group flooded with alerts keeps `max_alerts_per_incident` of them
-//! and says how many more there were.
+//! and says how many more there were; on SQLite and on PostgreSQL.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::alerts::{alert, firing, payload};
-use crate::harness::{PEOPLE, eventually, spawn_app, spawn_app_on_clock, webhook_config};
+use crate::harness::{Backend, PEOPLE, eventually, on_both_stores, webhook_config};
 
 /// Alice paged an hour in: nothing is paged while these tests run.
 fn quiet_config(storage_and_defaults: &str) -> String {
@@ -19,9 +19,11 @@ fn quiet_config(storage_and_defaults: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_daemon_deletes_an_incident_resolved_past_retention_by_itself() {
-    let (app, clock) = spawn_app_on_clock(&quiet_config("[storage]\nretention = \"2d\"\n")).await;
+on_both_stores!(the_daemon_deletes_an_incident_resolved_past_retention_by_itself);
+async fn the_daemon_deletes_an_incident_resolved_past_retention_by_itself(store: Backend) {
+    let (app, clock) = store
+        .spawn_app_on_clock(&quiet_config("[storage]\nretention = \"2d\"\n"))
+        .await;
     assert_eq!(app.post_alerts(&firing("DiskFull")).await.status, 200);
     assert_eq!(app.post_alerts(&firing("CpuHot")).await.status, 200);
     let resolved = app.act(1, "resolve", json!({"by": "alice"})).await;
@@ -54,9 +56,13 @@ async fn the_daemon_deletes_an_incident_resolved_past_retention_by_itself() {
     assert_eq!(deleted, Some(1.0));
 }
 
-#[tokio::test]
-async fn a_group_of_more_alerts_than_an_incident_keeps_shows_how_many_were_left_out() {
-    let app = spawn_app(&quiet_config("[defaults]\nmax_alerts_per_incident = 3\n")).await;
+on_both_stores!(a_group_of_more_alerts_than_an_incident_keeps_shows_how_many_were_left_out);
+async fn a_group_of_more_alerts_than_an_incident_keeps_shows_how_many_were_left_out(
+    store: Backend,
+) {
+    let app = store
+        .spawn_app(&quiet_config("[defaults]\nmax_alerts_per_incident = 3\n"))
+        .await;
     let hosts: Vec<String> = (1..=5).map(|n| format!("host{n}")).collect();
     let alerts = hosts.iter().map(|h| alert("DiskFull", h)).collect();
     assert_eq!(
