@@ -30,9 +30,13 @@
 //! - [`runtime`]: the engine loop, page dispatch, start-up restore, shutdown,
 //!   [`runtime::retention`] (old resolved incidents deleted), [`runtime::rotations`]
 //!   (member lists across config edits), the handoff notices, the task that carries out
-//!   Alertmanager silences, and the [`runtime::supervisor`] that owns, restarts and
-//!   reports every task.
-//! - [`store`]: durable state behind the [`store::Store`] trait; SQLite today.
+//!   Alertmanager silences, the [`runtime::supervisor`] that owns, restarts and
+//!   reports every task, and, on a shared store, [`runtime::leadership`] (the lease:
+//!   one leader runs the engine) and [`runtime::forward`] (followers hand their inputs
+//!   to it through the store's inbox).
+//! - [`store`]: durable state behind the [`store::Store`] trait: SQLite for one
+//!   instance, PostgreSQL for several, with the [`store::fence`] a leader's commits and
+//!   sends check.
 //! - [`data_dir`]: the data dir and its files (the store, the ack link key), private to
 //!   tocsin's user whatever the umask.
 //! - [`notify`]: one file per notifier behind the [`notify::Notifier`] trait; each type's
