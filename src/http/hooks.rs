@@ -17,6 +17,7 @@ use crate::config::Scope;
 use crate::engine::Input;
 use crate::metrics::{CodeLabel, SourceLabel};
 use crate::runtime::SubmitError;
+use crate::runtime::forward::Beat;
 use crate::source::alertmanager;
 
 pub(crate) async fn alertmanager(
@@ -95,7 +96,13 @@ async fn receive(s: &AppState, headers: &HeaderMap, body: Body) -> Response {
     let batch = parsed.batch;
     if parsed.heartbeats > 0 {
         if let Some(name) = &s.heartbeat {
-            s.watchdog.alertmanager_heartbeat(name);
+            let beat = Beat::Alertmanager {
+                alertname: name.to_string(),
+            };
+            if let Err(e) = s.engine.beat(beat, &s.watchdog).await {
+                // Alertmanager sends it again with the group: nothing is lost but time.
+                return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            }
         }
         s.metrics
             .heartbeats_received
@@ -153,7 +160,12 @@ pub(crate) async fn heartbeat(
     if let Err(r) = read_capped(&headers, body, s.max_body).await {
         return *r;
     }
-    if s.watchdog.heartbeat_url(&name) {
+    let beat = Beat::Url { name: name.clone() };
+    let known = match s.engine.beat(beat, &s.watchdog).await {
+        Ok(known) => known,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    if known {
         (
             StatusCode::OK,
             Json(json!({"status": "ok", "heartbeat": name})),

@@ -190,8 +190,11 @@ pub(crate) struct EngineLoop {
     /// Where decisions about Alertmanager silences go after the commit
     /// (`silence_on_ack`); `None` when acks silence nothing there.
     pub ack_silences: Option<mpsc::UnboundedSender<crate::engine::SilenceOp>>,
-    /// Inbox rows that could not be read, answered at the next commit.
-    pub unreadable: Vec<(u64, String)>,
+    /// Inbox rows answered without the engine (heartbeats, rows that cannot be read),
+    /// marked done at the next commit.
+    pub answered: Vec<(u64, String)>,
+    /// Heartbeats forwarded by other instances are told to it.
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
 }
 
 pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>) {
@@ -202,6 +205,25 @@ pub(crate) fn channel(capacity: usize) -> (EngineHandle, mpsc::Receiver<Request>
         },
         rx,
     )
+}
+
+impl EngineHandle {
+    /// Hands a heartbeat to the watchdog of the instance that leads: `watchdog` here, or
+    /// the leader's through the inbox. `Ok(false)`: no such heartbeat URL.
+    pub async fn beat(
+        &self,
+        beat: super::forward::Beat,
+        watchdog: &crate::watchdog::Watchdog,
+    ) -> Result<bool, SubmitError> {
+        // Known or not is the config's to say, which every instance has.
+        if !beat.apply(watchdog) {
+            return Ok(false);
+        }
+        match &self.route {
+            Route::Local(_) => Ok(true),
+            Route::Forward(f) => f.beat(beat).await.map(|()| true),
+        }
+    }
 }
 
 /// A handle that forwards every input to the leader through the shared store.
@@ -331,7 +353,7 @@ impl EngineLoop {
         }
         let mut effects: Vec<Effect> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
-        let mut consumed = std::mem::take(&mut self.unreadable);
+        let mut consumed = std::mem::take(&mut self.answered);
         let inputs = batch.len() + outcomes.len();
         // Released bundles and what the engine still wants of each, sent after the commit.
         let mut released: Vec<(Vec<Page>, Vec<Page>)> = Vec::new();
@@ -509,6 +531,12 @@ impl EngineLoop {
             Err(e) => return debug!(error = %e, "reading the inbox failed"),
         };
         for (id, text) in rows {
+            if let Ok(super::forward::Other::Beat(beat)) = serde_json::from_str(&text) {
+                beat.apply(&self.watchdog);
+                let answer = Answer::Applied(Applied::default());
+                self.answered.push((id, answer.to_json()));
+                continue;
+            }
             match serde_json::from_str::<Input>(&text) {
                 Ok(input) => batch.push(Request {
                     input,
@@ -523,7 +551,7 @@ impl EngineLoop {
                             "the leader cannot read this input ({e}); is every instance on the same version of tocsin?"
                         ),
                     };
-                    self.unreadable.push((id, answer.to_json()));
+                    self.answered.push((id, answer.to_json()));
                 }
             }
         }

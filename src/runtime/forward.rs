@@ -65,6 +65,38 @@ impl Answer {
     }
 }
 
+/// Something outside said it is alive: the watchdog of the instance that leads must
+/// hear it, whichever instance was called. Not an engine input (the watchdog keeps its
+/// board in memory), but forwarded through the same inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Beat {
+    /// The Alertmanager heartbeat alert arrived.
+    Alertmanager { alertname: String },
+    /// `/hooks/heartbeat/{name}` was called.
+    Url { name: String },
+}
+
+impl Beat {
+    /// Tells `watchdog`; `false` for a heartbeat URL it does not know.
+    pub fn apply(&self, watchdog: &crate::watchdog::Watchdog) -> bool {
+        match self {
+            Beat::Alertmanager { alertname } => {
+                watchdog.alertmanager_heartbeat(alertname);
+                true
+            }
+            Beat::Url { name } => watchdog.heartbeat_url(name),
+        }
+    }
+}
+
+/// An inbox row that is not an engine input.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Other {
+    Beat(Beat),
+}
+
 /// A follower's way to the engine.
 pub struct Forwarder {
     pub inbox: Arc<dyn Inbox>,
@@ -74,6 +106,16 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// Forwards a heartbeat; answered once it is durable, like alerts.
+    pub async fn beat(&self, beat: Beat) -> Result<(), SubmitError> {
+        let json = serde_json::to_string(&Other::Beat(beat)).expect("a beat serializes");
+        self.inbox
+            .forward(&self.origin, json, self.clock.now())
+            .await
+            .map(|_| ())
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))
+    }
+
     pub async fn apply(&self, input: Input) -> Result<Applied, SubmitError> {
         let wait = !matches!(input, Input::Alerts(_));
         let json = serde_json::to_string(&input).map_err(|e| {

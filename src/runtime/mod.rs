@@ -401,7 +401,8 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         held_outcomes: Vec::new(),
         stale: false,
         ack_silences: silence_tx,
-        unreadable: Vec::new(),
+        answered: Vec::new(),
+        watchdog: watchdog.clone(),
     };
     metrics.store_writable.set(1);
     let stop = CancellationToken::new();

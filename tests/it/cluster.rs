@@ -153,6 +153,8 @@ async fn post(http: &reqwest::Client, url: String, body: &Value) -> reqwest::Sta
 const TWO_STEPS: &str = r#"
 [policies.default]
 steps = [{ after = "0s", notify = ["alice"] }, { after = "8s", notify = ["bob"] }]
+[heartbeats.backup]
+period = "1h"
 "#;
 
 /// Bob's step comes due a second after alice's: while a dead or paused leader is being
@@ -263,6 +265,47 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
     let s = p.a.status(&p.http).await;
     let instances = s["cluster"]["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2, "{s}");
+
+    // The nightly backup pings whichever instance its URL reaches: the leader's
+    // watchdog, which pages when the pings stop, hears it.
+    let ping = p
+        .http
+        .post(p.b.url("/hooks/heartbeat/backup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+    let start = Instant::now();
+    loop {
+        let channels: Value = p
+            .http
+            .get(p.a.url("/api/v1/channels"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let backup = channels["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str().unwrap_or("").contains("backup"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no backup heartbeat channel: {channels}"));
+        if backup["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pinged at")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < TAKEOVER,
+            "the leader did not hear the ping through the follower: {backup}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,10 +331,7 @@ async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once(
     let killed = Instant::now();
     let took = p.b.wait_role(&p.http, "leader", TAKEOVER).await;
     println!("takeover {took:?} after the kill (lease {LEASE:?})");
-    assert!(
-        took <= LEASE,
-        "takeover took {took:?}"
-    );
+    assert!(took <= LEASE, "takeover took {took:?}");
     let pages = p
         .catcher
         .wait_until("bob's step, from b", TAKEOVER, |p| {
