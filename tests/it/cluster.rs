@@ -265,6 +265,16 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
     let s = p.a.status(&p.http).await;
     let instances = s["cluster"]["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2, "{s}");
+    let out = std::process::Command::new(crate::harness::TOCSIN)
+        .args(["status", "--url", &p.b.url("")])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("instance b: FOLLOWER; leader a/") && said.contains("leader at epoch 1"),
+        "tocsin status on the follower:\n{said}"
+    );
 
     // The nightly backup pings whichever instance its URL reaches: the leader's
     // watchdog, which pages when the pings stop, hears it.
