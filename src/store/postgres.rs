@@ -244,7 +244,8 @@ impl PostgresStore {
             .or_pg(DOING)?
             .get(0);
         let current = current.max(0) as u64;
-        if current != held {
+        // Epoch 0 is "not the leader", even on a database nobody has led yet.
+        if held == 0 || current != held {
             return Err(StoreError::Fenced { held, current });
         }
         write::effects(&tx, &effects).await.or_pg(DOING)?;

@@ -101,6 +101,20 @@ async fn an_old_leader_that_wakes_after_a_takeover_commits_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_commits_nothing() {
     let (a, b) = two_instances().await;
+    let err = a
+        .commit(opening(1, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                held: 0,
+                current: 0
+            }
+        ),
+        "before anyone led: {err}"
+    );
     lead(&a, "a").await;
     let err = b
         .commit(opening(1, t("2026-11-21T10:00:00Z")))
@@ -399,6 +413,32 @@ async fn an_unreachable_database_fails_fast_and_names_no_password() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("unreachable"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_answers_no_is_told_apart_from_one_that_is_down() {
+    let server = ScratchServer::shared();
+    let cfg = PgConfig::parse(
+        &server.url_of("no_such_database"),
+        Some(Secret::new("hunter2")),
+    )
+    .unwrap();
+    let err = PostgresStore::connect(cfg, Arc::new(Fence::new()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("no_such_database"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
