@@ -95,6 +95,9 @@ impl PgFailure {
     }
 
     fn of(e: &tokio_postgres::Error) -> Self {
+        if is_tls_refusal(e) {
+            return PgFailure::Refused;
+        }
         match e.as_db_error() {
             None => PgFailure::Unreachable,
             Some(db) => {
@@ -114,6 +117,26 @@ impl PgFailure {
             }
         }
     }
+}
+
+/// Whether TLS failed on something only the config can fix (a certificate that does not
+/// verify, a name that does not match): the database answered, and said no.
+fn is_tls_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && inner.is::<rustls::Error>()
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// tokio-postgres and pool errors as [`StoreError::Postgres`], saying what was being done.

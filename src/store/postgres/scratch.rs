@@ -32,6 +32,8 @@ pub struct ScratchServer {
     dir: PathBuf,
     port: u16,
     running: Mutex<bool>,
+    /// Serves TLS with `server.crt` and `server.key` in its data dir.
+    tls: Mutex<bool>,
 }
 
 impl ScratchServer {
@@ -76,6 +78,7 @@ impl ScratchServer {
             port: free_port(),
             dir,
             running: Mutex::new(false),
+            tls: Mutex::new(false),
         };
         server.start();
         run(
@@ -138,12 +141,15 @@ impl ScratchServer {
         if *running {
             return;
         }
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
              -c max_connections=300",
             self.port,
             self.dir.join("sock").display()
         );
+        if *self.tls.lock().unwrap_or_else(|e| e.into_inner()) {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         run(
             pg(Path::new(PG_BIN).join("pg_ctl"))
                 .arg("-D")
@@ -173,6 +179,25 @@ impl ScratchServer {
             "pg_ctl stop",
         );
         *running = false;
+    }
+
+    /// Restarts the server serving TLS with `cert` (PEM, the chain) and `key` (PEM).
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let data = self.dir.join("data");
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the key");
+        set_mode(&data.join("server.key"), 0o600);
+        if as_root() {
+            for f in ["server.crt", "server.key"] {
+                run(
+                    Command::new("chown").arg("postgres").arg(data.join(f)),
+                    "chown the TLS files to postgres",
+                );
+            }
+        }
+        self.stop_immediate();
+        *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.start();
     }
 
     /// The server's log, for a failing test's message.

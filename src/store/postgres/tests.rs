@@ -3,6 +3,7 @@
 //! `store::contract`; below are what sharing adds: fencing, the lease, the inbox,
 //! migrations racing, the shared ack key, outages.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -479,4 +480,155 @@ async fn a_database_outage_fails_commits_fast_and_they_land_again_once_it_is_bac
     }
     assert!(landed, "commits land again once the database is back");
     assert_eq!(store.restore(at).await.unwrap().open.len(), 2);
+}
+
+/// A CA and a certificate for `localhost` signed by it, made with openssl in `dir`:
+/// (ca.pem, server.crt, server.key).
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=tocsin test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_the_certificate_and_the_name_and_require_only_encrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = ScratchServer::new();
+    server.enable_tls(&cert, &key);
+    let port = server.port();
+    let connect = |url: String| async move {
+        let cfg = PgConfig::parse(&url, None).unwrap();
+        PostgresStore::connect(cfg, Arc::new(Fence::new())).await
+    };
+    let root = ca.display();
+
+    let store = connect(format!(
+        "postgres://tocsin@localhost:{port}/tocsin?sslmode=verify-full&sslrootcert={root}"
+    ))
+    .await
+    .expect("the certificate verifies for localhost");
+    let tls: bool = store
+        .reads
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tls, "the connection is encrypted");
+
+    // The certificate names localhost, not 127.0.0.1: verify-full refuses it.
+    let err = connect(format!(
+        "postgres://tocsin@127.0.0.1:{port}/tocsin?sslmode=verify-full&sslrootcert={root}"
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Nor is a private CA trusted without sslrootcert.
+    let err = connect(format!(
+        "postgres://tocsin@localhost:{port}/tocsin?sslmode=verify-full"
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // require encrypts without checking who answers.
+    connect(format!(
+        "postgres://tocsin@127.0.0.1:{port}/tocsin?sslmode=require"
+    ))
+    .await
+    .expect("require does not check the name");
 }
