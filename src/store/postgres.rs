@@ -29,6 +29,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod views;
 mod write;
 
 use std::collections::BTreeMap;
@@ -357,7 +358,7 @@ impl Store for PostgresStore {
     async fn incidents(&self, query: ListQuery) -> Result<IncidentPage> {
         Ok(read_tx!(self, reads, "listing incidents", |tx| {
             let mut incidents = Vec::new();
-            let next = read::each_incident(&tx, query, &mut |v| incidents.push(v)).await?;
+            let next = views::each_incident(&tx, query, &mut |v| incidents.push(v)).await?;
             IncidentPage { incidents, next }
         }))
     }
@@ -368,13 +369,13 @@ impl Store for PostgresStore {
         mut each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
     ) -> Result<Option<IncidentId>> {
         Ok(read_tx!(self, reads, "listing incidents", |tx| {
-            read::each_incident(&tx, query, &mut |v| each(&v)).await?
+            views::each_incident(&tx, query, &mut |v| each(&v)).await?
         }))
     }
 
     async fn incident(&self, id: IncidentId, detail: Detail) -> Result<Option<IncidentView>> {
         Ok(read_tx!(self, reads, "reading an incident", |tx| {
-            read::incident(&tx, id, detail).await?
+            views::incident(&tx, id, detail).await?
         }))
     }
 
@@ -406,13 +407,13 @@ impl Store for PostgresStore {
             self,
             paging,
             "reading the incident of a page",
-            |tx| { read::incident(&tx, id, Detail::MESSAGE).await? }
+            |tx| { views::incident(&tx, id, Detail::MESSAGE).await? }
         ))
     }
 
     async fn acked_by_link(&self, id: IncidentId, link: &str) -> Result<Option<Timestamp>> {
         let client = self.reads.get().await.or_pg("reading an incident")?;
-        read::acked_by_link(&client, id, link).await
+        views::acked_by_link(&client, id, link).await
     }
 
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>> {
@@ -430,7 +431,7 @@ impl Store for PostgresStore {
             self,
             paging,
             "reading the open incident of a group",
-            |tx| { read::open_incident_of_group(&tx, source, group_key).await? }
+            |tx| { views::open_incident_of_group(&tx, source, group_key).await? }
         ))
     }
 
