@@ -135,18 +135,33 @@ pub(crate) fn opening(id: IncidentId, at: Timestamp) -> Vec<Effect> {
     ]
 }
 
-/// The newest `limit` incidents (of `state`) with up to 20 alerts each, as the API lists them.
-/// Twilio's "no answer" can overtake the notifier's own report that the call was placed.
-/// Incident 1 with `notes` refused commands after its opening, a second apart.
-/// Retention deletes a backlog a batch at a time, never more than asked.
-/// After retention deleted the newest incidents, pages, overrides and silences, their
-/// ids are not handed out again: an ack link for #2 sent in January must not act on a
-/// new #2.
-/// One `#[tokio::test]` per body of `reads.rs` and `writes.rs`, each with a store from `$open` (an async fn
-/// answering a guard to keep alive and an `Arc` of the store).
+/// One `#[tokio::test]` per body of `reads.rs` and `writes.rs`, each with a store from
+/// `$open` (an async fn answering a guard to keep alive and an `Arc` of the store).
 macro_rules! store_contract {
     ($open:path) => {
-        $crate::store::contract::store_contract!(@each $open; webhook_batch_reads_back_whole, incident_list_is_newest_first_filtered_and_limited, duplicate_delivery_updates_the_alert_row, page_outcomes_are_recorded, a_call_that_ended_stays_ended_when_its_placing_is_reported_late, restart_resumes_open_escalations_and_unsent_pages, empty_store_restores_to_first_ids, only_the_last_status_of_a_batch_counts, concurrent_commits_all_land, failed_commit_writes_nothing_and_the_store_carries_on, new_labels_replace_an_incidents_labels_and_come_back_on_restore, the_open_incident_of_a_group_is_found_by_source_and_key, a_message_delivered_twice_at_once_is_new_only_once, a_sighting_forgotten_because_the_reply_was_not_recorded_is_new_again, lists_come_a_page_at_a_time_to_the_oldest, a_long_history_is_read_from_its_newest_entries_a_page_at_a_time, pages_are_capped_with_their_count, an_ack_link_is_found_used_among_a_long_history, a_backlog_is_deleted_in_batches_of_the_size_asked, ids_are_not_handed_out_again_after_retention);
+        $crate::store::contract::store_contract!(@each $open;
+            webhook_batch_reads_back_whole,
+            incident_list_is_newest_first_filtered_and_limited,
+            duplicate_delivery_updates_the_alert_row,
+            an_alert_twice_in_one_commit_keeps_its_last_record,
+            page_outcomes_are_recorded,
+            a_call_that_ended_stays_ended_when_its_placing_is_reported_late,
+            restart_resumes_open_escalations_and_unsent_pages,
+            empty_store_restores_to_first_ids,
+            only_the_last_status_of_a_batch_counts,
+            concurrent_commits_all_land,
+            failed_commit_writes_nothing_and_the_store_carries_on,
+            new_labels_replace_an_incidents_labels_and_come_back_on_restore,
+            the_open_incident_of_a_group_is_found_by_source_and_key,
+            a_message_delivered_twice_at_once_is_new_only_once,
+            a_sighting_forgotten_because_the_reply_was_not_recorded_is_new_again,
+            lists_come_a_page_at_a_time_to_the_oldest,
+            a_long_history_is_read_from_its_newest_entries_a_page_at_a_time,
+            pages_are_capped_with_their_count,
+            an_ack_link_is_found_used_among_a_long_history,
+            a_backlog_is_deleted_in_batches_of_the_size_asked,
+            ids_are_not_handed_out_again_after_retention,
+        );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
         $(

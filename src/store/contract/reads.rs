@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
+/// The newest `limit` incidents (of `state`) with up to 20 alerts each, as the API lists them.
 pub(crate) async fn list<S: Store>(
     store: &S,
     state: Option<IncidentState>,
@@ -242,6 +243,7 @@ pub(crate) async fn lists_come_a_page_at_a_time_to_the_oldest<S: Store>(store: A
     assert_eq!((v.alerts_total, v.alerts_firing), (1, 1));
 }
 
+/// Incident 1 with `notes` refused commands after its opening, a second apart.
 pub(crate) async fn incident_with_history<S: Store>(store: &S, notes: u64) -> Timestamp {
     let at = t("2026-11-21T10:00:00Z");
     store.commit(opening(1, at)).await.unwrap();

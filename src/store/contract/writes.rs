@@ -23,6 +23,33 @@ pub(crate) async fn duplicate_delivery_updates_the_alert_row<S: Store>(store: Ar
     assert_eq!(view.alerts[0].received_at, later);
 }
 
+/// An engine turn that takes two webhooks about one alert (it fired, then resolved)
+/// commits both records at once: the alert ends as the second says.
+pub(crate) async fn an_alert_twice_in_one_commit_keeps_its_last_record<S: Store>(store: Arc<S>) {
+    let at = t("2026-11-21T10:00:00Z");
+    let later = t("2026-11-21T10:05:00Z");
+    let mut effects = opening(1, at);
+    let Effect::Alert(mut resolved) = alert(1, "a1b2c3d4e5f60718", at) else {
+        unreachable!()
+    };
+    resolved.alert.status = AlertStatus::Resolved;
+    resolved.alert.ends_at = Some(later);
+    resolved.received_at = later;
+    effects.push(Effect::Alert(resolved));
+    effects.push(alert(1, "0000000000000002", at));
+    store.commit(effects).await.unwrap();
+
+    let view = store.incident(1, Detail::MESSAGE).await.unwrap().unwrap();
+    assert_eq!((view.alerts_total, view.alerts_firing), (2, 1));
+    let first = view
+        .alerts
+        .iter()
+        .find(|a| a.fingerprint == "a1b2c3d4e5f60718")
+        .unwrap();
+    assert_eq!(first.status, AlertStatus::Resolved);
+    assert_eq!(first.ends_at, Some(later));
+}
+
 pub(crate) async fn page_outcomes_are_recorded<S: Store>(store: Arc<S>) {
     let at = t("2026-11-21T10:00:00Z");
     let mut effects = opening(1, at);
@@ -71,6 +98,7 @@ pub(crate) async fn page_outcomes_are_recorded<S: Store>(store: Arc<S>) {
     assert!(store.restore(at).await.unwrap().pending_pages.is_empty());
 }
 
+/// Twilio's "no answer" can overtake the notifier's own report that the call was placed.
 pub(crate) async fn a_call_that_ended_stays_ended_when_its_placing_is_reported_late<S: Store>(
     store: Arc<S>,
 ) {
@@ -242,6 +270,7 @@ pub(crate) async fn a_sighting_forgotten_because_the_reply_was_not_recorded_is_n
     );
 }
 
+/// Retention deletes a backlog a batch at a time, never more than asked.
 pub(crate) async fn a_backlog_is_deleted_in_batches_of_the_size_asked<S: Store>(store: Arc<S>) {
     let at = t("2026-01-01T10:00:00Z");
     for id in 1..=5 {
@@ -267,6 +296,9 @@ pub(crate) async fn a_backlog_is_deleted_in_batches_of_the_size_asked<S: Store>(
     assert_eq!(batches, [2, 2, 1]);
 }
 
+/// After retention deleted the newest incidents, pages, overrides and silences, their
+/// ids are not handed out again: an ack link for #2 sent in January must not act on a
+/// new #2.
 pub(crate) async fn ids_are_not_handed_out_again_after_retention<S: Store>(store: Arc<S>) {
     use crate::engine::WindowRecord;
     let at = t("2026-01-01T10:00:00Z");
