@@ -34,6 +34,8 @@ pub struct ScratchServer {
     running: Mutex<bool>,
     /// Serves TLS with `server.crt` and `server.key` in its data dir.
     tls: Mutex<bool>,
+    /// The processes [`ScratchServer::pause`] stopped.
+    paused: Mutex<Vec<u32>>,
 }
 
 impl ScratchServer {
@@ -79,6 +81,7 @@ impl ScratchServer {
             dir,
             running: Mutex::new(false),
             tls: Mutex::new(false),
+            paused: Mutex::new(Vec::new()),
         };
         server.start();
         run(
@@ -200,6 +203,29 @@ impl ScratchServer {
         self.start();
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections
+    /// stay open and the kernel still acknowledges packets, but nothing answers, as with
+    /// a host that hangs.
+    pub fn pause(&self) {
+        let data = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&data).expect("the server is running");
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("postmaster.pid starts with the pid");
+        let mut pids = children_of(postmaster);
+        pids.push(postmaster);
+        signal("-STOP", &pids);
+        *self.paused.lock().unwrap_or_else(|e| e.into_inner()) = pids;
+    }
+
+    /// Lets a paused server run on.
+    pub fn resume(&self) {
+        let pids = std::mem::take(&mut *self.paused.lock().unwrap_or_else(|e| e.into_inner()));
+        signal("-CONT", &pids);
+    }
+
     /// The server's log, for a failing test's message.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
@@ -214,6 +240,7 @@ impl Default for ScratchServer {
 
 impl Drop for ScratchServer {
     fn drop(&mut self) {
+        self.resume();
         self.stop_immediate();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -251,6 +278,36 @@ fn run(cmd: &mut Command, what: &str) {
 fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The processes whose parent is `parent` (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    let after = &stat[stat.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn signal(which: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(which)
+        .args(pids.iter().map(u32::to_string))
+        .status();
 }
 
 fn free_port() -> u16 {

@@ -632,3 +632,41 @@ async fn verify_full_checks_the_certificate_and_the_name_and_require_only_encryp
     .await
     .expect("require does not check the name");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_fails_a_commit_in_seconds_and_commits_land_once_it_thaws() {
+    let server = ScratchServer::new();
+    let mut cfg = PgConfig::parse(&server.url(), None).unwrap();
+    cfg.statement_timeout = Duration::from_millis(500);
+    let limit = cfg.answer_timeout();
+    let store = store_on(cfg).await;
+    lead(&store, "a").await;
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+
+    server.pause();
+    let started = Instant::now();
+    let err = store.commit(opening(2, at)).await.unwrap_err();
+    let waited = started.elapsed();
+    server.resume();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Unreachable,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        waited >= limit && waited < limit + Duration::from_secs(2),
+        "gave up after {waited:?}"
+    );
+    assert!(
+        store.incident(2, Detail::SUMMARY).await.unwrap().is_none(),
+        "the commit that got no answer wrote nothing"
+    );
+    store.commit(opening(2, at)).await.unwrap();
+    assert_eq!(store.restore(at).await.unwrap().open.len(), 2);
+}
