@@ -56,7 +56,7 @@ use crate::time::Timestamp;
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Connections per pool: (writes, paging reads, other reads, lease).
-const POOL_SIZES: (usize, usize, usize, usize) = (4, 2, 4, 1);
+const POOL_SIZES: (usize, usize, usize, usize) = (4, 2, 4, 2);
 
 /// How long a caller waits for a free connection of its pool.
 const POOL_WAIT: Duration = Duration::from_secs(10);
