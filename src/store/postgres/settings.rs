@@ -42,6 +42,22 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// [`PostgresStore::ack_key_bytes`] as the key that signs and verifies ack links.
+    pub async fn ack_key(&self) -> Result<crate::ack_link::AckKey> {
+        let bytes = self.ack_key_bytes().await?;
+        let key: [u8; ACK_KEY_LEN] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt {
+                    what: "the ack link key in the settings table".into(),
+                    detail: format!("{} bytes, not {ACK_KEY_LEN}", bytes.len()),
+                })?;
+        Ok(crate::ack_link::AckKey::from_bytes(key))
+    }
+}
+
 /// The key from its settings text; refused unless it is [`ACK_KEY_LEN`] bytes.
 pub(super) fn decode(text: &str) -> Result<Vec<u8>> {
     match B64.decode(text.trim()) {

@@ -343,6 +343,19 @@ async fn two_instances_asking_for_the_ack_key_at_once_get_the_same_key() {
     assert_eq!(ka.len(), 32);
     assert_eq!(ka, kb);
     assert_eq!(a.ack_key_bytes().await.unwrap(), ka, "kept");
+    // A link signed on one instance is verified on the other.
+    let claims = crate::ack_link::Claims {
+        incidents: vec![7],
+        contact: Some("alice".into()),
+        expires: t("2026-11-22T10:00:00Z"),
+    };
+    let link = a.ack_key().await.unwrap().sign(&claims);
+    let verified = b
+        .ack_key()
+        .await
+        .unwrap()
+        .verify(&link, t("2026-11-21T10:00:00Z"));
+    assert_eq!(verified.unwrap(), claims);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
