@@ -277,17 +277,24 @@ impl PostgresStore {
         let held = self.fence.epoch();
         let mut client = self.writes.get().await.or_pg(DOING)?;
         let tx = client.transaction().await.or_pg(DOING)?;
-        let current: i64 = tx
-            .query_one("SELECT epoch FROM lease WHERE id = 1 FOR SHARE", &[])
+        // The epoch check and the writes go out together (one round trip, not two):
+        // writes sent before the check ran are rolled back with the transaction when it
+        // fails, and once it passed, the row lock it took keeps any takeover waiting
+        // until this transaction ends.
+        let check = tx
+            .prepare_cached("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
             .await
-            .or_pg(DOING)?
-            .get(0);
+            .or_pg(DOING)?;
+        let (current, written) =
+            futures_util::future::join(tx.query_one(&check, &[]), write::effects(&tx, &effects))
+                .await;
+        let current: i64 = current.or_pg(DOING)?.get(0);
         let current = current.max(0) as u64;
         // Epoch 0 is "not the leader", even on a database nobody has led yet.
         if held == 0 || current != held {
             return Err(StoreError::Fenced { held, current });
         }
-        write::effects(&tx, &effects).await.or_pg(DOING)?;
+        written.or_pg(DOING)?;
         if !consumed.is_empty() {
             inbox::mark_done(&tx, &consumed).await.or_pg(DOING)?;
         }
