@@ -100,7 +100,7 @@ impl Config {
             .map(|(n, c)| format!("{n} ({})", c.type_name()))
             .collect();
         format!(
-            "contacts: {} [{}]\nnotifiers: {} [{}]\npolicies: {} [{}]\nroutes: {}\nlisten: {}  data_dir: {}  ack_timeout: {:?}",
+            "contacts: {} [{}]\nnotifiers: {} [{}]\npolicies: {} [{}]\nroutes: {}\nlisten: {}  {}  ack_timeout: {:?}",
             f.contacts.len(),
             names(f.contacts.keys().collect()),
             f.notifiers.len(),
@@ -109,7 +109,10 @@ impl Config {
             names(f.policies.keys().collect()),
             f.routes.len(),
             f.server.listen,
-            f.storage.data_dir.display(),
+            match &self.postgres {
+                Some(pg) => format!("store: {}", pg.url),
+                None => format!("data_dir: {}", f.storage.data_dir.display()),
+            },
             f.defaults.ack_timeout,
         )
     }

@@ -29,6 +29,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod views;
 mod write;
 
 use std::collections::BTreeMap;
@@ -55,7 +56,7 @@ use crate::time::Timestamp;
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Connections per pool: (writes, paging reads, other reads, lease).
-const POOL_SIZES: (usize, usize, usize, usize) = (4, 2, 4, 1);
+const POOL_SIZES: (usize, usize, usize, usize) = (4, 2, 4, 2);
 
 /// How long a caller waits for a free connection of its pool.
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -95,6 +96,9 @@ impl PgFailure {
     }
 
     fn of(e: &tokio_postgres::Error) -> Self {
+        if is_tls_refusal(e) {
+            return PgFailure::Refused;
+        }
         match e.as_db_error() {
             None => PgFailure::Unreachable,
             Some(db) => {
@@ -114,6 +118,26 @@ impl PgFailure {
             }
         }
     }
+}
+
+/// Whether TLS failed on something only the config can fix (a certificate that does not
+/// verify, a name that does not match): the database answered, and said no.
+fn is_tls_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && inner.is::<rustls::Error>()
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// tokio-postgres and pool errors as [`StoreError::Postgres`], saying what was being done.
@@ -185,7 +209,7 @@ impl PostgresStore {
         })?;
         let pool = |size| -> Result<Pool> {
             let manager = Manager::from_config(
-                cfg.pg.clone(),
+                cfg.session(),
                 tls.clone(),
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
@@ -227,6 +251,21 @@ impl PostgresStore {
         &self.fence
     }
 
+    /// Runs `work`, giving up when the database has not answered within
+    /// [`PgConfig::answer_timeout`]: a frozen server (or a network that drops packets
+    /// without a word) fails a commit in seconds instead of stopping the engine.
+    async fn timed<T>(&self, work: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        let limit = self.cfg.answer_timeout();
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => done,
+            Err(_) => Err(StoreError::Postgres {
+                doing: "waiting for the database",
+                kind: PgFailure::Unreachable,
+                source: format!("no answer within {limit:?}").into(),
+            }),
+        }
+    }
+
     /// Writes `effects` (and marks `consumed` inbox rows done) in one transaction, once
     /// the lease's epoch is found to be this instance's.
     async fn commit_fenced(
@@ -238,16 +277,24 @@ impl PostgresStore {
         let held = self.fence.epoch();
         let mut client = self.writes.get().await.or_pg(DOING)?;
         let tx = client.transaction().await.or_pg(DOING)?;
-        let current: i64 = tx
-            .query_one("SELECT epoch FROM lease WHERE id = 1 FOR SHARE", &[])
+        // The epoch check and the writes go out together (one round trip, not two):
+        // writes sent before the check ran are rolled back with the transaction when it
+        // fails, and once it passed, the row lock it took keeps any takeover waiting
+        // until this transaction ends.
+        let check = tx
+            .prepare_cached("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
             .await
-            .or_pg(DOING)?
-            .get(0);
+            .or_pg(DOING)?;
+        let (current, written) =
+            futures_util::future::join(tx.query_one(&check, &[]), write::effects(&tx, &effects))
+                .await;
+        let current: i64 = current.or_pg(DOING)?.get(0);
         let current = current.max(0) as u64;
-        if current != held {
+        // Epoch 0 is "not the leader", even on a database nobody has led yet.
+        if held == 0 || current != held {
             return Err(StoreError::Fenced { held, current });
         }
-        write::effects(&tx, &effects).await.or_pg(DOING)?;
+        written.or_pg(DOING)?;
         if !consumed.is_empty() {
             inbox::mark_done(&tx, &consumed).await.or_pg(DOING)?;
         }
@@ -287,10 +334,13 @@ macro_rules! read_tx {
 #[async_trait]
 impl Store for PostgresStore {
     async fn commit(&self, effects: Vec<Effect>) -> Result<()> {
-        if effects.is_empty() {
-            return Ok(());
-        }
-        self.commit_fenced(effects, Vec::new()).await
+        self.timed(async {
+            if effects.is_empty() {
+                return Ok(());
+            }
+            self.commit_fenced(effects, Vec::new()).await
+        })
+        .await
     }
 
     async fn commit_consumed(
@@ -298,15 +348,21 @@ impl Store for PostgresStore {
         effects: Vec<Effect>,
         consumed: Vec<(u64, String)>,
     ) -> Result<()> {
-        if effects.is_empty() && consumed.is_empty() {
-            return Ok(());
-        }
-        self.commit_fenced(effects, consumed).await
+        self.timed(async {
+            if effects.is_empty() && consumed.is_empty() {
+                return Ok(());
+            }
+            self.commit_fenced(effects, consumed).await
+        })
+        .await
     }
 
     async fn inbox(&self, limit: usize) -> Result<Vec<(u64, String)>> {
-        let client = self.writes.get().await.or_pg("reading the inbox")?;
-        inbox::pending(&client, limit).await
+        self.timed(async {
+            let client = self.writes.get().await.or_pg("reading the inbox")?;
+            inbox::pending(&client, limit).await
+        })
+        .await
     }
 
     fn inbox_wakeup(&self) -> Option<Arc<Notify>> {
@@ -323,19 +379,25 @@ impl Store for PostgresStore {
     }
 
     async fn restore(&self, resolved_since: Timestamp) -> Result<Restored> {
-        Ok(read_tx!(self, paging, "restoring", |tx| read::restored(
-            &tx,
-            resolved_since
-        )
-        .await?))
+        self.timed(async {
+            Ok(read_tx!(self, paging, "restoring", |tx| read::restored(
+                &tx,
+                resolved_since
+            )
+            .await?))
+        })
+        .await
     }
 
     async fn incidents(&self, query: ListQuery) -> Result<IncidentPage> {
-        Ok(read_tx!(self, reads, "listing incidents", |tx| {
-            let mut incidents = Vec::new();
-            let next = read::each_incident(&tx, query, &mut |v| incidents.push(v)).await?;
-            IncidentPage { incidents, next }
-        }))
+        self.timed(async {
+            Ok(read_tx!(self, reads, "listing incidents", |tx| {
+                let mut incidents = Vec::new();
+                let next = views::each_incident(&tx, query, &mut |v| incidents.push(v)).await?;
+                IncidentPage { incidents, next }
+            }))
+        })
+        .await
     }
 
     async fn each_incident(
@@ -343,15 +405,21 @@ impl Store for PostgresStore {
         query: ListQuery,
         mut each: Box<dyn for<'v> FnMut(&'v IncidentView) + Send + 'static>,
     ) -> Result<Option<IncidentId>> {
-        Ok(read_tx!(self, reads, "listing incidents", |tx| {
-            read::each_incident(&tx, query, &mut |v| each(&v)).await?
-        }))
+        self.timed(async {
+            Ok(read_tx!(self, reads, "listing incidents", |tx| {
+                views::each_incident(&tx, query, &mut |v| each(&v)).await?
+            }))
+        })
+        .await
     }
 
     async fn incident(&self, id: IncidentId, detail: Detail) -> Result<Option<IncidentView>> {
-        Ok(read_tx!(self, reads, "reading an incident", |tx| {
-            read::incident(&tx, id, detail).await?
-        }))
+        self.timed(async {
+            Ok(read_tx!(self, reads, "reading an incident", |tx| {
+                views::incident(&tx, id, detail).await?
+            }))
+        })
+        .await
     }
 
     async fn overrides(
@@ -359,41 +427,59 @@ impl Store for PostgresStore {
         schedule: Option<String>,
         ending_after: Timestamp,
     ) -> Result<Vec<OverrideRecord>> {
-        let client = self.reads.get().await.or_pg("reading overrides")?;
-        read::overrides(&client, schedule.as_deref(), ending_after).await
+        self.timed(async {
+            let client = self.reads.get().await.or_pg("reading overrides")?;
+            read::overrides(&client, schedule.as_deref(), ending_after).await
+        })
+        .await
     }
 
     async fn silences(&self, ending_after: Timestamp) -> Result<Vec<SilenceRecord>> {
-        let client = self.reads.get().await.or_pg("reading silences")?;
-        read::windows(&client, read::SILENCES, ending_after).await
+        self.timed(async {
+            let client = self.reads.get().await.or_pg("reading silences")?;
+            read::windows(&client, read::SILENCES, ending_after).await
+        })
+        .await
     }
 
     async fn maintenance(&self, ending_after: Timestamp) -> Result<Vec<WindowRecord>> {
-        let client = self
-            .reads
-            .get()
-            .await
-            .or_pg("reading maintenance windows")?;
-        read::windows(&client, read::MAINTENANCE, ending_after).await
+        self.timed(async {
+            let client = self
+                .reads
+                .get()
+                .await
+                .or_pg("reading maintenance windows")?;
+            read::windows(&client, read::MAINTENANCE, ending_after).await
+        })
+        .await
     }
 
     async fn incident_to_page(&self, id: IncidentId) -> Result<Option<IncidentView>> {
-        Ok(read_tx!(
-            self,
-            paging,
-            "reading the incident of a page",
-            |tx| { read::incident(&tx, id, Detail::MESSAGE).await? }
-        ))
+        self.timed(async {
+            Ok(read_tx!(
+                self,
+                paging,
+                "reading the incident of a page",
+                |tx| { views::incident(&tx, id, Detail::MESSAGE).await? }
+            ))
+        })
+        .await
     }
 
     async fn acked_by_link(&self, id: IncidentId, link: &str) -> Result<Option<Timestamp>> {
-        let client = self.reads.get().await.or_pg("reading an incident")?;
-        read::acked_by_link(&client, id, link).await
+        self.timed(async {
+            let client = self.reads.get().await.or_pg("reading an incident")?;
+            views::acked_by_link(&client, id, link).await
+        })
+        .await
     }
 
     async fn counts(&self) -> Result<BTreeMap<IncidentState, u64>> {
-        let client = self.reads.get().await.or_pg("counting incidents")?;
-        read::counts(&client).await
+        self.timed(async {
+            let client = self.reads.get().await.or_pg("counting incidents")?;
+            read::counts(&client).await
+        })
+        .await
     }
 
     async fn open_incident_of_group(
@@ -401,38 +487,47 @@ impl Store for PostgresStore {
         source: &str,
         group_key: &str,
     ) -> Result<Option<IncidentView>> {
-        // An IRC alert line waits for this before it can open or join an incident.
-        Ok(read_tx!(
-            self,
-            paging,
-            "reading the open incident of a group",
-            |tx| { read::open_incident_of_group(&tx, source, group_key).await? }
-        ))
+        self.timed(async {
+            // An IRC alert line waits for this before it can open or join an incident.
+            Ok(read_tx!(
+                self,
+                paging,
+                "reading the open incident of a group",
+                |tx| { views::open_incident_of_group(&tx, source, group_key).await? }
+            ))
+        })
+        .await
     }
 
     async fn source_state(&self, name: &str) -> Result<Option<String>> {
-        const DOING: &str = "reading a source's state";
-        let client = self.reads.get().await.or_pg(DOING)?;
-        let row = client
-            .query_opt("SELECT value FROM source_state WHERE name = $1", &[&name])
-            .await
-            .or_pg(DOING)?;
-        Ok(row.map(|r| r.get(0)))
+        self.timed(async {
+            const DOING: &str = "reading a source's state";
+            let client = self.reads.get().await.or_pg(DOING)?;
+            let row = client
+                .query_opt("SELECT value FROM source_state WHERE name = $1", &[&name])
+                .await
+                .or_pg(DOING)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
     }
 
     async fn save_source_state(&self, name: &str, value: String, at: Timestamp) -> Result<()> {
-        const DOING: &str = "saving a source's state";
-        let client = self.writes.get().await.or_pg(DOING)?;
-        client
-            .execute(
-                "INSERT INTO source_state (name, value, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                 updated_at = excluded.updated_at",
-                &[&name, &value, &at.0],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(())
+        self.timed(async {
+            const DOING: &str = "saving a source's state";
+            let client = self.writes.get().await.or_pg(DOING)?;
+            client
+                .execute(
+                    "INSERT INTO source_state (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
+                    &[&name, &value, &at.0],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn first_sight(
@@ -442,26 +537,35 @@ impl Store for PostgresStore {
         at: Timestamp,
         keep: Duration,
     ) -> Result<bool> {
-        let mut client = self.writes.get().await.or_pg("remembering a message id")?;
-        write::first_sight(&mut client, channel, id, at, at.minus(keep)).await
+        self.timed(async {
+            let mut client = self.writes.get().await.or_pg("remembering a message id")?;
+            write::first_sight(&mut client, channel, id, at, at.minus(keep)).await
+        })
+        .await
     }
 
     async fn forget_sight(&self, channel: &str, id: &str) -> Result<()> {
-        const DOING: &str = "forgetting a message id";
-        let client = self.writes.get().await.or_pg(DOING)?;
-        client
-            .execute(
-                "DELETE FROM inbound_seen WHERE channel = $1 AND id = $2",
-                &[&channel, &id],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(())
+        self.timed(async {
+            const DOING: &str = "forgetting a message id";
+            let client = self.writes.get().await.or_pg(DOING)?;
+            client
+                .execute(
+                    "DELETE FROM inbound_seen WHERE channel = $1 AND id = $2",
+                    &[&channel, &id],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_resolved(&self, before: Timestamp, batch: usize) -> Result<Deleted> {
-        let mut client = self.writes.get().await.or_pg("deleting old incidents")?;
-        retention::delete_resolved(&mut client, before, batch).await
+        self.timed(async {
+            let mut client = self.writes.get().await.or_pg("deleting old incidents")?;
+            retention::delete_resolved(&mut client, before, batch).await
+        })
+        .await
     }
 }
 

@@ -28,6 +28,12 @@ fn a_postgres_url_with_its_password_from_the_environment_makes_a_postgres_config
         "url = \"postgres://tocsin@db1:5432/tocsin?sslmode=verify-full\"\npassword_env = \"PGPASS\"\nlease = \"15s\"\ninstance = \"pager-a\"",
     );
     let c = load_env(&text, "PGPASS", "hunter2").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        c.summary()
+            .contains("store: postgres://tocsin@db1:5432/tocsin?sslmode=verify-full"),
+        "{}",
+        c.summary()
+    );
     let pg = c.postgres.expect("PostgreSQL configured");
     assert_eq!(pg.lease, Duration::from_secs(15));
     assert_eq!(pg.instance, "pager-a");

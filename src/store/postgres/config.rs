@@ -61,6 +61,9 @@ pub struct PgConfig {
     pub lease: Duration,
     /// This instance's name in status.
     pub instance: String,
+    /// Longest a statement may run on the server; the store gives up waiting for an
+    /// answer a little after (a frozen server answers nothing at all).
+    pub statement_timeout: Duration,
     /// What tokio-postgres connects with (hosts, port, user, database, timeouts).
     pub(super) pg: tokio_postgres::Config,
 }
@@ -73,6 +76,7 @@ impl fmt::Debug for PgConfig {
             .field("tls", &self.tls)
             .field("lease", &self.lease)
             .field("instance", &self.instance)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -153,12 +157,7 @@ impl PgConfig {
         pg.connect_timeout(CONNECT_TIMEOUT)
             .keepalives_idle(Duration::from_secs(10))
             .tcp_user_timeout(Duration::from_secs(10))
-            .application_name("tocsin")
-            .options(format!(
-                "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
-                STATEMENT_TIMEOUT.as_millis(),
-                IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
-            ));
+            .application_name("tocsin");
         // tokio-postgres's own TLS negotiation: ours decides what is checked.
         pg.ssl_mode(match tls {
             PgTls::Disable => tokio_postgres::config::SslMode::Disable,
@@ -171,6 +170,7 @@ impl PgConfig {
             tls_explicit,
             lease: DEFAULT_LEASE,
             instance: host_name(),
+            statement_timeout: STATEMENT_TIMEOUT,
             pg,
         })
     }
@@ -181,6 +181,24 @@ impl PgConfig {
             tokio_postgres::config::Host::Tcp(name) => is_loopback(name),
             tokio_postgres::config::Host::Unix(_) => true,
         })
+    }
+
+    /// What the pools and the listener connect with: the url's settings and the
+    /// server-side limits of a session.
+    pub(super) fn session(&self) -> tokio_postgres::Config {
+        let mut pg = self.pg.clone();
+        pg.options(format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            self.statement_timeout.as_millis(),
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+        ));
+        pg
+    }
+
+    /// How long the store waits for the database to answer one operation before it
+    /// calls it unreachable: the server's own limit, plus a connection's setup.
+    pub fn answer_timeout(&self) -> Duration {
+        self.statement_timeout + CONNECT_TIMEOUT
     }
 
     /// The database's name, for messages.

@@ -199,10 +199,15 @@ impl PostgresStore {
 
         let mut client = self.writes.get().await.or_pg(DOING)?;
         let tx = client.transaction().await.or_pg(DOING)?;
-        // No other instance may write while the copy runs (nor a second copy).
-        tx.batch_execute("LOCK TABLE incidents, settings IN EXCLUSIVE MODE")
-            .await
-            .or_pg(DOING)?;
+        // The copy reads SQLite between statements, and a year of history is large: the
+        // daemon's limits on a statement and on an idle transaction do not apply. No other
+        // instance may write while it runs (nor a second copy).
+        tx.batch_execute(
+            "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0; \
+             LOCK TABLE incidents, settings IN EXCLUSIVE MODE",
+        )
+        .await
+        .or_pg(DOING)?;
         let used: bool = tx
             .query_one(
                 &format!(

@@ -30,46 +30,52 @@ impl PostgresStore {
     /// Inserts the input and notifies the leader, in one transaction: durable when it
     /// returns. Answers the inbox id to wait on.
     pub async fn forward(&self, origin: &str, input_json: String, at: Timestamp) -> Result<u64> {
-        const DOING: &str = "forwarding an input to the leader";
-        let mut client = self.writes.get().await.or_pg(DOING)?;
-        let tx = client.transaction().await.or_pg(DOING)?;
-        let row = tx
-            .query_one(
-                "INSERT INTO inbox (at, origin, input) VALUES ($1, $2, $3) RETURNING id",
-                &[&at.0, &origin, &input_json],
-            )
-            .await
-            .or_pg(DOING)?;
-        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-            .await
-            .or_pg(DOING)?;
-        tx.commit().await.or_pg(DOING)?;
-        get_u64(&row, 0)
+        self.timed(async {
+            const DOING: &str = "forwarding an input to the leader";
+            let mut client = self.writes.get().await.or_pg(DOING)?;
+            let tx = client.transaction().await.or_pg(DOING)?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO inbox (at, origin, input) VALUES ($1, $2, $3) RETURNING id",
+                    &[&at.0, &origin, &input_json],
+                )
+                .await
+                .or_pg(DOING)?;
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                .await
+                .or_pg(DOING)?;
+            tx.commit().await.or_pg(DOING)?;
+            get_u64(&row, 0)
+        })
+        .await
     }
 
     /// The leader's answer to a forwarded input once consumed (`None` while pending).
     /// A row consumed more than an hour ago has been deleted: an error says so.
     pub async fn forwarded_result(&self, id: u64) -> Result<Option<String>> {
-        const DOING: &str = "reading a forwarded input's answer";
-        let client = self.reads.get().await.or_pg(DOING)?;
-        let row = client
-            .query_opt(
-                "SELECT result, done_at FROM inbox WHERE id = $1",
-                &[&sql_id(id)],
-            )
-            .await
-            .or_pg(DOING)?;
-        let Some(row) = row else {
-            return Err(StoreError::Corrupt {
-                what: format!("inbox row {id}"),
-                detail: "not found: never forwarded, or answered more than an hour ago".into(),
-            });
-        };
-        let done: Option<i64> = col(&row, 1)?;
-        Ok(match done {
-            Some(_) => Some(col::<Option<String>>(&row, 0)?.unwrap_or_default()),
-            None => None,
+        self.timed(async {
+            const DOING: &str = "reading a forwarded input's answer";
+            let client = self.reads.get().await.or_pg(DOING)?;
+            let row = client
+                .query_opt(
+                    "SELECT result, done_at FROM inbox WHERE id = $1",
+                    &[&sql_id(id)],
+                )
+                .await
+                .or_pg(DOING)?;
+            let Some(row) = row else {
+                return Err(StoreError::Corrupt {
+                    what: format!("inbox row {id}"),
+                    detail: "not found: never forwarded, or answered more than an hour ago".into(),
+                });
+            };
+            let done: Option<i64> = col(&row, 1)?;
+            Ok(match done {
+                Some(_) => Some(col::<Option<String>>(&row, 0)?.unwrap_or_default()),
+                None => None,
+            })
         })
+        .await
     }
 }
 
@@ -134,7 +140,7 @@ pub(super) async fn listen(cfg: Arc<PgConfig>, notify: Arc<Notify>, retry: Durat
     };
     let mut connected_before = false;
     loop {
-        match cfg.pg.connect(tls.clone()).await {
+        match cfg.session().connect(tls.clone()).await {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for forwarded inputs; retrying");
             }

@@ -46,121 +46,139 @@ impl PostgresStore {
     /// now() + `lease`. `Ok(None)`: another instance holds it. Waits for commits in
     /// flight under the old epoch (they hold the row), so none lands after.
     pub async fn try_lead(&self, holder: &str, lease: Duration) -> Result<Option<u64>> {
-        const DOING: &str = "taking the lease";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        let row = client
-            .query_opt(
-                "UPDATE lease SET holder = $1, epoch = epoch + 1, \
-                 expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
-                 WHERE id = 1 AND (expires_at IS NULL OR expires_at <= clock_timestamp()) \
-                 RETURNING epoch",
-                &[&holder, &(millis(lease) as f64)],
-            )
-            .await
-            .or_pg(DOING)?;
-        row.map(|r| get_u64(&r, 0)).transpose()
+        self.timed(async {
+            const DOING: &str = "taking the lease";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            let row = client
+                .query_opt(
+                    "UPDATE lease SET holder = $1, epoch = epoch + 1, \
+                     expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
+                     WHERE id = 1 AND (expires_at IS NULL OR expires_at <= clock_timestamp()) \
+                     RETURNING epoch",
+                    &[&holder, &(millis(lease) as f64)],
+                )
+                .await
+                .or_pg(DOING)?;
+            row.map(|r| get_u64(&r, 0)).transpose()
+        })
+        .await
     }
 
     /// Extends the lease held at `epoch` (expired or not, as long as nobody took it
     /// over) to now() + `lease`. `Ok(false)`: another instance took over.
     pub async fn renew(&self, epoch: u64, lease: Duration) -> Result<bool> {
-        const DOING: &str = "renewing the lease";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        let changed = client
-            .execute(
-                "UPDATE lease SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
-                 WHERE id = 1 AND epoch = $1",
-                &[&sql_id(epoch), &(millis(lease) as f64)],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(changed == 1)
+        self.timed(async {
+            const DOING: &str = "renewing the lease";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            let changed = client
+                .execute(
+                    "UPDATE lease SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
+                     WHERE id = 1 AND epoch = $1",
+                    &[&sql_id(epoch), &(millis(lease) as f64)],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     /// Graceful stop: lets the lease held at `epoch` expire now, so another instance
     /// takes over at once instead of after the lease.
     pub async fn release(&self, epoch: u64) -> Result<()> {
-        const DOING: &str = "releasing the lease";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        client
-            .execute(
-                "UPDATE lease SET expires_at = clock_timestamp() WHERE id = 1 AND epoch = $1",
-                &[&sql_id(epoch)],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(())
+        self.timed(async {
+            const DOING: &str = "releasing the lease";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            client
+                .execute(
+                    "UPDATE lease SET expires_at = clock_timestamp() WHERE id = 1 AND epoch = $1",
+                    &[&sql_id(epoch)],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Who leads, at which epoch, for how much longer.
     pub async fn leader(&self) -> Result<LeaderRow> {
-        const DOING: &str = "reading the lease";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        let row = client
-            .query_one(
-                "SELECT holder, epoch, COALESCE(\
-                 (EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::bigint, -1) \
-                 FROM lease WHERE id = 1",
-                &[],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(LeaderRow {
-            holder: col(&row, 0)?,
-            epoch: get_u64(&row, 1)?,
-            expires_in_ms: col(&row, 2)?,
+        self.timed(async {
+            const DOING: &str = "reading the lease";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            let row = client
+                .query_one(
+                    "SELECT holder, epoch, COALESCE(\
+                     (EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::bigint, -1) \
+                     FROM lease WHERE id = 1",
+                    &[],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(LeaderRow {
+                holder: col(&row, 0)?,
+                epoch: get_u64(&row, 1)?,
+                expires_in_ms: col(&row, 2)?,
+            })
         })
+        .await
     }
 
     /// Records that `me` is alive (upsert by name).
     pub async fn heartbeat(&self, me: &InstanceRow) -> Result<()> {
-        const DOING: &str = "recording this instance's heartbeat";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        client
-            .execute(
-                "INSERT INTO instances (name, holder, addr, started_at, seen_at, epoch) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET \
-                 holder = excluded.holder, addr = excluded.addr, \
-                 started_at = excluded.started_at, seen_at = excluded.seen_at, \
-                 epoch = excluded.epoch",
-                &[
-                    &me.name,
-                    &me.holder,
-                    &me.addr,
-                    &me.started_at.0,
-                    &me.seen_at.0,
-                    &sql_id(me.epoch),
-                ],
-            )
-            .await
-            .or_pg(DOING)?;
-        Ok(())
+        self.timed(async {
+            const DOING: &str = "recording this instance's heartbeat";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            client
+                .execute(
+                    "INSERT INTO instances (name, holder, addr, started_at, seen_at, epoch) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET \
+                     holder = excluded.holder, addr = excluded.addr, \
+                     started_at = excluded.started_at, seen_at = excluded.seen_at, \
+                     epoch = excluded.epoch",
+                    &[
+                        &me.name,
+                        &me.holder,
+                        &me.addr,
+                        &me.started_at.0,
+                        &me.seen_at.0,
+                        &sql_id(me.epoch),
+                    ],
+                )
+                .await
+                .or_pg(DOING)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Every instance that ever sent a heartbeat, by name.
     pub async fn instances(&self) -> Result<Vec<InstanceRow>> {
-        const DOING: &str = "reading the instances";
-        let client = self.lease.get().await.or_pg(DOING)?;
-        let rows = client
-            .query(
-                "SELECT name, COALESCE(holder, ''), COALESCE(addr, ''), \
-                 COALESCE(started_at, 0), COALESCE(seen_at, 0), COALESCE(epoch, 0) \
-                 FROM instances ORDER BY name",
-                &[],
-            )
-            .await
-            .or_pg(DOING)?;
-        rows.iter()
-            .map(|r| {
-                Ok(InstanceRow {
-                    name: col(r, 0)?,
-                    holder: col(r, 1)?,
-                    addr: col(r, 2)?,
-                    started_at: Timestamp(col(r, 3)?),
-                    seen_at: Timestamp(col(r, 4)?),
-                    epoch: get_u64(r, 5)?,
+        self.timed(async {
+            const DOING: &str = "reading the instances";
+            let client = self.lease.get().await.or_pg(DOING)?;
+            let rows = client
+                .query(
+                    "SELECT name, COALESCE(holder, ''), COALESCE(addr, ''), \
+                     COALESCE(started_at, 0), COALESCE(seen_at, 0), COALESCE(epoch, 0) \
+                     FROM instances ORDER BY name",
+                    &[],
+                )
+                .await
+                .or_pg(DOING)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(InstanceRow {
+                        name: col(r, 0)?,
+                        holder: col(r, 1)?,
+                        addr: col(r, 2)?,
+                        started_at: Timestamp(col(r, 3)?),
+                        seen_at: Timestamp(col(r, 4)?),
+                        epoch: get_u64(r, 5)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 }

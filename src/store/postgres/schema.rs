@@ -23,6 +23,10 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) async fn migrate(client: &mut Client, dbname: &str) -> Result<i64> {
     const DOING: &str = "migrating the schema";
     let tx = client.transaction().await.or_pg(DOING)?;
+    // A migration of a large table may take longer than a statement normally may.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .or_pg(DOING)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .or_pg(DOING)?;

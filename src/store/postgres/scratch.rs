@@ -32,6 +32,10 @@ pub struct ScratchServer {
     dir: PathBuf,
     port: u16,
     running: Mutex<bool>,
+    /// Serves TLS with `server.crt` and `server.key` in its data dir.
+    tls: Mutex<bool>,
+    /// The processes [`ScratchServer::pause`] stopped.
+    paused: Mutex<Vec<u32>>,
 }
 
 impl ScratchServer {
@@ -76,6 +80,8 @@ impl ScratchServer {
             port: free_port(),
             dir,
             running: Mutex::new(false),
+            tls: Mutex::new(false),
+            paused: Mutex::new(Vec::new()),
         };
         server.start();
         run(
@@ -138,12 +144,15 @@ impl ScratchServer {
         if *running {
             return;
         }
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
              -c max_connections=300",
             self.port,
             self.dir.join("sock").display()
         );
+        if *self.tls.lock().unwrap_or_else(|e| e.into_inner()) {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         run(
             pg(Path::new(PG_BIN).join("pg_ctl"))
                 .arg("-D")
@@ -175,6 +184,48 @@ impl ScratchServer {
         *running = false;
     }
 
+    /// Restarts the server serving TLS with `cert` (PEM, the chain) and `key` (PEM).
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let data = self.dir.join("data");
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the key");
+        set_mode(&data.join("server.key"), 0o600);
+        if as_root() {
+            for f in ["server.crt", "server.key"] {
+                run(
+                    Command::new("chown").arg("postgres").arg(data.join(f)),
+                    "chown the TLS files to postgres",
+                );
+            }
+        }
+        self.stop_immediate();
+        *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.start();
+    }
+
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections
+    /// stay open and the kernel still acknowledges packets, but nothing answers, as with
+    /// a host that hangs.
+    pub fn pause(&self) {
+        let data = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&data).expect("the server is running");
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("postmaster.pid starts with the pid");
+        let mut pids = children_of(postmaster);
+        pids.push(postmaster);
+        signal("-STOP", &pids);
+        *self.paused.lock().unwrap_or_else(|e| e.into_inner()) = pids;
+    }
+
+    /// Lets a paused server run on.
+    pub fn resume(&self) {
+        let pids = std::mem::take(&mut *self.paused.lock().unwrap_or_else(|e| e.into_inner()));
+        signal("-CONT", &pids);
+    }
+
     /// The server's log, for a failing test's message.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
@@ -189,6 +240,7 @@ impl Default for ScratchServer {
 
 impl Drop for ScratchServer {
     fn drop(&mut self) {
+        self.resume();
         self.stop_immediate();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -226,6 +278,36 @@ fn run(cmd: &mut Command, what: &str) {
 fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The processes whose parent is `parent` (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    let after = &stat[stat.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn signal(which: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(which)
+        .args(pids.iter().map(u32::to_string))
+        .status();
 }
 
 fn free_port() -> u16 {

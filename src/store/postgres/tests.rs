@@ -3,6 +3,7 @@
 //! `store::contract`; below are what sharing adds: fencing, the lease, the inbox,
 //! migrations racing, the shared ack key, outages.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,20 @@ async fn an_old_leader_that_wakes_after_a_takeover_commits_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_commits_nothing() {
     let (a, b) = two_instances().await;
+    let err = a
+        .commit(opening(1, t("2026-11-21T10:00:00Z")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                held: 0,
+                current: 0
+            }
+        ),
+        "before anyone led: {err}"
+    );
     lead(&a, "a").await;
     let err = b
         .commit(opening(1, t("2026-11-21T10:00:00Z")))
@@ -330,6 +345,19 @@ async fn two_instances_asking_for_the_ack_key_at_once_get_the_same_key() {
     assert_eq!(ka.len(), 32);
     assert_eq!(ka, kb);
     assert_eq!(a.ack_key_bytes().await.unwrap(), ka, "kept");
+    // A link signed on one instance is verified on the other.
+    let claims = crate::ack_link::Claims {
+        incidents: vec![7],
+        contact: Some("alice".into()),
+        expires: t("2026-11-22T10:00:00Z"),
+    };
+    let link = a.ack_key().await.unwrap().sign(&claims);
+    let verified = b
+        .ack_key()
+        .await
+        .unwrap()
+        .verify(&link, t("2026-11-21T10:00:00Z"));
+    assert_eq!(verified.unwrap(), claims);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,6 +432,32 @@ async fn an_unreachable_database_fails_fast_and_names_no_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_answers_no_is_told_apart_from_one_that_is_down() {
+    let server = ScratchServer::shared();
+    let cfg = PgConfig::parse(
+        &server.url_of("no_such_database"),
+        Some(Secret::new("hunter2")),
+    )
+    .unwrap();
+    let err = PostgresStore::connect(cfg, Arc::new(Fence::new()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("no_such_database"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_commits_fast_and_they_land_again_once_it_is_back() {
     let server = ScratchServer::new();
     let store = store_on(PgConfig::parse(&server.url(), None).unwrap()).await;
@@ -440,5 +494,194 @@ async fn a_database_outage_fails_commits_fast_and_they_land_again_once_it_is_bac
         }
     }
     assert!(landed, "commits land again once the database is back");
+    assert_eq!(store.restore(at).await.unwrap().open.len(), 2);
+}
+
+/// A CA and a certificate for `localhost` signed by it, made with openssl in `dir`:
+/// (ca.pem, server.crt, server.key).
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=tocsin test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_the_certificate_and_the_name_and_require_only_encrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = ScratchServer::new();
+    server.enable_tls(&cert, &key);
+    let port = server.port();
+    let connect = |url: String| async move {
+        let cfg = PgConfig::parse(&url, None).unwrap();
+        PostgresStore::connect(cfg, Arc::new(Fence::new())).await
+    };
+    let root = ca.display();
+
+    let store = connect(format!(
+        "postgres://tocsin@localhost:{port}/tocsin?sslmode=verify-full&sslrootcert={root}"
+    ))
+    .await
+    .expect("the certificate verifies for localhost");
+    let tls: bool = store
+        .reads
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tls, "the connection is encrypted");
+
+    // The certificate names localhost, not 127.0.0.1: verify-full refuses it.
+    let err = connect(format!(
+        "postgres://tocsin@127.0.0.1:{port}/tocsin?sslmode=verify-full&sslrootcert={root}"
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Nor is a private CA trusted without sslrootcert.
+    let err = connect(format!(
+        "postgres://tocsin@localhost:{port}/tocsin?sslmode=verify-full"
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // require encrypts without checking who answers.
+    connect(format!(
+        "postgres://tocsin@127.0.0.1:{port}/tocsin?sslmode=require"
+    ))
+    .await
+    .expect("require does not check the name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_fails_a_commit_in_seconds_and_commits_land_once_it_thaws() {
+    let server = ScratchServer::new();
+    let mut cfg = PgConfig::parse(&server.url(), None).unwrap();
+    cfg.statement_timeout = Duration::from_millis(500);
+    let limit = cfg.answer_timeout();
+    let store = store_on(cfg).await;
+    lead(&store, "a").await;
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+
+    server.pause();
+    let started = Instant::now();
+    let err = store.commit(opening(2, at)).await.unwrap_err();
+    let waited = started.elapsed();
+    server.resume();
+    assert!(
+        matches!(
+            err,
+            StoreError::Postgres {
+                kind: PgFailure::Unreachable,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        waited >= limit && waited < limit + Duration::from_secs(2),
+        "gave up after {waited:?}"
+    );
+    assert!(
+        store.incident(2, Detail::SUMMARY).await.unwrap().is_none(),
+        "the commit that got no answer wrote nothing"
+    );
+    store.commit(opening(2, at)).await.unwrap();
     assert_eq!(store.restore(at).await.unwrap().open.len(), 2);
 }

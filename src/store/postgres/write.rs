@@ -55,12 +55,21 @@ pub(super) async fn effects(
         }
     }
     let mut stmts = Vec::with_capacity(effects.len());
+    // Every alert of the commit in one statement (a webhook brings dozens): each row
+    // replaces the whole alert, so only the last record of an alert counts.
+    let mut alerts = Some(upsert_alerts(effects.iter().filter_map(|e| match e {
+        Effect::Alert(a) => Some(a),
+        _ => None,
+    })));
     for (i, effect) in effects.iter().enumerate() {
         stmts.push(match effect {
             Effect::Opened(o) => insert_incident(o),
             Effect::Status(s) if last_status.get(&s.id) == Some(&i) => update_status(s),
             Effect::Status(_) => continue,
-            Effect::Alert(a) => upsert_alert(a),
+            Effect::Alert(_) => match alerts.take() {
+                Some(all) => all,
+                None => continue,
+            },
             Effect::Event(e) => insert_event(e),
             Effect::Page(p) => insert_page(p),
             Effect::PageDone { page, at, outcome } => page_done(*page, *at, outcome),
@@ -169,26 +178,47 @@ fn update_status(s: &IncidentStatus) -> Stmt {
     }
 }
 
-fn upsert_alert(a: &AlertRecord) -> Stmt {
-    let alert = &a.alert;
+fn upsert_alerts<'a>(records: impl Iterator<Item = &'a AlertRecord>) -> Stmt {
+    let mut last: HashMap<(IncidentId, &str), usize> = HashMap::new();
+    let mut kept: Vec<&AlertRecord> = Vec::new();
+    for a in records {
+        match last.entry((a.incident, a.alert.fingerprint.as_str())) {
+            std::collections::hash_map::Entry::Occupied(at) => kept[*at.get()] = a,
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(kept.len());
+                kept.push(a);
+            }
+        }
+    }
+    let ints = |f: &dyn Fn(&AlertRecord) -> i64| -> Param {
+        Box::new(kept.iter().map(|a| f(a)).collect::<Vec<i64>>())
+    };
+    let texts = |f: &dyn Fn(&AlertRecord) -> String| -> Param {
+        Box::new(kept.iter().map(|a| f(a)).collect::<Vec<String>>())
+    };
     stmt(
         "INSERT INTO alerts (incident_id, fingerprint, status, starts_at, ends_at, labels, \
          annotations, generator_url, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+         $6::text[], $7::text[], $8::text[], $9::bigint[]) \
          ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status, \
          starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels, \
          annotations = excluded.annotations, generator_url = excluded.generator_url, \
          received_at = excluded.received_at",
         vec![
-            Box::new(sql_id(a.incident)),
-            Box::new(alert.fingerprint.clone()),
-            Box::new(alert.status.as_str().to_string()),
-            Box::new(alert.starts_at.0),
-            Box::new(alert.ends_at.map(|t| t.0)),
-            Box::new(alert.labels.json().to_string()),
-            Box::new(alert.annotations.json().to_string()),
-            Box::new(alert.generator_url.clone()),
-            Box::new(a.received_at.0),
+            ints(&|a| sql_id(a.incident)),
+            texts(&|a| a.alert.fingerprint.clone()),
+            texts(&|a| a.alert.status.as_str().to_string()),
+            ints(&|a| a.alert.starts_at.0),
+            Box::new(
+                kept.iter()
+                    .map(|a| a.alert.ends_at.map(|t| t.0))
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+            texts(&|a| a.alert.labels.json().to_string()),
+            texts(&|a| a.alert.annotations.json().to_string()),
+            texts(&|a| a.alert.generator_url.clone()),
+            ints(&|a| a.received_at.0),
         ],
     )
 }
