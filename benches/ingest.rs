@@ -207,6 +207,7 @@ async fn run_on(cli: &Cli, smoke: bool, store: StoreKind) -> Result<bool> {
 
     let mut rows = Vec::new();
     let mut storm_ok = true;
+    let mut counters = commits::Counters::read(&client, &base_url).await;
     for scenario in &scenarios {
         let (title, population) = scenario.describe(cli.concurrency);
         println!("\n== {title} ==\n   {population}");
@@ -242,7 +243,11 @@ async fn run_on(cli: &Cli, smoke: bool, store: StoreKind) -> Result<bool> {
             pid.and_then(measure::Rss::read),
         );
         row.print_block(&outcome);
-        print_daemon_metrics(&client, &base_url).await;
+        let counted = commits::Counters::read(&client, &base_url).await;
+        if let (Some(after), Some(before)) = (counted, counters) {
+            after.print_since(&before, outcome.wall);
+        }
+        counters = counted;
         rows.push(row);
         if scenario.kind == ScenarioKind::Storm {
             storm_ok = check_storm(daemon.as_mut(), &storage, &pool, &outcome).await?;
@@ -405,29 +410,6 @@ fn lifecycle(cli: &Cli, smoke: bool, per_request: u32) -> Result<population::Lif
     population::Lifecycle::new(groups, cli.alerts_per_group, per_request)
 }
 
-/// Prints the daemon's own counters, to cross-check what the client saw. Optional: a
-/// daemon without these metrics (or without /metrics yet) is not an error.
-async fn print_daemon_metrics(client: &reqwest::Client, base_url: &str) {
-    const WANTED: [&str; 2] = [
-        "tocsin_store_commit_seconds_count",
-        "tocsin_alerts_received_total",
-    ];
-    let Ok(resp) = client.get(format!("{base_url}/metrics")).send().await else {
-        return;
-    };
-    let Ok(text) = resp.text().await else { return };
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| WANTED.iter().any(|w| l.starts_with(w)))
-        .collect();
-    if !lines.is_empty() {
-        println!("   daemon metrics:");
-        for line in lines {
-            println!("     {line}");
-        }
-    }
-}
-
 /// The durability check: stop the daemon gracefully, then every alert answered 200 must
 /// be in its store. Returns false when any is missing or SIGTERM did not stop it.
 async fn check_storm(
@@ -477,6 +459,8 @@ async fn check_storm(
 }
 
 // Each module says what it does in its own `//!` header.
+#[path = "ingest/commits.rs"]
+mod commits;
 #[allow(dead_code)] // shared with the startup bench, which restarts the daemon
 #[path = "ingest/daemon.rs"]
 mod daemon;
