@@ -1,6 +1,8 @@
 //! Effects to rows: each engine effect is one statement inside the commit's transaction,
 //! the statements pipelined (all sent, then all answers read), so a webhook of 50 alerts
-//! costs a few round trips and not 60.
+//! costs a few round trips and not 60. The alerts of a commit, most of its rows under a
+//! storm, go in one statement over arrays: PostgreSQL's cost per statement, not per
+//! row, was what bounded a commit of thousands of alerts.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -55,12 +57,16 @@ pub(super) async fn effects(
         }
     }
     let mut stmts = Vec::with_capacity(effects.len());
+    let mut alerts = Vec::new();
     for (i, effect) in effects.iter().enumerate() {
         stmts.push(match effect {
             Effect::Opened(o) => insert_incident(o),
             Effect::Status(s) if last_status.get(&s.id) == Some(&i) => update_status(s),
             Effect::Status(_) => continue,
-            Effect::Alert(a) => upsert_alert(a),
+            Effect::Alert(a) => {
+                alerts.push(a);
+                continue;
+            }
             Effect::Event(e) => insert_event(e),
             Effect::Page(p) => insert_page(p),
             Effect::PageDone { page, at, outcome } => page_done(*page, *at, outcome),
@@ -88,6 +94,10 @@ pub(super) async fn effects(
             // Released pages were recorded when they were held.
             Effect::Send { .. } => continue,
         });
+    }
+    // Last, which changes nothing: no other statement reads or refers to alert rows.
+    if !alerts.is_empty() {
+        stmts.push(upsert_alerts(&alerts));
     }
     run(tx, &stmts).await
 }
@@ -169,26 +179,46 @@ fn update_status(s: &IncidentStatus) -> Stmt {
     }
 }
 
-fn upsert_alert(a: &AlertRecord) -> Stmt {
-    let alert = &a.alert;
+/// All the alerts of a commit in one upsert. A row may be written twice in one commit
+/// (fired and resolved within a turn); one statement may not touch a row twice, and
+/// the later upsert would overwrite every column of the earlier, so only the last is kept.
+fn upsert_alerts(records: &[&AlertRecord]) -> Stmt {
+    let mut last: HashMap<(IncidentId, &str), usize> = HashMap::with_capacity(records.len());
+    let mut kept: Vec<&AlertRecord> = Vec::with_capacity(records.len());
+    for a in records {
+        match last.entry((a.incident, a.alert.fingerprint.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => kept[*e.get()] = a,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(kept.len());
+                kept.push(a);
+            }
+        }
+    }
+    let column = |f: fn(&AlertRecord) -> i64| kept.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let text = |f: fn(&AlertRecord) -> String| kept.iter().map(|a| f(a)).collect::<Vec<_>>();
     stmt(
         "INSERT INTO alerts (incident_id, fingerprint, status, starts_at, ends_at, labels, \
          annotations, generator_url, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+         $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[]) \
          ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status, \
          starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels, \
          annotations = excluded.annotations, generator_url = excluded.generator_url, \
          received_at = excluded.received_at",
         vec![
-            Box::new(sql_id(a.incident)),
-            Box::new(alert.fingerprint.clone()),
-            Box::new(alert.status.as_str().to_string()),
-            Box::new(alert.starts_at.0),
-            Box::new(alert.ends_at.map(|t| t.0)),
-            Box::new(alert.labels.json().to_string()),
-            Box::new(alert.annotations.json().to_string()),
-            Box::new(alert.generator_url.clone()),
-            Box::new(a.received_at.0),
+            Box::new(column(|a| sql_id(a.incident))),
+            Box::new(text(|a| a.alert.fingerprint.clone())),
+            Box::new(text(|a| a.alert.status.as_str().to_string())),
+            Box::new(column(|a| a.alert.starts_at.0)),
+            Box::new(
+                kept.iter()
+                    .map(|a| a.alert.ends_at.map(|t| t.0))
+                    .collect::<Vec<_>>(),
+            ),
+            Box::new(text(|a| a.alert.labels.json().to_string())),
+            Box::new(text(|a| a.alert.annotations.json().to_string())),
+            Box::new(text(|a| a.alert.generator_url.clone())),
+            Box::new(column(|a| a.received_at.0)),
         ],
     )
 }
@@ -363,4 +393,46 @@ pub(super) async fn first_sight(
         .or_pg(DOING)?;
     tx.commit().await.or_pg(DOING)?;
     Ok(new == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::PostgresStore;
+    use super::super::scratch::ScratchServer;
+    use crate::engine::{AlertStatus, Effect};
+    use crate::store::contract::{alert, opening, t};
+    use crate::store::fence::Fence;
+    use crate::store::{Detail, Store};
+
+    /// An alert's fire and its resolution, sent by Alertmanager moments apart, can land in
+    /// one engine turn: the commit must not fail on the row written twice (one statement
+    /// holds every alert of the commit), and the row ends as the resolution left it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_alert_fired_and_resolved_in_one_commit_is_stored_resolved() {
+        let store = PostgresStore::connect(
+            ScratchServer::shared().fresh_config().await,
+            Arc::new(Fence::new()),
+        )
+        .await
+        .expect("connect to the scratch server");
+        let at = t("2026-11-21T10:00:00Z");
+        let later = t("2026-11-21T10:00:30Z");
+        let mut effects = opening(1, at);
+        let Effect::Alert(mut resolution) = alert(1, "a1b2c3d4e5f60718", at) else {
+            unreachable!()
+        };
+        resolution.alert.status = AlertStatus::Resolved;
+        resolution.alert.ends_at = Some(later);
+        resolution.received_at = later;
+        effects.push(Effect::Alert(resolution));
+        store.commit(effects).await.expect("the commit lands");
+
+        let view = store.incident(1, Detail::MESSAGE).await.unwrap().unwrap();
+        assert_eq!(view.alerts.len(), 1, "one row per (incident, fingerprint)");
+        assert_eq!(view.alerts[0].status, AlertStatus::Resolved);
+        assert_eq!(view.alerts[0].ends_at, Some(later));
+        assert_eq!(view.alerts[0].received_at, later);
+    }
 }
