@@ -22,7 +22,17 @@ pub struct Daemon {
 impl Daemon {
     /// Writes the ingest config, starts `tocsin run` and waits for /healthz.
     pub async fn start(bin: &Path, client: &reqwest::Client) -> Result<Daemon> {
-        Daemon::start_with(bin, client, &config_toml, None).await
+        Daemon::start_on(bin, client, &Storage::DataDir).await
+    }
+
+    /// Like [`Daemon::start`], keeping the daemon's state in `storage`.
+    pub async fn start_on(
+        bin: &Path,
+        client: &reqwest::Client,
+        storage: &Storage,
+    ) -> Result<Daemon> {
+        let config = |listen: &str, data_dir: &Path| config_toml(listen, &storage.toml(data_dir));
+        Daemon::start_with(bin, client, &config, None).await
     }
 
     /// Like [`Daemon::start`], with the config `config(listen, data_dir)` writes, and
@@ -267,17 +277,33 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Where the daemon under test keeps its state.
+pub enum Storage {
+    /// SQLite in the temp dir's `data`.
+    DataDir,
+    /// A PostgreSQL database (`postgres://...`); the data dir then holds nothing.
+    Postgres(String),
+}
+
+impl Storage {
+    /// The body of the config's `[storage]` table.
+    fn toml(&self, data_dir: &Path) -> String {
+        match self {
+            Storage::DataDir => format!("data_dir = {}", toml_string(data_dir)),
+            Storage::Postgres(url) => format!("url = {}", toml_string(Path::new(url))),
+        }
+    }
+}
+
 /// Paging an hour out keeps notifiers idle: this measures ingest, not notification.
-fn config_toml(listen: &str, data_dir: &Path) -> String {
-    // A JSON string is a valid TOML basic string: escapes the path whatever it holds.
-    let data_dir = toml_string(data_dir);
+fn config_toml(listen: &str, storage: &str) -> String {
     format!(
         r#"[server]
 listen = "{listen}"
 max_body = "4MiB"
 
 [storage]
-data_dir = {data_dir}
+{storage}
 
 [notifiers.console]
 type = "log"
@@ -294,8 +320,8 @@ policy = "bench"
     )
 }
 
-/// `path` as a TOML basic string for a bench's config: a JSON string is one, so this
-/// escapes whatever the temp dir's name holds.
+/// `path` (or a url) as a TOML basic string for a bench's config: a JSON string is one,
+/// so this escapes whatever the temp dir's name holds.
 pub fn toml_string(path: &Path) -> String {
     serde_json::to_string(&path.to_string_lossy()).expect("a string serializes")
 }

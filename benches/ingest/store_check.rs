@@ -1,4 +1,5 @@
-//! Reads the daemon's SQLite file after it stopped and compares it with what was answered 200.
+//! Reads the daemon's store (its SQLite file, or its PostgreSQL database) after it
+//! stopped and compares it with what was answered 200.
 
 use super::*;
 use payload::AlertKey;
@@ -42,9 +43,27 @@ impl StoreCheck {
     }
 }
 
-pub fn run(db: &Path, answered: &[AlertKey]) -> Result<StoreCheck> {
+/// The store the daemon wrote.
+pub enum Stored<'a> {
+    Sqlite(&'a Path),
+    /// A `postgres://` url.
+    Postgres(&'a str),
+}
+
+pub async fn run(store: Stored<'_>, answered: &[AlertKey]) -> Result<StoreCheck> {
     let wanted: HashSet<u64> = answered.iter().map(|k| k.fingerprint).collect();
-    let stored = stored_alerts(db, &wanted)?;
+    let rows = match store {
+        Stored::Sqlite(db) => sqlite_alerts(db)?,
+        Stored::Postgres(url) => postgres_alerts(url).await?,
+    };
+    let mut stored: HashMap<u64, Vec<i64>> = HashMap::new();
+    for (fingerprint, starts_at) in rows {
+        if let Ok(fp) = u64::from_str_radix(&fingerprint, 16)
+            && wanted.contains(&fp)
+        {
+            stored.entry(fp).or_default().push(starts_at);
+        }
+    }
     let mut check = StoreCheck {
         missing: Vec::new(),
         wrong_start: Vec::new(),
@@ -61,28 +80,33 @@ pub fn run(db: &Path, answered: &[AlertKey]) -> Result<StoreCheck> {
     Ok(check)
 }
 
-/// Fingerprint -> starts_at of the stored rows of the `wanted` alerts (an alert may sit in
-/// several incidents). Rows of other alerts (`single` and `batch` run before the storm on
-/// the same daemon, with their own label sets, several instances each and resolutions)
-/// are skipped: the check is about the storm's alerts only.
-fn stored_alerts(db: &Path, wanted: &HashSet<u64>) -> Result<HashMap<u64, Vec<i64>>> {
+// Fingerprint and starts_at of every stored row: the caller keeps the `wanted` alerts (an
+// alert may sit in several incidents) and skips the rest (`single` and `batch` run before
+// the storm on the same daemon, with their own label sets, several instances each and
+// resolutions): the check is about the storm's alerts only.
+
+fn sqlite_alerts(db: &Path) -> Result<Vec<(String, i64)>> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {} read-only", db.display()))?;
     let mut stmt = conn
         .prepare("SELECT fingerprint, starts_at FROM alerts")
         .context("querying the alerts table")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-    })?;
-    let mut stored: HashMap<u64, Vec<i64>> = HashMap::new();
-    for row in rows {
-        let (fingerprint, starts_at) = row?;
-        if let Ok(fp) = u64::from_str_radix(&fingerprint, 16)
-            && wanted.contains(&fp)
-        {
-            stored.entry(fp).or_default().push(starts_at);
-        }
-    }
-    Ok(stored)
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .context("reading the alerts table")
+}
+
+async fn postgres_alerts(url: &str) -> Result<Vec<(String, i64)>> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .query("SELECT fingerprint, starts_at FROM alerts", &[])
+        .await
+        .context("querying the alerts table")?;
+    drop(client);
+    let _ = driver.await;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
