@@ -156,6 +156,7 @@ macro_rules! store_contract {
             a_message_delivered_twice_at_once_is_new_only_once,
             a_sighting_forgotten_because_the_reply_was_not_recorded_is_new_again,
             lists_come_a_page_at_a_time_to_the_oldest,
+            a_list_shows_each_incidents_own_alerts_firing_first_and_capped,
             a_long_history_is_read_from_its_newest_entries_a_page_at_a_time,
             pages_are_capped_with_their_count,
             an_ack_link_is_found_used_among_a_long_history,

@@ -327,3 +327,49 @@ pub(crate) async fn an_ack_link_is_found_used_among_a_long_history<S: Store>(sto
     assert_eq!(store.acked_by_link(1, "other").await.unwrap(), None);
     assert_eq!(store.acked_by_link(2, "l1nk").await.unwrap(), None);
 }
+
+/// A list reads the alerts of many incidents at once: each still shows only its own,
+/// firing first, no more than asked, with its own counts.
+pub(crate) async fn a_list_shows_each_incidents_own_alerts_firing_first_and_capped<S: Store>(
+    store: Arc<S>,
+) {
+    let at = t("2026-11-21T10:00:00Z");
+    store.commit(opening(1, at)).await.unwrap();
+    store.commit(opening(2, at)).await.unwrap();
+    let Effect::Alert(mut gone) = alert(1, "00000000000000aa", at) else {
+        unreachable!()
+    };
+    gone.alert.status = AlertStatus::Resolved;
+    gone.alert.starts_at = t("2026-11-21T09:00:00Z");
+    store
+        .commit(vec![
+            Effect::Alert(gone),
+            alert(1, "00000000000000bb", t("2026-11-21T10:01:00Z")),
+        ])
+        .await
+        .unwrap();
+    let query = ListQuery {
+        alerts: 2,
+        ..ListQuery::newest(None, 10)
+    };
+    let page = store.incidents(query).await.unwrap();
+    let shown: Vec<(u64, Vec<&str>, u64, u64)> = page
+        .incidents
+        .iter()
+        .map(|v| {
+            (
+                v.id,
+                v.alerts.iter().map(|a| a.fingerprint.as_str()).collect(),
+                v.alerts_total,
+                v.alerts_firing,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (2, vec!["a1b2c3d4e5f60718"], 1, 1),
+            (1, vec!["a1b2c3d4e5f60718", "00000000000000bb"], 3, 2),
+        ]
+    );
+}

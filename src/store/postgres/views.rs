@@ -2,6 +2,8 @@
 //! reads them: an incident with as many of its alerts, history entries and pages as
 //! asked, and lists of them newest first.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
@@ -49,17 +51,25 @@ pub(super) async fn each_incident<C: GenericClient>(
         )
         .await?;
         let got = rows.len();
-        for row in rows {
-            if read == query_.limit {
-                return Ok(last);
-            }
-            let mut view = incident_view(&row)?;
-            view.alerts = alert_views(c, view.id, query_.alerts).await?;
-            (view.alerts_total, view.alerts_firing) = alert_counts(c, view.id).await?;
+        // The alerts of the whole slice in two statements, not two per incident.
+        let handed = rows.len().min(query_.limit - read);
+        let mut views = rows[..handed]
+            .iter()
+            .map(incident_view)
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<i64> = views.iter().map(|v| sql_id(v.id)).collect();
+        let mut alerts = alerts_of(c, &ids, query_.alerts).await?;
+        let mut counts = alert_counts_of(c, &ids).await?;
+        for mut view in views.drain(..) {
+            view.alerts = alerts.remove(&view.id).unwrap_or_default();
+            (view.alerts_total, view.alerts_firing) = counts.remove(&view.id).unwrap_or_default();
             read += 1;
             last = Some(view.id);
             before = sql_id(view.id);
             each(view);
+        }
+        if read == query_.limit && got > handed {
+            return Ok(last);
         }
         if (got as i64) < want {
             return Ok(None);
@@ -205,28 +215,78 @@ async fn alert_views<C: GenericClient>(
     // COLLATE "C": bytewise like SQLite, whatever the database's locale.
     let rows = query(
         c,
-        "SELECT fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, \
-         received_at FROM alerts WHERE incident_id = $1 \
-         ORDER BY status COLLATE \"C\", starts_at, fingerprint COLLATE \"C\" LIMIT $2",
+        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE incident_id = $1 ORDER BY {ALERT_ORDER} LIMIT $2"),
         &[&sql_id(id), &cap],
     )
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
+    rows.iter().map(|row| alert_view(row, id)).collect()
+}
+
+/// The columns [`alert_view`] reads, and the order alerts are listed in (firing first,
+/// then the oldest; bytewise like SQLite, whatever the database's locale).
+const ALERT_COLUMNS: &str =
+    "fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, received_at";
+const ALERT_ORDER: &str = "status COLLATE \"C\", starts_at, fingerprint COLLATE \"C\"";
+
+/// An alert of incident `id` from a row of [`ALERT_COLUMNS`].
+fn alert_view(row: &Row, id: IncidentId) -> Result<AlertView> {
+    let labels: &str = col(row, 4)?;
+    let annotations: &str = col(row, 5)?;
+    Ok(AlertView {
+        fingerprint: col(row, 0)?,
+        status: alert_status_of(col(row, 1)?, id)?,
+        starts_at: ts(row, 2)?,
+        ends_at: opt_ts(row, 3)?,
+        labels: from_json(labels, id, "alert labels")?,
+        annotations: from_json(annotations, id, "alert annotations")?,
+        generator_url: col(row, 6)?,
+        received_at: ts(row, 7)?,
+    })
+}
+
+/// The first `cap` alerts (in list order) of each of the incidents `ids`.
+async fn alerts_of<C: GenericClient>(
+    c: &C,
+    ids: &[i64],
+    cap: usize,
+) -> Result<HashMap<IncidentId, Vec<AlertView>>> {
+    let mut out: HashMap<IncidentId, Vec<AlertView>> = HashMap::new();
+    if cap == 0 || ids.is_empty() {
+        return Ok(out);
+    }
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let rows = query(
+        c,
+        &format!(
+            "SELECT {ALERT_COLUMNS}, incident_id FROM (SELECT *, row_number() OVER \
+             (PARTITION BY incident_id ORDER BY {ALERT_ORDER}) AS n FROM alerts \
+             WHERE incident_id = ANY($1)) AS listed WHERE n <= $2 ORDER BY incident_id, n"
+        ),
+        &[&ids, &cap],
+    )
+    .await?;
     for row in rows {
-        let labels: &str = col(&row, 4)?;
-        let annotations: &str = col(&row, 5)?;
-        out.push(AlertView {
-            fingerprint: col(&row, 0)?,
-            status: alert_status_of(col(&row, 1)?, id)?,
-            starts_at: ts(&row, 2)?,
-            ends_at: opt_ts(&row, 3)?,
-            labels: from_json(labels, id, "alert labels")?,
-            annotations: from_json(annotations, id, "alert annotations")?,
-            generator_url: col(&row, 6)?,
-            received_at: ts(&row, 7)?,
-        });
+        let id = get_u64(&row, 8)?;
+        out.entry(id).or_default().push(alert_view(&row, id)?);
     }
     Ok(out)
+}
+
+/// (all alerts, firing alerts) of each of the incidents `ids` that has any.
+async fn alert_counts_of<C: GenericClient>(
+    c: &C,
+    ids: &[i64],
+) -> Result<HashMap<IncidentId, (u64, u64)>> {
+    let rows = query(
+        c,
+        "SELECT incident_id, COUNT(*), COUNT(*) FILTER (WHERE status = 'firing') \
+         FROM alerts WHERE incident_id = ANY($1) GROUP BY incident_id",
+        &[&ids],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| Ok((get_u64(row, 0)?, (get_u64(row, 1)?, get_u64(row, 2)?))))
+        .collect()
 }
 
 /// The `limit` most recent history entries (before the entry `before`, when given),
