@@ -420,9 +420,17 @@ pub(crate) async fn channels(State(s): State<AppState>) -> Response {
 
 /// The watchdog's channels, then each schedule: down while nobody is on call.
 pub(crate) async fn with_schedules(s: &AppState) -> Vec<crate::watchdog::ChannelView> {
-    let mut channels = s.watchdog.channels();
+    // The channels are watched by the leader alone (a follower holds no IRC link and
+    // probes nothing): a follower shows only what it sees itself, and status names the
+    // leader to ask.
+    let follows = s.cluster.as_ref().is_some_and(|c| c.fence.epoch() == 0);
+    let mut channels = if follows {
+        Vec::new()
+    } else {
+        s.watchdog.channels()
+    };
     channels.extend(super::schedules::board(s).await);
-    if let Some(c) = silences_channel(s) {
+    if !follows && let Some(c) = silences_channel(s) {
         channels.push(c);
     }
     if let Some(c) = database_channel(s) {

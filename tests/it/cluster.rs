@@ -276,6 +276,25 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
         "tocsin status on the follower:\n{said}"
     );
 
+    // The channels are the leader's to watch: the follower shows its own line only.
+    let on_b: Value = p
+        .http
+        .get(p.b.url("/api/v1/channels"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = on_b["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database"], "{on_b}");
+    assert_eq!(on_b["channels"][0]["state"], "up", "{on_b}");
+
     // The nightly backup pings whichever instance its URL reaches: the leader's
     // watchdog, which pages when the pings stop, hears it.
     let ping = p
