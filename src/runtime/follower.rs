@@ -98,13 +98,7 @@ pub(super) async fn start(
                 .watch(role.clone(), clock.clone(), reachable, stop.clone())
         });
     }
-    let max_connections = opts
-        .config
-        .file
-        .server
-        .max_connections
-        .unwrap_or_else(http::listener::default_max_connections)
-        .max(1);
+    let max_connections = super::max_connections(&opts.config);
     let app = http::router(state);
     let stopped = stopping(stop.clone(), tasks.clone(), role.clone());
     let supervisor = tasks.clone();

@@ -521,13 +521,7 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
     .start(&watch_stop, &tasks);
     state.reloader = Some(reload.clone());
     state.silence_health = silence_health;
-    let max_connections = opts
-        .config
-        .file
-        .server
-        .max_connections
-        .unwrap_or_else(http::listener::default_max_connections)
-        .max(1);
+    let max_connections = max_connections(&opts.config);
     let app = http::router(state);
     let supervisor = tasks.clone();
     // A task given up stops the daemon as SIGTERM would: queued work is still committed
@@ -570,6 +564,17 @@ pub async fn start(mut opts: Options, listener: TcpListener) -> anyhow::Result<R
         task,
         role,
     })
+}
+
+/// Connections served at once (`[server] max_connections`, or what the open-file limit
+/// allows).
+fn max_connections(config: &Config) -> usize {
+    config
+        .file
+        .server
+        .max_connections
+        .unwrap_or_else(http::listener::default_max_connections)
+        .max(1)
 }
 
 /// Enough randomness to tell two processes of one instance name apart.

@@ -62,13 +62,7 @@ impl Instance {
     }
 
     async fn status(&self, http: &reqwest::Client) -> Value {
-        http.get(self.url("/api/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(http, self.url("/api/v1/status")).await
     }
 
     async fn role(&self, http: &reqwest::Client) -> String {
@@ -115,35 +109,14 @@ fn assert_each_step_once(pages: &[Page]) {
     }
 }
 
-/// Waits until alice's page of incident 1 is recorded as delivered: a page still in
-/// flight when its sender dies is sent again (same page id) by design, and these tests
-/// are about the pages that were not.
-async fn alice_recorded(p: &Pair) {
-    let start = Instant::now();
-    loop {
-        let inc: Value = p
-            .http
-            .get(p.b.url("/api/v1/incidents/1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or_default();
-        let delivered = inc["pages"].as_array().is_some_and(|pages| {
-            pages
-                .iter()
-                .any(|pg| pg["target"] == "alice" && pg["status"] == "delivered")
-        });
-        if delivered {
-            return;
-        }
-        assert!(
-            start.elapsed() < TAKEOVER,
-            "alice's page not recorded: {inc}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or_default()
 }
 
 async fn post(http: &reqwest::Client, url: String, body: &Value) -> reqwest::StatusCode {
@@ -170,6 +143,38 @@ struct Pair {
     a: Instance,
     b: Instance,
     http: reqwest::Client,
+}
+
+impl Pair {
+    /// DiskFull posted to `to` opens incident 1, which pages alice; returns once her page
+    /// is recorded as delivered. A page still in flight when its sender dies is sent
+    /// again (same page id) by design, and these tests are about the pages that were not.
+    async fn alice_paged_through(&self, to: &Instance) {
+        let status = post(
+            &self.http,
+            to.url("/hooks/alertmanager"),
+            &alerts::firing("DiskFull"),
+        )
+        .await;
+        assert_eq!(status, 200, "{} answered {status}", to.name);
+        let start = Instant::now();
+        loop {
+            let inc = get_json(&self.http, to.url("/api/v1/incidents/1")).await;
+            let delivered = inc["pages"].as_array().is_some_and(|pages| {
+                pages
+                    .iter()
+                    .any(|pg| pg["target"] == "alice" && pg["status"] == "delivered")
+            });
+            if delivered {
+                return;
+            }
+            assert!(
+                start.elapsed() < TAKEOVER,
+                "alice's page not recorded: {inc}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// `a` started first (it leads), then `b`, on a fresh database of the test process's
@@ -222,15 +227,7 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
         .catcher
         .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
         .await;
-    let listed: Value = p
-        .http
-        .get(p.b.url("/api/v1/incidents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&p.http, p.b.url("/api/v1/incidents")).await;
     assert_eq!(
         listed["incidents"].as_array().unwrap().len(),
         1,
@@ -277,15 +274,7 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
     );
 
     // The channels are the leader's to watch: the follower shows its own line only.
-    let on_b: Value = p
-        .http
-        .get(p.b.url("/api/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let on_b: Value = get_json(&p.http, p.b.url("/api/v1/channels")).await;
     let names: Vec<&str> = on_b["channels"]
         .as_array()
         .unwrap()
@@ -306,15 +295,7 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
     assert_eq!(ping.status(), 200);
     let start = Instant::now();
     loop {
-        let channels: Value = p
-            .http
-            .get(p.a.url("/api/v1/channels"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let channels: Value = get_json(&p.http, p.a.url("/api/v1/channels")).await;
         let backup = channels["channels"]
             .as_array()
             .unwrap()
@@ -340,21 +321,7 @@ async fn webhooks_to_either_instance_make_one_incident_and_only_the_leader_pages
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once() {
     let mut p = pair(DUE_IN_THE_GAP).await;
-    assert_eq!(
-        post(
-            &p.http,
-            p.b.url("/hooks/alertmanager"),
-            &alerts::firing("DiskFull")
-        )
-        .await,
-        200
-    );
-    let alice = p
-        .catcher
-        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
-        .await;
-    assert_eq!(alice[0].target(), "alice");
-    alice_recorded(&p).await;
+    p.alice_paged_through(&p.b).await;
     // Bob's step is due a second after the alert; the leader dies before it.
     p.a.daemon.as_mut().unwrap().kill_9();
     let killed = Instant::now();
@@ -389,19 +356,7 @@ async fn kill_9_of_the_leader_hands_its_pending_step_to_the_follower_paged_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_steps_down() {
     let p = pair(DUE_IN_THE_GAP).await;
-    assert_eq!(
-        post(
-            &p.http,
-            p.a.url("/hooks/alertmanager"),
-            &alerts::firing("DiskFull")
-        )
-        .await,
-        200
-    );
-    p.catcher
-        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
-        .await;
-    alice_recorded(&p).await;
+    p.alice_paged_through(&p.a).await;
     // SIGSTOP: a VM frozen, a process swapped out. Bob's step comes due while it sleeps.
     p.a.d().signal("STOP");
     p.b.wait_role(&p.http, "leader", TAKEOVER).await;
@@ -421,15 +376,7 @@ async fn a_leader_paused_past_its_lease_sends_and_commits_nothing_on_waking_and_
         .assert_quiet(seen, Duration::from_secs(3), "the old leader sends nothing")
         .await;
     assert_each_step_once(&p.catcher.pages());
-    let inc: Value = p
-        .http
-        .get(p.b.url("/api/v1/incidents/1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inc: Value = get_json(&p.http, p.b.url("/api/v1/incidents/1")).await;
     let bob_pages = inc["pages"]
         .as_array()
         .unwrap()
@@ -482,19 +429,7 @@ async fn a_database_down_for_30s_gets_503s_and_a_page_outside_it_and_loses_nothi
     // A server of its own: this test stops it.
     let db = ScratchServer::new();
     let p = pair_on(&db.url(), WITH_WATCHDOG).await;
-    assert_eq!(
-        post(
-            &p.http,
-            p.a.url("/hooks/alertmanager"),
-            &alerts::firing("DiskFull")
-        )
-        .await,
-        200
-    );
-    p.catcher
-        .wait_until("alice's page", TAKEOVER, |p| !p.is_empty())
-        .await;
-    alice_recorded(&p).await;
+    p.alice_paged_through(&p.a).await;
 
     db.stop_immediate();
     let down = Instant::now();
@@ -526,15 +461,7 @@ async fn a_database_down_for_30s_gets_503s_and_a_page_outside_it_and_loses_nothi
         "not before 30 s of trouble: {:?}",
         down.elapsed()
     );
-    let channels: Value = p
-        .http
-        .get(p.a.url("/api/v1/channels"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let channels: Value = get_json(&p.http, p.a.url("/api/v1/channels")).await;
     let database = channels["channels"]
         .as_array()
         .unwrap()
@@ -556,15 +483,7 @@ async fn a_database_down_for_30s_gets_503s_and_a_page_outside_it_and_loses_nothi
         .await;
         assert_eq!(got, 200, "{} once the database is back", i.name);
     }
-    let listed: Value = p
-        .http
-        .get(p.b.url("/api/v1/incidents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&p.http, p.b.url("/api/v1/incidents")).await;
     let titles: Vec<&str> = listed["incidents"]
         .as_array()
         .unwrap()
