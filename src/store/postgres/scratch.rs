@@ -67,13 +67,12 @@ impl ScratchServer {
             );
         }
         let data = dir.join("data");
+        // A copy of a cluster made once per machine: initdb costs seconds on a busy
+        // machine, and every test process would pay it.
+        let _ = std::fs::remove_dir(&data);
         run(
-            pg(bin.join("initdb"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-A", "trust", "-U", "tocsin", "--no-sync"])
-                .stdout(Stdio::null()),
-            "initdb",
+            Command::new("cp").arg("-a").arg(template()).arg(&data),
+            "copy the template cluster",
         );
         reap_when_gone(&dir);
         let server = ScratchServer {
@@ -244,6 +243,50 @@ impl Drop for ScratchServer {
         self.stop_immediate();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// An empty cluster (`initdb -A trust -U tocsin`) that scratch servers start from as
+/// copies; made by the first process that needs it and kept in the temp dir. It is made
+/// aside and renamed into place, so a process never copies a half-made one.
+fn template() -> PathBuf {
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+    };
+    let root = std::env::temp_dir();
+    let done = root.join(format!("tocsin-pg15-template-{uid}"));
+    if done.join("PG_VERSION").exists() {
+        return done;
+    }
+    let n = DATABASES.fetch_add(1, Ordering::Relaxed);
+    let aside = root.join(format!("tocsin-pg15-making-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&aside);
+    std::fs::create_dir_all(&aside).expect("create the template dir");
+    set_mode(&aside, 0o700);
+    if as_root() {
+        run(
+            Command::new("chown").arg("postgres").arg(&aside),
+            "chown the template dir to postgres",
+        );
+    }
+    run(
+        pg(Path::new(PG_BIN).join("initdb"))
+            .arg("-D")
+            .arg(&aside)
+            .args(["-A", "trust", "-U", "tocsin", "--no-sync"])
+            .stdout(Stdio::null()),
+        "initdb",
+    );
+    // Another process may have won the race: its template is as good as this one.
+    if std::fs::rename(&aside, &done).is_err() {
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    assert!(
+        done.join("PG_VERSION").exists(),
+        "the template cluster {} was not made",
+        done.display()
+    );
+    done
 }
 
 /// A command for a PostgreSQL binary, as the `postgres` user when we are root.
