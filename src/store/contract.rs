@@ -111,6 +111,40 @@ pub(crate) fn page(id: PageId, incident: IncidentId, at: Timestamp) -> Page {
     }
 }
 
+/// Incidents `ids`, each opened and resolved at `at` (what retention deletes).
+pub(crate) async fn resolved_incidents<S: Store>(
+    store: &S,
+    ids: std::ops::RangeInclusive<IncidentId>,
+    at: Timestamp,
+) {
+    for id in ids {
+        store.commit(opening(id, at)).await.unwrap();
+        store
+            .commit(vec![Effect::Status(status(
+                id,
+                IncidentState::Resolved,
+                at,
+            ))])
+            .await
+            .unwrap();
+    }
+}
+
+/// Incidents 1 to `n` opened by `n` commits all sent at once, as many webhooks at once
+/// send them; each task answers its commit's result.
+pub(crate) fn openings_at_once<S: Store>(
+    store: &Arc<S>,
+    n: IncidentId,
+    at: Timestamp,
+) -> Vec<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>> {
+    (1..=n)
+        .map(|id| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.commit(opening(id, at)).await })
+        })
+        .collect()
+}
+
 /// The effects of a webhook that opens incident `id` and pages about it (page `id`).
 pub(crate) fn opening(id: IncidentId, at: Timestamp) -> Vec<Effect> {
     vec![

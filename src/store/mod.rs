@@ -11,6 +11,7 @@ pub(crate) mod contract;
 pub mod fence;
 pub mod postgres;
 pub mod sqlite;
+mod stored;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -32,6 +32,7 @@ mod tls;
 mod views;
 mod write;
 
+use super::stored::{corrupt, from_json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -586,15 +587,4 @@ fn get_u64(row: &tokio_postgres::Row, idx: usize) -> Result<u64> {
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     // Engine values are plain data: serialising them cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str, id: IncidentId, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| corrupt(id, what, e.to_string()))
-}
-
-fn corrupt(id: IncidentId, what: &str, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        what: format!("{what} of incident {id}"),
-        detail,
-    }
 }

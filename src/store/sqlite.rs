@@ -24,6 +24,7 @@ mod retention;
 mod tests;
 mod write;
 
+use super::stored::{corrupt, from_json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -831,21 +832,6 @@ fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
 
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    id: IncidentId,
-    what: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(id, what, e.to_string()))
-}
-
-fn corrupt(id: IncidentId, what: &str, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        what: format!("{what} of incident {id}"),
-        detail,
-    }
 }
 
 fn sqlite_error(code: std::ffi::c_int, message: String) -> rusqlite::Error {

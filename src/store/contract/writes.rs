@@ -166,13 +166,7 @@ pub(crate) async fn only_the_last_status_of_a_batch_counts<S: Store>(store: Arc<
 
 pub(crate) async fn concurrent_commits_all_land<S: Store>(store: Arc<S>) {
     let at = t("2026-11-21T10:00:00Z");
-    let tasks: Vec<_> = (1..=50)
-        .map(|id| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.commit(opening(id, at)).await })
-        })
-        .collect();
-    for task in tasks {
+    for task in openings_at_once(&store, 50, at) {
         task.await.unwrap().unwrap();
     }
     assert_eq!(list(&*store, None, 100).await.len(), 50);
@@ -272,18 +266,7 @@ pub(crate) async fn a_sighting_forgotten_because_the_reply_was_not_recorded_is_n
 
 /// Retention deletes a backlog a batch at a time, never more than asked.
 pub(crate) async fn a_backlog_is_deleted_in_batches_of_the_size_asked<S: Store>(store: Arc<S>) {
-    let at = t("2026-01-01T10:00:00Z");
-    for id in 1..=5 {
-        store.commit(opening(id, at)).await.unwrap();
-        store
-            .commit(vec![Effect::Status(status(
-                id,
-                IncidentState::Resolved,
-                at,
-            ))])
-            .await
-            .unwrap();
-    }
+    resolved_incidents(&*store, 1..=5, t("2026-01-01T10:00:00Z")).await;
     let before = t("2026-06-01T00:00:00Z");
     let mut batches = Vec::new();
     loop {
@@ -302,17 +285,7 @@ pub(crate) async fn a_backlog_is_deleted_in_batches_of_the_size_asked<S: Store>(
 pub(crate) async fn ids_are_not_handed_out_again_after_retention<S: Store>(store: Arc<S>) {
     use crate::engine::WindowRecord;
     let at = t("2026-01-01T10:00:00Z");
-    for id in 1..=2 {
-        store.commit(opening(id, at)).await.unwrap();
-        store
-            .commit(vec![Effect::Status(status(
-                id,
-                IncidentState::Resolved,
-                at,
-            ))])
-            .await
-            .unwrap();
-    }
+    resolved_incidents(&*store, 1..=2, at).await;
     store
         .commit(vec![Effect::Silence(WindowRecord {
             id: 1,

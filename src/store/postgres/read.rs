@@ -1,6 +1,7 @@
 //! Rows to what the engine needs to resume (the restore set), the windows and
 //! overrides, and the helpers every read shares (`views.rs` builds the incident views).
 
+use crate::store::stored::change;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgErrorExt, Result, corrupt, from_json, get_u64};
 use crate::engine::{
-    AlertStatus, Change, Escalation, IncidentId, IncidentState, LabelSet, OverrideRecord, Page,
-    PageKind, PolicySnapshot, WindowRecord, fingerprint_key, labels_hash,
+    AlertStatus, Escalation, IncidentId, IncidentState, LabelSet, OverrideRecord, Page, PageKind,
+    PolicySnapshot, WindowRecord, fingerprint_key, labels_hash,
 };
 use crate::store::{Restored, RestoredIncident, StoreError};
 use crate::time::Timestamp;
@@ -187,17 +188,7 @@ pub(super) async fn overrides<C: GenericClient>(
         let kind: String = col(&row, 2)?;
         let contact: String = col(&row, 3)?;
         let with: Option<String> = col(&row, 4)?;
-        let change = match (kind.as_str(), with) {
-            ("add", _) => Change::Add { contact },
-            ("remove", _) => Change::Remove { contact },
-            ("replace", Some(with)) => Change::Replace { contact, with },
-            _ => {
-                return Err(StoreError::Corrupt {
-                    what: "override".into(),
-                    detail: format!("kind {kind:?} is not add, remove or replace"),
-                });
-            }
-        };
+        let change = change(&kind, contact, with)?;
         out.push(OverrideRecord {
             id: get_u64(&row, 0)?,
             schedule: col(&row, 1)?,

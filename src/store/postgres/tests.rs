@@ -416,16 +416,7 @@ async fn an_unreachable_database_fails_fast_and_names_no_password() {
         .await
         .unwrap_err();
     assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Unreachable,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Unreachable);
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("unreachable"), "{shown}");
@@ -442,16 +433,7 @@ async fn a_database_that_answers_no_is_told_apart_from_one_that_is_down() {
     let err = PostgresStore::connect(cfg, Arc::new(Fence::new()))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Refused,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Refused);
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("no_such_database"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
@@ -468,16 +450,7 @@ async fn a_database_outage_fails_commits_fast_and_they_land_again_once_it_is_bac
     server.stop_immediate();
     let started = Instant::now();
     let err = store.commit(opening(2, at)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Unreachable,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Unreachable);
     assert!(
         started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2),
         "failed after {:?}",
@@ -614,32 +587,14 @@ async fn verify_full_checks_the_certificate_and_the_name_and_require_only_encryp
     ))
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Refused,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Refused);
     // Nor is a private CA trusted without sslrootcert.
     let err = connect(format!(
         "postgres://tocsin@localhost:{port}/tocsin?sslmode=verify-full"
     ))
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Refused,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Refused);
     // require encrypts without checking who answers.
     connect(format!(
         "postgres://tocsin@127.0.0.1:{port}/tocsin?sslmode=require"
@@ -664,16 +619,7 @@ async fn a_frozen_database_fails_a_commit_in_seconds_and_commits_land_once_it_th
     let err = store.commit(opening(2, at)).await.unwrap_err();
     let waited = started.elapsed();
     server.resume();
-    assert!(
-        matches!(
-            err,
-            StoreError::Postgres {
-                kind: PgFailure::Unreachable,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_failure(&err, PgFailure::Unreachable);
     assert!(
         waited >= limit && waited < limit + Duration::from_secs(2),
         "gave up after {waited:?}"
@@ -684,4 +630,13 @@ async fn a_frozen_database_fails_a_commit_in_seconds_and_commits_land_once_it_th
     );
     store.commit(opening(2, at)).await.unwrap();
     assert_eq!(store.restore(at).await.unwrap().open.len(), 2);
+}
+
+/// `err` is a PostgreSQL failure of `kind` (unreachable, or refused by the server).
+#[track_caller]
+fn assert_failure(err: &StoreError, kind: PgFailure) {
+    assert!(
+        matches!(err, StoreError::Postgres { kind: k, .. } if *k == kind),
+        "expected a {kind:?} failure, got: {err}"
+    );
 }

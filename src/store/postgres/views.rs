@@ -2,6 +2,7 @@
 //! reads them: an incident with as many of its alerts, history entries and pages as
 //! asked, and lists of them newest first.
 
+use crate::store::stored::page_view;
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
@@ -10,9 +11,7 @@ use tokio_postgres::Row;
 use super::read::{alert_status_of, col, opt_ts, page_row, query, small, state_of, ts};
 use super::{Result, corrupt, from_json, get_u64, sql_id};
 use crate::engine::{Escalation, EventKind, IncidentId, Via};
-use crate::store::{
-    AlertView, Detail, EventId, EventView, IncidentView, ListQuery, PageStatus, PageView,
-};
+use crate::store::{AlertView, Detail, EventId, EventView, IncidentView, ListQuery, PageView};
 use crate::time::Timestamp;
 
 /// Incidents a list reads per statement: a page of 500 is read a slice at a time.
@@ -374,28 +373,14 @@ async fn page_views<C: GenericClient>(
     for row in rows {
         let page = page_row(&row)?;
         let status: &str = col(&row, 15)?;
-        let Some(status) = PageStatus::parse(status) else {
-            return Err(corrupt(
-                id,
-                "page status",
-                format!("unknown status {status:?}"),
-            ));
-        };
-        out.push(PageView {
-            id: page.id,
-            at: page.at,
-            kind: page.kind,
-            step: page.step,
-            cycle: page.cycle,
-            target: page.target,
-            notifier: page.notifier,
-            to: page.to,
-            reason: page.reason,
+        out.push(page_view(
+            id,
+            page,
             status,
-            attempts: small(&row, 16)?,
-            error: col(&row, 17)?,
-            done_at: opt_ts(&row, 18)?,
-        });
+            small(&row, 16)?,
+            col(&row, 17)?,
+            opt_ts(&row, 18)?,
+        )?);
     }
     out.reverse();
     Ok((out, total))

@@ -1,5 +1,6 @@
 //! Rows to what the engine and the API need: the restore set and the incident views.
 
+use crate::store::stored::{change, page_view};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -8,13 +9,12 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{OrRead, corrupt, from_json, get_u64, sql_u64};
 use crate::engine::{
-    AlertStatus, Change, Escalation, EventKind, IncidentId, IncidentState, LabelSet,
-    OverrideRecord, Page, PageKind, PolicySnapshot, Via, WindowRecord, fingerprint_key,
-    labels_hash,
+    AlertStatus, Escalation, EventKind, IncidentId, IncidentState, LabelSet, OverrideRecord, Page,
+    PageKind, PolicySnapshot, Via, WindowRecord, fingerprint_key, labels_hash,
 };
 use crate::store::{
-    AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageStatus,
-    PageView, Restored, RestoredIncident, StoreError,
+    AlertView, Detail, EventId, EventView, IncidentPage, IncidentView, ListQuery, PageView,
+    Restored, RestoredIncident, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -172,17 +172,7 @@ pub(super) fn overrides(
         let kind: String = row.get(2).or_read()?;
         let contact: String = row.get(3).or_read()?;
         let with: Option<String> = row.get(4).or_read()?;
-        let change = match (kind.as_str(), with) {
-            ("add", _) => Change::Add { contact },
-            ("remove", _) => Change::Remove { contact },
-            ("replace", Some(with)) => Change::Replace { contact, with },
-            _ => {
-                return Err(StoreError::Corrupt {
-                    what: "override".into(),
-                    detail: format!("kind {kind:?} is not add, remove or replace"),
-                });
-            }
-        };
+        let change = change(&kind, contact, with)?;
         out.push(OverrideRecord {
             id: get_u64(row, 0).or_read()?,
             schedule: row.get(1).or_read()?,
@@ -595,28 +585,14 @@ fn page_views(
     while let Some(row) = rows.next().or_read()? {
         let page = page_row(row).or_read()?;
         let status: String = row.get(15).or_read()?;
-        let Some(status) = PageStatus::parse(&status) else {
-            return Err(corrupt(
-                id,
-                "page status",
-                format!("unknown status {status:?}"),
-            ));
-        };
-        out.push(PageView {
-            id: page.id,
-            at: page.at,
-            kind: page.kind,
-            step: page.step,
-            cycle: page.cycle,
-            target: page.target,
-            notifier: page.notifier,
-            to: page.to,
-            reason: page.reason,
-            status,
-            attempts: row.get(16).or_read()?,
-            error: row.get(17).or_read()?,
-            done_at: row.get::<_, Option<i64>>(18).or_read()?.map(Timestamp),
-        });
+        out.push(page_view(
+            id,
+            page,
+            &status,
+            row.get(16).or_read()?,
+            row.get(17).or_read()?,
+            row.get::<_, Option<i64>>(18).or_read()?.map(Timestamp),
+        )?);
     }
     out.reverse();
     Ok((out, total.max(0) as u64))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::store::Detail;
-use crate::store::contract::{KEEP, list, page, store_contract};
+use crate::store::contract::{KEEP, list, openings_at_once, page, store_contract};
 pub(super) use crate::store::contract::{opening, status, t};
 
 /// A store in a new temp dir, for [`store_contract!`].
@@ -36,12 +36,7 @@ async fn committers_waiting_together_share_one_transaction() {
 
     let before = store.transactions();
     let at = t("2026-11-21T10:00:00Z");
-    let tasks: Vec<_> = (1..=50)
-        .map(|id| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.commit(opening(id, at)).await })
-        })
-        .collect();
+    let tasks = openings_at_once(&store, 50, at);
     while store.in_flight.available_permits() > MAX_IN_FLIGHT - 50 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
