@@ -81,10 +81,7 @@ async fn an_old_leader_that_wakes_after_a_takeover_commits_nothing() {
     assert_eq!(new, old + 1);
 
     let err = a.commit(opening(2, at)).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Fenced { held, current } if held == old && current == new),
-        "{err}"
-    );
+    assert_fenced(&err, old, new, "the old leader, after the takeover");
     assert!(
         err.to_string().contains("another instance leads now"),
         "{err}"
@@ -108,31 +105,13 @@ async fn a_follower_commits_nothing() {
         .commit(opening(1, t("2026-11-21T10:00:00Z")))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Fenced {
-                held: 0,
-                current: 0
-            }
-        ),
-        "before anyone led: {err}"
-    );
+    assert_fenced(&err, 0, 0, "before anyone led");
     lead(&a, "a").await;
     let err = b
         .commit(opening(1, t("2026-11-21T10:00:00Z")))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Fenced {
-                held: 0,
-                current: 1
-            }
-        ),
-        "{err}"
-    );
+    assert_fenced(&err, 0, 1, "a follower, once a leads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,5 +617,14 @@ fn assert_failure(err: &StoreError, kind: PgFailure) {
     assert!(
         matches!(err, StoreError::Postgres { kind: k, .. } if *k == kind),
         "expected a {kind:?} failure, got: {err}"
+    );
+}
+
+/// `err` refuses a commit made at epoch `held` while the lease is at `current`.
+#[track_caller]
+fn assert_fenced(err: &StoreError, held: u64, current: u64, when: &str) {
+    assert!(
+        matches!(err, StoreError::Fenced { held: h, current: c } if (*h, *c) == (held, current)),
+        "{when}: expected Fenced {{ held: {held}, current: {current} }}, got: {err}"
     );
 }
